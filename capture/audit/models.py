@@ -1,0 +1,103 @@
+"""The audit trail: append-only, one hash chain per study.
+
+Each event stores the SHA-256 of its own content and of the previous event of
+its chain, so editing, inserting, deleting or reordering events shows when the
+chain is verified (`manage.py verify_audit`). Events are written only through
+`capture.audit.services.record_event`, inside the transaction of the change
+they describe.
+"""
+
+import hashlib
+import json
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+GENESIS_HASH = "0" * 64
+
+
+class AppendOnlyError(Exception):
+    """Raised on any attempt to change or delete an audit event through the ORM."""
+
+
+class AuditChain(models.Model):
+    """The head of one chain: locked while an event is appended, so that
+    concurrent writers get consecutive sequence numbers and a true previous hash."""
+
+    key = models.CharField(max_length=100, unique=True)
+    last_seq = models.PositiveBigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default=GENESIS_HASH)
+
+    def __str__(self) -> str:
+        return f"{self.key} @ {self.last_seq}"
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("Audit events are append-only; they cannot be updated.")
+
+    def delete(self):
+        raise AppendOnlyError("Audit events are append-only; they cannot be deleted.")
+
+
+class AuditEvent(models.Model):
+    chain = models.CharField(max_length=100, db_index=True)
+    seq = models.PositiveBigIntegerField()
+    study = models.ForeignKey("studies.Study", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # The actor's username as it was, so that the hash never depends on a row elsewhere.
+    actor_label = models.CharField(max_length=150)
+    timestamp = models.DateTimeField()
+    action = models.CharField(max_length=64, db_index=True)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=255, db_index=True)
+    object_label = models.CharField(max_length=255, blank=True)
+    before = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    after = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    reason = models.TextField(blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["chain", "seq"], name="audit_unique_chain_seq")]
+        ordering = ["chain", "seq"]
+        indexes = [models.Index(fields=["object_type", "object_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.chain}#{self.seq} {self.action} {self.object_type}:{self.object_id}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise AppendOnlyError("Audit events are append-only; this one is already saved.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit events are append-only; they cannot be deleted.")
+
+    def content(self) -> dict:
+        """Everything the hash covers. If you add a field to the model, add it here."""
+        return {
+            "chain": self.chain,
+            "seq": self.seq,
+            "study": self.study_id,
+            "actor": self.actor_id,
+            "actor_label": self.actor_label,
+            "timestamp": self.timestamp.isoformat(timespec="microseconds"),
+            "action": self.action,
+            "object_type": self.object_type,
+            "object_id": self.object_id,
+            "object_label": self.object_label,
+            "before": self.before,
+            "after": self.after,
+            "reason": self.reason,
+            "prev_hash": self.prev_hash,
+        }
+
+    def compute_hash(self) -> str:
+        canonical = json.dumps(self.content(), sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -1,0 +1,15 @@
+"""Settings for the test suite: fast hashing, no lockout surprises between tests."""
+
+from .base import *  # noqa: F403
+from .base import CAPTURE
+
+DEBUG = False
+SECRET_KEY = "test-only-not-secret-7d2c"  # noqa: S105 - test only
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+AXES_ENABLED = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+CAPTURE = {**CAPTURE}

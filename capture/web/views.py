@@ -1,0 +1,192 @@
+"""Page views. Each first asks capture.studies.access for the object, then renders."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from capture.definitions.models import Arm, DataElement
+from capture.records.models import FormRecord, Status
+from capture.studies import access, services
+from capture.studies.models import Subject
+from capture.studies.roles import ROLES
+
+from .dashboard import build_grid
+
+
+def home(request):
+    return redirect("web:study_list")
+
+
+@login_required
+def study_list(request):
+    studies = access.studies_visible_to(request.user).select_related("schedule")
+    rows = [
+        {
+            "study": study,
+            "role": ROLES[role].title if (role := access.role_of(request.user, study)) else "Superuser",
+            "subjects": access.subjects_visible_to(request.user, study).count(),
+        }
+        for study in studies
+    ]
+    return render(request, "web/study_list.html", {"rows": rows})
+
+
+@login_required
+def dashboard(request, slug):
+    study = access.get_study(request.user, slug)
+    arms = list(study.schedule.arms.all())
+    arm = next((a for a in arms if a.name == request.GET.get("arm")), arms[0] if arms else None)
+    subjects = access.subjects_visible_to(request.user, study).filter(arm=arm).select_related("site")
+    site_code = request.GET.get("site", "")
+    if site_code:
+        subjects = subjects.filter(site__code=site_code)
+    query = request.GET.get("q", "").strip()
+    if query:
+        subjects = subjects.filter(subject_id__icontains=query)
+    page = Paginator(subjects.order_by("subject_id"), study_page_size()).get_page(request.GET.get("page"))
+    grid = build_grid(arm, list(page.object_list)) if arm else None
+    return render(
+        request,
+        "web/dashboard.html",
+        {
+            "study": study,
+            "arms": arms,
+            "arm": arm,
+            "grid": grid,
+            "page": page,
+            "sites": access.sites_visible_to(request.user, study),
+            "site_code": site_code,
+            "query": query,
+            "can_enroll": access.can(request.user, "enroll_subject", study),
+        },
+    )
+
+
+def study_page_size() -> int:
+    from django.conf import settings
+
+    return settings.CAPTURE["DASHBOARD_PAGE_SIZE"]
+
+
+@login_required
+def subject_detail(request, slug, subject_id):
+    study = access.get_study(request.user, slug)
+    subject = access.get_subject(request.user, study, subject_id)
+    grid = build_grid(subject.arm, [subject])
+    visible = access.subjects_visible_to(request.user, study)
+    return render(
+        request,
+        "web/subject.html",
+        {
+            "study": study,
+            "subject": subject,
+            "row": grid.rows[0],
+            "grid": grid,
+            # Only what the user may see: a coordinator does not learn of another site's models.
+            "derived_models": visible.filter(derived_from=subject),
+            "derived_from": visible.filter(pk=subject.derived_from_id).first(),
+        },
+    )
+
+
+@login_required
+def record_detail(request, slug, subject_id, event, form, instance):
+    study = access.get_study(request.user, slug)
+    subject = access.get_subject(request.user, study, subject_id)
+    record = (
+        FormRecord.objects.select_related("form", "event", "updated_by")
+        .filter(subject=subject, event__name=event, form_name=form, instance=instance)
+        .first()
+    )
+    if record is None:
+        raise Http404("No such record.")
+    show_identifiers = access.can(request.user, "view_identifiers", study)
+    elements = {e.ref: e for e in DataElement.objects.filter(forms=record.form).prefetch_related("permissible_values")}
+    sections = []
+    for section in record.form.spec["sections"]:
+        entries = []
+        for entry in section["items"]:
+            if "group" in entry:
+                rows = record.data.get(entry["group"], []) if entry["repeating"] else [record.data]
+                entries.append({
+                    "group": entry.get("label") or entry["group"],
+                    "columns": [_label(i, elements) for i in entry["items"]],
+                    "rows": [[_shown(i, row.get(i["name"]), elements, show_identifiers) for i in entry["items"]]
+                             for row in rows],
+                })
+            else:
+                entries.append({"label": _label(entry, elements),
+                                "value": _shown(entry, record.data.get(entry["name"]), elements, show_identifiers),
+                                "element": elements[entry["element"]]})
+        sections.append({"title": section["title"], "entries": entries})
+    return render(request, "web/record.html", {"study": study, "subject": subject, "record": record,
+                                               "sections": sections})
+
+
+def _label(item: dict, elements: dict) -> str:
+    return item.get("label") or elements[item["element"]].question
+
+
+def _shown(item: dict, value, elements: dict, show_identifiers: bool) -> str:
+    element = elements[item["element"]]
+    if value in (None, "", []):
+        return ""
+    if element.identifier and not show_identifiers:
+        return "•••• (identifier hidden)"
+    meanings = {pv.code: pv.meaning for pv in element.permissible_values.all()}
+    if isinstance(value, list):
+        return ", ".join(meanings.get(v, v) for v in value)
+    if element.datatype == "boolean" and not meanings:
+        return {"1": "Yes", "0": "No"}.get(value, value)
+    text = meanings.get(str(value), str(value))
+    return f"{text} {element.unit}".strip() if element.unit and not meanings else text
+
+
+class EnrollForm(forms.Form):
+    site = forms.ModelChoiceField(queryset=None, empty_label=None)
+    kind = forms.ChoiceField(choices=Subject.KINDS, initial=Subject.PATIENT)
+    enrollment_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    derived_from = forms.ModelChoiceField(queryset=None, required=False,
+                                          help_text="For an animal model: the patient it derives from.")
+    model_type = forms.ChoiceField(required=False, choices=[("", "—"), ("PDX", "PDX"), ("GEMM", "GEMM"),
+                                                            ("syngeneic", "Syngeneic"),
+                                                            ("CDX", "Cell-line xenograft")])
+    arm = forms.ModelChoiceField(queryset=None, required=False, empty_label="(first arm for the kind)")
+
+    def __init__(self, *args, user, study, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["site"].queryset = access.sites_visible_to(user, study)
+        self.fields["derived_from"].queryset = access.subjects_visible_to(user, study).patients()
+        self.fields["arm"].queryset = Arm.objects.filter(schedule=study.schedule)
+        self.fields["enrollment_date"].initial = timezone.localdate()
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def enroll(request, slug):
+    study = access.get_study(request.user, slug, "enroll_subject")
+    form = EnrollForm(request.POST or None, user=request.user, study=study)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            subject = services.enroll_subject(
+                actor=request.user, study=study, site=data["site"], kind=data["kind"],
+                enrollment_date=data["enrollment_date"], arm=data["arm"], derived_from=data["derived_from"],
+                model_type=data["model_type"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        except PermissionDenied as exc:
+            form.add_error("site", str(exc))
+        else:
+            messages.success(request, f"Enrolled {subject.subject_id}.")
+            return redirect("web:subject", slug=study.slug, subject_id=subject.subject_id)
+    return render(request, "web/enroll.html", {"study": study, "form": form})

@@ -1,0 +1,86 @@
+"""Shared fixtures: the basic definition set, a study with sites A and B, and personas."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from capture.definitions.loader import load_definitions
+from capture.definitions.models import Schedule
+from capture.studies import services
+
+ROOT = Path(__file__).resolve().parent.parent
+BASIC = ROOT / "fixtures" / "definitions" / "basic"
+SHARED = ROOT.parent / "shared"
+
+PASSWORD = "correct-horse-battery-staple"
+
+# persona -> (role, site codes). "outsider" belongs to another study only.
+PERSONAS = {
+    "admin": ("study_admin", []),
+    "pi": ("pi", []),
+    "data_manager": ("data_manager", []),
+    "coordinator_a": ("coordinator", ["A"]),
+    "coordinator_b": ("coordinator", ["B"]),
+    "statistician": ("statistician", []),
+    "monitor": ("monitor", []),
+}
+
+
+@pytest.fixture
+def basic_definitions(db):
+    load_definitions([BASIC])
+    return Schedule.objects.get(name="basic", version="1.0")
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username: str, **extra):
+        return get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
+
+    return make
+
+
+@pytest.fixture
+def study(basic_definitions, make_user):
+    owner = make_user("owner")
+    study = services.create_study(actor=owner, slug="trial", name="Trial", schedule=basic_definitions)
+    services.add_site(actor=owner, study=study, code="A", name="Site A")
+    services.add_site(actor=owner, study=study, code="B", name="Site B")
+    return study
+
+
+@pytest.fixture
+def other_study(basic_definitions, make_user):
+    owner = make_user("other_owner")
+    other = services.create_study(actor=owner, slug="other", name="Other", schedule=basic_definitions)
+    services.add_site(actor=owner, study=other, code="X", name="Site X")
+    return other
+
+
+@pytest.fixture
+def personas(study, other_study, make_user):
+    users = {}
+    sites = {s.code: s for s in study.sites.all()}
+    for name, (role, codes) in PERSONAS.items():
+        users[name] = make_user(name)
+        services.grant_role(actor=None, study=study, user=users[name], role=role, sites=[sites[c] for c in codes])
+    users["outsider"] = make_user("outsider")
+    services.grant_role(actor=None, study=other_study, user=users["outsider"], role="study_admin")
+    return users
+
+
+@pytest.fixture
+def subjects(study, personas):
+    """One patient at each site, and a PDX model derived from the site A patient."""
+    sites = {s.code: s for s in study.sites.all()}
+    admin = personas["admin"]
+    when = dt.date(2025, 3, 1)
+    a = services.enroll_subject(actor=admin, study=study, site=sites["A"], enrollment_date=when)
+    b = services.enroll_subject(actor=admin, study=study, site=sites["B"], enrollment_date=when)
+    model = services.enroll_subject(actor=admin, study=study, site=sites["A"], enrollment_date=when,
+                                    kind="animal", derived_from=a, model_type="PDX")
+    return {"a": a, "b": b, "model": model}
