@@ -67,7 +67,9 @@ def personas(study, other_study, make_user):
     sites = {s.code: s for s in study.sites.all()}
     for name, (role, codes) in PERSONAS.items():
         users[name] = make_user(name)
-        services.grant_role(actor=None, study=study, user=users[name], role=role, sites=[sites[c] for c in codes])
+        services.grant_role(
+            actor=None, study=study, user=users[name], role=role, sites=[sites[c] for c in codes]
+        )
     users["outsider"] = make_user("outsider")
     services.grant_role(actor=None, study=other_study, user=users["outsider"], role="study_admin")
     return users
@@ -81,6 +83,13 @@ def subjects(study, personas):
     when = dt.date(2025, 3, 1)
     a = services.enroll_subject(actor=admin, study=study, site=sites["A"], enrollment_date=when)
     b = services.enroll_subject(actor=admin, study=study, site=sites["B"], enrollment_date=when)
-    model = services.enroll_subject(actor=admin, study=study, site=sites["A"], enrollment_date=when,
-                                    kind="animal", derived_from=a, model_type="PDX")
+    model = services.enroll_subject(
+        actor=admin,
+        study=study,
+        site=sites["A"],
+        enrollment_date=when,
+        kind="animal",
+        derived_from=a,
+        model_type="PDX",
+    )
     return {"a": a, "b": b, "model": model}

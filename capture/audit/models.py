@@ -44,7 +44,9 @@ class AuditEventQuerySet(models.QuerySet):
 class AuditEvent(models.Model):
     chain = models.CharField(max_length=100, db_index=True)
     seq = models.PositiveBigIntegerField()
-    study = models.ForeignKey("studies.Study", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    study = models.ForeignKey(
+        "studies.Study", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

@@ -97,7 +97,9 @@ def verify_chain(key: str) -> list[Problem]:
     expected_seq = 1
     for event in AuditEvent.objects.filter(chain=key).order_by("seq", "id").iterator(chunk_size=2000):
         if event.seq < expected_seq:
-            problems.append(Problem(key, event.seq, event.pk, "duplicate", "a second event carries this number"))
+            problems.append(
+                Problem(key, event.seq, event.pk, "duplicate", "a second event carries this number")
+            )
         elif event.seq > expected_seq:
             problems.append(
                 Problem(

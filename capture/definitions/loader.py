@@ -62,7 +62,9 @@ def _files(paths: Iterable[Path]) -> list[Path]:
         elif path.is_file():
             found.append(path)
         else:
-            raise DefinitionError([f"{path}: no such file or directory. Fix: give a path to a definition folder."])
+            raise DefinitionError(
+                [f"{path}: no such file or directory. Fix: give a path to a definition folder."]
+            )
     return found
 
 
@@ -173,10 +175,10 @@ def _cross_check(parsed: ParsedSet) -> list[str]:
             )
         names.setdefault(element.name, ref)
     known_elements = {ref: el for ref, (_, el) in parsed.elements.items()}
-    for ref, (path, form) in parsed.forms.items():
+    for path, form in parsed.forms.values():
         problems.extend(_check_form(path, form, known_elements))
     known_forms = set(parsed.forms) | {f.ref for f in m.FormDefinition.objects.all()}
-    for ref, (path, schedule) in parsed.schedules.items():
+    for path, schedule in parsed.schedules.values():
         for a, arm in enumerate(schedule.arms):
             for e, event in enumerate(arm.events):
                 seen = set()
@@ -189,7 +191,9 @@ def _cross_check(parsed: ParsedSet) -> list[str]:
                         )
                     name = entry.form.split("@")[0]
                     if name in seen:
-                        problems.append(f"{where}: form {name!r} is named twice at this event. Fix: name it once.")
+                        problems.append(
+                            f"{where}: form {name!r} is named twice at this event. Fix: name it once."
+                        )
                     seen.add(name)
     return problems
 
@@ -237,13 +241,15 @@ def _check_form(path: str, form: FormFile, known: dict) -> list[str]:
                         f"{item.element} has none. Fix: use another widget or an enumerated element."
                     )
                 group_values.append([(pv.code, pv.meaning) for pv in element.permissible_values])
-            if isinstance(entry, ItemGroup) and entry.matrix:
-                if not group_values or not group_values[0] or any(v != group_values[0] for v in group_values):
-                    problems.append(
-                        f"{path}: sections[{s}].items[{i}] (group {entry.group!r}): the items of a matrix "
-                        "must share one non-empty set of permissible values. Fix: use elements with the same "
-                        "values, or drop `matrix: true`."
-                    )
+            mismatched = (
+                not group_values or not group_values[0] or any(v != group_values[0] for v in group_values)
+            )
+            if isinstance(entry, ItemGroup) and entry.matrix and mismatched:
+                problems.append(
+                    f"{path}: sections[{s}].items[{i}] (group {entry.group!r}): the items of a matrix "
+                    "must share one non-empty set of permissible values. Fix: use elements with the same "
+                    "values, or drop `matrix: true`."
+                )
     return problems
 
 
@@ -271,15 +277,13 @@ def load_definitions(paths: Iterable[Path], *, actor=None) -> LoadResult:
     parsed = parse_paths(list(paths))
     result = LoadResult()
     with transaction.atomic():
-        _refuse_changes_to_used_versions(parsed)
-        elements = {ref: el for ref, (_, el) in parsed.elements.items()}
-        for ref, (path, element) in parsed.elements.items():
+        form_specs = _compile_forms(parsed)
+        _refuse_changes_to_used_versions(parsed, form_specs)
+        for path, element in parsed.elements.values():
             _save_element(path, element, actor, result)
         for ref, (path, form) in parsed.forms.items():
-            for _, _, item in iter_items(form):
-                elements.setdefault(item.element, _element_lookup(item.element, {}))
-            _save_form(path, form, compile_form(form, elements), actor, result)
-        for ref, (path, schedule) in parsed.schedules.items():
+            _save_form(path, form, form_specs[ref], actor, result)
+        for path, schedule in parsed.schedules.values():
             _save_schedule(path, schedule, actor, result)
         if result.created or result.updated:
             record_event(
@@ -292,10 +296,19 @@ def load_definitions(paths: Iterable[Path], *, actor=None) -> LoadResult:
     return result
 
 
-def _refuse_changes_to_used_versions(parsed: ParsedSet) -> None:
-    problems = []
-    form_specs = {}
+def _compile_forms(parsed: ParsedSet) -> dict[str, dict]:
     elements = {ref: el for ref, (_, el) in parsed.elements.items()}
+    specs = {}
+    for ref, (_, form) in parsed.forms.items():
+        for _, _, item in iter_items(form):
+            if item.element not in elements:
+                elements[item.element] = _element_lookup(item.element, {})
+        specs[ref] = compile_form(form, elements)
+    return specs
+
+
+def _refuse_changes_to_used_versions(parsed: ParsedSet, form_specs: dict[str, dict]) -> None:
+    problems = []
     for ref, (path, element) in parsed.elements.items():
         row = m.DataElement.objects.filter(public_id=element.public_id, version=element.version).first()
         if row and row.content_hash != _hash(element.model_dump(mode="json")):
@@ -308,25 +321,21 @@ def _refuse_changes_to_used_versions(parsed: ParsedSet) -> None:
                     "version (and the forms that should use it new versions too)."
                 )
     for ref, (path, form) in parsed.forms.items():
-        for _, _, item in iter_items(form):
-            elements.setdefault(item.element, _element_lookup(item.element, {}))
-        form_specs[ref] = compile_form(form, elements)
         row = m.FormDefinition.objects.filter(name=form.form, version=form.version).first()
         if row and row.content_hash != _hash(form_specs[ref]) and row.records.exists():
             problems.append(
                 f"{path}: form {ref} differs from the loaded version, which has "
                 f"{row.records.count()} record(s). A used version never changes. Fix: load the changed "
-                f"form as a new version (e.g. version: \"{_next_version(form.version)}\")."
+                f'form as a new version (e.g. version: "{_next_version(form.version)}").'
             )
     for ref, (path, schedule) in parsed.schedules.items():
         row = m.Schedule.objects.filter(name=schedule.schedule, version=schedule.version).first()
-        if row and row.content_hash != _hash(schedule.model_dump(mode="json")):
-            in_use = row.arms.filter(subjects__isnull=False).exists()
-            if in_use:
-                problems.append(
-                    f"{path}: schedule {ref} differs from the loaded version, which studies with enrolled "
-                    "subjects use. A used version never changes. Fix: load it as a new version."
-                )
+        changed = row is not None and row.content_hash != _hash(schedule.model_dump(mode="json"))
+        if changed and row.arms.filter(subjects__isnull=False).exists():
+            problems.append(
+                f"{path}: schedule {ref} differs from the loaded version, which studies with enrolled "
+                "subjects use. A used version never changes. Fix: load it as a new version."
+            )
     if problems:
         raise DefinitionError(problems)
 
@@ -371,12 +380,21 @@ def _save_element(path: str, element, actor, result: LoadResult) -> None:
         row = m.DataElement.objects.create(public_id=element.public_id, version=element.version, **fields)
         result.created.append(f"element {element.ref}")
     m.PermissibleValue.objects.bulk_create(
-        m.PermissibleValue(element=row, order=n, code=pv.code, meaning=pv.meaning, concept_code=pv.concept or "")
+        m.PermissibleValue(
+            element=row, order=n, code=pv.code, meaning=pv.meaning, concept_code=pv.concept or ""
+        )
         for n, pv in enumerate(element.permissible_values)
     )
     if before is not None:
-        record_event(actor=actor, action="definitions.element.update", object_type="element",
-                     object_id=element.ref, object_label=element.long_name, before=before, after=spec)
+        record_event(
+            actor=actor,
+            action="definitions.element.update",
+            object_type="element",
+            object_id=element.ref,
+            object_label=element.long_name,
+            before=before,
+            after=spec,
+        )
 
 
 def _save_form(path: str, form: FormFile, spec: dict, actor, result: LoadResult) -> None:
@@ -386,15 +404,27 @@ def _save_form(path: str, form: FormFile, spec: dict, actor, result: LoadResult)
         result.unchanged.append(f"form {form.ref}")
         return
     before = row.spec if row else None
-    values = {"title": form.title, "description": form.description, "spec": spec, "content_hash": digest,
-              "source_file": path}
+    values = {
+        "title": form.title,
+        "description": form.description,
+        "spec": spec,
+        "content_hash": digest,
+        "source_file": path,
+    }
     if row:
         for key, value in values.items():
             setattr(row, key, value)
         row.save()
         result.updated.append(f"form {form.ref}")
-        record_event(actor=actor, action="definitions.form.update", object_type="form", object_id=form.ref,
-                     object_label=form.title, before=before, after=spec)
+        record_event(
+            actor=actor,
+            action="definitions.form.update",
+            object_type="form",
+            object_id=form.ref,
+            object_label=form.title,
+            before=before,
+            after=spec,
+        )
     else:
         row = m.FormDefinition.objects.create(name=form.form, version=form.version, **values)
         result.created.append(f"form {form.ref}")
@@ -411,8 +441,13 @@ def _save_schedule(path: str, schedule: ScheduleFile, actor, result: LoadResult)
         result.unchanged.append(f"schedule {schedule.ref}")
         return
     before = row.spec if row else None
-    values = {"title": schedule.title, "description": schedule.description, "spec": spec,
-              "content_hash": digest, "source_file": path}
+    values = {
+        "title": schedule.title,
+        "description": schedule.description,
+        "spec": spec,
+        "content_hash": digest,
+        "source_file": path,
+    }
     if row:
         # Not used by any enrolled subject (checked above), so its arms can be rebuilt.
         for key, value in values.items():
@@ -420,22 +455,37 @@ def _save_schedule(path: str, schedule: ScheduleFile, actor, result: LoadResult)
         row.save()
         row.arms.all().delete()
         result.updated.append(f"schedule {schedule.ref}")
-        record_event(actor=actor, action="definitions.schedule.update", object_type="schedule",
-                     object_id=schedule.ref, object_label=schedule.title, before=before, after=spec)
+        record_event(
+            actor=actor,
+            action="definitions.schedule.update",
+            object_type="schedule",
+            object_id=schedule.ref,
+            object_label=schedule.title,
+            before=before,
+            after=spec,
+        )
     else:
         row = m.Schedule.objects.create(name=schedule.schedule, version=schedule.version, **values)
         result.created.append(f"schedule {schedule.ref}")
     for a, arm in enumerate(schedule.arms):
-        arm_row = m.Arm.objects.create(schedule=row, name=arm.name, title=arm.title,
-                                       subject_kind=arm.subject_kind, order=a)
+        arm_row = m.Arm.objects.create(
+            schedule=row, name=arm.name, title=arm.title, subject_kind=arm.subject_kind, order=a
+        )
         for e, event in enumerate(arm.events):
             event_row = m.Event.objects.create(
-                arm=arm_row, name=event.name, title=event.title, day=event.day,
-                window_before=event.window_before, window_after=event.window_after, order=e,
+                arm=arm_row,
+                name=event.name,
+                title=event.title,
+                day=event.day,
+                window_before=event.window_before,
+                window_after=event.window_after,
+                order=e,
             )
             for f, entry in enumerate(event.forms):
                 name, version = entry.form.split("@")
                 m.EventForm.objects.create(
-                    event=event_row, form=m.FormDefinition.objects.get(name=name, version=version),
-                    repeating=entry.repeating, order=f,
+                    event=event_row,
+                    form=m.FormDefinition.objects.get(name=name, version=version),
+                    repeating=entry.repeating,
+                    order=f,
                 )

@@ -96,8 +96,12 @@ def _walk(section: dict):
     for entry in section["items"]:
         if "group" in entry:
             for item in entry["items"]:
-                yield {**item, "section": section["title"], "group": entry["group"],
-                       "repeating": entry["repeating"]}
+                yield {
+                    **item,
+                    "section": section["title"],
+                    "group": entry["group"],
+                    "repeating": entry["repeating"],
+                }
         else:
             yield {**entry, "section": section["title"], "group": None, "repeating": False}
 

@@ -27,7 +27,7 @@ class RecordValidationError(ValidationError):
         super().__init__([f"{k}: {v}" for k, v in errors.items()])
 
 
-class EditConflict(Exception):
+class EditConflictError(Exception):
     """The record changed since the user loaded it; nothing was written."""
 
     def __init__(self, current: FormRecord):
@@ -37,7 +37,7 @@ class EditConflict(Exception):
         )
 
 
-class RecordLocked(Exception):
+class RecordLockedError(Exception):
     def __init__(self, record: FormRecord):
         self.record = record
         super().__init__(f"{record} is locked; a data manager must unlock it before it can change.")
@@ -86,7 +86,7 @@ def save_record(
     """Create or replace the values of one form record.
 
     `expected_version` is the version the user started from (None for a new record);
-    a different current version raises EditConflict and writes nothing.
+    a different current version raises EditConflictError and writes nothing.
     """
     study = subject.study
     if actor is not None and not access.may_act_at_site(actor, "enter_data", study, subject.site):
@@ -95,7 +95,9 @@ def save_record(
         raise ValidationError(f"Unknown status {status!r}; use 0, 1 or 2.")
     slot = resolve_slot(subject, event_name, form_name)
     if instance < 1 or (instance > 1 and not slot.event_form.repeating):
-        raise ValidationError(f"Form {form_name!r} does not repeat at {event_name!r}; its only instance is 1.")
+        raise ValidationError(
+            f"Form {form_name!r} does not repeat at {event_name!r}; its only instance is 1."
+        )
 
     record = (
         FormRecord.objects.select_for_update()
@@ -103,11 +105,11 @@ def save_record(
         .first()
     )
     if record is not None and record.version != expected_version:
-        raise EditConflict(record)
+        raise EditConflictError(record)
     if record is None and expected_version is not None:
         raise ValidationError(f"{subject} / {event_name} / {form_name} #{instance} no longer exists.")
     if record is not None and record.locked:
-        raise RecordLocked(record)
+        raise RecordLockedError(record)
 
     form = record.form if record is not None else slot.event_form.form
     clean, errors = clean_values(
@@ -118,12 +120,25 @@ def save_record(
 
     if record is None:
         record = FormRecord.objects.create(
-            subject=subject, event=slot.event, form=form, form_name=form_name, instance=instance,
-            status=status, data=clean, updated_by=actor if actor and actor.pk else None,
+            subject=subject,
+            event=slot.event,
+            form=form,
+            form_name=form_name,
+            instance=instance,
+            status=status,
+            data=clean,
+            updated_by=actor if actor and actor.pk else None,
         )
-        record_event(actor=actor, study=study, action="record.create", object_type="record",
-                     object_id=record.pk, object_label=str(record), after={"status": status, "data": clean},
-                     reason=reason)
+        record_event(
+            actor=actor,
+            study=study,
+            action="record.create",
+            object_type="record",
+            object_id=record.pk,
+            object_label=str(record),
+            after={"status": status, "data": clean},
+            reason=reason,
+        )
         return record
     before, after = _diff(record.data, clean)
     if not before and not after and record.status == status:
@@ -135,6 +150,15 @@ def save_record(
     record.version += 1
     record.updated_by = actor if actor and actor.pk else None
     record.save(update_fields=["data", "status", "version", "updated_by", "updated_at"])
-    record_event(actor=actor, study=study, action="record.update", object_type="record", object_id=record.pk,
-                 object_label=str(record), before=before, after=after, reason=reason)
+    record_event(
+        actor=actor,
+        study=study,
+        action="record.update",
+        object_type="record",
+        object_id=record.pk,
+        object_label=str(record),
+        before=before,
+        after=after,
+        reason=reason,
+    )
     return record

@@ -97,7 +97,8 @@ def _clean_scalar(rule: FieldRule, raw):
             raise ValueError(f"{raw!r} is not a number") from None
         if not number.is_finite():
             raise ValueError(f"{raw!r} is not a number")
-        if rule.decimal_places is not None and -number.as_tuple().exponent > rule.decimal_places:  # type: ignore[operator]
+        # Trailing zeros are not extra precision: "12.50" has one decimal place.
+        if rule.decimal_places is not None and -number.normalize().as_tuple().exponent > rule.decimal_places:  # type: ignore[operator]
             raise ValueError(f"has more than {rule.decimal_places} decimal place(s)")
         _check_range(rule, number)
         return float(number)
@@ -172,8 +173,15 @@ def clean_values(
         for index, row in enumerate(rows):
             clean_row: dict = {}
             for item in group["items"]:
-                _clean_one(rules[item["name"]], row.get(item["name"]), missing_codes, complete, clean_row,
-                           errors, f"{group_name}[{index + 1}].{item['name']}")
+                _clean_one(
+                    rules[item["name"]],
+                    row.get(item["name"]),
+                    missing_codes,
+                    complete,
+                    clean_row,
+                    errors,
+                    f"{group_name}[{index + 1}].{item['name']}",
+                )
             extra = set(row) - {item["name"] for item in group["items"]}
             for key in sorted(extra):
                 errors[f"{group_name}[{index + 1}].{key}"] = f"{key!r} is not an item of group {group_name}"

@@ -6,3 +6,5 @@ from .base import *  # noqa: F403
 DEBUG = True
 SECRET_KEY = "dev-only-not-secret-0f1b6e2a9c"  # noqa: S105 - development only, production reads the environment
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

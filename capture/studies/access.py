@@ -63,7 +63,9 @@ def subjects_visible_to(user, study: Study):
 
 def get_subject(user, study: Study, subject_id: str, codename: str = VIEW) -> Subject:
     """A subject of `study` the user may see (else 404) and do `codename` on (else 403)."""
-    subject = subjects_visible_to(user, study).filter(subject_id=subject_id).select_related("site", "arm").first()
+    subject = (
+        subjects_visible_to(user, study).filter(subject_id=subject_id).select_related("site", "arm").first()
+    )
     if subject is None:
         raise Http404("No such subject.")
     if codename != VIEW and not can(user, codename, study):

@@ -34,8 +34,12 @@ class StudyAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not change:
             created = services.create_study(
-                actor=request.user, slug=obj.slug, name=obj.name, schedule=obj.schedule,
-                subject_id_pattern=obj.subject_id_pattern, description=obj.description,
+                actor=request.user,
+                slug=obj.slug,
+                name=obj.name,
+                schedule=obj.schedule,
+                subject_id_pattern=obj.subject_id_pattern,
+                description=obj.description,
             )
             obj.pk = created.pk
             obj.created_at = created.created_at
@@ -44,9 +48,16 @@ class StudyAdmin(admin.ModelAdmin):
         with transaction.atomic():
             before = {k: form.initial.get(k) for k in form.changed_data}
             obj.save()
-            record_event(actor=request.user, study=obj, action="study.update", object_type="study",
-                         object_id=obj.pk, object_label=obj.name, before=before,
-                         after={k: form.cleaned_data[k] for k in form.changed_data})
+            record_event(
+                actor=request.user,
+                study=obj,
+                action="study.update",
+                object_type="study",
+                object_id=obj.pk,
+                object_label=obj.name,
+                before=before,
+                after={k: form.cleaned_data[k] for k in form.changed_data},
+            )
 
     def save_formset(self, request, form, formset, change):
         with transaction.atomic():
@@ -55,9 +66,15 @@ class StudyAdmin(admin.ModelAdmin):
                     services.add_site(actor=request.user, study=form.instance, code=site.code, name=site.name)
                 else:
                     site.save()
-                    record_event(actor=request.user, study=form.instance, action="site.update",
-                                 object_type="site", object_id=site.pk, object_label=str(site),
-                                 after={"code": site.code, "name": site.name})
+                    record_event(
+                        actor=request.user,
+                        study=form.instance,
+                        action="site.update",
+                        object_type="site",
+                        object_id=site.pk,
+                        object_label=str(site),
+                        after={"code": site.code, "name": site.name},
+                    )
 
 
 class MembershipForm(forms.ModelForm):
@@ -77,8 +94,11 @@ class MembershipAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         membership = services.grant_role(
-            actor=request.user, study=form.cleaned_data["study"], user=form.cleaned_data["user"],
-            role=form.cleaned_data["role"], sites=list(form.cleaned_data["sites"]),
+            actor=request.user,
+            study=form.cleaned_data["study"],
+            user=form.cleaned_data["user"],
+            role=form.cleaned_data["role"],
+            sites=list(form.cleaned_data["sites"]),
         )
         obj.pk = membership.pk
         obj._state.adding = False

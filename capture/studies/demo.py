@@ -22,7 +22,11 @@ from .models import Study, Subject
 
 DEMO_SLUG = "qin-coclinical-demo"
 SCHEDULE_REF = ("qin_coclinical", "1.0")
-SITES = [("BOS", "Boston Imaging Center"), ("STL", "St. Louis Co-Clinical Lab"), ("SFO", "Bay Area Cancer Institute")]
+SITES = [
+    ("BOS", "Boston Imaging Center"),
+    ("STL", "St. Louis Co-Clinical Lab"),
+    ("SFO", "Bay Area Cancer Institute"),
+]
 USERS = [
     # username, role, site codes (for roles limited to sites)
     ("admin", "study_admin", []),
@@ -69,24 +73,37 @@ def seed(*, patients: int = 60, models: int = 20, seed_value: int = 7) -> DemoRe
     admin = users["admin"]
     with transaction.atomic():
         study = services.create_study(
-            actor=admin, slug=DEMO_SLUG, name="QIN Co-Clinical Imaging (demo)", schedule=schedule,
+            actor=admin,
+            slug=DEMO_SLUG,
+            name="QIN Co-Clinical Imaging (demo)",
+            schedule=schedule,
             description="A demonstration co-clinical study: patients and the PDX models derived from them.",
         )
-        sites = {code: services.add_site(actor=admin, study=study, code=code, name=name) for code, name in SITES}
+        sites = {
+            code: services.add_site(actor=admin, study=study, code=code, name=name) for code, name in SITES
+        }
         for username, role, codes in USERS:
-            services.grant_role(actor=admin, study=study, user=users[username], role=role,
-                                sites=[sites[c] for c in codes])
+            services.grant_role(
+                actor=admin, study=study, user=users[username], role=role, sites=[sites[c] for c in codes]
+            )
         today = dt.date.today()  # noqa: DTZ011 - demo dates are calendar dates
         patient_rows = []
         for n in range(patients):
             site = list(sites.values())[n % len(sites)]
             enrolled = today - dt.timedelta(days=rng.randint(30, 720))
-            patient_rows.append(services.enroll_subject(actor=admin, study=study, site=site, enrollment_date=enrolled))
+            patient_rows.append(
+                services.enroll_subject(actor=admin, study=study, site=site, enrollment_date=enrolled)
+            )
         donors = rng.sample(patient_rows, k=min(models, len(patient_rows)))
         model_rows = [
             services.enroll_subject(
-                actor=admin, study=study, site=donor.site, kind=Subject.ANIMAL, derived_from=donor,
-                model_type="PDX", enrollment_date=min(today, donor.enrollment_date + dt.timedelta(days=rng.randint(14, 60))),
+                actor=admin,
+                study=study,
+                site=donor.site,
+                kind=Subject.ANIMAL,
+                derived_from=donor,
+                model_type="PDX",
+                enrollment_date=min(today, donor.enrollment_date + dt.timedelta(days=rng.randint(14, 60))),
             )
             for donor in donors
         ]
@@ -106,19 +123,31 @@ def _fill_records(subject: Subject, actor, rng: random.Random) -> None:
         for instance in range(1, instances + 1):
             status = rng.choice([Status.INCOMPLETE, Status.UNVERIFIED, Status.COMPLETE, Status.COMPLETE])
             values = _values_for(ef.form, subject, ef.event.day, rng)
-            save_record(actor=actor, subject=subject, event_name=ef.event.name, form_name=ef.form.name,
-                        values=values, status=status, instance=instance)
+            save_record(
+                actor=actor,
+                subject=subject,
+                event_name=ef.event.name,
+                form_name=ef.form.name,
+                values=values,
+                status=status,
+                instance=instance,
+            )
 
 
 def _values_for(form, subject: Subject, day: int, rng: random.Random) -> dict:
-    elements = {e.ref: e for e in DataElement.objects.filter(forms=form).prefetch_related("permissible_values")}
+    elements = {
+        e.ref: e for e in DataElement.objects.filter(forms=form).prefetch_related("permissible_values")
+    }
     values: dict = {}
     for section in form.spec["sections"]:
         for entry in section["items"]:
             if "group" in entry and entry["repeating"]:
                 rows = [
-                    {i["name"]: _value(i, elements[i["element"]], subject, day, rng) for i in entry["items"]
-                     if not i.get("branching") and not i.get("calculation")}
+                    {
+                        i["name"]: _value(i, elements[i["element"]], subject, day, rng)
+                        for i in entry["items"]
+                        if not i.get("branching") and not i.get("calculation")
+                    }
                     for _ in range(rng.randint(1, min(3, entry.get("max_repeats") or 3)))
                 ]
                 values[entry["group"]] = rows

@@ -65,7 +65,9 @@ class Study(models.Model):
     description = models.TextField(blank=True)
     schedule = models.ForeignKey("definitions.Schedule", on_delete=models.PROTECT, related_name="studies")
     subject_id_pattern = models.CharField(
-        max_length=64, default="{site}-{seq:04d}", validators=[validate_id_pattern],
+        max_length=64,
+        default="{site}-{seq:04d}",
+        validators=[validate_id_pattern],
         help_text="Fields: {site} (site code), {study} (study slug), {seq} (sequence within the site).",
     )
     missing_codes = models.JSONField(default=default_missing_codes, blank=True)
@@ -96,7 +98,6 @@ class Site(models.Model):
         return f"{self.code} — {self.name}"
 
 
-
 class SubjectQuerySet(models.QuerySet):
     def patients(self):
         return self.filter(kind=Subject.PATIENT)
@@ -110,14 +111,22 @@ class Subject(models.Model):
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="subjects")
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="subjects")
     arm = models.ForeignKey("definitions.Arm", on_delete=models.PROTECT, related_name="subjects")
-    subject_id = models.CharField(max_length=64, help_text="The de-identified subject id used everywhere in the study.")
+    subject_id = models.CharField(
+        max_length=64, help_text="The de-identified subject id used everywhere in the study."
+    )
     seq = models.PositiveIntegerField()
     kind = models.CharField(max_length=16, choices=KINDS)
     derived_from = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="derived_models",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="derived_models",
         help_text="For an animal model (PDX): the patient it was derived from.",
     )
-    model_type = models.CharField(max_length=32, blank=True, help_text="PDX, GEMM, syngeneic, cell-line xenograft")
+    model_type = models.CharField(
+        max_length=32, blank=True, help_text="PDX, GEMM, syngeneic, cell-line xenograft"
+    )
     enrollment_date = models.DateField()
     # One shift per subject, applied to clinical dates and DICOM dates alike so intervals stay true.
     date_shift_days = models.IntegerField()

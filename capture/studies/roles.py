@@ -23,9 +23,21 @@ ROLES: dict[str, Role] = {
         Role(
             "study_admin",
             "Study administrator",
-            frozenset(_READ | {"enroll_subject", "enter_data", "view_identifiers", "verify_data", "lock_records",
-                               "import_data", "export_deidentified", "export_identified", "view_audit",
-                               "manage_study"}),
+            frozenset(
+                _READ
+                | {
+                    "enroll_subject",
+                    "enter_data",
+                    "view_identifiers",
+                    "verify_data",
+                    "lock_records",
+                    "import_data",
+                    "export_deidentified",
+                    "export_identified",
+                    "view_audit",
+                    "manage_study",
+                }
+            ),
             all_sites=True,
         ),
         Role(
@@ -37,8 +49,19 @@ ROLES: dict[str, Role] = {
         Role(
             "data_manager",
             "Data manager",
-            frozenset(_READ | {"enroll_subject", "enter_data", "view_identifiers", "verify_data", "lock_records",
-                               "import_data", "export_deidentified", "view_audit"}),
+            frozenset(
+                _READ
+                | {
+                    "enroll_subject",
+                    "enter_data",
+                    "view_identifiers",
+                    "verify_data",
+                    "lock_records",
+                    "import_data",
+                    "export_deidentified",
+                    "view_audit",
+                }
+            ),
             all_sites=True,
         ),
         Role(

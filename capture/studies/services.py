@@ -26,20 +26,44 @@ DATE_SHIFT_RANGE = (30, 365)
 
 
 def _study_snapshot(study: Study) -> dict:
-    return {"slug": study.slug, "name": study.name, "schedule": study.schedule.ref,
-            "subject_id_pattern": study.subject_id_pattern, "missing_codes": study.missing_codes}
+    return {
+        "slug": study.slug,
+        "name": study.name,
+        "schedule": study.schedule.ref,
+        "subject_id_pattern": study.subject_id_pattern,
+        "missing_codes": study.missing_codes,
+    }
 
 
 @transaction.atomic
-def create_study(*, actor, slug: str, name: str, schedule: Schedule, subject_id_pattern: str = "{site}-{seq:04d}",
-                 description: str = "") -> Study:
+def create_study(
+    *,
+    actor,
+    slug: str,
+    name: str,
+    schedule: Schedule,
+    subject_id_pattern: str = "{site}-{seq:04d}",
+    description: str = "",
+) -> Study:
     validate_id_pattern(subject_id_pattern)
     if Study.objects.filter(slug=slug).exists():
         raise ValidationError(f"A study with the short name {slug!r} exists already; choose another.")
-    study = Study.objects.create(slug=slug, name=name, schedule=schedule, description=description,
-                                 subject_id_pattern=subject_id_pattern)
-    record_event(actor=actor, study=study, action="study.create", object_type="study", object_id=study.pk,
-                 object_label=study.name, after=_study_snapshot(study))
+    study = Study.objects.create(
+        slug=slug,
+        name=name,
+        schedule=schedule,
+        description=description,
+        subject_id_pattern=subject_id_pattern,
+    )
+    record_event(
+        actor=actor,
+        study=study,
+        action="study.create",
+        object_type="study",
+        object_id=study.pk,
+        object_label=study.name,
+        after=_study_snapshot(study),
+    )
     return study
 
 
@@ -48,8 +72,15 @@ def add_site(*, actor, study: Study, code: str, name: str) -> Site:
     site = Site(study=study, code=code, name=name)
     site.full_clean()
     site.save()
-    record_event(actor=actor, study=study, action="site.create", object_type="site", object_id=site.pk,
-                 object_label=str(site), after={"code": code, "name": name})
+    record_event(
+        actor=actor,
+        study=study,
+        action="site.create",
+        object_type="site",
+        object_id=site.pk,
+        object_label=str(site),
+        after={"code": code, "name": name},
+    )
     return site
 
 
@@ -78,9 +109,16 @@ def grant_role(*, actor, study: Study, user, role: str, sites: list[Site] | None
             assign_perm(f"studies.{codename}", user, study)
         else:
             remove_perm(f"studies.{codename}", user, study)
-    record_event(actor=actor, study=study, action="membership.grant", object_type="membership",
-                 object_id=membership.pk, object_label=f"{user.get_username()} as {bundle.title}",
-                 before=before, after=_membership_snapshot(membership))
+    record_event(
+        actor=actor,
+        study=study,
+        action="membership.grant",
+        object_type="membership",
+        object_id=membership.pk,
+        object_label=f"{user.get_username()} as {bundle.title}",
+        before=before,
+        after=_membership_snapshot(membership),
+    )
     return membership
 
 
@@ -92,26 +130,52 @@ def revoke_role(*, actor, study: Study, user) -> None:
     before = _membership_snapshot(membership)
     for codename, _ in STUDY_PERMISSIONS:
         remove_perm(f"studies.{codename}", user, study)
-    record_event(actor=actor, study=study, action="membership.revoke", object_type="membership",
-                 object_id=membership.pk, object_label=user.get_username(), before=before)
+    record_event(
+        actor=actor,
+        study=study,
+        action="membership.revoke",
+        object_type="membership",
+        object_id=membership.pk,
+        object_label=user.get_username(),
+        before=before,
+    )
     membership.delete()
 
 
 def _membership_snapshot(membership: Membership) -> dict:
-    return {"user": membership.user.get_username(), "role": membership.role, "all_sites": membership.all_sites,
-            "sites": sorted(membership.sites.values_list("code", flat=True))}
+    return {
+        "user": membership.user.get_username(),
+        "role": membership.role,
+        "all_sites": membership.all_sites,
+        "sites": sorted(membership.sites.values_list("code", flat=True)),
+    }
 
 
 def _subject_snapshot(subject: Subject) -> dict:
-    return {"subject_id": subject.subject_id, "site": subject.site.code, "arm": subject.arm.name,
-            "kind": subject.kind, "derived_from": subject.derived_from.subject_id if subject.derived_from else None,
-            "model_type": subject.model_type, "enrollment_date": subject.enrollment_date.isoformat()}
+    return {
+        "subject_id": subject.subject_id,
+        "site": subject.site.code,
+        "arm": subject.arm.name,
+        "kind": subject.kind,
+        "derived_from": subject.derived_from.subject_id if subject.derived_from else None,
+        "model_type": subject.model_type,
+        "enrollment_date": subject.enrollment_date.isoformat(),
+    }
 
 
 @transaction.atomic
-def enroll_subject(*, actor, study: Study, site: Site, enrollment_date: dt.date, kind: str = Subject.PATIENT,
-                   arm: Arm | None = None, derived_from: Subject | None = None, model_type: str = "",
-                   reason: str = "") -> Subject:
+def enroll_subject(
+    *,
+    actor,
+    study: Study,
+    site: Site,
+    enrollment_date: dt.date,
+    kind: str = Subject.PATIENT,
+    arm: Arm | None = None,
+    derived_from: Subject | None = None,
+    model_type: str = "",
+    reason: str = "",
+) -> Subject:
     """Enrol a subject at `site`, giving it the next study id of the study's pattern."""
     if actor is not None and not access.may_act_at_site(actor, "enroll_subject", study, site):
         raise PermissionDenied(f"You may not enrol subjects at site {site.code}.")
@@ -150,10 +214,25 @@ def enroll_subject(*, actor, study: Study, site: Site, enrollment_date: dt.date,
         )
     low, high = DATE_SHIFT_RANGE
     subject = Subject.objects.create(
-        study=study, site=site, arm=arm, subject_id=subject_id, seq=seq, kind=kind, derived_from=derived_from,
-        model_type=model_type, enrollment_date=enrollment_date,
+        study=study,
+        site=site,
+        arm=arm,
+        subject_id=subject_id,
+        seq=seq,
+        kind=kind,
+        derived_from=derived_from,
+        model_type=model_type,
+        enrollment_date=enrollment_date,
         date_shift_days=-(low + secrets.randbelow(high - low + 1)),
     )
-    record_event(actor=actor, study=study, action="subject.enroll", object_type="subject", object_id=subject.pk,
-                 object_label=subject.subject_id, after=_subject_snapshot(subject), reason=reason)
+    record_event(
+        actor=actor,
+        study=study,
+        action="subject.enroll",
+        object_type="subject",
+        object_id=subject.pk,
+        object_label=subject.subject_id,
+        after=_subject_snapshot(subject),
+        reason=reason,
+    )
     return subject

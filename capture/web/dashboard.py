@@ -12,8 +12,12 @@ from dataclasses import dataclass, field
 from capture.definitions.models import Arm, EventForm
 from capture.records.models import FormRecord, Status
 
-STATUS_CLASS = {None: "empty", Status.INCOMPLETE: "incomplete", Status.UNVERIFIED: "unverified",
-                Status.COMPLETE: "complete"}
+STATUS_CLASS = {
+    None: "empty",
+    Status.INCOMPLETE: "incomplete",
+    Status.UNVERIFIED: "unverified",
+    Status.COMPLETE: "complete",
+}
 
 
 @dataclass
@@ -32,7 +36,9 @@ class Cell:
     @property
     def label(self) -> str:
         text = "No data" if self.status is None else Status(self.status).label
-        return f"{self.form_title}: {text}" + (f" ({len(self.instances)} instances)" if self.repeating else "")
+        return f"{self.form_title}: {text}" + (
+            f" ({len(self.instances)} instances)" if self.repeating else ""
+        )
 
 
 @dataclass
@@ -64,10 +70,15 @@ def build_grid(arm: Arm, subjects: list) -> Grid:
         for event, forms in events:
             for ef in forms:
                 found = sorted(statuses.get((subject.pk, event.pk, ef.form.name), []))
-                cells.append(Cell(
-                    event=event.name, form=ef.form.name, form_title=ef.form.title,
-                    status=min(s for _, s in found) if found else None,
-                    instances=[i for i, _ in found], repeating=ef.repeating,
-                ))
+                cells.append(
+                    Cell(
+                        event=event.name,
+                        form=ef.form.name,
+                        form_title=ef.form.title,
+                        status=min(s for _, s in found) if found else None,
+                        instances=[i for i, _ in found],
+                        repeating=ef.repeating,
+                    )
+                )
         rows.append(Row(subject, cells))
     return Grid(events, rows)

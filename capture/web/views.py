@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from capture.definitions.models import Arm, DataElement
-from capture.records.models import FormRecord, Status
+from capture.records.models import FormRecord
 from capture.studies import access, services
 from capture.studies.models import Subject
 from capture.studies.roles import ROLES
@@ -81,6 +81,8 @@ def subject_detail(request, slug, subject_id):
     study = access.get_study(request.user, slug)
     subject = access.get_subject(request.user, study, subject_id)
     grid = build_grid(subject.arm, [subject])
+    cells = iter(grid.rows[0].cells)
+    events = [(event, [next(cells) for _ in forms]) for event, forms in grid.events]
     visible = access.subjects_visible_to(request.user, study)
     return render(
         request,
@@ -88,8 +90,7 @@ def subject_detail(request, slug, subject_id):
         {
             "study": study,
             "subject": subject,
-            "row": grid.rows[0],
-            "grid": grid,
+            "events": events,
             # Only what the user may see: a coordinator does not learn of another site's models.
             "derived_models": visible.filter(derived_from=subject),
             "derived_from": visible.filter(pk=subject.derived_from_id).first(),
@@ -109,26 +110,42 @@ def record_detail(request, slug, subject_id, event, form, instance):
     if record is None:
         raise Http404("No such record.")
     show_identifiers = access.can(request.user, "view_identifiers", study)
-    elements = {e.ref: e for e in DataElement.objects.filter(forms=record.form).prefetch_related("permissible_values")}
+    elements = {
+        e.ref: e for e in DataElement.objects.filter(forms=record.form).prefetch_related("permissible_values")
+    }
     sections = []
     for section in record.form.spec["sections"]:
         entries = []
         for entry in section["items"]:
             if "group" in entry:
                 rows = record.data.get(entry["group"], []) if entry["repeating"] else [record.data]
-                entries.append({
-                    "group": entry.get("label") or entry["group"],
-                    "columns": [_label(i, elements) for i in entry["items"]],
-                    "rows": [[_shown(i, row.get(i["name"]), elements, show_identifiers) for i in entry["items"]]
-                             for row in rows],
-                })
+                entries.append(
+                    {
+                        "group": entry.get("label") or entry["group"],
+                        "columns": [_label(i, elements) for i in entry["items"]],
+                        "rows": [
+                            [
+                                _shown(i, row.get(i["name"]), elements, show_identifiers)
+                                for i in entry["items"]
+                            ]
+                            for row in rows
+                        ],
+                    }
+                )
             else:
-                entries.append({"label": _label(entry, elements),
-                                "value": _shown(entry, record.data.get(entry["name"]), elements, show_identifiers),
-                                "element": elements[entry["element"]]})
+                entries.append(
+                    {
+                        "label": _label(entry, elements),
+                        "value": _shown(entry, record.data.get(entry["name"]), elements, show_identifiers),
+                        "element": elements[entry["element"]],
+                    }
+                )
         sections.append({"title": section["title"], "entries": entries})
-    return render(request, "web/record.html", {"study": study, "subject": subject, "record": record,
-                                               "sections": sections})
+    return render(
+        request,
+        "web/record.html",
+        {"study": study, "subject": subject, "record": record, "sections": sections},
+    )
 
 
 def _label(item: dict, elements: dict) -> str:
@@ -154,11 +171,19 @@ class EnrollForm(forms.Form):
     site = forms.ModelChoiceField(queryset=None, empty_label=None)
     kind = forms.ChoiceField(choices=Subject.KINDS, initial=Subject.PATIENT)
     enrollment_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    derived_from = forms.ModelChoiceField(queryset=None, required=False,
-                                          help_text="For an animal model: the patient it derives from.")
-    model_type = forms.ChoiceField(required=False, choices=[("", "—"), ("PDX", "PDX"), ("GEMM", "GEMM"),
-                                                            ("syngeneic", "Syngeneic"),
-                                                            ("CDX", "Cell-line xenograft")])
+    derived_from = forms.ModelChoiceField(
+        queryset=None, required=False, help_text="For an animal model: the patient it derives from."
+    )
+    model_type = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "—"),
+            ("PDX", "PDX"),
+            ("GEMM", "GEMM"),
+            ("syngeneic", "Syngeneic"),
+            ("CDX", "Cell-line xenograft"),
+        ],
+    )
     arm = forms.ModelChoiceField(queryset=None, required=False, empty_label="(first arm for the kind)")
 
     def __init__(self, *args, user, study, **kwargs):
@@ -178,8 +203,13 @@ def enroll(request, slug):
         data = form.cleaned_data
         try:
             subject = services.enroll_subject(
-                actor=request.user, study=study, site=data["site"], kind=data["kind"],
-                enrollment_date=data["enrollment_date"], arm=data["arm"], derived_from=data["derived_from"],
+                actor=request.user,
+                study=study,
+                site=data["site"],
+                kind=data["kind"],
+                enrollment_date=data["enrollment_date"],
+                arm=data["arm"],
+                derived_from=data["derived_from"],
                 model_type=data["model_type"],
             )
         except ValidationError as exc:

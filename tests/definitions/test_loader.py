@@ -68,15 +68,20 @@ def test_reference_to_missing_element_is_refused_and_nothing_written(db, defs):
 
 def test_unknown_key_is_an_error_not_silently_dropped(db, defs):
     path = defs / "animal.yaml"
-    path.write_text(path.read_text().replace("- element: capture.test_strain@1.0",
-                                             "- element: capture.test_strain@1.0\n        requird: true"))
+    path.write_text(
+        path.read_text().replace(
+            "- element: capture.test_strain@1.0", "- element: capture.test_strain@1.0\n        requird: true"
+        )
+    )
     problems = _problems([defs])
     assert any("requird" in p and "spelling" in p for p in problems), problems
 
 
 def test_matrix_items_must_share_permissible_values(db, defs):
     path = defs / "demographics.yaml"
-    path.write_text(path.read_text().replace("- element: capture.test_pr@1.0", "- element: capture.test_sex@1.0"))
+    path.write_text(
+        path.read_text().replace("- element: capture.test_pr@1.0", "- element: capture.test_sex@1.0")
+    )
     problems = _problems([defs])
     assert any("group 'receptors'" in p and "matrix" in p for p in problems), problems
 
@@ -105,39 +110,63 @@ def test_changed_unused_form_is_updated_in_place_and_audited(db, defs):
 
 
 def test_changed_content_under_a_used_form_version_is_refused(subjects, personas, tmp_path):
-    save_record(actor=personas["admin"], subject=subjects["model"], event_name="implant", form_name="animal",
-                values={"strain": "NSG"})
+    save_record(
+        actor=personas["admin"],
+        subject=subjects["model"],
+        event_name="implant",
+        form_name="animal",
+        values={"strain": "NSG"},
+    )
     defs = tmp_path / "changed"
     shutil.copytree(ROOT / "fixtures" / "definitions" / "basic", defs)
     path = defs / "animal.yaml"
     path.write_text(path.read_text().replace("title: Animal model", "title: Renamed"))
     problems = _problems([defs])
-    assert any("form animal@1.0 differs" in p and "1 record(s)" in p and 'version: "1.1"' in p for p in problems)
+    assert any(
+        "form animal@1.0 differs" in p and "1 record(s)" in p and 'version: "1.1"' in p for p in problems
+    )
     assert FormDefinition.objects.get(name="animal").title == "Animal model"
 
 
 def test_changed_element_used_by_records_is_refused(subjects, personas, tmp_path):
-    save_record(actor=personas["admin"], subject=subjects["model"], event_name="implant", form_name="animal",
-                values={"strain": "NSG"})
+    save_record(
+        actor=personas["admin"],
+        subject=subjects["model"],
+        event_name="implant",
+        form_name="animal",
+        values={"strain": "NSG"},
+    )
     defs = tmp_path / "changed"
     shutil.copytree(BASIC, defs)
     path = defs / "elements.yaml"
     path.write_text(path.read_text().replace("question: Strain", "question: Mouse strain"))
     problems = _problems([defs])
-    assert any("element capture.test_strain@1.0 differs" in p and "animal@1.0" in p for p in problems), problems
+    assert any("element capture.test_strain@1.0 differs" in p and "animal@1.0" in p for p in problems), (
+        problems
+    )
 
 
 def test_new_version_loads_beside_the_used_one_and_records_keep_theirs(subjects, personas, tmp_path):
-    record = save_record(actor=personas["admin"], subject=subjects["model"], event_name="implant",
-                         form_name="animal", values={"strain": "NSG"})
+    record = save_record(
+        actor=personas["admin"],
+        subject=subjects["model"],
+        event_name="implant",
+        form_name="animal",
+        values={"strain": "NSG"},
+    )
     defs = tmp_path / "v2"
     shutil.copytree(BASIC, defs)
     (defs / "animal.yaml").write_text(
-        (defs / "animal.yaml").read_text().replace('version: "1.0"', 'version: "1.1"').replace(
-            "title: Animal model", "title: Animal model v1.1")
+        (defs / "animal.yaml")
+        .read_text()
+        .replace('version: "1.0"', 'version: "1.1"')
+        .replace("title: Animal model", "title: Animal model v1.1")
     )
     load_definitions([defs])
-    assert set(FormDefinition.objects.filter(name="animal").values_list("version", flat=True)) == {"1.0", "1.1"}
+    assert set(FormDefinition.objects.filter(name="animal").values_list("version", flat=True)) == {
+        "1.0",
+        "1.1",
+    }
     record.refresh_from_db()
     assert record.form.version == "1.0"
 

@@ -27,8 +27,9 @@ class Command(BaseCommand):
             raise CommandError(f"No schedule {schedule!r} is loaded; run load_definitions first.")
         try:
             with transaction.atomic():
-                study = services.create_study(actor=None, slug=slug, name=name, schedule=found,
-                                              subject_id_pattern=id_pattern)
+                study = services.create_study(
+                    actor=None, slug=slug, name=name, schedule=found, subject_id_pattern=id_pattern
+                )
                 for entry in site:
                     code, _, site_name = entry.partition("=")
                     services.add_site(actor=None, study=study, code=code, name=site_name or code)
