@@ -14,7 +14,13 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture
-def browser():
+def browser(live_server, db):
+    """Chromium, started after the database fixtures.
+
+    Keep `browser` last in a test's arguments: Playwright's sync API switches greenlets, and
+    ORM calls made after it starts open a second database connection that is never closed
+    (PostgreSQL then refuses to drop the test database).
+    """
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI"):
             pytest.fail("Chromium is missing in CI: .ci/run must install Debian's chromium package.")
@@ -42,7 +48,7 @@ def browser():
 
 
 def test_coordinator_logs_in_enrols_a_subject_and_sees_it_on_the_dashboard(
-    browser, live_server, personas, subjects, study
+    live_server, personas, subjects, study, browser
 ):
     page = browser.new_page()
     external = []
