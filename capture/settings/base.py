@@ -19,10 +19,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "guardian",
     "axes",
+    "django_tasks",
+    "django_tasks_db",
     "capture.audit",
     "capture.definitions",
     "capture.studies",
     "capture.records",
+    "capture.jobs",
     "capture.web",
 ]
 
@@ -114,4 +117,20 @@ MEDIA_ROOT = VAR_DIR / "media"
 CAPTURE = {
     "DEFINITIONS_DIR": BASE_DIR / "crf_definitions",
     "DASHBOARD_PAGE_SIZE": 100,
+    # Background jobs run only functions under these packages (a job row names its handler).
+    "JOB_HANDLER_PREFIXES": ("capture.",),
 }
+
+# Background work (imports, exports, DICOM ingest) goes through Django's tasks interface.
+# The embedded default runs a task at once in the process that asked for it; with
+# CAPTURE_TASKS=database, tasks wait in the database for `manage.py db_worker`.
+_TASK_BACKENDS = {
+    "immediate": "django_tasks.backends.immediate.ImmediateBackend",
+    "database": "django_tasks_db.DatabaseBackend",
+}
+_task_backend = env_str("CAPTURE_TASKS", "immediate")
+if _task_backend not in _TASK_BACKENDS:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"CAPTURE_TASKS={_task_backend!r}: use 'immediate' or 'database'.")
+TASKS = {"default": {"BACKEND": _TASK_BACKENDS[_task_backend]}}
