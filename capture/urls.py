@@ -7,5 +7,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("jobs/", include("capture.jobs.urls")),
+    path("", include("capture.imports.urls")),
+    path("", include("capture.imaging.urls")),
+    path("", include("capture.exports.urls")),
     path("", include("capture.web.urls")),
 ]

@@ -26,6 +26,9 @@ INSTALLED_APPS = [
     "capture.studies",
     "capture.records",
     "capture.jobs",
+    "capture.imports",
+    "capture.imaging",
+    "capture.exports",
     "capture.web",
 ]
 
