@@ -10,5 +10,6 @@ urlpatterns = [
     path("", include("capture.imports.urls")),
     path("", include("capture.imaging.urls")),
     path("", include("capture.exports.urls")),
+    path("", include("capture.api.urls")),
     path("", include("capture.web.urls")),
 ]

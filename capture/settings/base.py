@@ -21,6 +21,8 @@ INSTALLED_APPS = [
     "axes",
     "django_tasks",
     "django_tasks_db",
+    "rest_framework",
+    "drf_spectacular",
     "capture.audit",
     "capture.definitions",
     "capture.studies",
@@ -29,6 +31,7 @@ INSTALLED_APPS = [
     "capture.imports",
     "capture.imaging",
     "capture.exports",
+    "capture.api",
     "capture.web",
 ]
 
