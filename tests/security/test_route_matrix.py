@@ -1,0 +1,190 @@
+"""Every route × every persona × own / other-site / other-study objects.
+
+The routes come from the URL resolver, so a route added without an entry in ROUTES
+fails `test_every_route_has_an_entry`. The expected status follows from the entry:
+- anonymous: sent to log in (pages) or refused with 401/403 (API);
+- a user who may not see the study, or the subject's site: 404, so existence does not leak;
+- a user who sees it but lacks the entry's permission: 403;
+- otherwise the entry's `ok` status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from capture.jobs import services as jobs
+from capture.records.services import save_record
+from capture.studies import access, services
+
+PERSONAS = [
+    "anonymous",
+    "admin",
+    "pi",
+    "data_manager",
+    "coordinator_a",
+    "coordinator_b",
+    "statistician",
+    "monitor",
+    "outsider",
+]
+
+# What an entry's `scope` names: where the object lives, and so who may see it.
+#   none: no object;  study: a study;  subject / record: a subject at site A or B of "trial";
+#   job: a background job started by the data manager.
+TARGETS = {
+    "none": ["-"],
+    "study": ["own", "other_study"],
+    "subject": ["site_a", "site_b", "other_study"],
+    "record": ["site_a", "site_b"],
+    "job": ["own"],
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    perm: str | None = "view_study_data"  # None: any logged-in user
+    scope: str = "study"
+    methods: tuple[str, ...] = ("GET",)
+    ok: int = 200
+    api: bool = False
+    public: bool = False  # reachable without logging in
+    kwargs: dict = field(default_factory=dict)  # fixed extra URL arguments
+
+
+ROUTES: dict[str, Route | None] = {
+    # None: deliberately outside the matrix, with the reason.
+    "login": Route(perm=None, scope="none", public=True),
+    "logout": Route(perm=None, scope="none", methods=("POST",), ok=302, public=True),
+    "web:home": Route(perm=None, scope="none", ok=302, public=True),  # redirects to the study list
+    "web:study_list": Route(perm=None, scope="none"),
+    "web:dashboard": Route(),
+    "web:enroll": Route(perm="enroll_subject"),
+    "web:subject": Route(scope="subject"),
+    "web:record": Route(scope="record"),
+    "jobs:detail": Route(scope="job"),
+    "jobs:status": Route(scope="job"),
+    "jobs:download": Route(scope="job", ok=404),  # the job has no file: a 404 even for its owner
+    "jobs:retry": Route(scope="job", methods=("POST",), ok=302),
+}
+
+
+def _walk(patterns, ns: str | None = None):
+    for p in patterns:
+        if isinstance(p, URLResolver):
+            yield from _walk(p.url_patterns, p.namespace or ns)
+        elif isinstance(p, URLPattern) and p.name:
+            yield f"{ns}:{p.name}" if ns else p.name
+
+
+def _app_routes() -> set[str]:
+    # Django's admin guards itself (staff only) and is tested by Django.
+    return {name for name in _walk(get_resolver().url_patterns) if not name.startswith("admin:")}
+
+
+def test_every_route_has_an_entry():
+    missing = sorted(_app_routes() - set(ROUTES))
+    assert not missing, (
+        f"Routes without an entry in tests/security/test_route_matrix.py ROUTES: {missing}. "
+        "Add one saying which permission and object each needs."
+    )
+    stale = sorted(set(ROUTES) - _app_routes())
+    assert not stale, f"ROUTES names routes that no longer exist: {stale}"
+
+
+@pytest.fixture
+def world(personas, subjects, study, other_study):
+    """Objects of each kind, own and foreign."""
+    admin = personas["admin"]
+    other_subject = services.enroll_subject(
+        actor=None, study=other_study, site=other_study.sites.get(), enrollment_date=dt.date(2025, 1, 1)
+    )
+    for key in ("a", "b"):
+        save_record(
+            actor=admin,
+            subject=subjects[key],
+            event_name="baseline",
+            form_name="demographics",
+            values={"age": "50"},
+        )
+    job = jobs.start_job(
+        actor=personas["data_manager"],
+        study=study,
+        kind="test",
+        title="A job",
+        handler="capture.jobs.services.recover_stale_jobs",
+    )
+    jobs.Job.objects.filter(pk=job.pk).update(status=jobs.Job.FAILED)
+    return {
+        "own": {"slug": study.slug},
+        "other_study": {"slug": other_study.slug, "subject_id": other_subject.subject_id},
+        "site_a": {"slug": study.slug, "subject_id": subjects["a"].subject_id},
+        "site_b": {"slug": study.slug, "subject_id": subjects["b"].subject_id},
+        "job": job,
+        "study": study,
+        "other_study_obj": other_study,
+    }
+
+
+def _url(name: str, route: Route, target: str, world) -> str:
+    if route.scope == "none":
+        return reverse(name, kwargs=route.kwargs or None)
+    if route.scope == "job":
+        return reverse(name, kwargs={"job_id": world["job"].pk, **route.kwargs})
+    base = dict(world[target])
+    if route.scope == "study":
+        base.pop("subject_id", None)
+    if route.scope == "record":
+        base.update(event="baseline", form="demographics", instance=1)
+    return reverse(name, kwargs={**base, **route.kwargs})
+
+
+def _expected(route: Route, persona: str, target: str, user, world) -> int | tuple:
+    if persona == "anonymous":
+        if route.public:
+            return route.ok
+        return (401, 403) if route.api else 302
+    if route.scope == "none":
+        return route.ok
+    study = world["other_study_obj"] if target == "other_study" else world["study"]
+    if not access.can(user, access.VIEW, study):
+        return 404
+    if route.scope in ("subject", "record"):
+        subject_id = world[target]["subject_id"]
+        if not access.subjects_visible_to(user, study).filter(subject_id=subject_id).exists():
+            return 404
+    if route.scope == "job" and not jobs.may_see_job(user, world["job"]):
+        return 404
+    if route.perm and route.perm != access.VIEW and not access.can(user, route.perm, study):
+        return 403
+    return route.ok
+
+
+CASES = [
+    (name, persona, target)
+    for name, route in ROUTES.items()
+    if route is not None
+    for persona in PERSONAS
+    for target in TARGETS[route.scope]
+]
+
+
+@pytest.mark.parametrize(("name", "persona", "target"), CASES)
+def test_route_answers_each_persona_as_its_permissions_say(client, personas, world, name, persona, target):
+    route = ROUTES[name]
+    user = None if persona == "anonymous" else personas[persona]
+    if user is not None:
+        client.force_login(user)
+    url = _url(name, route, target, world)
+    expected = _expected(route, persona, target, user, world)
+    for method in route.methods:
+        response = client.post(url, {}) if method == "POST" else client.get(url)
+        allowed = expected if isinstance(expected, tuple) else (expected,)
+        assert response.status_code in allowed, (
+            f"{method} {url} as {persona}: got {response.status_code}, expected {expected}"
+        )
+        if persona == "anonymous" and 302 in allowed and not route.public:
+            assert response.url.startswith(reverse("login")), response.url
