@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from capture.env import env_int, env_str
+from capture.env import env_bool, env_int, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -23,6 +23,9 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "rest_framework",
     "drf_spectacular",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "capture.accounts",
     "capture.audit",
     "capture.definitions",
     "capture.studies",
@@ -42,6 +45,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "capture.accounts.middleware.RequireTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "capture.web.middleware.ContentSecurityPolicyMiddleware",
@@ -96,6 +101,7 @@ AUTH_PASSWORD_VALIDATORS = [
 AXES_FAILURE_LIMIT = env_int("CAPTURE_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = 1  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+OTP_TOTP_ISSUER = "Capture"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
@@ -123,6 +129,8 @@ MEDIA_ROOT = VAR_DIR / "media"
 CAPTURE = {
     "DEFINITIONS_DIR": BASE_DIR / "crf_definitions",
     "DASHBOARD_PAGE_SIZE": 100,
+    # With CAPTURE_REQUIRE_2FA=true every user must log in with an authenticator code.
+    "REQUIRE_2FA": env_bool("CAPTURE_REQUIRE_2FA", False),
     # Background jobs run only functions under these packages (a job row names its handler).
     "JOB_HANDLER_PREFIXES": ("capture.",),
 }

@@ -58,6 +58,7 @@ class Route:
 ROUTES: dict[str, Route | None] = {
     # None: deliberately outside the matrix, with the reason.
     "login": Route(perm=None, scope="none", public=True),
+    "accounts:two_factor": Route(perm=None, scope="none"),
     "logout": Route(perm=None, scope="none", methods=("POST",), ok=302, public=True),
     "web:home": Route(perm=None, scope="none", ok=302, public=True),  # redirects to the study list
     "web:study_list": Route(perm=None, scope="none"),
