@@ -112,3 +112,18 @@ def test_download_is_offered_only_for_a_finished_job(personas, study, client, se
 def test_handlers_outside_allowed_packages_are_refused(personas, study):
     with pytest.raises(ValueError, match="not under an allowed package"):
         services.start_job(actor=personas["admin"], study=study, kind="x", title="x", handler="os.system")
+
+
+def test_job_waits_in_the_database_queue_until_a_worker_runs_it(
+    personas, study, settings, django_capture_on_commit_callbacks, tmp_path
+):
+    from django.core.management import call_command
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    with django_capture_on_commit_callbacks(execute=True):
+        job = _start(personas, study, "handler_ok", media=str(tmp_path))
+    job.refresh_from_db()
+    assert job.status == Job.QUEUED, "with the database backend nothing runs until a worker takes it"
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+    job.refresh_from_db()
+    assert job.status == Job.SUCCEEDED
