@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from capture.definitions.expressions import fields_used
 from capture.definitions.models import DataElement, EventForm, Schedule
 from capture.records.models import Status
-from capture.records.services import save_record
+from capture.records.services import RecordValidationError, save_record
 
 from . import services
 from .models import Study, Subject
@@ -123,15 +124,34 @@ def _fill_records(subject: Subject, actor, rng: random.Random) -> None:
         for instance in range(1, instances + 1):
             status = rng.choice([Status.INCOMPLETE, Status.UNVERIFIED, Status.COMPLETE, Status.COMPLETE])
             values = _values_for(ef.form, subject, ef.event.day, rng)
-            save_record(
-                actor=actor,
-                subject=subject,
-                event_name=ef.event.name,
-                form_name=ef.form.name,
-                values=values,
-                status=status,
-                instance=instance,
-            )
+            # Random values can break a rule that spans fields (a calculated BMI out of range,
+            # a required item behind branching): drop what was refused and save the rest.
+            for attempt in range(4):
+                try:
+                    save_record(
+                        actor=actor,
+                        subject=subject,
+                        event_name=ef.event.name,
+                        form_name=ef.form.name,
+                        values=values,
+                        status=status,
+                        instance=instance,
+                    )
+                    break
+                except RecordValidationError as exc:
+                    if attempt == 3:
+                        raise
+                    status = Status.INCOMPLETE
+                    values = _without_refused(ef.form, values, exc.field_errors)
+
+
+def _without_refused(form, values: dict, errors: dict) -> dict:
+    calculations = {item["name"]: item.get("calculation") for item in form.items()}
+    drop: set[str] = set()
+    for key in errors:
+        name = key.split("[")[0].split(".")[0]
+        drop |= fields_used(calculations[name]) if calculations.get(name) else {name}
+    return {k: v for k, v in values.items() if k not in drop}
 
 
 def _values_for(form, subject: Subject, day: int, rng: random.Random) -> dict:
