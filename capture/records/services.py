@@ -1,8 +1,12 @@
-"""The record service: the only write path for form data.
+"""The record service: the only write path for form data (with `bulk.write_records` for imports).
 
-`save_record` validates against the form's value domains, refuses a save over a
-newer version (optimistic locking) or onto a locked record, writes the whole
-record and its audit row in one transaction.
+`save_record` validates against the form's value domains, applies calculations and
+branching (logic.py), refuses a save over a newer version (optimistic locking), onto a
+locked record or subject, or onto a Complete record without a reason for the change; it
+writes the whole record and its audit row in one transaction.
+
+Also here, each under `transaction.atomic` with its audit row: deleting a repeating
+instance, locking a record or a whole subject, a PI's e-signature, and queries.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from capture.definitions.models import Event, EventForm
 from capture.studies import access
 from capture.studies.models import Subject
 
-from .models import FormRecord, Status
+from .compiled import compiled
+from .models import FormRecord, Query, QueryMessage, Signature, Status, SubjectLock
 from .validation import clean_values
 
 
@@ -38,9 +43,25 @@ class EditConflictError(Exception):
 
 
 class RecordLockedError(Exception):
-    def __init__(self, record: FormRecord):
+    def __init__(self, record: FormRecord | None, *, subject: Subject | None = None):
         self.record = record
-        super().__init__(f"{record} is locked; a data manager must unlock it before it can change.")
+        self.subject = subject
+        if subject is not None:
+            message = (
+                f"{subject} is locked; a data manager must unlock the subject before its data can change."
+            )
+        else:
+            message = f"{record} is locked; a data manager must unlock it before it can change."
+        super().__init__(message)
+
+
+class ReasonRequiredError(ValidationError):
+    """A change to a Complete record needs a reason (kept in the audit trail)."""
+
+    def __init__(self):
+        super().__init__(
+            "This form is Complete: give a reason for the change (it is kept in the audit trail)."
+        )
 
 
 @dataclass(frozen=True)
@@ -110,10 +131,18 @@ def save_record(
         raise ValidationError(f"{subject} / {event_name} / {form_name} #{instance} no longer exists.")
     if record is not None and record.locked:
         raise RecordLockedError(record)
+    if SubjectLock.objects.filter(subject=subject).exists():
+        raise RecordLockedError(record, subject=subject)
 
     form = record.form if record is not None else slot.event_form.form
+    compiled_form = compiled(form)
     clean, errors = clean_values(
-        form, values, missing_codes=study.missing_code_set(), complete=status == Status.COMPLETE
+        form,
+        values,
+        missing_codes=study.missing_code_set(),
+        complete=status == Status.COMPLETE,
+        events=other_events(subject, form, exclude=record) if compiled_form.events_read else None,
+        compiled_form=compiled_form,
     )
     if errors:
         raise RecordValidationError(errors)
@@ -143,6 +172,8 @@ def save_record(
     before, after = _diff(record.data, clean)
     if not before and not after and record.status == status:
         return record  # nothing changed: no new version, no audit noise
+    if record.status == Status.COMPLETE and not reason.strip():
+        raise ReasonRequiredError()
     if record.status != status:
         before["__status"], after["__status"] = record.status, status
     record.data = clean
@@ -162,3 +193,231 @@ def save_record(
         reason=reason,
     )
     return record
+
+
+def other_events(subject: Subject, form, *, exclude: FormRecord | None) -> dict[str, dict] | None:
+    """The subject's values by event name, for expressions such as [baseline][weight].
+
+    Read only when the form's expressions name an event (one query). Each event's forms are
+    merged; of a repeating form, the first instance counts."""
+    if not compiled(form).events_read:
+        return None
+    events: dict[str, dict] = {}
+    records = FormRecord.objects.filter(subject=subject).select_related("event").order_by("-instance")
+    if exclude is not None:
+        records = records.exclude(pk=exclude.pk)
+    for record in records:
+        events.setdefault(record.event.name, {}).update(record.data)
+    return events
+
+
+def _require_at_site(actor, codename: str, subject: Subject, what: str) -> None:
+    if not access.may_act_at_site(actor, codename, subject.study, subject.site):
+        raise PermissionDenied(f"Your role does not allow you to {what} for {subject}.")
+
+
+def _require_reason(reason: str, what: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError(f"Give a reason to {what}; it is kept in the audit trail.")
+    return reason
+
+
+def assert_writable(subject: Subject, record: FormRecord | None = None) -> None:
+    """Raise RecordLockedError if the record or its subject is locked (for other write paths)."""
+    if record is not None and record.locked:
+        raise RecordLockedError(record)
+    if SubjectLock.objects.filter(subject=subject).exists():
+        raise RecordLockedError(record, subject=subject)
+
+
+@transaction.atomic
+def delete_instance(*, actor, record: FormRecord, reason: str) -> None:
+    """Remove one instance of a repeating form (a treatment line entered by mistake).
+
+    Instance 1 of a non-repeating form is not removed this way; its values are kept in the audit."""
+    subject = record.subject
+    _require_at_site(actor, "enter_data", subject, "remove form instances")
+    reason = _require_reason(reason, "remove this instance")
+    record = FormRecord.objects.select_for_update().get(pk=record.pk)
+    assert_writable(subject, record)
+    if not EventForm.objects.filter(event=record.event, form__name=record.form_name, repeating=True).exists():
+        raise ValidationError(
+            f"{record.form_name} does not repeat at {record.event.name}; it cannot be removed."
+        )
+    if record.queries.exists():
+        raise ValidationError(f"{record} has queries; close them and keep the record, or ask a data manager.")
+    snapshot = {"status": record.status, "version": record.version, "data": record.data}
+    pk, label = record.pk, str(record)
+    record.signatures.all().delete()
+    record.delete()
+    record_event(
+        actor=actor,
+        study=subject.study,
+        action="record.delete",
+        object_type="record",
+        object_id=pk,
+        object_label=label,
+        before=snapshot,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def set_record_lock(*, actor, record: FormRecord, locked: bool, reason: str) -> FormRecord:
+    subject = record.subject
+    _require_at_site(actor, "lock_records", subject, "lock or unlock records")
+    reason = _require_reason(reason, "lock or unlock")
+    record = FormRecord.objects.select_for_update().get(pk=record.pk)
+    if record.locked == locked:
+        return record
+    if not locked and SubjectLock.objects.filter(subject=subject).exists():
+        raise ValidationError(f"{subject} is locked as a whole; unlock the subject instead.")
+    record.locked = locked
+    record.save(update_fields=["locked", "updated_at"])
+    record_event(
+        actor=actor,
+        study=subject.study,
+        action="record.lock" if locked else "record.unlock",
+        object_type="record",
+        object_id=record.pk,
+        object_label=str(record),
+        before={"locked": not locked},
+        after={"locked": locked},
+        reason=reason,
+    )
+    return record
+
+
+@transaction.atomic
+def set_subject_lock(*, actor, subject: Subject, locked: bool, reason: str) -> None:
+    """Lock every record of the subject and refuse new ones; unlocking gives back what it locked."""
+    _require_at_site(actor, "lock_records", subject, "lock or unlock subjects")
+    reason = _require_reason(reason, "lock or unlock the subject")
+    current = SubjectLock.objects.select_for_update().filter(subject=subject).first()
+    if locked == (current is not None):
+        return
+    if locked:
+        ids = list(FormRecord.objects.filter(subject=subject, locked=False).values_list("pk", flat=True))
+        FormRecord.objects.filter(pk__in=ids).update(locked=True)
+        SubjectLock.objects.create(subject=subject, locked_by=actor, reason=reason, record_ids=ids)
+    else:
+        ids = current.record_ids
+        FormRecord.objects.filter(pk__in=ids).update(locked=False)
+        current.delete()
+    record_event(
+        actor=actor,
+        study=subject.study,
+        action="subject.lock" if locked else "subject.unlock",
+        object_type="subject",
+        object_id=subject.pk,
+        object_label=str(subject),
+        after={"locked": locked, "records": ids},
+        reason=reason,
+    )
+
+
+SIGNATURE_MEANING = "I have reviewed this form and confirm its data are accurate and complete."
+
+
+def may_sign(user, subject: Subject) -> bool:
+    """Signing is the investigator's attestation: the sign_records permission, at the subject's site."""
+    return access.may_act_at_site(user, "sign_records", subject.study, subject.site)
+
+
+@transaction.atomic
+def sign_record(*, actor, record: FormRecord, password: str) -> Signature:
+    """A PI's e-signature: the password is asked again, the version signed is kept."""
+    subject = record.subject
+    if not may_sign(actor, subject):
+        raise PermissionDenied(f"Only the study's principal investigator may sign records of {subject}.")
+    if not password or not actor.check_password(password):
+        raise ValidationError("The password is not correct. Type the password you log in with.")
+    record = FormRecord.objects.select_for_update().get(pk=record.pk)
+    if record.status != Status.COMPLETE:
+        raise ValidationError("Only a Complete form can be signed; ask the site to complete it first.")
+    signature = Signature.objects.create(
+        record=record, signer=actor, record_version=record.version, meaning=SIGNATURE_MEANING
+    )
+    record_event(
+        actor=actor,
+        study=subject.study,
+        action="record.sign",
+        object_type="record",
+        object_id=record.pk,
+        object_label=str(record),
+        after={"version": record.version, "meaning": SIGNATURE_MEANING},
+    )
+    return signature
+
+
+def field_exists(record: FormRecord, field: str) -> bool:
+    rules = compiled(record.form).rules
+    name = field.split(".")[-1] if "[" in field else field
+    return name in rules
+
+
+@transaction.atomic
+def open_query(*, actor, record: FormRecord, field: str, text: str) -> Query:
+    subject = record.subject
+    _require_at_site(actor, "verify_data", subject, "raise queries")
+    if not field_exists(record, field):
+        raise ValidationError(f"{field!r} is not a field of {record.form.ref}.")
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError("Write the question for the site.")
+    query = Query.objects.create(record=record, field=field, opened_by=actor)
+    QueryMessage.objects.create(query=query, author=actor, action="opened", text=text)
+    _audit_query(actor, query, "query.open", text)
+    return query
+
+
+@transaction.atomic
+def answer_query(*, actor, query: Query, text: str) -> Query:
+    subject = query.record.subject
+    _require_at_site(actor, "enter_data", subject, "answer queries")
+    query = Query.objects.select_for_update().get(pk=query.pk)
+    if query.status == Query.CLOSED:
+        raise ValidationError("This query is closed; ask a monitor to reopen it.")
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError("Write your answer (what was corrected, or why the value is right).")
+    query.status = Query.ANSWERED
+    query.save(update_fields=["status", "updated_at"])
+    QueryMessage.objects.create(query=query, author=actor, action="answered", text=text)
+    _audit_query(actor, query, "query.answer", text)
+    return query
+
+
+@transaction.atomic
+def close_query(*, actor, query: Query, text: str = "", reopen: bool = False) -> Query:
+    """Close a query (or reopen it, with a new question)."""
+    subject = query.record.subject
+    _require_at_site(actor, "verify_data", subject, "close or reopen queries")
+    query = Query.objects.select_for_update().get(pk=query.pk)
+    text = (text or "").strip()
+    if reopen:
+        if not text:
+            raise ValidationError("Say what is still unclear when you reopen a query.")
+        query.status = Query.OPEN
+    else:
+        if query.status == Query.CLOSED:
+            return query
+        query.status = Query.CLOSED
+    query.save(update_fields=["status", "updated_at"])
+    action = "reopened" if reopen else "closed"
+    QueryMessage.objects.create(query=query, author=actor, action=action, text=text or "Closed.")
+    _audit_query(actor, query, f"query.{'reopen' if reopen else 'close'}", text)
+    return query
+
+
+def _audit_query(actor, query: Query, action: str, text: str) -> None:
+    record_event(
+        actor=actor,
+        study=query.record.subject.study,
+        action=action,
+        object_type="query",
+        object_id=query.pk,
+        object_label=f"{query.record} · {query.field}",
+        after={"record": query.record_id, "field": query.field, "status": query.status, "text": text},
+    )

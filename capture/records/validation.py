@@ -6,58 +6,29 @@ floats, dates as ISO strings, booleans as "1"/"0" (REDCap's yes/no), a
 checkbox as a sorted list of codes, a repeating group as a list of row dicts.
 A study's missing-data code (e.g. "UNK") is accepted in any field and stored as
 that code, distinct from a blank.
+
+Calculated fields and branching are applied here too (see logic.py): the value of a
+calculated field is the server's, and a field hidden by branching is dropped.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from capture.definitions.models import DataElement, FormDefinition
+from capture.definitions.models import FormDefinition
+
+from .compiled import FieldRule, compiled
+from .logic import apply_logic
 
 BLANK = ("", None, [])
 
-
-@dataclass(frozen=True)
-class FieldRule:
-    name: str
-    label: str
-    datatype: str
-    codes: dict[str, str]
-    multiple: bool
-    required: bool
-    max_length: int | None
-    min_value: str
-    max_value: str
-    decimal_places: int | None
+__all__ = ["BLANK", "FieldRule", "clean_record", "clean_values", "rules_for"]
 
 
 def rules_for(form: FormDefinition) -> dict[str, FieldRule]:
-    """Every item of the form as a FieldRule, by item name (one query for the elements)."""
-    items = form.items()
-    refs = {item["element"] for item in items}
-    elements = {
-        e.ref: e
-        for e in DataElement.objects.filter(forms=form).prefetch_related("permissible_values")
-        if e.ref in refs
-    }
-    rules = {}
-    for item in items:
-        element = elements[item["element"]]
-        rules[item["name"]] = FieldRule(
-            name=item["name"],
-            label=item.get("label") or element.question,
-            datatype=element.datatype,
-            codes={pv.code: pv.meaning for pv in element.permissible_values.all()},
-            multiple=item.get("widget") == "checkbox",
-            required=bool(item.get("required")),
-            max_length=element.max_length,
-            min_value=element.min_value,
-            max_value=element.max_value,
-            decimal_places=element.decimal_places,
-        )
-    return rules
+    """Every item of the form as a FieldRule, by item name (compiled once per form version)."""
+    return compiled(form).rules
 
 
 def _clean_scalar(rule: FieldRule, raw):
@@ -86,7 +57,7 @@ def _clean_scalar(rule: FieldRule, raw):
             number = Decimal(str(raw))
         except InvalidOperation:
             raise ValueError(f"{raw!r} is not a whole number") from None
-        if number != number.to_integral_value():
+        if not number.is_finite() or number != number.to_integral_value():
             raise ValueError(f"{raw!r} is not a whole number")
         _check_range(rule, number)
         return int(number)
@@ -106,7 +77,7 @@ def _clean_scalar(rule: FieldRule, raw):
         try:
             value = dt.date.fromisoformat(str(raw))
         except ValueError:
-            raise ValueError(f"{raw!r} is not a date (YYYY-MM-DD)") from None
+            raise ValueError(f"{raw!r} is not a date; type it as YYYY-MM-DD or pick it") from None
         if rule.min_value and value.isoformat() < rule.min_value:
             raise ValueError(f"is before {rule.min_value}")
         if rule.max_value and value.isoformat() > rule.max_value:
@@ -142,26 +113,51 @@ def _check_range(rule: FieldRule, number: Decimal) -> None:
 
 
 def clean_values(
-    form: FormDefinition, values: dict, *, missing_codes: set[str], complete: bool
+    form: FormDefinition,
+    values: dict,
+    *,
+    missing_codes: set[str],
+    complete: bool,
+    events: dict | None = None,
+    compiled_form=None,
 ) -> tuple[dict, dict[str, str]]:
     """Return (clean values, errors by item name). Required items are enforced when
     the record is being marked complete; an incomplete record may have blanks."""
-    rules = rules_for(form)
-    groups = {}
-    for section in form.spec["sections"]:
-        for entry in section["items"]:
-            if "group" in entry and entry["repeating"]:
-                groups[entry["group"]] = entry
+    clean, errors, _hidden = clean_record(
+        form,
+        values,
+        missing_codes=missing_codes,
+        complete=complete,
+        events=events,
+        compiled_form=compiled_form,
+    )
+    return clean, errors
+
+
+def clean_record(
+    form: FormDefinition,
+    values: dict,
+    *,
+    missing_codes,
+    complete: bool,
+    events: dict | None = None,
+    compiled_form=None,
+) -> tuple[dict, dict[str, str], set[str]]:
+    """`clean_values`, also returning the fields hidden by branching (whose values were dropped)."""
+    c = compiled_form or compiled(form)
+    rules, groups = c.rules, c.repeating
+    missing = frozenset(missing_codes)
+    calculated = {logic.name for logic in c.logic if logic.calculation is not None}
     clean: dict = {}
     errors: dict[str, str] = {}
     for key in values:
         if key not in rules and key not in groups:
             errors[key] = f"{key!r} is not an item of form {form.ref}"
-    grouped = {item["name"] for g in groups.values() for item in g["items"]}
+    grouped = c.grouped
     for name, rule in rules.items():
-        if name in grouped:
-            continue
-        _clean_one(rule, values.get(name), missing_codes, complete, clean, errors, name)
+        if name in grouped or name in calculated:
+            continue  # a calculated field's submitted value is ignored: the server computes it
+        _clean_one(rule, values.get(name), missing, False, clean, errors, name)
     for group_name, group in groups.items():
         rows = values.get(group_name) or []
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
@@ -173,11 +169,13 @@ def clean_values(
         for index, row in enumerate(rows):
             clean_row: dict = {}
             for item in group["items"]:
+                if item["name"] in calculated:
+                    continue
                 _clean_one(
                     rules[item["name"]],
                     row.get(item["name"]),
-                    missing_codes,
-                    complete,
+                    missing,
+                    False,
                     clean_row,
                     errors,
                     f"{group_name}[{index + 1}].{item['name']}",
@@ -189,7 +187,35 @@ def clean_values(
                 clean_rows.append(clean_row)
         if clean_rows:
             clean[group_name] = clean_rows
-    return clean, errors
+
+    def clean_calculated(rule, text, target, where):
+        _clean_one(rule, text, missing, False, target, errors, where)
+        if where in errors:
+            errors[where] = errors[where].replace(f"{rule.label}: ", f"{rule.label} (calculated): ", 1)
+
+    hidden = apply_logic(c, clean, clean_one=clean_calculated, events=events, missing_codes=missing)
+    for where in list(errors):
+        if where in hidden:
+            del errors[where]  # a hidden field's value is dropped, so its error does not matter
+    if complete:
+        _require(c, clean, hidden, errors)
+    return clean, errors, hidden
+
+
+def _require(c, clean: dict, hidden: set[str], errors: dict[str, str]) -> None:
+    grouped = c.grouped
+    for name, rule in c.rules.items():
+        if not rule.required or name in hidden or name in errors:
+            continue
+        group = grouped.get(name)
+        if group is None:
+            if clean.get(name) in BLANK:
+                errors[name] = f"{rule.label}: required (enter a value or a missing-data code)"
+            continue
+        for index, row in enumerate(clean.get(group) or []):
+            where = f"{group}[{index + 1}].{name}"
+            if where not in hidden and where not in errors and row.get(name) in BLANK:
+                errors[where] = f"{rule.label}: required (enter a value or a missing-data code)"
 
 
 def _clean_one(rule, raw, missing_codes, complete, clean, errors, where) -> None:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from capture.definitions.models import Arm, DataElement
-from capture.records.models import FormRecord
+from capture.records.models import FormRecord, Query, SubjectLock
 from capture.studies import access, services
 from capture.studies.models import Subject
 from capture.studies.roles import ROLES
@@ -65,7 +65,10 @@ def dashboard(request, slug):
             "sites": access.sites_visible_to(request.user, study),
             "site_code": site_code,
             "query": query,
-            "can_enroll": access.can(request.user, "enroll_subject", study),
+            "perms": access.permissions(request.user, study),
+            "open_queries": Query.objects.filter(
+                record__subject__in=access.subjects_visible_to(request.user, study), status=Query.OPEN
+            ).count(),
         },
     )
 
@@ -80,6 +83,7 @@ def study_page_size() -> int:
 def subject_detail(request, slug, subject_id):
     study = access.get_study(request.user, slug)
     subject = access.get_subject(request.user, study, subject_id)
+    perms = access.permissions(request.user, study)
     grid = build_grid(subject.arm, [subject])
     cells = iter(grid.rows[0].cells)
     events = [(event, [next(cells) for _ in forms]) for event, forms in grid.events]
@@ -94,6 +98,11 @@ def subject_detail(request, slug, subject_id):
             # Only what the user may see: a coordinator does not learn of another site's models.
             "derived_models": visible.filter(derived_from=subject),
             "derived_from": visible.filter(pk=subject.derived_from_id).first(),
+            # get_subject has settled that the user sees the subject's site; the role decides the rest.
+            "can_enter": "enter_data" in perms,
+            "can_lock": "lock_records" in perms,
+            "can_link_imaging": "import_data" in perms,
+            "subject_lock": SubjectLock.objects.filter(subject=subject).select_related("locked_by").first(),
         },
     )
 
@@ -144,7 +153,13 @@ def record_detail(request, slug, subject_id, event, form, instance):
     return render(
         request,
         "web/record.html",
-        {"study": study, "subject": subject, "record": record, "sections": sections},
+        {
+            "study": study,
+            "subject": subject,
+            "record": record,
+            "sections": sections,
+            "can_enter": access.may_act_at_site(request.user, "enter_data", study, subject.site),
+        },
     )
 
 

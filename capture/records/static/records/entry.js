@@ -1,0 +1,194 @@
+/* Data entry: branching and calculations as the user types, repeating rows, date pickers,
+ * missing-data codes and keyboard shortcuts. The server re-evaluates everything on save and
+ * is the authority (capture/records/logic.py); this only shows the user what it will do.
+ */
+(function () {
+  "use strict";
+  var form = document.getElementById("ecrf");
+  if (!form) return;
+  var logic = JSON.parse(document.getElementById("ecrf-logic").textContent);
+  var events = JSON.parse(document.getElementById("ecrf-events").textContent);
+  var X = window.CaptureExpr;
+
+  function byName(name) {
+    return form.querySelectorAll('[name="' + name + '"]');
+  }
+  function read(name) {
+    var mc = form.querySelector('[name="' + name + '__mc"]');
+    if (mc && mc.value) return mc.value;
+    var els = byName(name);
+    if (!els.length) return "";
+    var first = els[0];
+    if (first.type === "checkbox") {
+      var list = [];
+      els.forEach(function (el) { if (el.checked) list.push(el.value); });
+      return list;
+    }
+    if (first.type === "radio") {
+      var found = "";
+      els.forEach(function (el) { if (el.checked) found = el.value; });
+      return found;
+    }
+    return first.value.trim();
+  }
+  function rowsOf(group) {
+    var box = form.querySelector('fieldset[data-group="' + group + '"]');
+    return box ? Array.prototype.slice.call(box.querySelectorAll("tbody tr[data-row]")) : [];
+  }
+  function calcText(result, item) {
+    if (X.isBlank(result)) return "";
+    if (result === true) return "1";
+    if (result === false) return "0";
+    if (typeof result === "number" && (item.dt === "integer" || item.dt === "decimal") && item.dp !== null) {
+      return X.toText(X.round(result, item.dp, "round"));
+    }
+    return X.toText(result);
+  }
+  function setCalc(name, text) {
+    var el = form.querySelector('input.calc[name="' + name + '"]');
+    if (el && el.value !== text) el.value = text;
+  }
+  function showBlock(el, show) {
+    if (!el) return;
+    if (el.tagName === "TD") el.classList.toggle("is-hidden", !show);
+    else el.hidden = !show;
+  }
+
+  function recompute() {
+    var view = {};
+    logic.fields.forEach(function (n) { view[n] = read(n); });
+    var rows = {};
+    Object.keys(logic.groups).forEach(function (g) {
+      rows[g] = rowsOf(g).map(function (tr) {
+        var row = { __el: tr, __i: tr.getAttribute("data-row") };
+        logic.groups[g].forEach(function (n) { row[n] = read(g + "-" + row.__i + "-" + n); });
+        return row;
+      });
+      logic.groups[g].forEach(function (n) { view[n] = rows[g].map(function (r) { return r[n]; }); });
+    });
+    logic.items.forEach(function (item) {
+      if (!item.g) {
+        if (item.c) {
+          var text = calcText(X.evaluate(item.c, view, events, logic.missing), item);
+          setCalc(item.n, text);
+          view[item.n] = text;
+        }
+        if (item.b) {
+          var show = X.truthy(X.evaluate(item.b, view, events, logic.missing));
+          showBlock(document.getElementById("f-" + item.n), show);
+          if (!show) view[item.n] = "";
+        }
+        return;
+      }
+      (rows[item.g] || []).forEach(function (row) {
+        var rv = Object.assign({}, view, row);
+        if (item.c) {
+          var t = calcText(X.evaluate(item.c, rv, events, logic.missing), item);
+          setCalc(item.g + "-" + row.__i + "-" + item.n, t);
+          row[item.n] = rv[item.n] = t;
+        }
+        if (item.b) {
+          var visible = X.truthy(X.evaluate(item.b, rv, events, logic.missing));
+          showBlock(row.__el.querySelector('td[data-name="' + item.n + '"]'), visible);
+          if (!visible) row[item.n] = "";
+        }
+      });
+      view[item.n] = (rows[item.g] || []).map(function (r) { return r[item.n]; });
+    });
+  }
+
+  function renumber(box) {
+    box.querySelectorAll("tbody tr[data-row]").forEach(function (tr, k) {
+      var cell = tr.querySelector("td.num");
+      if (cell) cell.textContent = String(k + 1);
+    });
+    var max = parseInt(box.getAttribute("data-max"), 10);
+    var add = box.querySelector(".add-row");
+    if (add && max) add.disabled = box.querySelectorAll("tbody tr[data-row]").length >= max;
+  }
+
+  form.addEventListener("input", recompute);
+  form.addEventListener("change", function (e) {
+    var t = e.target;
+    if (t.classList.contains("mc")) {
+      // A chosen missing-data code replaces the value; clearing it clears the field.
+      var name = t.name.slice(0, -4);
+      var inputs = byName(name);
+      inputs.forEach(function (el) {
+        if (el.type === "radio" || el.type === "checkbox") { if (t.value) el.checked = false; }
+        else if (el.tagName === "SELECT") { if (t.value) el.value = ""; }
+        else if (t.value) el.value = t.value;
+        else if (logic.missing.indexOf(el.value) >= 0) el.value = "";
+      });
+    } else if (t.classList.contains("picker")) {
+      var text = t.previousElementSibling;
+      if (text) { text.value = t.value.replace("T", " "); }
+    } else if (t.name && !t.classList.contains("mc")) {
+      var code = form.querySelector('[name="' + t.name + '__mc"]');
+      if (code && code.value && (t.type === "radio" || t.type === "checkbox" || t.tagName === "SELECT")) code.value = "";
+    }
+    recompute();
+  });
+  form.addEventListener("click", function (e) {
+    var t = e.target;
+    if (t.classList.contains("pick")) {
+      var picker = t.previousElementSibling, text = picker && picker.previousElementSibling;
+      if (!picker) return;
+      if (text && /^\d{4}-\d{2}-\d{2}/.test(text.value)) picker.value = text.value.replace(" ", "T");
+      if (picker.showPicker) picker.showPicker(); else picker.focus();
+    } else if (t.classList.contains("clear")) {
+      t.parentNode.querySelectorAll("input[type=radio]").forEach(function (el) { el.checked = false; });
+      recompute();
+    } else if (t.classList.contains("add-row")) {
+      var g = t.getAttribute("data-group");
+      var box = form.querySelector('fieldset[data-group="' + g + '"]');
+      var tpl = document.getElementById("tpl-" + g);
+      var next = 0;
+      box.querySelectorAll("tbody tr[data-row]").forEach(function (tr) {
+        next = Math.max(next, parseInt(tr.getAttribute("data-row"), 10) + 1);
+      });
+      var holder = document.createElement("tbody");
+      holder.innerHTML = tpl.innerHTML.replace(/__i__/g, String(next));
+      var row = holder.querySelector("tr");
+      box.querySelector("tbody").appendChild(row);
+      renumber(box);
+      var first = row.querySelector("input:not([type=hidden]):not(.calc):not(.picker), select:not(.mc)");
+      if (first) first.focus();
+      recompute();
+    } else if (t.classList.contains("remove-row")) {
+      var tr = t.closest("tr"), fs = t.closest("fieldset");
+      tr.parentNode.removeChild(tr);
+      renumber(fs);
+      recompute();
+    }
+  });
+  form.addEventListener("keydown", function (e) {
+    if ((e.ctrlKey || e.metaKey) && (e.key === "s" || e.key === "S")) {
+      e.preventDefault();
+      form.requestSubmit ? form.requestSubmit() : form.submit();
+      return;
+    }
+    // Enter in a one-line field moves on instead of saving a half-filled form by accident.
+    var t = e.target;
+    if (e.key === "Enter" && t.tagName === "INPUT" && t.type !== "submit" && t.type !== "button") {
+      e.preventDefault();
+      var focusable = Array.prototype.filter.call(
+        form.querySelectorAll("input, select, textarea, button"),
+        function (el) { return el.tabIndex >= 0 && !el.disabled && el.type !== "hidden" && el.offsetParent !== null; }
+      );
+      var at = focusable.indexOf(t);
+      if (at >= 0 && at + 1 < focusable.length) focusable[at + 1].focus();
+    }
+  });
+  form.querySelectorAll("fieldset.repeat").forEach(renumber);
+  recompute();
+  var firstError = form.querySelector(".error");
+  if (firstError) {
+    var holder = firstError.closest(".field, .mrow, td, fieldset");
+    var input = holder && holder.querySelector("input:not([type=hidden]), select, textarea");
+    if (input) input.focus();
+  } else if (document.getElementById("reason-error")) {
+    document.getElementById("id_reason").focus();
+  }
+  document.documentElement.classList.add("js");
+})();
