@@ -1,7 +1,9 @@
 """Load definition files into the database: validate everything, then write in one transaction.
 
 `parse_paths` reads and validates files (no database writes); `load_definitions`
-checks them against what is already loaded and writes. A definition version that
+checks them against what is already loaded and writes. Definitions that come from a
+converter (capture/definitions/converters) skip the files: `check_parsed` runs the
+cross-checks and `load_parsed` writes, exactly as for YAML. A definition version that
 records already use never changes: different content under it is refused with
 a message that says to load it under a new version.
 """
@@ -21,7 +23,7 @@ from pydantic import ValidationError
 from capture.audit.services import record_event
 
 from . import models as m
-from .schema import ElementFile, FormFile, ItemGroup, ScheduleFile, iter_items
+from .schema import ElementFile, FormFile, ItemGroup, ScheduleFile, dump, iter_items
 
 KINDS = {"elements": ElementFile, "form": FormFile, "schedule": ScheduleFile}
 
@@ -262,7 +264,7 @@ def _hash(spec: dict) -> str:
 
 def compile_form(form: FormFile, elements: dict) -> dict:
     """The form as stored: every item carries its resolved `name`."""
-    spec = form.model_dump(mode="json")
+    spec = dump(form)
     for section in spec["sections"]:
         for entry in section["items"]:
             for item in entry["items"] if "group" in entry else [entry]:
@@ -274,7 +276,24 @@ def compile_form(form: FormFile, elements: dict) -> dict:
 
 
 def load_definitions(paths: Iterable[Path], *, actor=None) -> LoadResult:
-    parsed = parse_paths(list(paths))
+    """Parse and validate every file below `paths`, then write them (see `load_parsed`)."""
+    return load_parsed(parse_paths(list(paths)), actor=actor)
+
+
+def check_parsed(parsed: ParsedSet) -> None:
+    """The cross-file checks of `parse_paths` for definitions that came from elsewhere (a converter);
+    raise DefinitionError listing every problem."""
+    problems = _cross_check(parsed)
+    if problems:
+        raise DefinitionError(problems)
+
+
+def load_parsed(parsed: ParsedSet, *, actor=None, audit_details: dict | None = None) -> LoadResult:
+    """Write already validated definitions in one transaction, refusing changes to used versions.
+
+    `parsed` comes from `parse_paths` or a converter (capture/definitions/converters), which must
+    have run `check_parsed` on it. `audit_details` (e.g. the source file) goes into the audit row.
+    """
     result = LoadResult()
     with transaction.atomic():
         form_specs = _compile_forms(parsed)
@@ -291,7 +310,7 @@ def load_definitions(paths: Iterable[Path], *, actor=None) -> LoadResult:
                 action="definitions.load",
                 object_type="definitions",
                 object_id=_hash({"c": result.created, "u": result.updated})[:16],
-                after={"created": result.created, "updated": result.updated},
+                after={"created": result.created, "updated": result.updated, **(audit_details or {})},
             )
     return result
 
@@ -311,7 +330,7 @@ def _refuse_changes_to_used_versions(parsed: ParsedSet, form_specs: dict[str, di
     problems = []
     for ref, (path, element) in parsed.elements.items():
         row = m.DataElement.objects.filter(public_id=element.public_id, version=element.version).first()
-        if row and row.content_hash != _hash(element.model_dump(mode="json")):
+        if row and row.content_hash != _hash(dump(element)):
             used = m.FormDefinition.objects.filter(elements=row, records__isnull=False).distinct()
             if used.exists():
                 forms = ", ".join(f.ref for f in used)
@@ -330,7 +349,7 @@ def _refuse_changes_to_used_versions(parsed: ParsedSet, form_specs: dict[str, di
             )
     for ref, (path, schedule) in parsed.schedules.items():
         row = m.Schedule.objects.filter(name=schedule.schedule, version=schedule.version).first()
-        changed = row is not None and row.content_hash != _hash(schedule.model_dump(mode="json"))
+        changed = row is not None and row.content_hash != _hash(dump(schedule))
         if changed and row.arms.filter(subjects__isnull=False).exists():
             problems.append(
                 f"{path}: schedule {ref} differs from the loaded version, which studies with enrolled "
@@ -346,7 +365,7 @@ def _next_version(version: str) -> str:
 
 
 def _save_element(path: str, element, actor, result: LoadResult) -> None:
-    spec = element.model_dump(mode="json")
+    spec = dump(element)
     digest = _hash(spec)
     fields = {
         "name": element.name,
@@ -434,7 +453,7 @@ def _save_form(path: str, form: FormFile, spec: dict, actor, result: LoadResult)
 
 
 def _save_schedule(path: str, schedule: ScheduleFile, actor, result: LoadResult) -> None:
-    spec = schedule.model_dump(mode="json")
+    spec = dump(schedule)
     digest = _hash(spec)
     row = m.Schedule.objects.filter(name=schedule.schedule, version=schedule.version).first()
     if row and row.content_hash == digest:

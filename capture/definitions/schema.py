@@ -97,6 +97,32 @@ class DataElement(_Strict):
         default="",
         description="where the public id and values come from (file and key); required for caDSR ids",
     )
+    # Optional, added for interop (docs/definitions.md, "Interop additions"). Leave them out
+    # and an element means what it always meant.
+    validation: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z][A-Za-z0-9_]*$",
+        description="the REDCap text validation name (email, phone, number_2dp_comma_decimal ...)",
+    )
+    display_format: Literal["ymd", "mdy", "dmy"] | None = Field(
+        default=None, description="order in which people enter and read a date or datetime"
+    )
+    ontology: str | None = Field(
+        default=None, description="an ontology the value comes from, e.g. REDCap's BIOPORTAL:ICD-10"
+    )
+    concepts: list[str] = Field(
+        default=[],
+        description="NCI Thesaurus codes of the data element concept (object class, property), "
+        "only when a real source gives them",
+    )
+
+    @field_validator("concepts")
+    @classmethod
+    def _concepts_shape(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if not re.fullmatch(r"C\d+(:C\d+)*", code):
+                raise ValueError(f"concept {code!r} is not an NCI Thesaurus code such as 'C20197'")
+        return value
 
     @field_validator("public_id", mode="before")
     @classmethod
@@ -121,6 +147,8 @@ class DataElement(_Strict):
             raise ValueError(f"permissible value codes repeat: {', '.join(duplicates)}")
         if self.decimal_places is not None and self.datatype != "decimal":
             raise ValueError("decimal_places only applies to datatype 'decimal'")
+        if self.display_format is not None and self.datatype not in ("date", "datetime"):
+            raise ValueError("display_format only applies to datatypes 'date' and 'datetime'")
         numeric = self.datatype in ("integer", "decimal")
         for bound in (self.min, self.max):
             if bound is not None and numeric and isinstance(bound, str):
@@ -138,7 +166,20 @@ class ElementFile(_Strict):
     elements: list[DataElement] = Field(min_length=1)
 
 
-WIDGETS = ("text", "textarea", "dropdown", "radio", "checkbox", "yesno", "date", "file")
+WIDGETS = (
+    "text",
+    "textarea",
+    "dropdown",
+    "radio",
+    "checkbox",
+    "yesno",
+    "date",
+    "file",
+    # interop additions: REDCap's true/false, slider (a number on a scale) and descriptive text
+    "truefalse",
+    "slider",
+    "descriptive",
+)
 
 
 class Item(_Strict):
@@ -151,6 +192,25 @@ class Item(_Strict):
     field_note: str | None = None
     widget: Literal[WIDGETS] | None = None  # type: ignore[valid-type]
     annotation: str | None = None
+    # Optional, added for interop: presentation REDCap keeps, carried so an export gives it back.
+    alignment: Literal["RV", "RH", "LV", "LH"] | None = Field(
+        default=None, description="REDCap custom alignment: right/left, vertical/horizontal"
+    )
+    question_number: str | None = Field(default=None, description="REDCap survey question number")
+    slider_labels: list[str] = Field(
+        default=[], max_length=3, description="labels at the left, middle and right of a slider"
+    )
+    slider_number: bool = Field(default=False, description="show the slider's number")
+    query: str | None = Field(
+        default=None,
+        description="REDCap dynamic SQL that filled the choices; not run by Capture, kept for export",
+    )
+
+    @model_validator(mode="after")
+    def _slider(self) -> Item:
+        if (self.slider_labels or self.slider_number) and self.widget != "slider":
+            raise ValueError("slider_labels and slider_number need widget: slider")
+        return self
 
     @field_validator("element")
     @classmethod
@@ -169,6 +229,7 @@ class ItemGroup(_Strict):
     repeating: bool = False
     max_repeats: int | None = Field(default=None, gt=0)
     matrix: bool = False
+    ranking: bool = Field(default=False, description="matrix only: each choice may be picked once")
     items: list[Item] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -177,6 +238,8 @@ class ItemGroup(_Strict):
             raise ValueError(f"group {self.group!r} cannot be both repeating and a matrix")
         if not self.repeating and self.max_repeats is not None:
             raise ValueError(f"group {self.group!r}: max_repeats needs repeating: true")
+        if self.ranking and not self.matrix:
+            raise ValueError(f"group {self.group!r}: ranking needs matrix: true")
         return self
 
 
@@ -196,6 +259,11 @@ SectionEntry = Annotated[
 class Section(_Strict):
     title: str
     description: str = ""
+    header: bool = Field(
+        default=True,
+        description="false: the source gave these items no heading (REDCap fields before the first "
+        "section header); the title then repeats the form's and is not a heading of its own",
+    )
     items: list[SectionEntry] = Field(min_length=1)
 
 
@@ -204,6 +272,11 @@ class FormFile(_Strict):
     version: Version
     title: str
     description: str = ""
+    instrument: str | None = Field(
+        default=None,
+        pattern=NAME_RE,
+        description="the REDCap instrument name this form came from (default: the form's name)",
+    )
     sections: list[Section] = Field(min_length=1)
 
     @property
@@ -284,3 +357,37 @@ def iter_items(form: FormFile):
                     yield section, entry, item
             else:
                 yield section, None, entry
+
+
+# Optional keys added for interop. A definition that leaves them at their defaults must dump
+# (and so hash) exactly as before they existed, or every loaded version would look changed.
+# If you add an optional key, add it here with its default.
+INTEROP_DEFAULTS: dict[str, object] = {
+    "validation": None,
+    "display_format": None,
+    "ontology": None,
+    "concepts": [],
+    "alignment": None,
+    "question_number": None,
+    "slider_labels": [],
+    "slider_number": False,
+    "query": None,
+    "ranking": False,
+    "header": True,
+    "instrument": None,
+}
+
+
+def dump(model: BaseModel) -> dict:
+    """The model as JSON data, without interop keys left at their defaults (see INTEROP_DEFAULTS)."""
+    return _prune(model.model_dump(mode="json"))
+
+
+def _prune(value):
+    if isinstance(value, dict):
+        return {
+            k: _prune(v) for k, v in value.items() if not (k in INTEROP_DEFAULTS and v == INTEROP_DEFAULTS[k])
+        }
+    if isinstance(value, list):
+        return [_prune(v) for v in value]
+    return value

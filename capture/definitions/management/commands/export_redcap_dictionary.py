@@ -1,0 +1,33 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from capture.definitions import services
+from capture.studies.models import Study
+
+
+class Command(BaseCommand):
+    help = (
+        "Write a study's definitions as a REDCap data dictionary (DIR/<slug>_dictionary.csv) with the arms, "
+        "events and instrument-event mapping CSVs REDCap's API imports. What a dictionary cannot hold "
+        "(units, concept codes, repeating groups) is listed as warnings."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("study", help="the study's short name (slug)")
+        parser.add_argument("--out", type=Path, default=Path("."), help="folder to write into")
+
+    def handle(self, *args, study, out, **options):
+        found = Study.objects.filter(slug=study).first()
+        if found is None:
+            raise CommandError(f"No study {study!r}. Fix: give the short name shown in the study list.")
+        text, schedule, problems = services.export_redcap_dictionary(actor=None, study=found)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{study}_dictionary.csv").write_text(text, encoding="utf-8")
+        for kind, content in schedule.items():
+            (out / f"{study}_{kind}.csv").write_text(content, encoding="utf-8")
+        for problem in problems:
+            self.stdout.write(f"warning: {problem}")
+        self.stdout.write(
+            self.style.SUCCESS(f"Wrote {out / f'{study}_dictionary.csv'} and the arms, events, mapping.")
+        )

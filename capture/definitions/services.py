@@ -1,0 +1,358 @@
+"""Workflows on definitions that come from other systems: import, create or update a study, export.
+
+A converter (capture/definitions/converters) turns a file into a `Conversion` without writing. Here a
+conversion is versioned against what is loaded — unchanged definitions keep their version, changed
+ones get the next version, never an in-place change — and written through the loader in one
+transaction with its audit rows. Views and management commands call these functions only.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+
+from capture.audit.services import record_event
+from capture.studies import access
+from capture.studies import services as study_services
+from capture.studies.models import Study, Subject
+
+from . import models as m
+from .converters import Conversion, Problem
+from .loader import DefinitionError, LoadResult, _hash, _next_version, compile_form, load_parsed
+from .schema import DataElement, FormFile, ScheduleFile, dump, iter_items
+
+FORMATS = {
+    "redcap": "REDCap data dictionary (CSV)",
+    "odm": "REDCap project XML or CDISC ODM 1.3 (XML)",
+    "cadsr": "caDSR CDE XML or Form Builder (FormCart) XML",
+}
+
+
+def convert(
+    kind: str,
+    data: bytes | str,
+    *,
+    source: str,
+    project: str = "",
+    title: str = "",
+    arms: bytes | None = None,
+    events: bytes | None = None,
+    mapping: bytes | None = None,
+    repeating: tuple[str, ...] | list[str] = (),
+) -> Conversion:
+    """Read an uploaded file of `kind` (see FORMATS) into a Conversion; writes nothing."""
+    from .converters import cadsr, odm, redcap, xmlsafe
+
+    if kind == "redcap":
+        return redcap.read_dictionary(
+            data,
+            project=project,
+            source=source,
+            title=title,
+            arms=arms,
+            events=events,
+            mapping=mapping,
+            repeating_forms=repeating,
+        )
+    if kind == "odm":
+        return odm.read_odm(data, project=project, source=source, title=title)
+    if kind == "cadsr":
+        try:
+            root = xmlsafe.parse(data)
+        except ValueError:
+            return cadsr.read_cde(data, source=source)  # reports the XML problem
+        return (
+            cadsr.read_formcart(data, source=source)
+            if cadsr.is_formcart(root)
+            else cadsr.read_cde(data, source=source)
+        )
+    raise ValueError(f"unknown format {kind!r}; use one of {', '.join(FORMATS)}")
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def _latest(queryset):
+    rows = list(queryset)
+    return max(rows, key=lambda row: _version_key(row.version)) if rows else None
+
+
+def _settle(latest, candidate_hash_at) -> str | None:
+    """The version to use: the latest one when identical, the next one when changed, None when new."""
+    if latest is None:
+        return None
+    if latest.content_hash == candidate_hash_at(latest.version):
+        return latest.version
+    return _next_version(latest.version)
+
+
+def versioned(conversion: Conversion) -> Conversion:
+    """The conversion with versions settled against the database: a definition identical to the latest
+    loaded version reuses it; a changed one becomes the next version; a new one stays at its version."""
+    renamed: dict[str, str] = {}
+    elements: list[DataElement] = []
+    for element in conversion.elements:
+        latest = _latest(m.DataElement.objects.filter(public_id=element.public_id))
+        version = _settle(latest, lambda v, e=element: _hash(dump(e.model_copy(update={"version": v}))))
+        if version and version != element.version:
+            new = element.model_copy(update={"version": version})
+            renamed[element.ref] = new.ref
+            element = new
+        elements.append(element)
+    by_ref = {e.ref: e for e in elements}
+
+    def with_elements(form: FormFile, version: str) -> FormFile:
+        data = form.model_dump(mode="json")
+        data["version"] = version
+        for section in data["sections"]:
+            for entry in section["items"]:
+                for item in entry["items"] if "group" in entry else [entry]:
+                    item["element"] = renamed.get(item["element"], item["element"])
+        return FormFile.model_validate(data)
+
+    forms: list[FormFile] = []
+    form_renamed: dict[str, str] = {}
+    for form in conversion.forms:
+        form = with_elements(form, form.version)
+        known = dict(by_ref)
+        for _, _, item in iter_items(form):
+            if item.element not in known:
+                row = m.DataElement.objects.filter(
+                    public_id=item.element.split("@")[0], version=item.element.split("@")[1]
+                ).first()
+                if row is not None:
+                    known[item.element] = DataElement.model_validate(row.spec)
+        latest = _latest(m.FormDefinition.objects.filter(name=form.form))
+        version = _settle(latest, lambda v, f=form, k=known: _hash(compile_form(with_elements(f, v), k)))
+        if version and version != form.version:
+            new = with_elements(form, version)
+            form_renamed[form.ref] = new.ref
+            form = new
+        forms.append(form)
+    schedule = conversion.schedule
+    if schedule is not None:
+        data = schedule.model_dump(mode="json")
+        for arm in data["arms"]:
+            for event in arm["events"]:
+                for entry in event["forms"]:
+                    entry["form"] = form_renamed.get(entry["form"], entry["form"])
+        schedule = ScheduleFile.model_validate(data)
+        latest = _latest(m.Schedule.objects.filter(name=schedule.schedule))
+        version = _settle(latest, lambda v, s=schedule: _hash(dump(s.model_copy(update={"version": v}))))
+        if version and version != schedule.version:
+            schedule = schedule.model_copy(update={"version": version})
+    return Conversion(
+        source=conversion.source,
+        kind=conversion.kind,
+        elements=elements,
+        forms=forms,
+        schedule=schedule,
+        problems=list(conversion.problems),
+        title=conversion.title,
+    )
+
+
+def plan(conversion: Conversion) -> dict[str, list[str]]:
+    """What confirming would do, without writing: definitions that are new, new versions of loaded
+    ones, or already loaded and unchanged (for the preview page)."""
+    settled = versioned(conversion)
+    rows = [
+        ("element", m.DataElement.objects.filter(public_id=e.public_id), e.version, e.ref)
+        for e in settled.elements
+    ]
+    rows += [("form", m.FormDefinition.objects.filter(name=f.form), f.version, f.ref) for f in settled.forms]
+    if settled.schedule is not None:
+        s = settled.schedule
+        rows.append(("schedule", m.Schedule.objects.filter(name=s.schedule), s.version, s.ref))
+    out: dict[str, list[str]] = {"new": [], "new_version": [], "unchanged": []}
+    for kind, loaded, version, ref in rows:
+        versions = set(loaded.values_list("version", flat=True))
+        key = "unchanged" if version in versions else "new_version" if versions else "new"
+        out[key].append(f"{kind} {ref}")
+    return out
+
+
+def _require_clean(conversion: Conversion) -> None:
+    if conversion.errors:
+        raise DefinitionError([f"{conversion.source}: {p}" for p in conversion.errors])
+
+
+def _audit_details(conversion: Conversion) -> dict:
+    return {
+        "source": conversion.source,
+        "format": conversion.kind,
+        "warnings": [str(p) for p in conversion.warnings],
+    }
+
+
+@transaction.atomic
+def import_definitions(*, actor, conversion: Conversion) -> tuple[LoadResult, Conversion]:
+    """Load the elements, forms and schedule of a conversion (no study). Returns the load result and the
+    conversion as loaded (with its settled versions)."""
+    _require_clean(conversion)
+    settled = versioned(conversion)
+    result = load_parsed(settled.parsed_set(), actor=actor, audit_details=_audit_details(conversion))
+    return result, settled
+
+
+def may_create_studies(user) -> bool:
+    return bool(user and user.is_authenticated and user.is_active and (user.is_superuser or user.is_staff))
+
+
+@transaction.atomic
+def create_study_from_conversion(
+    *, actor, conversion: Conversion, slug: str, name: str, description: str = ""
+) -> tuple[Study, LoadResult]:
+    """Load a converted dictionary or project file and create a study on its schedule."""
+    if actor is not None and not may_create_studies(actor):
+        raise PermissionDenied("Only staff may create studies. Ask an administrator to make you staff.")
+    if conversion.schedule is None:
+        raise ValidationError(
+            f"{conversion.source} defines no schedule, so it cannot make a study. Fix: upload a REDCap "
+            "dictionary, a REDCap project XML or an ODM file with study events."
+        )
+    if Study.objects.filter(slug=slug).exists():
+        raise ValidationError(f"A study with the short name {slug!r} exists already; choose another.")
+    result, settled = import_definitions(actor=actor, conversion=conversion)
+    schedule = m.Schedule.objects.get(name=settled.schedule.schedule, version=settled.schedule.version)
+    study = study_services.create_study(
+        actor=actor, slug=slug, name=name, schedule=schedule, description=description
+    )
+    record_event(
+        actor=actor,
+        study=study,
+        action="definitions.import",
+        object_type="study",
+        object_id=study.pk,
+        object_label=study.name,
+        after={**_audit_details(conversion), "schedule": schedule.ref, "created": result.created},
+    )
+    return study, result
+
+
+@transaction.atomic
+def update_study_definitions(*, actor, study: Study, conversion: Conversion) -> LoadResult:
+    """Load new versions of a study's definitions and move the study to the new schedule version.
+
+    Definitions that changed load as new versions beside the old ones; nothing in use changes. A study
+    with enrolled subjects keeps its schedule: moving subjects and their records to a new schedule
+    version is a protocol amendment, which Capture does not do yet.
+    """
+    if actor is not None and not access.can(actor, "manage_study", study):
+        raise PermissionDenied(f"Your role in {study.name} does not allow changing its definitions.")
+    if conversion.schedule is None:
+        raise ValidationError(f"{conversion.source} defines no schedule. Fix: upload the whole project.")
+    if conversion.schedule.schedule != study.schedule.name:
+        raise ValidationError(
+            f"the file converts to schedule {conversion.schedule.schedule!r}, but the study runs on "
+            f"{study.schedule.name!r}. Fix: convert it with the project key {study.schedule.name!r}."
+        )
+    _require_clean(conversion)
+    settled = versioned(conversion)
+    new_ref = settled.schedule.ref
+    if new_ref != study.schedule.ref and Subject.objects.filter(study=study).exists():
+        raise ValidationError(
+            f"{study.name} has enrolled subjects on schedule {study.schedule.ref}; moving them and their "
+            f"records to {new_ref} is a protocol amendment, which Capture does not do yet. Nothing was "
+            "changed. Fix: load the new forms for a new study, or wait for protocol amendments."
+        )
+    result = load_parsed(settled.parsed_set(), actor=actor, audit_details=_audit_details(conversion))
+    if new_ref != study.schedule.ref:
+        before = study.schedule.ref
+        study.schedule = m.Schedule.objects.get(
+            name=settled.schedule.schedule, version=settled.schedule.version
+        )
+        study.save(update_fields=["schedule"])
+        record_event(
+            actor=actor,
+            study=study,
+            action="study.schedule.change",
+            object_type="study",
+            object_id=study.pk,
+            object_label=study.name,
+            before={"schedule": before},
+            after={"schedule": new_ref, **_audit_details(conversion), "created": result.created},
+        )
+    return result
+
+
+# ---------------------------------------------------------------------------- reading a study back
+
+
+def study_definitions(study: Study) -> tuple[list[FormFile], dict[str, DataElement], ScheduleFile]:
+    """The study's forms (in schedule order), their elements and its schedule, as schema models."""
+    schedule = ScheduleFile.model_validate(study.schedule.spec)
+    refs: list[str] = []
+    for arm in schedule.arms:
+        for event in arm.events:
+            for entry in event.forms:
+                if entry.form not in refs:
+                    refs.append(entry.form)
+    rows = {
+        f.ref: f for f in m.FormDefinition.objects.filter(event_forms__event__arm__schedule=study.schedule)
+    }
+    # Forms keep the order they were first loaded in (a dictionary's instrument order), not the order
+    # events happen to name them in.
+    first = {}
+    for name, pk in m.FormDefinition.objects.filter(name__in={r.name for r in rows.values()}).values_list(
+        "name", "pk"
+    ):
+        first[name] = min(pk, first.get(name, pk))
+    refs.sort(key=lambda ref: first[rows[ref].name])
+    forms = [FormFile.model_validate(rows[ref].spec) for ref in refs]
+    elements = {
+        e.ref: DataElement.model_validate(e.spec)
+        for e in m.DataElement.objects.filter(forms__in=rows.values()).distinct()
+    }
+    return forms, elements, schedule
+
+
+@transaction.atomic
+def export_redcap_dictionary(*, actor, study: Study) -> tuple[str, dict[str, str], list[Problem]]:
+    """(dictionary CSV, {arms, events, mapping} CSVs, problems) for a study; audited."""
+    from .converters import redcap
+
+    forms, elements, schedule = study_definitions(study)
+    text, problems = redcap.write_dictionary(forms, elements)
+    schedule_files = redcap.write_schedule(schedule, {f.ref: f for f in forms})
+    _audit_export(actor, study, "redcap", problems)
+    return text, schedule_files, problems
+
+
+@transaction.atomic
+def export_odm(*, actor, study: Study) -> tuple[bytes, list[Problem]]:
+    """CDISC ODM 1.3.2 metadata of a study, validated against the ODM schema; audited."""
+    from .converters import odm
+
+    forms, elements, schedule = study_definitions(study)
+    data, problems = odm.write_odm(
+        forms, elements, schedule, study_oid=f"Study.{study.slug}", study_name=study.name
+    )
+    _audit_export(actor, study, "odm", problems)
+    return data, problems
+
+
+def _audit_export(actor, study: Study, kind: str, problems: list[Problem]) -> None:
+    record_event(
+        actor=actor,
+        study=study,
+        action="definitions.export",
+        object_type="study",
+        object_id=study.pk,
+        object_label=study.name,
+        after={"format": kind, "schedule": study.schedule.ref, "warnings": [str(p) for p in problems]},
+    )
+
+
+def summary(conversion: Conversion) -> str:
+    """One line about a conversion, for messages and command output."""
+    counts = {
+        "elements": len(conversion.elements),
+        "forms": len(conversion.forms),
+        "errors": len(conversion.errors),
+        "warnings": len(conversion.warnings),
+    }
+    return json.dumps(counts)

@@ -1,0 +1,112 @@
+"""caDSR CDE XML and Form Builder XML in: real ids, permissible values with concept codes, forms."""
+
+from __future__ import annotations
+
+import pytest
+
+from capture.definitions import services
+from capture.definitions.converters import cadsr
+from capture.definitions.models import DataElement, FormDefinition
+
+from .conftest import DATA, OWN, shared
+
+CADSR = DATA / "cadsr"
+
+
+def _cde_files() -> list[str]:
+    return sorted(p.name for p in CADSR.glob("*.xml")) if CADSR.exists() else ["(none)"]
+
+
+@pytest.mark.parametrize("name", _cde_files())
+def test_every_shared_cde_export_loads_with_its_values_and_concepts(db, name):
+    path = shared(CADSR / name)
+    conversion = cadsr.read_cde(path.read_bytes(), source=name)
+    assert conversion.errors == [], [str(p) for p in conversion.errors]
+    (element,) = conversion.elements
+    assert element.public_id == name.removeprefix("cde-sample-").removesuffix(".xml")
+    text = path.read_text()
+    valid_values = {v.split("</VALIDVALUE>")[0] for v in text.split("<VALIDVALUE>")[1:]}
+    assert {pv.code for pv in element.permissible_values} == valid_values
+    services.import_definitions(actor=None, conversion=conversion)
+    row = DataElement.objects.get(public_id=element.public_id, version=element.version)
+    assert row.permissible_values.count() == len(valid_values)
+    assert name in row.source
+
+
+def test_a_cde_keeps_question_datatype_length_concepts_and_value_meanings(db):
+    conversion = cadsr.read_cde(
+        shared(CADSR / "cde-sample-2001831.xml").read_bytes(), source="cde-sample-2001831.xml"
+    )
+    (element,) = conversion.elements
+    assert (element.public_id, element.version) == ("2001831", "3")
+    assert element.long_name == "Fracture Bone Not Report Assessment Site"
+    assert element.question == "Fracture Not Previously Reported?"
+    assert (element.datatype, element.max_length) == ("text", 35)
+    assert element.concepts == ["C3046:C12366", "C25594:C25375:C20989"]
+    values = {pv.code: pv for pv in element.permissible_values}
+    assert values["Ulna"].concept == "C12809"
+    assert (values["Spine"].meaning, values["Spine"].concept) == ("Spine, Whole", "C25326:C12464")
+    assert values["Radius"].concept is None, "no concept is invented where the source gives none"
+    assert any("'Other' is listed more than once" in p.message for p in conversion.problems)
+
+
+def test_java_and_classic_datatypes_and_display_formats_map(db):
+    def element(name):
+        return cadsr.read_cde(shared(CADSR / name).read_bytes(), source=name).elements[0]
+
+    assert (element("cde-sample-2001826.xml").datatype, element("cde-sample-2001826.xml").display_format) == (
+        "date",
+        "mdy",
+    )
+    assert element("cde-sample-2513777.xml").datatype == "decimal"
+    assert element("cde-sample-2513896.xml").datatype == "integer"
+    assert element("cde-sample-2513819.xml").datatype == "datetime"
+    assert element("cde-sample-2608127.xml").datatype == "text"
+
+
+def test_a_form_builder_export_becomes_a_form_on_real_cde_ids(db):
+    path = OWN / "cadsr" / "formcart_recurrence.xml"
+    conversion = services.convert("cadsr", path.read_bytes(), source=path.name)
+    assert conversion.kind == "formcart"
+    assert conversion.errors == [], [str(p) for p in conversion.errors]
+    (form,) = conversion.forms
+    assert (form.form, form.title) == ("cadsr_9000001", "Recurrence and Adverse Event Follow-up")
+    assert [s.title for s in form.sections] == ["Recurrence", "Adverse events"]
+    date_item, site_item = form.sections[0].items
+    assert date_item.element == "2001826@3" and date_item.required
+    assert site_item.widget == "checkbox" and site_item.field_note == "Tick every site."
+    group = form.sections[1].items[0]
+    assert group.repeating and group.max_repeats == 10
+    site = conversion.elements_by_ref()["2001831@3"]
+    assert [(p.code, p.concept) for p in site.permissible_values] == [
+        ("Ulna", "C12809"),
+        ("Pelvis", "C12767"),
+        ("Spine", "C25326:C12464"),
+    ]
+    assert any("without a data element" in p.message for p in conversion.warnings)
+    services.import_definitions(actor=None, conversion=conversion)
+    assert FormDefinition.objects.get(name="cadsr_9000001").elements.count() == 3
+
+
+def test_loading_the_same_cde_twice_changes_nothing_and_a_changed_one_gets_a_new_version(db):
+    data = shared(CADSR / "cde-sample-2002061.xml").read_bytes()
+    services.import_definitions(actor=None, conversion=cadsr.read_cde(data, source="a.xml"))
+    again, _ = services.import_definitions(actor=None, conversion=cadsr.read_cde(data, source="a.xml"))
+    assert again.created == [] and again.updated == []
+    changed = data.replace(b"<MaximumLength>3</MaximumLength>", b"<MaximumLength>4</MaximumLength>").replace(
+        b"<Datatype>NUMBER</Datatype>", b"<Datatype>CHARACTER</Datatype>"
+    )
+    result, settled = services.import_definitions(
+        actor=None, conversion=cadsr.read_cde(changed, source="a.xml")
+    )
+    assert settled.elements[0].version == "4"
+    assert set(DataElement.objects.filter(public_id="2002061").values_list("version", flat=True)) == {
+        "3",
+        "4",
+    }
+    assert result.updated == []
+
+
+def test_a_file_that_is_not_a_cde_export_says_what_to_do(db):
+    conversion = cadsr.read_cde(b"<Something/>", source="x.xml")
+    assert conversion.errors and "CDE Browser" in conversion.errors[0].message
