@@ -1,0 +1,36 @@
+"""The background job of an import: a dry run or a commit of one uploaded file.
+
+Started by the import page through `capture.jobs.services.start_job`; the job's progress bar follows
+`progress`. The commit writes in one transaction (services.run_import), so a worker killed midway
+leaves the database as it was and the job is marked failed; running it again completes it.
+"""
+
+from __future__ import annotations
+
+from capture.jobs.services import JobError
+
+from . import services
+from .mapping import Mapping
+from .models import ImportUpload
+
+
+def run_import(job, progress) -> dict:
+    upload = ImportUpload.objects.filter(pk=job.params["upload"], study=job.study).first()
+    if upload is None:
+        raise JobError("The uploaded file is gone; upload it again.")
+    mapping = Mapping.from_spec(job.params["spec"])
+    commit = bool(job.params.get("commit"))
+    try:
+        report = services.run_import(
+            actor=job.created_by,
+            study=job.study,
+            path=services.upload_path(upload),
+            mapping=mapping,
+            commit=commit,
+            label=upload.original_name,
+            upload=upload,
+            progress=progress,
+        )
+    except services.ImportRefusedError as exc:
+        raise JobError(exc.messages[0]) from None
+    return {"upload": str(upload.pk), "commit": commit, "counts": report["counts"]}

@@ -1,0 +1,216 @@
+"""Import pages: upload a file, map its columns, dry run, read the report, commit.
+
+Each view first asks capture.studies.access for the study with the `import_data` permission (404
+without access to the study, 403 without the permission), then calls capture.imports.services.
+Dry runs and commits run as background jobs (capture.jobs); their page shows the progress bar.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from capture.jobs import services as jobs
+from capture.studies import access
+
+from . import readers, services
+from .forms import DATE_FORMAT_CHOICES, UploadForm, page_columns, spec_from_post
+from .mapping import Mapping, format_value_map
+from .models import ImportMapping, ImportUpload
+
+PREVIEW_ROWS = 5
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def index(request, slug):
+    study = access.get_study(request.user, slug, services.PERMISSION)
+    sites = access.sites_visible_to(request.user, study)
+    form = UploadForm(request.POST or None, request.FILES or None, sites=sites)
+    if request.method == "POST" and form.is_valid():
+        upload_file = form.cleaned_data["file"]
+        try:
+            upload = services.store_upload(
+                actor=request.user,
+                study=study,
+                site=form.cleaned_data["site"],
+                name=upload_file.name,
+                chunks=upload_file.chunks(),
+            )
+        except ValidationError as exc:
+            form.add_error("file", exc.messages[0])
+        else:
+            return redirect("imports:upload", slug=study.slug, upload_id=upload.pk)
+    uploads = ImportUpload.objects.filter(study=study).select_related("site", "created_by")
+    if not access.can(request.user, "manage_study", study):
+        uploads = uploads.filter(created_by=request.user)
+    return render(
+        request,
+        "imports/index.html",
+        {
+            "study": study,
+            "form": form,
+            "uploads": uploads[:50],
+            "mappings": ImportMapping.objects.filter(study=study).select_related("site"),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def upload_detail(request, slug, upload_id):
+    study = access.get_study(request.user, slug, services.PERMISSION)
+    upload = services.get_upload(request.user, study, upload_id)
+    path = services.upload_path(upload)
+    structure = services.StudyForms.of(study)
+    choices = structure.choices()
+    targets = {value for value, _ in choices}
+    spec = dict(upload.spec)
+    errors: list[str] = []
+
+    if request.method == "POST":
+        action = request.POST.get("action", "dry_run")
+        if action == "load_mapping":
+            saved = ImportMapping.objects.filter(study=study, pk=request.POST.get("mapping") or 0).first()
+            if saved is not None:
+                ImportUpload.objects.filter(pk=upload.pk).update(mapping=saved, spec=saved.spec)
+                messages.success(request, f"Mapping {saved.name!r} loaded.")
+            return redirect("imports:upload", slug=slug, upload_id=upload.pk)
+        if action == "redcap":
+            table = _table(path, spec)
+            if table is not None:
+                ImportUpload.objects.filter(pk=upload.pk).update(
+                    spec=services.redcap_spec(structure, table.headers)
+                )
+                messages.success(request, "Mapped as a REDCap records export: check the columns below.")
+            return redirect("imports:upload", slug=slug, upload_id=upload.pk)
+        if action == "preview":
+            # New sheet or header rows mean new headers: start the column mapping afresh.
+            ImportUpload.objects.filter(pk=upload.pk).update(spec=_reader_spec(request.POST, {}))
+            return redirect("imports:upload", slug=slug, upload_id=upload.pk)
+        table = _table(path, _reader_spec(request.POST, spec))
+        try:
+            if table is None:
+                raise ValidationError("The file cannot be read with these options.")
+            spec = spec_from_post(request.POST, table.headers, spec, targets)
+            if request.POST.get("save_as", "").strip():
+                saved = services.save_mapping(
+                    actor=request.user, study=study, name=request.POST["save_as"], spec=spec, site=upload.site
+                )
+                ImportUpload.objects.filter(pk=upload.pk).update(mapping=saved)
+            ImportUpload.objects.filter(pk=upload.pk).update(spec=spec)
+            commit = action == "commit"
+            job = jobs.start_job(
+                actor=request.user,
+                study=study,
+                kind="import",
+                title=f"{'Import' if commit else 'Dry run'} of {upload.original_name}",
+                handler="capture.imports.jobs.run_import",
+                params={"upload": str(upload.pk), "spec": spec, "commit": commit},
+            )
+            return redirect("imports:job", slug=slug, job_id=job.pk)
+        except ValidationError as exc:
+            errors = exc.messages
+
+    table = None
+    read_error = ""
+    try:
+        table = services.read(path, Mapping.from_spec(_spec_or_default(spec)), upload.original_name)
+    except ValidationError as exc:
+        read_error = " ".join(exc.messages)
+    if table is not None and not spec.get("columns") and not spec.get("subject_column"):
+        spec = {**services.suggest_mapping(study, table, site=upload.site), **_reader_spec(spec, {})}
+    preview = [list(map(services._text, cells)) for _, cells in table.rows[:PREVIEW_ROWS]] if table else []
+    report = upload.report or {}
+    return render(
+        request,
+        "imports/upload.html",
+        {
+            "study": study,
+            "upload": upload,
+            "table": table,
+            "read_error": read_error,
+            "errors": errors,
+            "spec": spec,
+            "columns": page_columns(table.headers, spec, preview) if table else [],
+            "choices": choices,
+            "events": structure.event_names(),
+            "date_formats": DATE_FORMAT_CHOICES,
+            "missing_text": format_value_map(spec.get("missing_values", {})),
+            "extra": json.dumps(
+                {
+                    "event_values": spec.get("event_values", {}),
+                    "status_columns": spec.get("status_columns", {}),
+                    "repeat_form_column": spec.get("repeat_form_column", ""),
+                }
+            ),
+            "report": report,
+            "problems": report.get("problems", [])[:1000],
+            "mappings": ImportMapping.objects.filter(study=study),
+            "may_commit": report and not report.get("committed") and report["counts"]["problems"] == 0,
+        },
+    )
+
+
+def _spec_or_default(spec: dict) -> dict:
+    base = {"subject_column": "-", "event": "-"}
+    return {**base, **{k: v for k, v in spec.items() if v not in ("", None)}} if spec else base
+
+
+def _reader_spec(source, spec: dict) -> dict:
+    """`spec` with the file-reading options found in `source` (a POST or another spec)."""
+    merged = dict(spec)
+    for key in ("sheet", "header_row", "header_rows", "delimiter", "encoding"):
+        if key in source:
+            value = source[key]
+            if key.startswith("header"):
+                value = int(value) if str(value).isdigit() and int(value) >= 1 else 1
+            merged[key] = value
+    return merged
+
+
+def _table(path, spec: dict):
+    try:
+        return readers.read_table(path, **Mapping.from_spec(_spec_or_default(spec)).reader_options())
+    except (readers.ReadError, ValidationError):
+        return None
+
+
+@login_required
+def report_download(request, slug, upload_id):
+    study = access.get_study(request.user, slug, services.PERMISSION)
+    upload = services.get_upload(request.user, study, upload_id)
+    if not upload.report:
+        raise Http404("Run a dry run first; the annotated workbook shows its problems.")
+    spec = upload.spec or {}
+    try:
+        data = services.annotated_workbook(
+            services.upload_path(upload),
+            upload.report,
+            sheet=upload.report.get("sheet") or spec.get("sheet", ""),
+        )
+    except readers.ReadError as exc:
+        raise Http404(str(exc)) from None
+    stem = upload.original_name.rsplit(".", 1)[0]
+    response = HttpResponse(
+        data, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{stem}-report.xlsx"'
+    return response
+
+
+@login_required
+def job_detail(request, slug, job_id):
+    study = access.get_study(request.user, slug, services.PERMISSION)
+    jobs.recover_stale_jobs()
+    job = jobs.get_job(request.user, job_id)
+    if job.study_id != study.pk or job.kind != "import":
+        raise Http404("No such import.")
+    upload = ImportUpload.objects.filter(pk=job.params.get("upload"), study=study).first()
+    return render(request, "imports/job.html", {"job": job, "study": study, "upload": upload})
