@@ -30,3 +30,4 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+PSEUDONYM_KEY_REQUIRED = True  # capture/studies/pseudonyms.py: CAPTURE_PSEUDONYM_KEY must be set

@@ -7,7 +7,6 @@ records the audit event in the same transaction.
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -16,13 +15,9 @@ from guardian.shortcuts import assign_perm, remove_perm
 from capture.audit.services import record_event
 from capture.definitions.models import Arm, Schedule
 
-from . import access
+from . import access, pseudonyms
 from .models import STUDY_PERMISSIONS, Membership, Site, Study, Subject, validate_id_pattern
 from .roles import ROLES
-
-# A de-identified date keeps intervals but not the calendar: every date of a
-# subject moves back by the same number of days, drawn once at enrolment.
-DATE_SHIFT_RANGE = (30, 365)
 
 
 def _study_snapshot(study: Study) -> dict:
@@ -212,7 +207,6 @@ def enroll_subject(
             f"The subject id pattern gives {subject_id!r}, which is taken; the pattern must include {{site}} "
             "when a study has several sites."
         )
-    low, high = DATE_SHIFT_RANGE
     subject = Subject.objects.create(
         study=study,
         site=site,
@@ -223,7 +217,7 @@ def enroll_subject(
         derived_from=derived_from,
         model_type=model_type,
         enrollment_date=enrollment_date,
-        date_shift_days=-(low + secrets.randbelow(high - low + 1)),
+        date_shift_days=pseudonyms.date_shift_days(study, subject_id),
     )
     record_event(
         actor=actor,

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
-from capture.studies import access, services
+from capture.studies import access, pseudonyms, services
 from capture.studies.models import Subject
 from tests.conftest import PASSWORD
 
@@ -69,6 +69,7 @@ def test_role_permission_table(personas, study):
         "coordinator_a": {"enroll_subject", "enter_data", "view_identifiers"},
         "statistician": {"export_deidentified"},
         "monitor": {"verify_data", "view_audit"},
+        "pi": {"sign_records", "export_identified", "view_audit"},
     }
     for persona, allowed in expected.items():
         for codename in allowed:
@@ -78,6 +79,7 @@ def test_role_permission_table(personas, study):
     assert not access.can(personas["coordinator_a"], "import_data", study)
     assert not access.can(personas["monitor"], "enter_data", study)
     assert not access.can(personas["outsider"], "view_study_data", study)
+    assert not access.can(personas["data_manager"], "sign_records", study)
 
 
 def test_changing_a_role_replaces_its_permissions(personas, study):
@@ -95,7 +97,8 @@ def test_enrolment_gives_pattern_ids_in_sequence_per_site(subjects, study, perso
     assert subjects["model"].subject_id == "A-0002"
     assert subjects["model"].derived_from == subjects["a"]
     assert subjects["model"].arm.name == "models"
-    assert -365 <= subjects["a"].date_shift_days <= -30
+    assert -364 <= subjects["a"].date_shift_days <= 0
+    assert subjects["a"].date_shift_days == pseudonyms.date_shift_days(study, "A-0001")
 
 
 def test_coordinator_cannot_enrol_at_another_site(study, personas):

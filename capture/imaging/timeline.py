@@ -1,0 +1,225 @@
+"""A subject's timeline: dated form records and imaging studies on one axis of days from
+enrolment, with the schedule's event windows, as plain data (for the JSON API and the picture).
+
+Dates are real for roles that see identifiers, and shifted by the subject's date shift for the
+others; the day offsets are the same either way, which is the point of one shift per subject.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import asdict, dataclass, field
+
+from capture.definitions.models import DataElement
+from capture.records.models import FormRecord
+from capture.studies import access
+from capture.studies.models import Subject
+
+from .models import ImagingStudy
+
+# A pair of date items in one record whose names differ only by these words makes a bar.
+START = re.compile(r"(^|_)(start)(_|$)")
+STOP_WORDS = ("stop", "end")
+
+
+@dataclass
+class Window:
+    event: str
+    title: str
+    day: int
+    start: int
+    end: int
+
+
+@dataclass
+class Bar:
+    label: str
+    form: str
+    event: str
+    start_day: int
+    end_day: int | None  # None: still going (no stop date yet)
+    start_date: str
+    end_date: str | None
+
+
+@dataclass
+class Mark:
+    label: str
+    form: str
+    event: str
+    item: str
+    day: int
+    date: str
+
+
+@dataclass
+class Scan:
+    study_uid: str
+    day: int | None
+    date: str | None
+    modalities: list[str]
+    description: str
+    body_part: str
+    series_count: int
+    instance_count: int
+    radiopharmaceutical: str
+    injected_dose_mbq: float | None
+    event: str | None  # the schedule event whose window holds the scan
+    event_title: str | None
+    in_window: bool
+
+
+@dataclass
+class Timeline:
+    subject_id: str
+    anchor: str
+    enrollment_date: str
+    dates_shifted: bool
+    windows: list[Window] = field(default_factory=list)
+    treatments: list[Bar] = field(default_factory=list)
+    assessments: list[Mark] = field(default_factory=list)
+    imaging: list[Scan] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def day_range(self) -> tuple[int, int]:
+        days = [0]
+        days += [d for w in self.windows for d in (w.start, w.end)]
+        days += [d for b in self.treatments for d in (b.start_day, b.end_day) if d is not None]
+        days += [m.day for m in self.assessments]
+        days += [s.day for s in self.imaging if s.day is not None]
+        return min(days), max(days)
+
+
+def _parse(value) -> dt.date | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def _date_items(records) -> dict[int, list[dict]]:
+    """form pk -> its items of datatype date (with `rows_of`: the repeating group, if any)."""
+    forms = {r.form_id: r.form for r in records}
+    refs = {item["element"] for form in forms.values() for item in form.items()}
+    dated = set()
+    for public_id, version in (ref.rsplit("@", 1) for ref in refs):
+        # Identifying dates (birth date) are not events of the study: they stay off the timeline.
+        if DataElement.objects.filter(
+            public_id=public_id, version=version, datatype="date", identifier=False
+        ).exists():
+            dated.add(f"{public_id}@{version}")
+    return {pk: [item for item in form.items() if item["element"] in dated] for pk, form in forms.items()}
+
+
+def _stop_name(name: str) -> list[str]:
+    return [START.sub(rf"\g<1>{word}\g<3>", name, count=1) for word in STOP_WORDS]
+
+
+def build(user, subject: Subject) -> Timeline:
+    """The timeline of `subject` as `user` may see it (the caller has checked access)."""
+    study = subject.study
+    real = access.can(user, "view_identifiers", study)
+    shift = dt.timedelta(days=0 if real else subject.date_shift_days)
+    enrolled = subject.enrollment_date
+
+    def show(date: dt.date) -> str:
+        return (date + shift).isoformat()
+
+    timeline = Timeline(
+        subject_id=subject.subject_id,
+        anchor="enrollment",
+        enrollment_date=show(enrolled),
+        dates_shifted=not real,
+    )
+    events = list(subject.arm.events.order_by("order"))
+    timeline.windows = [
+        Window(e.name, e.title, e.day, e.day - e.window_before, e.day + e.window_after) for e in events
+    ]
+
+    records = list(
+        FormRecord.objects.filter(subject=subject)
+        .select_related("form", "event")
+        .order_by("event__order", "pk")
+    )
+    items_by_form = _date_items(records)
+    for record in records:
+        items = items_by_form.get(record.form_id, [])
+        by_name = {i["name"]: i for i in items if not i["repeating"]}
+        used: set[str] = set()
+        for name in by_name:
+            if not START.search(name):
+                continue
+            start = _parse(record.data.get(name))
+            stop_name = next((n for n in _stop_name(name) if n in by_name), None)
+            if start is None or stop_name is None:
+                continue
+            stop = _parse(record.data.get(stop_name))
+            used |= {name, stop_name}
+            timeline.treatments.append(
+                Bar(
+                    label=record.form.title,
+                    form=record.form_name,
+                    event=record.event.name,
+                    start_day=(start - enrolled).days,
+                    end_day=(stop - enrolled).days if stop else None,
+                    start_date=show(start),
+                    end_date=show(stop) if stop else None,
+                )
+            )
+        for item in items:
+            rows = record.data.get(item["group"]) if item["repeating"] else [record.data]
+            for row in rows if isinstance(rows, list) else []:
+                if item["name"] in used or not isinstance(row, dict):
+                    continue
+                date = _parse(row.get(item["name"]))
+                if date is None:
+                    continue
+                timeline.assessments.append(
+                    Mark(
+                        label=f"{record.form.title} ({record.event.title})",
+                        form=record.form_name,
+                        event=record.event.name,
+                        item=item["name"],
+                        day=(date - enrolled).days,
+                        date=show(date),
+                    )
+                )
+
+    scans = (
+        ImagingStudy.objects.filter(subject=subject).select_related("subject").order_by("study_date", "pk")
+    )
+    for scan in scans:
+        day = scan.day_offset()
+        window = _window_for(timeline.windows, day)
+        date = scan.real_date()
+        timeline.imaging.append(
+            Scan(
+                study_uid=scan.study_uid,
+                day=day,
+                date=show(date) if date else None,
+                modalities=scan.modality_list,
+                description=scan.description,
+                body_part=scan.body_part,
+                series_count=scan.series_count,
+                instance_count=scan.instance_count,
+                radiopharmaceutical=scan.radiopharmaceutical,
+                injected_dose_mbq=scan.injected_dose_mbq,
+                event=window.event if window else None,
+                event_title=window.title if window else None,
+                in_window=window is not None,
+            )
+        )
+    return timeline
+
+
+def _window_for(windows: list[Window], day: int | None) -> Window | None:
+    if day is None:
+        return None
+    holding = [w for w in windows if w.start <= day <= w.end]
+    # Overlapping windows: the event whose target day is nearest wins.
+    return min(holding, key=lambda w: abs(w.day - day)) if holding else None

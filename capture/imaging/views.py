@@ -1,0 +1,197 @@
+"""Imaging pages: the study's imaging index, the queue of unassigned studies, zip upload, linking
+a subject's images (identifier, DICOMweb), and the subject timeline (picture and JSON).
+Every view asks access.py first."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_POST
+
+from capture.jobs import services as jobs
+from capture.studies import access
+
+from . import dicomweb, services, svg
+from . import timeline as timelines
+from .forms import AssignForm, DicomwebForm, IdentifierForm, UploadForm
+from .jobs import UPLOAD_DIR
+from .models import ImagingStudy
+
+IMPORT = "import_data"
+
+
+@login_required
+def imaging_list(request, slug):
+    study = access.get_study(request.user, slug)
+    rows = services.visible_studies(request.user, study).order_by("subject__subject_id", "study_date")
+    may_import = access.can(request.user, IMPORT, study)
+    return render(
+        request,
+        "imaging/list.html",
+        {
+            "study": study,
+            "rows": rows,
+            "may_import": may_import,
+            "queued": ImagingStudy.objects.unassigned().filter(study=study).count() if may_import else 0,
+        },
+    )
+
+
+@login_required
+def queue(request, slug):
+    study = access.get_study(request.user, slug, IMPORT)
+    subjects = list(access.subjects_visible_to(request.user, study).values_list("subject_id", flat=True))
+    rows = services.queue(request.user, study).prefetch_related("series")
+    return render(
+        request,
+        "imaging/queue.html",
+        {
+            "study": study,
+            "rows": [(row, AssignForm(subjects=subjects, prefix=f"s{row.pk}")) for row in rows],
+            "show_dates": access.can(request.user, "view_identifiers", study),
+        },
+    )
+
+
+@login_required
+@require_POST
+def assign(request, slug, pk):
+    study = access.get_study(request.user, slug, IMPORT)
+    row = get_object_or_404(ImagingStudy, study=study, pk=pk)
+    subjects = list(access.subjects_visible_to(request.user, study).values_list("subject_id", flat=True))
+    form = AssignForm(request.POST, subjects=subjects, prefix=f"s{row.pk}")
+    if not form.is_valid():
+        messages.error(request, "Choose a subject to assign the study to.")
+        return redirect("imaging:queue", slug=study.slug)
+    subject = access.get_subject(request.user, study, form.cleaned_data["subject"])
+    try:
+        count = services.assign_study(
+            actor=request.user, imaging_study=row, subject=subject, reason=form.cleaned_data["reason"]
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        more = f" and {count - 1} more of the same patient" if count > 1 else ""
+        messages.success(request, f"Assigned to {subject.subject_id}{more}.")
+    return redirect("imaging:queue", slug=study.slug)
+
+
+@login_required
+def ingest(request, slug):
+    study = access.get_study(request.user, slug, IMPORT)
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["archive"]
+        relative = f"{UPLOAD_DIR}/{uuid.uuid4().hex}.zip"
+        target = Path(settings.MEDIA_ROOT) / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+        with transaction.atomic():
+            job = jobs.start_job(
+                actor=request.user,
+                study=study,
+                kind="imaging_ingest",
+                title=f"DICOM ingest of {upload.name}",
+                handler="capture.imaging.jobs.run_ingest",
+                params={"upload": relative, "name": Path(upload.name).name},
+            )
+        return redirect("imaging:ingest_job", slug=study.slug, job_id=job.pk)
+    return render(request, "imaging/ingest.html", {"study": study, "form": form})
+
+
+@login_required
+def ingest_job(request, slug, job_id):
+    # A job the user may not see is 404 before any permission answer, as on the job pages.
+    study = access.get_study(request.user, slug)
+    job = jobs.get_job(request.user, job_id)
+    if job.study_id != study.pk or job.kind != "imaging_ingest":
+        raise Http404("No such ingest.")
+    access.get_study(request.user, slug, IMPORT)
+    return render(request, "imaging/ingest_job.html", {"study": study, "job": job, "result": job.result})
+
+
+@login_required
+def subject_link(request, slug, subject_id):
+    study = access.get_study(request.user, slug)
+    # A subject at another site is 404 (it does not exist for the user) before any 403.
+    subject = access.get_subject(request.user, study, subject_id, IMPORT)
+    servers = list(dicomweb.servers())
+    id_form = IdentifierForm(prefix="id")
+    web_form = DicomwebForm(servers=servers, prefix="web")
+    if request.method == "POST":
+        try:
+            if "id-value" in request.POST:
+                id_form = IdentifierForm(request.POST, prefix="id")
+                if id_form.is_valid():
+                    _, linked = services.add_identifier(
+                        actor=request.user, subject=subject, **id_form.cleaned_data
+                    )
+                    messages.success(request, f"Identifier registered; {linked} queued studies linked.")
+                    return redirect("imaging:subject_link", slug=study.slug, subject_id=subject.subject_id)
+            else:
+                web_form = DicomwebForm(request.POST, servers=servers, prefix="web")
+                if web_form.is_valid():
+                    result = dicomweb.link(
+                        actor=request.user,
+                        study=study,
+                        server=web_form.cleaned_data["server"],
+                        subject=subject,
+                        patient_id=web_form.cleaned_data["patient_id"],
+                    )
+                    messages.success(
+                        request,
+                        f"{result['studies_found']} studies found on {result['server']}; "
+                        f"{result['studies_new']} new linked.",
+                    )
+                    return redirect("imaging:timeline", slug=study.slug, subject_id=subject.subject_id)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+    return render(
+        request,
+        "imaging/subject_link.html",
+        {
+            "study": study,
+            "subject": subject,
+            "id_form": id_form,
+            "web_form": web_form,
+            "servers": servers,
+            "identifiers": subject.source_identifiers.all(),
+        },
+    )
+
+
+@login_required
+def timeline(request, slug, subject_id):
+    study = access.get_study(request.user, slug)
+    subject = access.get_subject(request.user, study, subject_id)
+    data = timelines.build(request.user, subject)
+    return render(
+        request,
+        "imaging/timeline.html",
+        {
+            "study": study,
+            "subject": subject,
+            "timeline": data,
+            # svg.render escapes every text it writes.
+            "picture": mark_safe(svg.render(data)),  # noqa: S308 - built from escaped parts in svg.py
+            "may_import": access.can(request.user, IMPORT, study),
+        },
+    )
+
+
+@login_required
+def timeline_json(request, slug, subject_id):
+    study = access.get_study(request.user, slug)
+    subject = access.get_subject(request.user, study, subject_id)
+    return JsonResponse(timelines.build(request.user, subject).as_dict())
