@@ -1,4 +1,8 @@
-from django.urls import path  # noqa: F401 - the app's pages are added here
+from django.urls import path
+
+from . import views
 
 app_name = "exports"
-urlpatterns: list = []
+urlpatterns = [
+    path("studies/<slug:slug>/exports/", views.builder, name="builder"),
+]

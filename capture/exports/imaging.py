@@ -1,0 +1,161 @@
+"""Imaging columns, when the imaging app provides `capture.imaging.models.ImagingStudy`.
+
+The exports work without the imaging app: `provider()` answers None and no imaging column
+appears. With it, wide and tidy exports gain per-subject summaries and long/tidy exports a
+table of imaging studies. Study dates arrive already shifted by the subject's date shift
+(the imaging app applies the same shift as the clinical exports), so they are shown as days
+since enrolment (always safe) and, in date-shift mode, as the shifted date itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+from .columns import Column, NameBook
+
+
+def model():
+    """ImagingStudy, if the imaging app is installed and migrated; else None."""
+    try:
+        from capture.imaging.models import ImagingStudy
+    except ImportError:
+        return None
+    from django.db import connection
+
+    if ImagingStudy._meta.db_table not in connection.introspection.table_names():
+        return None  # the app's tables are not there yet (not migrated): export without imaging
+    return ImagingStudy
+
+
+def provider(builder):
+    study_model = model()
+    if study_model is None:
+        return None
+    return ImagingColumns(builder, study_model)
+
+
+class ImagingColumns:
+    def __init__(self, builder, study_model):
+        self.builder = builder
+        self.model = study_model
+
+    def _studies(self, subjects):
+        by_subject = defaultdict(list)
+        query = self.model.objects.filter(study=self.builder.study, subject__in=subjects)
+        for study in query.order_by("study_date", "study_uid"):
+            by_subject[study.subject_id].append(study)
+        return by_subject
+
+    @staticmethod
+    def _day(study, subject) -> int | None:
+        # Stored dates are shifted; the subject's enrolment, shifted alike, is day 0.
+        if study.study_date is None:
+            return None
+        return (
+            study.study_date - (subject.enrollment_date + dt.timedelta(days=subject.date_shift_days))
+        ).days
+
+    def _date(self, study, subject):
+        mode = self.builder.deid.date_mode
+        if mode == "shift" or study.study_date is None:
+            return study.study_date
+        return study.study_date - dt.timedelta(days=subject.date_shift_days)  # identified: real date
+
+    def subject_columns(self, names: NameBook) -> list[Column]:
+        return [
+            Column(
+                names.take("imaging_study_count"),
+                "Number of imaging studies",
+                "integer",
+                "imaging",
+                key="count",
+            ),
+            Column(
+                names.take("imaging_modalities"),
+                "Imaging modalities (all studies)",
+                "text",
+                "imaging",
+                key="modalities",
+            ),
+            Column(
+                names.take("imaging_first_day"),
+                "First imaging study, days since enrolment",
+                "days",
+                "imaging",
+                key="first_day",
+            ),
+            Column(
+                names.take("imaging_last_day"),
+                "Last imaging study, days since enrolment",
+                "days",
+                "imaging",
+                key="last_day",
+            ),
+            Column(
+                names.take("imaging_study_uids"),
+                "De-identified study UIDs, | separated",
+                "text",
+                "imaging",
+                key="uids",
+            ),
+        ]
+
+    def subject_values(self, subjects) -> dict[int, dict]:
+        studies = self._studies(subjects)
+        out = {}
+        for subject in subjects:
+            mine = studies.get(subject.pk, [])
+            days = [d for d in (self._day(s, subject) for s in mine) if d is not None]
+            modalities = sorted({m for s in mine for m in s.modality_list})
+            out[subject.pk] = {
+                "count": len(mine),
+                "modalities": "|".join(modalities) or None,
+                "first_day": min(days) if days else None,
+                "last_day": max(days) if days else None,
+                "uids": "|".join(s.study_uid for s in mine) or None,
+            }
+        return out
+
+    def studies_table(self):
+        from .builder import Table
+
+        names = NameBook()
+        builder = self.builder
+        columns = builder.subject_columns(names, full=False) + [
+            Column(names.take("study_uid"), "De-identified study UID", "text", "imaging", key="uid"),
+            Column(names.take("study_day"), "Study date, days since enrolment", "days", "imaging", key="day"),
+            Column(names.take("modalities"), "Modalities, | separated", "text", "imaging", key="modalities"),
+            Column(names.take("body_part"), "Body part examined", "text", "imaging", key="body_part"),
+            Column(names.take("series_count"), "Number of series", "integer", "imaging", key="series_count"),
+        ]
+        if builder.deid.date_mode != "offset":
+            columns.append(
+                Column(
+                    names.take("study_date"),
+                    "Study date",
+                    "date",
+                    "imaging",
+                    key="date",
+                    note=builder._date_note(),
+                )
+            )
+
+        def batches():
+            for chunk in builder.selected_subject_chunks():
+                studies = self._studies(chunk)
+                rows = []
+                for subject in chunk:
+                    for study in studies.get(subject.pk, []):
+                        extra = {
+                            "uid": study.study_uid,
+                            "day": self._day(study, subject),
+                            "modalities": "|".join(study.modality_list) or None,
+                            "body_part": study.body_part or None,
+                            "series_count": study.series_count,
+                            "date": self._date(study, subject),
+                        }
+                        rows.append(builder._row(columns, subject, {}, None, None, extra))
+                yield rows
+
+        return Table("imaging_studies", "Imaging studies", columns, batches)

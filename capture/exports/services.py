@@ -1,0 +1,315 @@
+"""Exporting a dataset: who may, what is written, and the record of it.
+
+- `request_export` (web, API): checks the right and the selection now, so mistakes are
+  reported at once, audits the request and starts a background job (`jobs.run_export`).
+- `export_dataset` (the job, `manage.py export_dataset`): checks the right again (a role may
+  have changed since), builds the tables, runs the writers, adds the codebook and the
+  provenance manifest, zips them under a temporary name, renames the zip when it is complete,
+  and audits the export with the SHA-256 of every file.
+
+Rights (capture/studies/roles.py): `export_deidentified` for any export; an identified export
+(identifier items, real dates) also needs `export_identified` and a reason. A statistician
+therefore never receives identifiers, whichever path they take: the check is here, below
+every caller.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import shutil
+import tempfile
+import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from capture.audit.services import record_event
+from capture.definitions.models import DataElement, FormDefinition
+from capture.studies import access
+from capture.studies.models import Study
+
+from .builder import DatasetBuilder
+from .codebook import CODEBOOK_FIELDS, rows_for
+from .spec import ExportSpec
+from .writers import writer_class
+from .writers.odm import validate as validate_odm
+
+# Validating ODM parses the whole file; above this size the manifest says it was not checked.
+ODM_VALIDATE_MAX_BYTES = 200 * 1024 * 1024
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    manifest: dict
+
+
+def authorise(actor, study: Study, spec: ExportSpec) -> None:
+    """Raise PermissionDenied unless `actor` may make this export of `study`."""
+    if not access.can(actor, access.VIEW, study) or not access.can(actor, "export_deidentified", study):
+        raise PermissionDenied(
+            f"Your role in {study.name} does not allow exports. A study administrator can give you the "
+            "statistician or data manager role."
+        )
+    if spec.identified and not access.can(actor, "export_identified", study):
+        raise PermissionDenied(
+            f"Your role in {study.name} allows de-identified exports only. Untick 'identified export' "
+            "(identifiers are left out and dates shifted), or ask the PI for the export."
+        )
+
+
+def request_export(*, actor, study: Study, spec: ExportSpec):
+    """Check, audit and queue an export; returns its Job."""
+    from capture.jobs.services import start_job
+
+    spec.check()
+    authorise(actor, study, spec)
+    builder = DatasetBuilder(study=study, user=actor, spec=spec)  # reports a bad selection now
+    title = f"{'Identified' if spec.identified else 'De-identified'} {spec.layout} export: " + ", ".join(
+        spec.formats
+    )
+    with transaction.atomic():
+        job = start_job(
+            actor=actor,
+            study=study,
+            kind="export",
+            title=title,
+            handler="capture.exports.jobs.run_export",
+            params={"spec": spec.to_dict()},
+        )
+        record_event(
+            actor=actor,
+            study=study,
+            action="export.request",
+            object_type="job",
+            object_id=job.pk,
+            object_label=title,
+            after={"spec": spec.to_dict(), "subjects": builder.subject_total},
+            reason=spec.reason,
+        )
+    return job
+
+
+def export_dataset(
+    *,
+    actor,
+    study: Study,
+    spec: ExportSpec,
+    output_dir: Path,
+    progress: Callable | None = None,
+    job_id: str = "",
+) -> ExportResult:
+    """Write the export as one zip in `output_dir`; return its path and manifest."""
+    spec.check()
+    authorise(actor, study, spec)
+    builder = DatasetBuilder(study=study, user=actor, spec=spec)
+    started = timezone.now()
+    export_id = job_id or str(uuid.uuid4())
+    output_dir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=".export-", dir=output_dir))
+    try:
+        manifest = _write(builder, workdir, progress)
+        stamp = started.strftime("%Y%m%dT%H%M%SZ")
+        kind = "identified" if spec.identified else "deidentified"
+        name = f"{study.slug}-{kind}-{spec.layout}-{stamp}-{export_id[:8]}.zip"
+        manifest.update(_provenance(builder, actor, started, export_id))
+        (workdir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        partial = output_dir / f".{name}.partial"
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+            for entry in manifest["files"]:
+                bundle.write(workdir / entry["name"], entry["name"])
+            bundle.write(workdir / "manifest.json", "manifest.json")
+        final = output_dir / name
+        partial.rename(final)  # a complete file appears under its name, or none does
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        for leftover in output_dir.glob(f".{study.slug}-*-{export_id[:8]}.zip.partial"):
+            leftover.unlink(missing_ok=True)
+    bundle_hash = _sha256(final)
+    with transaction.atomic():
+        record_event(
+            actor=actor,
+            study=study,
+            action="export.create",
+            object_type="export",
+            object_id=export_id,
+            object_label=name,
+            after={
+                "spec": spec.to_dict(),
+                "subjects": manifest["subjects"],
+                "tables": manifest["tables"],
+                "files": manifest["files"],
+                "bundle": {"name": name, "sha256": bundle_hash},
+            },
+            reason=spec.reason,
+        )
+    return ExportResult(final, manifest)
+
+
+def _write(builder: DatasetBuilder, workdir: Path, progress: Callable | None) -> dict:
+    spec = builder.spec
+    writers = [writer_class(fmt)(workdir, builder) for fmt in spec.formats]
+    table_writers = [w for fmt, w in zip(spec.formats, writers, strict=True) if fmt != "odm"]
+    tables = builder.tables() if table_writers else []
+    chunks = max(1, math.ceil(builder.subject_total / builder.chunk_size))
+    total = chunks * (len(tables) + (1 if "odm" in spec.formats else 0))
+    done = 0
+    codebook: list[dict] = []
+    subjects_exported = 0
+    for table in tables:
+        for writer in table_writers:
+            writer.begin(table)
+        table.rows_written = 0
+        for rows in table.batches():
+            for writer in table_writers:
+                writer.write(table, rows)
+            table.rows_written += len(rows)
+            done += 1
+            if progress:
+                progress(min(done, total), total, f"{table.title}: {table.rows_written} rows")
+        for writer in table_writers:
+            writer.end(table)
+        if table.name in ("dataset", "subjects"):
+            subjects_exported = table.rows_written
+        codebook += rows_for(table.name, table.columns, builder.study.missing_codes)
+    for writer in writers:
+        writer.finish(codebook)
+    odm_valid = None
+    if "odm" in spec.formats:
+        odm = writers[spec.formats.index("odm")]
+        if progress:
+            progress(total, total, "Checking the ODM file against the ODM 1.3.2 schema")
+        if odm.path.stat().st_size <= ODM_VALIDATE_MAX_BYTES:
+            errors = validate_odm(odm.path)
+            if errors:
+                # Our own output failing the schema is a bug, not the user's problem.
+                raise RuntimeError("The ODM export does not validate: " + "; ".join(errors[:5]))
+            odm_valid = True
+    codebook_path = workdir / "codebook.csv"
+    with codebook_path.open("w", newline="", encoding="utf-8-sig") as handle:
+        out = csv.DictWriter(handle, fieldnames=CODEBOOK_FIELDS)
+        out.writeheader()
+        out.writerows(codebook)
+    files = [path for writer in writers for path in writer.files] + [codebook_path]
+    return {
+        "subjects": subjects_exported if tables else builder.subject_total,
+        "tables": [{"name": t.name, "rows": t.rows_written, "columns": len(t.columns)} for t in tables],
+        "files": [{"name": p.name, "bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files],
+        "odm_schema_valid": odm_valid,
+    }
+
+
+def _provenance(builder: DatasetBuilder, actor, started, export_id: str) -> dict:
+    spec = builder.spec
+    sel = builder.selection
+    forms = FormDefinition.objects.filter(
+        name__in=list(sel.form_refs), version__in=[r.split("@")[1] for r in sel.form_refs.values()]
+    )
+    form_hashes = {f.ref: f.content_hash for f in forms if sel.form_refs.get(f.name) == f.ref}
+    refs = {(i.element.public_id, i.element.version) for items in sel.forms.values() for i in items}
+    elements = {
+        e.ref: e.content_hash
+        for e in DataElement.objects.filter(public_id__in=[r[0] for r in refs])
+        if (e.public_id, e.version) in refs
+    }
+    schedule = builder.study.schedule
+    return {
+        "export_id": export_id,
+        "capture_version": capture_version(),
+        "created_at": started.isoformat(),
+        "finished_at": timezone.now().isoformat(),
+        "created_by": {
+            "username": actor.get_username(),
+            "role": access.role_of(actor, builder.study) or "superuser",
+        },
+        "study": {"slug": builder.study.slug, "name": builder.study.name},
+        "layout": spec.layout,
+        "formats": spec.formats,
+        "filters": spec.to_dict(),
+        "deidentification": {
+            "identified": spec.identified,
+            "reason": spec.reason,
+            "dates": {
+                "shift": "shifted by each subject's date shift",
+                "offset": "days since enrolment",
+                "none": "real dates",
+            }[spec.date_mode],
+            "subject_ids": "re-hashed with a key made for this export and not kept"
+            if spec.rehash_ids
+            else "study subject ids",
+            "dropped_items": [{"item": d.item, "reason": d.reason} for d in sel.dropped],
+        },
+        "sites": sorted(access.sites_visible_to(actor, builder.study).values_list("code", flat=True)),
+        "definitions": {
+            "schedule": {"ref": schedule.ref, "content_hash": schedule.content_hash},
+            "forms": form_hashes,
+            "elements": dict(sorted(elements.items())),
+        },
+        "missing_codes": builder.study.missing_codes,
+        "reproduce": reproduce_command(builder.study, actor, spec),
+    }
+
+
+def reproduce_command(study: Study, actor, spec: ExportSpec) -> str:
+    parts = [
+        "python manage.py export_dataset",
+        f"--study {study.slug}",
+        f"--user {actor.get_username()}",
+        f"--format {','.join(spec.formats)}",
+        f"--layout {spec.layout}",
+        f"--checkboxes {spec.checkboxes}",
+        f"--dates {spec.date_mode}",
+    ]
+    for flag, values in (
+        ("--forms", spec.forms),
+        ("--items", spec.items),
+        ("--events", spec.events),
+        ("--sites", spec.sites),
+        ("--subjects", spec.subjects),
+    ):
+        if values:
+            parts.append(f"{flag} {','.join(values)}")
+    for flag, on in (
+        ("--labels", spec.labels),
+        ("--rehash-ids", spec.rehash_ids),
+        ("--drop-free-text", spec.drop_free_text),
+        ("--no-imaging", not spec.imaging),
+    ):
+        if on:
+            parts.append(flag)
+    if spec.cohort:
+        parts.append(f"--cohort {json.dumps(spec.cohort)}")
+    if spec.identified:
+        parts.append(f"--identified --reason {json.dumps(spec.reason)}")
+    return " ".join(parts)
+
+
+def capture_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("capture")
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        try:
+            return tomllib.loads(pyproject.read_text())["project"]["version"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

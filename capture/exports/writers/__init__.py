@@ -1,0 +1,118 @@
+"""Writers: one per file format. They receive tables batch by batch and write files.
+
+A writer never decides what goes into an export (the builder does); it only decides how a
+cell looks in its format. The protocol, called by `capture.exports.services`:
+
+    writer = WRITERS[fmt](workdir, builder)
+    for table: writer.begin(table); writer.write(table, rows) ...; writer.end(table)
+    writer.finish(codebook_rows)   # then writer.files lists what it wrote
+
+CSV and XLSX cells that begin with = + - @ (or a tab / carriage return) are prefixed with
+an apostrophe so a spreadsheet never runs them as formulas.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from ..columns import Column, Missing
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(text: str) -> str:
+    if text and text.startswith(FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
+class Writer:
+    extension = ""
+
+    def __init__(self, workdir: Path, builder):
+        self.workdir = workdir
+        self.builder = builder
+        self.labels = builder.spec.labels
+        self.missing_meanings = {c["code"]: c["meaning"] for c in builder.study.missing_codes}
+        self.files: list[Path] = []
+
+    def path_for(self, table) -> Path:
+        return self.workdir / f"{table.name}.{self.extension}"
+
+    def begin(self, table) -> None:
+        pass
+
+    def write(self, table, rows: list[list]) -> None:
+        pass
+
+    def end(self, table) -> None:
+        pass
+
+    def finish(self, codebook_rows: list[dict]) -> None:
+        pass
+
+    def formatter(self, col: Column, *, neutral: bool):
+        """A fast per-column version of `text` for the text formats ('' for blank);
+        `neutral`: strings are neutralised against formula injection."""
+        labels = {code: meaning for code, meaning, _ in col.codes} if self.labels and col.labelled else None
+        text = self.text
+        safe = neutralise if neutral else str
+
+        def fmt(value):
+            kind = value.__class__
+            if value is None:
+                return ""
+            if labels is not None:
+                return safe(labels.get(str(value), str(value))) if kind is not Missing else text(col, value)
+            if kind is str:
+                return safe(value)
+            if kind is int:
+                return str(value)
+            if kind is float:
+                return repr(value)
+            if kind is dt.date:
+                return value.isoformat()
+            out = text(col, value)
+            return safe(out) if kind is Missing else out
+
+        if col.datatype == "multi" and self.labels:
+            return lambda value: "" if value is None else safe(text(col, value))
+        return fmt
+
+    # Shared by the text formats (CSV, XLSX, Parquet strings).
+    def text(self, col: Column, value) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, Missing):
+            return self.missing_meanings.get(value.code, value.code) if self.labels else value.code
+        if col.datatype == "multi" and self.labels:
+            return "|".join(col.meaning(code) for code in value.split("|"))
+        if col.labelled and self.labels:
+            return col.meaning(str(value))
+        if isinstance(value, dt.datetime):
+            return value.isoformat(sep=" ", timespec="minutes" if value.second == 0 else "seconds")
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        if isinstance(value, float):
+            return repr(value)
+        return str(value)
+
+
+# Imported when first used: pandas and pyreadstat cost a second to import, which a CSV
+# export should not pay.
+WRITERS = {
+    "csv": "capture.exports.writers.tabular.CsvWriter",
+    "xlsx": "capture.exports.writers.tabular.XlsxWriter",
+    "parquet": "capture.exports.writers.parquet.ParquetWriter",
+    "dta": "capture.exports.writers.stats.DtaWriter",
+    "sav": "capture.exports.writers.stats.SavWriter",
+    "xpt": "capture.exports.writers.stats.XptWriter",
+    "odm": "capture.exports.writers.odm.OdmWriter",
+}
+
+
+def writer_class(fmt: str) -> type[Writer]:
+    from django.utils.module_loading import import_string
+
+    return import_string(WRITERS[fmt])
