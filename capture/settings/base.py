@@ -148,3 +148,29 @@ if _task_backend not in _TASK_BACKENDS:
 
     raise ImproperlyConfigured(f"CAPTURE_TASKS={_task_backend!r}: use 'immediate' or 'database'.")
 TASKS = {"default": {"BACKEND": _TASK_BACKENDS[_task_backend]}}
+
+# The REST API (capture/api): personal tokens or the browser session; every view filters
+# through capture.studies.access, so the default permission only asks for a logged-in user.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "capture.api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "capture.api.exceptions.handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Capture API",
+    "DESCRIPTION": "Studies, sites, subjects, definitions, form records, audit and jobs. "
+    "Every list shows only what your role and sites allow.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"SubjectKindEnum": "capture.studies.models.Subject.KINDS"},
+}
+# PyCap sends every field and record name as its own parameter (fields[0]=…, fields[1]=…).
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 100_000

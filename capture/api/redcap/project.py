@@ -1,0 +1,297 @@
+"""A study seen as a REDCap project: its instruments, events, fields and export columns.
+
+Mapping (see docs/api.md):
+- the record id field is `record_id`, Capture's subject id, first in the dictionary;
+- a form is an instrument; each event is `<event>_arm_<n>` (n = the arm's position, from 1);
+  a schedule of one arm with one event is a classic (non-longitudinal) project;
+- a form marked `repeating` at an event is a repeating instrument there;
+- a checkbox item exports as `<item>___<code>` columns; an item of a repeating group
+  (REDCap has none) exports as `<item>_1` … `<item>_<max_repeats>` (10 when the group sets no maximum);
+- each instrument has `<form>_complete` (0 Incomplete, 1 Unverified, 2 Complete).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from capture.definitions.models import Event, FormDefinition
+from capture.studies.models import Study
+
+from ..catalog import Field, form_fields
+
+RECORD_ID = "record_id"
+DEFAULT_GROUP_COLUMNS = 10
+STATUS_LABELS = {0: "Incomplete", 1: "Unverified", 2: "Complete"}
+
+
+@dataclass(frozen=True)
+class RcEvent:
+    event: Event
+    arm_num: int
+    arm_name: str
+    unique_name: str
+    form_names: tuple[str, ...]
+    repeating: frozenset[str]
+
+    @property
+    def label(self) -> str:
+        return self.event.title
+
+
+@dataclass(frozen=True)
+class Column:
+    """One export column and what it holds."""
+
+    name: str
+    form: str
+    field: Field | None  # None for `<form>_complete`
+    code: str = ""  # checkbox columns: the choice
+    row: int = 0  # repeating-group columns: the row (1-based)
+
+    @property
+    def is_complete(self) -> bool:
+        return self.field is None
+
+
+@dataclass
+class Instrument:
+    name: str
+    form: FormDefinition
+    fields: list[Field]
+    columns: list[Column] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.form.title
+
+
+class Project:
+    def __init__(self, study: Study):
+        self.study = study
+        self.arms = list(study.schedule.arms.order_by("order").prefetch_related("events__event_forms__form"))
+        self.events: list[RcEvent] = []
+        self.instruments: dict[str, Instrument] = {}
+        cache: dict = {}
+        for arm_num, arm in enumerate(self.arms, start=1):
+            for event in arm.events.all():
+                event_forms = list(event.event_forms.all())
+                for ef in event_forms:
+                    if ef.form.name not in self.instruments:
+                        self.instruments[ef.form.name] = Instrument(
+                            ef.form.name, ef.form, form_fields(ef.form, cache)
+                        )
+                self.events.append(
+                    RcEvent(
+                        event=event,
+                        arm_num=arm_num,
+                        arm_name=arm.title,
+                        unique_name=f"{event.name}_arm_{arm_num}",
+                        form_names=tuple(ef.form.name for ef in event_forms),
+                        repeating=frozenset(ef.form.name for ef in event_forms if ef.repeating),
+                    )
+                )
+        self.longitudinal = len(self.events) > 1
+        self.has_repeating = any(e.repeating for e in self.events)
+        self.events_by_name = {e.unique_name: e for e in self.events}
+        self.events_by_id = {e.event.pk: e for e in self.events}
+        self.columns: dict[str, Column] = {}
+        for inst in self.instruments.values():
+            for f in inst.fields:
+                for column in field_columns(inst.name, f):
+                    inst.columns.append(column)
+                    self.columns[column.name] = column
+            complete = Column(f"{inst.name}_complete", inst.name, None)
+            inst.columns.append(complete)
+            self.columns[complete.name] = complete
+        self.fields_by_name = {
+            f.name: (inst.name, f) for inst in self.instruments.values() for f in inst.fields
+        }
+        self.missing_codes = {c["code"]: c["meaning"] for c in study.missing_codes}
+
+    @property
+    def first_form(self) -> str:
+        return next(iter(self.instruments), "")
+
+    def event_for(self, subject_arm_id: int, unique_name: str | None) -> RcEvent | None:
+        if not self.longitudinal:
+            return self.events[0] if self.events else None
+        event = self.events_by_name.get(unique_name or "")
+        if event is None or event.event.arm_id != subject_arm_id:
+            return None
+        return event
+
+
+def group_width(f: Field) -> int:
+    return f.max_repeats or DEFAULT_GROUP_COLUMNS
+
+
+def field_columns(form_name: str, f: Field) -> list[Column]:
+    """The export columns of one item (REDCap's "export field names")."""
+    if f.group:
+        return [Column(f"{f.name}_{n}", form_name, f, row=n) for n in range(1, group_width(f) + 1)]
+    if f.multiple:
+        return [
+            Column(f"{f.name}___{_checkbox_suffix(code)}", form_name, f, code=code) for code, _ in f.codes
+        ]
+    return [Column(f.name, form_name, f)]
+
+
+def _checkbox_suffix(code: str) -> str:
+    # REDCap lower-cases checkbox codes in export names and turns other characters into "_".
+    return "".join(c if c.isalnum() else "_" for c in code.lower())
+
+
+# ----------------------------------------------------------------------------- the dictionary
+
+METADATA_KEYS = [
+    "field_name",
+    "form_name",
+    "section_header",
+    "field_type",
+    "field_label",
+    "select_choices_or_calculations",
+    "field_note",
+    "text_validation_type_or_show_slider_number",
+    "text_validation_min",
+    "text_validation_max",
+    "identifier",
+    "branching_logic",
+    "required_field",
+    "custom_alignment",
+    "question_number",
+    "matrix_group_name",
+    "matrix_ranking",
+    "field_annotation",
+]
+
+
+def _type_and_validation(f: Field) -> tuple[str, str, str]:
+    """(field_type, validation, choices or calculation)."""
+    choices = " | ".join(f"{code}, {meaning}" for code, meaning in f.codes)
+    if f.item.get("calculation"):
+        return "calc", "", f.item["calculation"]
+    if f.codes:
+        if f.multiple:
+            return "checkbox", "", choices
+        return ("radio" if f.widget == "radio" else "dropdown"), "", choices
+    kind = f.datatype
+    if kind == "boolean":
+        return "yesno", "", ""
+    if kind == "file":
+        return "file", "", ""
+    if kind == "text":
+        return ("notes" if f.widget == "textarea" else "text"), "", ""
+    if kind == "integer":
+        return "text", "integer", ""
+    if kind == "decimal":
+        places = f.element.decimal_places
+        return "text", (f"number_{places}dp" if places else "number"), ""
+    if kind == "date":
+        return "text", "date_ymd", ""
+    if kind == "datetime":
+        return "text", "datetime_ymd", ""
+    if kind == "time":
+        return "text", "time", ""
+    return "text", "", ""
+
+
+def _bound(f: Field, value: str) -> str:
+    """A min/max as REDCap writes it: 120, not 120.0."""
+    if not value or f.datatype not in ("integer", "decimal"):
+        return value or ""
+    try:
+        number = Decimal(value)
+    except ArithmeticError:
+        return value
+    return str(int(number)) if number == number.to_integral_value() else format(number.normalize(), "f")
+
+
+def metadata(project: Project) -> list[dict]:
+    rows = [
+        {
+            **dict.fromkeys(METADATA_KEYS, ""),
+            "field_name": RECORD_ID,
+            "form_name": project.first_form,
+            "field_type": "text",
+            "field_label": "Subject ID",
+        }
+    ]
+    for inst in project.instruments.values():
+        section = None
+        for f in inst.fields:
+            field_type, validation, choices = _type_and_validation(f)
+            note = f.item.get("field_note") or ""
+            if f.element.unit and not note:
+                note = f.element.unit
+            base = {
+                **dict.fromkeys(METADATA_KEYS, ""),
+                "form_name": inst.name,
+                "field_type": field_type,
+                "select_choices_or_calculations": choices,
+                "field_note": note,
+                "text_validation_type_or_show_slider_number": validation,
+                "text_validation_min": _bound(f, f.element.min_value),
+                "text_validation_max": _bound(f, f.element.max_value),
+                "identifier": "y" if f.identifier else "",
+                "branching_logic": f.item.get("branching") or "",
+                "required_field": "y" if f.item.get("required") else "",
+                "matrix_group_name": f.matrix_group or "",
+                "field_annotation": f.item.get("annotation") or "",
+            }
+            names = (
+                [(f.name, f.label)]
+                if not f.group
+                else [(c.name, f"{f.label} ({c.row})") for c in field_columns(inst.name, f)]
+            )
+            for name, label in names:
+                row = {**base, "field_name": name, "field_label": label}
+                if f.section != section:
+                    row["section_header"] = f.section
+                    section = f.section
+                rows.append(row)
+    return rows
+
+
+def export_field_names(project: Project) -> list[dict]:
+    rows = [{"original_field_name": RECORD_ID, "choice_value": "", "export_field_name": RECORD_ID}]
+    for inst in project.instruments.values():
+        for column in inst.columns:
+            if column.is_complete:
+                continue
+            original = column.name if column.field.group else column.field.name
+            rows.append(
+                {
+                    "original_field_name": original,
+                    "choice_value": column.code,
+                    "export_field_name": column.name,
+                }
+            )
+    return rows
+
+
+# ----------------------------------------------------------------------------- values
+
+
+def raw_value(f: Field, value) -> str:
+    """A stored value as REDCap's raw export text."""
+    if value is None or value == "":
+        return ""
+    if f.datatype == "decimal" and isinstance(value, int | float) and not isinstance(value, bool):
+        places = f.element.decimal_places
+        if places:
+            return f"{value:.{places}f}"
+        text = format(Decimal(str(value)).normalize(), "f")
+        return text
+    return str(value)
+
+
+def label_value(project: Project, f: Field, value) -> str:
+    text = raw_value(f, value)
+    if text in project.missing_codes:
+        return project.missing_codes[text]
+    if f.codes:
+        return dict(f.codes).get(text, text)
+    if f.datatype == "boolean":
+        return {"1": "Yes", "0": "No"}.get(text, text)
+    return text

@@ -1,0 +1,397 @@
+"""The REDCap-compatible endpoint: one POST URL, `content=` chooses what is asked.
+
+Thin: resolve the token to a user × study, check the role, call the module that does the
+work, answer in REDCap's format. Errors answer in the request's `returnFormat` (or
+`format`), XML when neither is given — as REDCap does, and as PyCap expects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse, QueryDict
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from capture.audit.models import AuditEvent
+from capture.studies import access
+from capture.studies.models import Membership
+
+from ..catalog import deidentified_for
+from ..tokens import resolve_redcap_token
+from ..views import audit_visible_to
+from . import project as meta
+from . import records, render
+from .params import Params, RedcapError
+
+# The REDCap API version whose behaviour this endpoint follows (PyCap reads it with semantic_version).
+REDCAP_VERSION = "14.5.0"
+# A form-encoded import can be large (PyCap posts whole datasets as one field); read it ourselves, to this size.
+MAX_BODY_BYTES = 512 * 1024 * 1024
+EXPORT_ONLY = {
+    "version",
+    "project",
+    "metadata",
+    "exportFieldNames",
+    "instrument",
+    "event",
+    "arm",
+    "formEventMapping",
+    "repeatingFormsEvents",
+    "log",
+    "user",
+    "dag",
+    "userDagMapping",
+}
+
+
+def _params(request) -> QueryDict:
+    """The POST parameters. Form-encoded bodies are parsed here, past Django's in-memory cap
+    (DATA_UPLOAD_MAX_MEMORY_SIZE), which a record import easily exceeds."""
+    if request.content_type == "application/x-www-form-urlencoded" and not getattr(
+        request, "_read_started", False
+    ):
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > MAX_BODY_BYTES:
+            raise RedcapError(
+                f"The request is larger than {MAX_BODY_BYTES // 2**20} MB; import in parts.", 413
+            )
+        body = request.read(length) if length else b""
+        return QueryDict(body, encoding=request.encoding or "utf-8")
+    return request.POST
+
+
+def _error_format(data: QueryDict) -> str:
+    fmt = (data.get("returnFormat") or data.get("format") or "xml").lower()
+    return fmt if fmt in ("json", "csv", "xml") else "xml"
+
+
+@csrf_exempt
+@require_POST
+def redcap_api(request):
+    data = QueryDict()
+    try:
+        data = _params(request)
+        resolved = resolve_redcap_token(data.get("token", "").strip())
+        if resolved is None:
+            raise RedcapError("You do not have permissions to use the API", status=403)
+        user, study = resolved
+        return _dispatch(user, study, Params(data))
+    except RedcapError as exc:
+        return render.error_response(_error_format(data), exc.message, exc.status)
+    except PermissionDenied as exc:
+        return render.error_response(_error_format(data), str(exc) or "You do not have permission.", 403)
+    except Http404 as exc:
+        return render.error_response(_error_format(data), str(exc) or "Not found.", 404)
+
+
+def _dispatch(user, study, p: Params) -> HttpResponse:
+    content = p.get("content")
+    # REDCap reads a request that carries `data` as an import even without action=import (PyCap relies on it).
+    action = p.get("action").lower() or ("import" if "data" in p.data else "export")
+    if content in EXPORT_ONLY and action != "export":
+        raise RedcapError(
+            f"Capture's REDCap API does not change {content} (definitions and sites are managed in Capture itself)."
+        )
+    if content == "version":
+        return HttpResponse(REDCAP_VERSION, content_type="text/plain; charset=utf-8")
+    if content == "record":
+        project = meta.Project(study)
+        if action == "import":
+            return records.import_records(user, study, project, p)
+        if action == "delete":
+            return records.delete_records(user, study, project, p)
+        if action == "export":
+            return records.export_records(user, study, project, p)
+        raise RedcapError(f'The value of the parameter "action" is not valid: {action!r}.')
+    handler = _EXPORTS.get(content)
+    if handler is None:
+        raise RedcapError(
+            'The value of the parameter "content" is not valid'
+            + (f": {content!r}." if content else " (it is missing).")
+        )
+    fmt = p.choice("format", ("json", "csv", "xml"), "xml")
+    return handler(user, study, p, fmt)
+
+
+def _project_info(user, study, p, fmt):
+    project = meta.Project(study)
+    info = {
+        "project_id": study.pk,
+        "project_title": study.name,
+        "creation_time": timezone.localtime(study.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+        "production_time": "",
+        "in_production": 1,
+        "project_language": "English",
+        "purpose": 2,
+        "purpose_other": "",
+        "project_notes": study.description,
+        "custom_record_label": "",
+        "secondary_unique_field": "",
+        "is_longitudinal": int(project.longitudinal),
+        "has_repeating_instruments_or_events": int(project.has_repeating),
+        "surveys_enabled": 0,
+        "scheduling_enabled": 0,
+        "record_autonumbering_enabled": 0,
+        "randomization_enabled": 0,
+        "ddp_enabled": 0,
+        "project_irb_number": "",
+        "project_grant_number": "",
+        "project_pi_firstname": "",
+        "project_pi_lastname": "",
+        "display_today_now_button": 1,
+        "missing_data_codes": " | ".join(f"{c['code']}, {c['meaning']}" for c in study.missing_codes),
+        "external_modules": "",
+        "bypass_branching_erase_field_prompt": 0,
+    }
+    return render.object_response(fmt, info)
+
+
+def _metadata(user, study, p, fmt):
+    project = meta.Project(study)
+    rows = meta.metadata(project)
+    fields, forms = p.items("fields"), p.items("forms")
+    if fields or forms:
+        rows = [
+            r
+            for r in rows
+            if r["field_name"] in fields
+            or r["form_name"] in forms
+            or r["field_name"].rsplit("_", 1)[0] in fields
+        ]
+    return render.rows_response(fmt, rows, meta.METADATA_KEYS)
+
+
+def _field_names(user, study, p, fmt):
+    rows = meta.export_field_names(meta.Project(study))
+    wanted = p.get("field")
+    if wanted:
+        rows = [r for r in rows if r["original_field_name"] == wanted]
+        if not rows:
+            raise RedcapError(f'The field "{wanted}" does not exist in this project.')
+    return render.rows_response(fmt, rows, ["original_field_name", "choice_value", "export_field_name"])
+
+
+def _instruments(user, study, p, fmt):
+    project = meta.Project(study)
+    rows = [{"instrument_name": i.name, "instrument_label": i.label} for i in project.instruments.values()]
+    return render.rows_response(fmt, rows, ["instrument_name", "instrument_label"])
+
+
+def _longitudinal(project: meta.Project, what: str) -> None:
+    if not project.longitudinal:
+        # PyCap's is_longitudinal relies on this error for classic projects.
+        raise RedcapError(f"You cannot export {what} for classic projects")
+
+
+def _arm_filter(p: Params) -> set[int]:
+    return {int(a) for a in p.items("arms") if a.isdigit()}
+
+
+def _events(user, study, p, fmt):
+    project = meta.Project(study)
+    _longitudinal(project, "events")
+    arms = _arm_filter(p)
+    rows = [
+        {
+            "event_name": e.label,
+            "arm_num": e.arm_num,
+            "unique_event_name": e.unique_name,
+            "custom_event_label": "",
+            "event_id": e.event.pk,
+            "days_offset": e.event.day,
+            "offset_min": e.event.window_before,
+            "offset_max": e.event.window_after,
+        }
+        for e in project.events
+        if not arms or e.arm_num in arms
+    ]
+    return render.rows_response(fmt, rows, list(rows[0]) if rows else None)
+
+
+def _arms(user, study, p, fmt):
+    project = meta.Project(study)
+    _longitudinal(project, "arms")
+    arms = _arm_filter(p)
+    rows = [
+        {"arm_num": n, "name": arm.title}
+        for n, arm in enumerate(project.arms, start=1)
+        if not arms or n in arms
+    ]
+    return render.rows_response(fmt, rows, ["arm_num", "name"])
+
+
+def _form_event_mapping(user, study, p, fmt):
+    project = meta.Project(study)
+    _longitudinal(project, "instrument-event mappings")
+    arms = _arm_filter(p)
+    rows = [
+        {"arm_num": e.arm_num, "unique_event_name": e.unique_name, "form": form}
+        for e in project.events
+        if not arms or e.arm_num in arms
+        for form in e.form_names
+    ]
+    return render.rows_response(fmt, rows, ["arm_num", "unique_event_name", "form"])
+
+
+def _repeating(user, study, p, fmt):
+    project = meta.Project(study)
+    rows = []
+    for e in project.events:
+        for form in e.form_names:
+            if form in e.repeating:
+                row = {"event_name": e.unique_name} if project.longitudinal else {}
+                rows.append({**row, "form_name": form, "custom_form_label": ""})
+    columns = (["event_name"] if project.longitudinal else []) + ["form_name", "custom_form_label"]
+    return render.rows_response(fmt, rows, columns)
+
+
+def _dags(user, study, p, fmt):
+    rows = [
+        {
+            "data_access_group_name": site.name,
+            "unique_group_name": site.code.lower(),
+            "data_access_group_id": site.pk,
+        }
+        for site in access.sites_visible_to(user, study).order_by("code")
+    ]
+    return render.rows_response(
+        fmt, rows, ["data_access_group_name", "unique_group_name", "data_access_group_id"]
+    )
+
+
+def _members_visible(user, study):
+    memberships = Membership.objects.filter(study=study).select_related("user").prefetch_related("sites")
+    if not access.can(user, "manage_study", study):
+        memberships = memberships.filter(user=user)  # others' accounts are the administrators' business
+    return memberships.order_by("user__username")
+
+
+def _users(user, study, p, fmt):
+    project = meta.Project(study)
+    rows = []
+    for m in _members_visible(user, study):
+        u = m.user
+
+        def has(code, u=u):
+            return int(access.can(u, code, study))
+
+        sites = [] if m.all_sites else sorted(s.code.lower() for s in m.sites.all())
+        export = 1 if has("export_identified") else 2 if has("export_deidentified") else 0
+        rows.append(
+            {
+                "username": u.get_username(),
+                "email": u.email,
+                "firstname": u.first_name,
+                "lastname": u.last_name,
+                "expiration": "",
+                "data_access_group": sites[0] if len(sites) == 1 else "",
+                "design": 0,
+                "user_rights": has("manage_study"),
+                "data_access_groups": has("manage_study"),
+                "data_export": export,
+                "reports": 1,
+                "stats_and_charts": 1,
+                "manage_survey_participants": 0,
+                "calendar": 0,
+                "data_import_tool": has("import_data"),
+                "data_comparison_tool": 0,
+                "logging": has("view_audit"),
+                "file_repository": 0,
+                "data_quality_create": 0,
+                "data_quality_execute": has("verify_data"),
+                "api_export": 1,
+                "api_import": has("enter_data"),
+                "mobile_app": 0,
+                "mobile_app_download_data": 0,
+                "record_create": has("enroll_subject"),
+                "record_rename": 0,
+                "record_delete": has("manage_study"),
+                "lock_records_all_forms": has("lock_records"),
+                "lock_records": has("lock_records"),
+                "lock_records_customization": 0,
+                "forms": {name: (1 if has("enter_data") else 2) for name in project.instruments},
+            }
+        )
+    if fmt != "json":
+        for row in rows:
+            row["forms"] = ",".join(f"{k}:{v}" for k, v in row["forms"].items())
+    return render.rows_response(fmt, rows, list(rows[0]) if rows else None)
+
+
+def _user_dag_mapping(user, study, p, fmt):
+    rows = []
+    for m in _members_visible(user, study):
+        sites = [] if m.all_sites else sorted(s.code.lower() for s in m.sites.all())
+        rows.append(
+            {
+                "username": m.user.get_username(),
+                "redcap_data_access_group": sites[0] if len(sites) == 1 else "",
+            }
+        )
+    return render.rows_response(fmt, rows, ["username", "redcap_data_access_group"])
+
+
+def _log(user, study, p, fmt):
+    if not access.can(user, "view_audit", study):
+        raise RedcapError("You do not have Logging privileges", status=403)
+    events = audit_visible_to(user, study).order_by("-timestamp", "-seq")
+    if p.get("user"):
+        events = events.filter(actor_label=p.get("user"))
+    if p.get("record"):
+        rid = p.get("record")
+        events = events.filter(object_label__in=[rid]) | events.filter(object_label__startswith=f"{rid} / ")
+    begin = records._parse_moment(p.get("beginTime"), "beginTime")
+    end = records._parse_moment(p.get("endTime"), "endTime")
+    if begin:
+        events = events.filter(timestamp__gte=begin)
+    if end:
+        events = events.filter(timestamp__lte=end + dt.timedelta(seconds=59))
+    hide_values = deidentified_for(user, study)
+    rows = [
+        {
+            "timestamp": timezone.localtime(e.timestamp).strftime("%Y-%m-%d %H:%M"),
+            "username": e.actor_label,
+            "action": _log_action(e),
+            "details": _log_details(e, hide_values),
+            "record": e.object_label.split(" / ")[0] if e.object_type in ("record", "subject") else "",
+        }
+        for e in events[:10000]
+    ]
+    return render.rows_response(fmt, rows, ["timestamp", "username", "action", "details", "record"])
+
+
+def _log_action(event: AuditEvent) -> str:
+    verb = event.action.split(".")[-1]
+    names = {"create": "Created", "update": "Updated", "delete": "Deleted", "enroll": "Created"}
+    if event.object_type in ("record", "subject"):
+        return f"{names.get(verb, verb.title())} Record {event.object_label.split(' / ')[0]}"
+    return event.action
+
+
+def _log_details(event: AuditEvent, hide_values: bool) -> str:
+    after = event.after or {}
+    values = after.get("data", after) if isinstance(after, dict) else {}
+    if not isinstance(values, dict):
+        return event.object_label
+    if hide_values:
+        return ", ".join(sorted(k for k in values if not k.startswith("__")))
+    return ", ".join(f"{k} = '{v}'" for k, v in values.items() if not k.startswith("__"))
+
+
+_EXPORTS = {
+    "project": _project_info,
+    "metadata": _metadata,
+    "exportFieldNames": _field_names,
+    "instrument": _instruments,
+    "event": _events,
+    "arm": _arms,
+    "formEventMapping": _form_event_mapping,
+    "repeatingFormsEvents": _repeating,
+    "dag": _dags,
+    "user": _users,
+    "userDagMapping": _user_dag_mapping,
+    "log": _log,
+}

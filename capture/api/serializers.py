@@ -1,0 +1,241 @@
+"""Shapes of the REST API's requests and responses (and of its OpenAPI schema)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from capture.audit.models import AuditEvent
+from capture.definitions.models import Arm, DataElement, Event, FormDefinition, PermissibleValue
+from capture.jobs.models import Job
+from capture.records.models import FormRecord
+from capture.studies.models import Site, Study, Subject
+
+
+class StudySerializer(serializers.ModelSerializer):
+    schedule = serializers.CharField(source="schedule.ref", read_only=True)
+    role = serializers.SerializerMethodField()
+    permissions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Study
+        fields = [
+            "slug",
+            "name",
+            "description",
+            "schedule",
+            "subject_id_pattern",
+            "missing_codes",
+            "role",
+            "permissions",
+        ]
+
+    def get_role(self, study) -> str | None:
+        from capture.studies.access import role_of
+
+        return role_of(self.context["request"].user, study)
+
+    def get_permissions(self, study) -> list[str]:
+        from capture.studies.access import can
+        from capture.studies.models import STUDY_PERMISSIONS
+
+        user = self.context["request"].user
+        return [code for code, _ in STUDY_PERMISSIONS if can(user, code, study)]
+
+
+class SiteSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Site
+        fields = ["code", "name"]
+
+
+class SubjectSerializer(serializers.ModelSerializer):
+    site = serializers.CharField(source="site.code", read_only=True)
+    arm = serializers.CharField(source="arm.name", read_only=True)
+    derived_from = serializers.CharField(source="derived_from.subject_id", read_only=True, default=None)
+    enrollment_date = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Subject
+        fields = ["subject_id", "site", "arm", "kind", "derived_from", "model_type", "enrollment_date"]
+
+    def get_enrollment_date(self, subject) -> str:
+        # De-identified readers get the shifted date, like every other date they see.
+        if self.context.get("deidentified"):
+            from .catalog import shift
+
+            return shift("date", subject.enrollment_date.isoformat(), subject.date_shift_days)
+        return subject.enrollment_date.isoformat()
+
+
+class EnrolSerializer(serializers.Serializer):
+    site = serializers.CharField(help_text="Site code, e.g. 'A'.")
+    enrollment_date = serializers.DateField()
+    kind = serializers.ChoiceField(choices=Subject.KINDS, default=Subject.PATIENT)
+    arm = serializers.CharField(required=False, help_text="Arm name; default: the first arm for the kind.")
+    derived_from = serializers.CharField(required=False, help_text="Subject id of the source patient.")
+    model_type = serializers.CharField(required=False, default="", allow_blank=True)
+    reason = serializers.CharField(required=False, default="", allow_blank=True)
+
+
+class PermissibleValueSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PermissibleValue
+        fields = ["code", "meaning", "concept_code"]
+
+
+class DataElementSerializer(serializers.ModelSerializer):
+    permissible_values = PermissibleValueSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = DataElement
+        fields = [
+            "ref",
+            "public_id",
+            "version",
+            "name",
+            "long_name",
+            "question",
+            "definition",
+            "datatype",
+            "max_length",
+            "min_value",
+            "max_value",
+            "decimal_places",
+            "unit",
+            "identifier",
+            "source",
+            "permissible_values",
+        ]
+
+
+class FormSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FormDefinition
+        fields = ["ref", "name", "version", "title", "description", "spec"]
+
+
+class EventFormSerializer(serializers.Serializer):
+    form = serializers.CharField(source="form.ref")
+    form_name = serializers.CharField(source="form.name")
+    repeating = serializers.BooleanField()
+
+
+class EventSerializer(serializers.ModelSerializer):
+    forms = EventFormSerializer(source="event_forms", many=True, read_only=True)
+
+    class Meta:
+        model = Event
+        fields = ["name", "title", "day", "window_before", "window_after", "forms"]
+
+
+class ArmSerializer(serializers.ModelSerializer):
+    events = EventSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Arm
+        fields = ["name", "title", "subject_kind", "events"]
+
+
+class ScheduleSerializer(serializers.Serializer):
+    ref = serializers.CharField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+    arms = ArmSerializer(many=True, read_only=True)
+
+
+class RecordSerializer(serializers.ModelSerializer):
+    subject = serializers.CharField(source="subject.subject_id", read_only=True)
+    event = serializers.CharField(source="event.name", read_only=True)
+    form = serializers.CharField(source="form.ref", read_only=True)
+    data = serializers.SerializerMethodField()
+    updated_by = serializers.CharField(source="updated_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = FormRecord
+        fields = [
+            "subject",
+            "event",
+            "form_name",
+            "form",
+            "instance",
+            "status",
+            "version",
+            "locked",
+            "data",
+            "created_at",
+            "updated_at",
+            "updated_by",
+        ]
+
+    def get_data(self, record) -> dict:
+        from .catalog import form_fields, present_data
+
+        context = self.context
+        if not context.get("deidentified"):
+            return record.data
+        fields = form_fields(record.form, context.setdefault("_fields", {}))
+        return present_data(fields, record.data, deidentified=True, shift_days=record.subject.date_shift_days)
+
+
+class RecordWriteSerializer(serializers.Serializer):
+    values = serializers.DictField(help_text="The whole record: item name → value (see docs/api.md).")
+    status = serializers.ChoiceField(choices=[0, 1, 2], default=0)
+    version = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The version you read (omit or null for a new record); a newer one answers 409.",
+    )
+    reason = serializers.CharField(required=False, default="", allow_blank=True)
+
+
+class ConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    current = RecordSerializer()
+    submitted = serializers.DictField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    errors = serializers.DictField(child=serializers.CharField(), required=False)
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "seq",
+            "timestamp",
+            "actor_label",
+            "action",
+            "object_type",
+            "object_id",
+            "object_label",
+            "before",
+            "after",
+            "reason",
+            "hash",
+        ]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    study = serializers.CharField(source="study.slug", read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "study",
+            "kind",
+            "title",
+            "status",
+            "done",
+            "total",
+            "percent",
+            "message",
+            "error",
+            "result",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]

@@ -1,0 +1,409 @@
+"""The REST API (`/api/v1/`): thin views over the studies, definitions, records, audit and job services.
+
+Every view first asks `capture.studies.access` (404 for what the user may not see, 403 for
+what their role may not do) and filters every list through it. DRF's own permission classes
+only require an authenticated user here: they check nothing per object on GET.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from capture.audit.models import AuditEvent
+from capture.definitions.models import Arm, DataElement, FormDefinition
+from capture.jobs import services as jobs
+from capture.records import services as records
+from capture.records.models import FormRecord
+from capture.studies import access
+from capture.studies import services as studies
+from capture.studies.models import Study, Subject
+
+from . import serializers as s
+from .catalog import deidentified_for
+
+
+def _study(request, slug: str, codename: str = access.VIEW) -> Study:
+    return access.get_study(request.user, slug, codename)
+
+
+class StudyList(generics.ListAPIView):
+    """The studies you have a role in."""
+
+    serializer_class = s.StudySerializer
+
+    def get_queryset(self):
+        return access.studies_visible_to(self.request.user).select_related("schedule").order_by("slug")
+
+
+class StudyDetail(generics.RetrieveAPIView):
+    serializer_class = s.StudySerializer
+
+    def get_object(self):
+        return _study(self.request, self.kwargs["slug"])
+
+
+class SiteList(generics.ListAPIView):
+    """The study's sites whose subjects you see."""
+
+    serializer_class = s.SiteSerializer
+
+    def get_queryset(self):
+        study = _study(self.request, self.kwargs["slug"])
+        return access.sites_visible_to(self.request.user, study).order_by("code")
+
+
+class _StudyScoped:
+    """Resolves the study once per request and says whether the reader gets de-identified data."""
+
+    def study(self) -> Study:
+        if not hasattr(self, "_study_obj"):
+            self._study_obj = _study(self.request, self.kwargs["slug"])
+        return self._study_obj
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if "slug" in self.kwargs and self.request.user.is_authenticated:
+            context["deidentified"] = deidentified_for(self.request.user, self.study())
+        return context
+
+
+class SubjectList(_StudyScoped, generics.ListCreateAPIView):
+    """Subjects at the sites you see. POST enrols one (needs `enroll_subject` at that site)."""
+
+    serializer_class = s.SubjectSerializer
+
+    def get_queryset(self):
+        qs = access.subjects_visible_to(self.request.user, self.study()).select_related(
+            "site", "arm", "derived_from"
+        )
+        site = self.request.query_params.get("site")
+        if site:
+            qs = qs.filter(site__code=site)
+        return qs.order_by("subject_id")
+
+    @extend_schema(request=s.EnrolSerializer, responses={201: s.SubjectSerializer, 400: s.ErrorSerializer})
+    def post(self, request, slug):
+        study = _study(request, slug, "enroll_subject")
+        form = s.EnrolSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        site = access.sites_visible_to(request.user, study).filter(code=data["site"]).first()
+        if site is None:
+            return Response(
+                {"detail": f"No site {data['site']!r} you may enrol at; see GET sites/ for yours."},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        arm = None
+        if data.get("arm"):
+            arm = Arm.objects.filter(schedule=study.schedule, name=data["arm"]).first()
+            if arm is None:
+                return Response(
+                    {"detail": f"No arm {data['arm']!r} in the study's schedule; see GET schedule/."},
+                    status=status.HTTP_400_BAD_REQUEST,
+                )
+        derived_from = None
+        if data.get("derived_from"):
+            derived_from = access.get_subject(request.user, study, data["derived_from"])
+        subject = studies.enroll_subject(
+            actor=request.user,
+            study=study,
+            site=site,
+            enrollment_date=data["enrollment_date"],
+            kind=data["kind"],
+            arm=arm,
+            derived_from=derived_from,
+            model_type=data.get("model_type", ""),
+            reason=data.get("reason", ""),
+        )
+        return Response(
+            s.SubjectSerializer(subject, context=self.get_serializer_context()).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class SubjectDetail(_StudyScoped, generics.RetrieveAPIView):
+    serializer_class = s.SubjectSerializer
+
+    def get_object(self):
+        return access.get_subject(self.request.user, self.study(), self.kwargs["subject_id"])
+
+
+def _records_of(user, study):
+    return FormRecord.objects.filter(subject__in=access.subjects_visible_to(user, study)).select_related(
+        "subject", "event", "form", "updated_by"
+    )
+
+
+class RecordList(_StudyScoped, generics.ListAPIView):
+    """Form records of the subjects you see; filter with ?subject=, ?event=, ?form=."""
+
+    serializer_class = s.RecordSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("subject", str, description="Subject id"),
+            OpenApiParameter("event", str, description="Event name"),
+            OpenApiParameter("form", str, description="Form name (without version)"),
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        qs = _records_of(self.request.user, self.study())
+        if "subject_id" in self.kwargs:
+            subject = access.get_subject(self.request.user, self.study(), self.kwargs["subject_id"])
+            qs = qs.filter(subject=subject)
+        params = self.request.query_params
+        if params.get("subject"):
+            qs = qs.filter(subject__subject_id=params["subject"])
+        if params.get("event"):
+            qs = qs.filter(event__name=params["event"])
+        if params.get("form"):
+            qs = qs.filter(form_name=params["form"])
+        return qs.order_by(
+            "subject__subject_id", "event__arm__order", "event__order", "form_name", "instance"
+        )
+
+
+class RecordDetail(_StudyScoped, generics.GenericAPIView):
+    """One form record. PUT writes the whole record through the record service.
+
+    Send the `version` you read; if someone saved in between, the answer is 409 with both
+    the current record and what you sent, and nothing is written."""
+
+    serializer_class = s.RecordSerializer
+
+    def _subject(self, codename=access.VIEW) -> Subject:
+        return access.get_subject(self.request.user, self.study(), self.kwargs["subject_id"], codename)
+
+    @extend_schema(responses={200: s.RecordSerializer})
+    def get(self, request, slug, subject_id, event, form, instance):
+        subject = self._subject()
+        record = (
+            FormRecord.objects.select_related("subject", "event", "form", "updated_by")
+            .filter(subject=subject, event__name=event, form_name=form, instance=instance)
+            .first()
+        )
+        if record is None:
+            raise Http404("No such record.")
+        return Response(s.RecordSerializer(record, context=self.get_serializer_context()).data)
+
+    @extend_schema(
+        request=s.RecordWriteSerializer,
+        responses={
+            200: s.RecordSerializer,
+            201: s.RecordSerializer,
+            400: s.ErrorSerializer,
+            409: s.ConflictSerializer,
+            423: s.ErrorSerializer,
+        },
+    )
+    def put(self, request, slug, subject_id, event, form, instance):
+        subject = self._subject("enter_data")
+        if deidentified_for(request.user, subject.study):
+            raise PermissionDenied("Your role sees de-identified data only, so it cannot write records.")
+        body = s.RecordWriteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        context = self.get_serializer_context()
+        try:
+            record = records.save_record(
+                actor=request.user,
+                subject=subject,
+                event_name=event,
+                form_name=form,
+                values=data["values"],
+                status=data["status"],
+                instance=instance,
+                expected_version=data["version"],
+                reason=data["reason"],
+            )
+        except records.RecordValidationError as exc:
+            return Response(
+                {
+                    "detail": "Some values are not valid; fix them and send the record again.",
+                    "errors": exc.field_errors,
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        except records.EditConflictError as exc:
+            return Response(
+                {
+                    "detail": str(exc),
+                    "current": s.RecordSerializer(exc.current, context=context).data,
+                    "submitted": {
+                        "values": data["values"],
+                        "status": data["status"],
+                        "version": data["version"],
+                    },
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        except records.RecordLockedError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_423_LOCKED)
+        except ValidationError as exc:
+            return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
+        created = record.version == 1 and data["version"] is None
+        return Response(
+            s.RecordSerializer(record, context=context).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class ScheduleDetail(APIView):
+    """The study's schedule: arms, events, and the forms at each event."""
+
+    @extend_schema(responses={200: s.ScheduleSerializer})
+    def get(self, request, slug):
+        study = _study(request, slug)
+        schedule = study.schedule
+        arms = Arm.objects.filter(schedule=schedule).prefetch_related("events__event_forms__form")
+        payload = {
+            "ref": schedule.ref,
+            "title": schedule.title,
+            "description": schedule.description,
+            "arms": arms,
+        }
+        return Response(s.ScheduleSerializer(payload).data)
+
+
+def _forms_visible_to(user):
+    """Forms used by the schedule of a study the user sees (definitions of other studies stay private)."""
+    return FormDefinition.objects.filter(
+        event_forms__event__arm__schedule__studies__in=access.studies_visible_to(user)
+    ).distinct()
+
+
+class FormList(generics.ListAPIView):
+    """Form definitions used by your studies."""
+
+    serializer_class = s.FormSerializer
+
+    def get_queryset(self):
+        return _forms_visible_to(self.request.user).order_by("name", "version")
+
+
+class FormDetail(generics.RetrieveAPIView):
+    serializer_class = s.FormSerializer
+
+    def get_object(self):
+        form = (
+            _forms_visible_to(self.request.user)
+            .filter(name=self.kwargs["name"], version=self.kwargs["version"])
+            .first()
+        )
+        if form is None:
+            raise Http404("No such form in your studies.")
+        return form
+
+
+class ElementList(generics.ListAPIView):
+    """Data elements of the forms your studies use."""
+
+    serializer_class = s.DataElementSerializer
+
+    def get_queryset(self):
+        return (
+            DataElement.objects.filter(forms__in=_forms_visible_to(self.request.user))
+            .distinct()
+            .prefetch_related("permissible_values")
+            .order_by("public_id", "version")
+        )
+
+
+class ElementDetail(generics.RetrieveAPIView):
+    serializer_class = s.DataElementSerializer
+
+    def get_object(self):
+        element = (
+            DataElement.objects.filter(forms__in=_forms_visible_to(self.request.user))
+            .filter(public_id=self.kwargs["public_id"], version=self.kwargs["version"])
+            .distinct()
+            .first()
+        )
+        if element is None:
+            raise Http404("No such element in your studies' forms.")
+        return element
+
+
+def audit_visible_to(user, study):
+    """The study's audit events the user may read (needs `view_audit`).
+
+    A user limited to some sites reads only the events about their subjects and their records."""
+    access.get_study(user, study.slug, "view_audit")
+    events = AuditEvent.objects.filter(study=study)
+    visible_sites = access.sites_visible_to(user, study)
+    if visible_sites.count() == study.sites.count():
+        return events
+    labels = Q(pk__in=[])
+    for sid in access.subjects_visible_to(user, study).values_list("subject_id", flat=True):
+        labels |= Q(object_label=sid) | Q(object_label__startswith=f"{sid} / ")
+    return events.filter(Q(object_type__in=["subject", "record"]) & labels)
+
+
+def identifier_names(study) -> set[str]:
+    """Names of the identifier items of every form in the study's schedule."""
+    from .catalog import form_fields
+
+    forms = FormDefinition.objects.filter(event_forms__event__arm__schedule=study.schedule).distinct()
+    return {f.name for form in forms for f in form_fields(form) if f.identifier}
+
+
+def _strip(values, names: set[str]):
+    if not isinstance(values, dict):
+        return values
+    out = {}
+    for key, value in values.items():
+        if key in names:
+            continue
+        out[key] = _strip(value, names) if isinstance(value, dict) else value
+    return out
+
+
+class AuditList(generics.ListAPIView):
+    """The study's audit trail, oldest first (needs `view_audit`); filter with ?action=, ?object_type=."""
+
+    serializer_class = s.AuditEventSerializer
+
+    def get_queryset(self):
+        study = _study(self.request, self.kwargs["slug"])
+        qs = audit_visible_to(self.request.user, study)
+        for param in ("action", "object_type", "object_id"):
+            if self.request.query_params.get(param):
+                qs = qs.filter(**{param: self.request.query_params[param]})
+        return qs.order_by("seq")
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        study = _study(request, kwargs["slug"])
+        if deidentified_for(request.user, study):
+            names = identifier_names(study)
+            for row in response.data["results"]:
+                row["before"] = _strip(row["before"], names)
+                row["after"] = _strip(row["after"], names)
+        return response
+
+
+class JobDetail(generics.RetrieveAPIView):
+    """A background job's status (yours, or any of the study's for its administrators)."""
+
+    serializer_class = s.JobSerializer
+
+    def get_object(self):
+        jobs.recover_stale_jobs()
+        return jobs.get_job(self.request.user, self.kwargs["job_id"])
+
+
+class Whoami(APIView):
+    """Who the token or session belongs to."""
+
+    @extend_schema(responses={200: OpenApiResponse(description="{'username': ...}")})
+    def get(self, request):
+        return Response({"username": request.user.get_username()})

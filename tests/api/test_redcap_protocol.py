@@ -1,0 +1,75 @@
+"""What REDCap clients (PyCap, REDCapR) expect of the protocol: tokens, status codes, error shapes,
+and the other `content=` exports (log, user, dag)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+URL = "/redcap/api/"
+
+
+def post(client, token, **params):
+    return client.post(URL, {"token": token, **params})
+
+
+def test_a_bad_or_missing_token_is_refused_with_403_in_the_asked_format(client, study):
+    json_answer = post(client, "F" * 32, content="project", format="json")
+    assert json_answer.status_code == 403 and "error" in json_answer.json()
+    csv_answer = post(client, "not-hex", content="project", format="csv")
+    assert csv_answer.status_code == 403 and csv_answer.content.decode().startswith("ERROR:")
+    xml_answer = client.post(URL, {"content": "project"})
+    assert xml_answer.status_code == 403 and "<error>" in xml_answer.content.decode()
+
+
+def test_a_lower_case_token_is_refused_like_redcapr_would(client, redcap_tokens):
+    response = post(client, redcap_tokens["admin"].lower(), content="project", format="json")
+    assert response.status_code == 403
+
+
+def test_get_is_not_the_api(client):
+    assert client.get(URL).status_code == 405
+
+
+def test_unknown_content_is_an_error(client, redcap_tokens):
+    response = post(client, redcap_tokens["admin"], content="surveyLink", format="json")
+    assert response.status_code == 400 and "content" in response.json()["error"]
+
+
+def test_definitions_cannot_be_changed_through_it(client, redcap_tokens):
+    response = post(
+        client, redcap_tokens["admin"], content="metadata", action="import", format="json", data="[]"
+    )
+    assert response.status_code == 400
+
+
+def test_csv_exports_have_the_shape_redcapr_reads(client, redcap_tokens, records):
+    text = post(client, redcap_tokens["admin"], content="metadata", format="csv").content.decode()
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0][0] == "field_name" and len(rows[0]) == 18 and all(len(r) == 18 for r in rows)
+    assert rows[1][0] == "record_id"
+    records_csv = post(client, redcap_tokens["admin"], content="record", format="csv", type="flat")
+    assert records_csv.status_code == 200 and records_csv["Content-Type"].startswith("text/csv")
+
+
+def test_the_log_needs_view_audit_and_hides_values_from_de_identified_readers(client, redcap_tokens, records):
+    rows = post(client, redcap_tokens["data_manager"], content="log", format="json").json()
+    assert any(r["record"] == "A-0001" and "initials = 'ABC'" in r["details"] for r in rows)
+    monitor = post(client, redcap_tokens["monitor"], content="log", format="json", record="B-0001").json()
+    assert monitor and {r["record"] for r in monitor} == {"B-0001"} and "XYZ" not in str(monitor)
+    assert post(client, redcap_tokens["statistician"], content="log", format="json").status_code == 403
+
+
+def test_users_see_themselves_and_administrators_see_everyone(client, redcap_tokens, personas):
+    mine = post(client, redcap_tokens["coordinator_a"], content="user", format="json").json()
+    assert [u["username"] for u in mine] == ["coordinator_a"] and mine[0]["data_access_group"] == "a"
+    everyone = post(client, redcap_tokens["admin"], content="user", format="json").json()
+    assert "statistician" in {u["username"] for u in everyone}
+    stats = next(u for u in everyone if u["username"] == "statistician")
+    assert stats["data_export"] == 2 and stats["api_import"] == 0
+
+
+def test_many_fields_fit_in_one_request(client, redcap_tokens, records):
+    params = {f"fields[{i}]": "age" for i in range(1500)}
+    response = post(client, redcap_tokens["admin"], content="record", format="json", **params)
+    assert response.status_code == 200
