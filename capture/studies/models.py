@@ -21,6 +21,7 @@ STUDY_PERMISSIONS = [
     ("view_identifiers", "See identifying items"),
     ("verify_data", "Mark records verified and raise queries"),
     ("lock_records", "Lock and unlock records"),
+    ("sign_records", "Sign records electronically (the investigator's attestation)"),
     ("import_data", "Import spreadsheets"),
     ("export_deidentified", "Export de-identified datasets"),
     ("export_identified", "Export identified datasets"),

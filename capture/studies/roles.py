@@ -31,6 +31,7 @@ ROLES: dict[str, Role] = {
                     "view_identifiers",
                     "verify_data",
                     "lock_records",
+                    "sign_records",
                     "import_data",
                     "export_deidentified",
                     "export_identified",
@@ -43,7 +44,16 @@ ROLES: dict[str, Role] = {
         Role(
             "pi",
             "Principal investigator",
-            frozenset(_READ | {"view_identifiers", "export_deidentified", "export_identified", "view_audit"}),
+            frozenset(
+                _READ
+                | {
+                    "view_identifiers",
+                    "sign_records",
+                    "export_deidentified",
+                    "export_identified",
+                    "view_audit",
+                }
+            ),
             all_sites=True,
         ),
         Role(
