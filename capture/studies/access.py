@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from guardian.core import ObjectPermissionChecker
 from guardian.shortcuts import get_objects_for_user
 
-from .models import Membership, Site, Study, Subject
+from .models import STUDY_PERMISSIONS, Membership, Site, Study, Subject
 
 VIEW = "view_study_data"
 
@@ -25,6 +26,16 @@ def can(user, codename: str, study: Study) -> bool:
     if not user.is_authenticated or not user.is_active:
         return False
     return user.has_perm(_perm(codename), study)
+
+
+def permissions(user, study: Study) -> frozenset[str]:
+    """Every permission codename the user holds on the study, in one query (for pages that
+    show or hide several actions; single decisions use `can`)."""
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
+    if user.is_superuser:
+        return frozenset(code for code, _ in STUDY_PERMISSIONS)
+    return frozenset(ObjectPermissionChecker(user).get_perms(study))
 
 
 def studies_visible_to(user):

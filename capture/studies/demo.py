@@ -51,7 +51,7 @@ def _password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def seed(*, patients: int = 60, models: int = 20, seed_value: int = 7) -> DemoResult:
+def seed(*, patients: int = 60, models: int = 20, seed_value: int = 7, imaging: bool = True) -> DemoResult:
     User = get_user_model()  # noqa: N806 - Django's idiom
     passwords: dict[str, tuple[str, str]] = {}
     users = {}
@@ -110,6 +110,12 @@ def seed(*, patients: int = 60, models: int = 20, seed_value: int = 7) -> DemoRe
         ]
         for subject in patient_rows + model_rows:
             _fill_records(subject, admin, rng)
+    if imaging and patients:
+        # Scans for most patients, linked by a registered PatientID; two wait in the assignment queue.
+        from capture.imaging.demo import seed_imaging
+
+        queued = min(2, patients)
+        seed_imaging(study, patients=min(12, patients - queued), queued=queued)
     return DemoResult(study, passwords, created=True)
 
 

@@ -44,6 +44,9 @@ TARGETS = {
 }
 
 
+NO_UUID = "00000000-0000-4000-8000-000000000000"  # names no upload or job
+
+
 @dataclass(frozen=True)
 class Route:
     perm: str | None = "view_study_data"  # None: any logged-in user
@@ -70,6 +73,74 @@ ROUTES: dict[str, Route | None] = {
     "jobs:status": Route(scope="job"),
     "jobs:download": Route(scope="job", ok=404),  # the job has no file: a 404 even for its owner
     "jobs:retry": Route(scope="job", methods=("POST",), ok=302),
+    # eCRF entry, locks, signatures, queries (capture/records)
+    "records:entry": Route(scope="record"),
+    "records:history": Route(scope="record", kwargs={"field": "age"}),
+    "records:lock": Route(perm="lock_records", scope="record", methods=("POST",), ok=302),
+    "records:sign": Route(perm="sign_records", scope="record"),
+    "records:remove": Route(perm="enter_data", scope="record", methods=("POST",), ok=302),
+    "records:record_queries": Route(scope="record"),
+    "records:query_new": Route(perm="verify_data", scope="record"),
+    "records:add_instance": Route(
+        perm="enter_data", scope="subject", ok=302, kwargs={"event": "week_8", "form": "lesions"}
+    ),
+    "records:lock_subject": Route(perm="lock_records", scope="subject", methods=("POST",), ok=302),
+    "records:queries": Route(),
+    "records:query": Route(ok=404, kwargs={"pk": 999999}),  # no such query: 404 once access is settled
+    # Definition interop (capture/definitions): a new study from a file is for staff, and no persona is.
+    "definitions:import_new": Route(perm=None, scope="none", ok=403),
+    "definitions:import_for_study": Route(perm="manage_study"),
+    "definitions:export": Route(kwargs={"fmt": "redcap"}),
+    # Spreadsheet import (capture/imports); unknown uploads and jobs are 404 once the permission holds.
+    "imports:index": Route(perm="import_data"),
+    "imports:upload": Route(perm="import_data", ok=404, kwargs={"upload_id": NO_UUID}),
+    "imports:report": Route(perm="import_data", ok=404, kwargs={"upload_id": NO_UUID}),
+    "imports:job": Route(perm="import_data", ok=404, kwargs={"job_id": NO_UUID}),
+    # Imaging (capture/imaging)
+    "imaging:list": Route(),
+    "imaging:queue": Route(perm="import_data"),
+    "imaging:ingest": Route(perm="import_data"),
+    "imaging:assign": Route(perm="import_data", methods=("POST",), ok=404, kwargs={"pk": 999999}),
+    "imaging:ingest_job": Route(perm="import_data", scope="job", ok=404, kwargs={"slug": "trial"}),
+    "imaging:subject_link": Route(perm="import_data", scope="subject"),
+    "imaging:timeline": Route(scope="subject"),
+    "imaging:timeline_json": Route(scope="subject"),
+    # Dataset export (capture/exports)
+    "exports:builder": Route(perm="export_deidentified"),
+    # API token pages: a user manages only their own tokens; someone else's is a 404.
+    "api:tokens": Route(perm=None, scope="none"),
+    "api:token_create": Route(perm=None, scope="none", methods=("POST",)),
+    "api:token_revoke": Route(perm=None, scope="none", methods=("POST",), ok=404, kwargs={"pk": 999999}),
+    "api:redcap_token_create": Route(methods=("POST",)),
+    "api:redcap_token_revoke": Route(
+        perm=None, scope="none", methods=("POST",), ok=404, kwargs={"pk": 999999}
+    ),
+    # REST API (capture/api): the schema and its docs page are public; data needs a session or token.
+    "api:schema": Route(perm=None, scope="none", public=True),
+    "api:docs": Route(perm=None, scope="none", public=True),
+    "api:me": Route(perm=None, scope="none", api=True),
+    "api:study-list": Route(perm=None, scope="none", api=True),
+    "api:form-list": Route(perm=None, scope="none", api=True),
+    "api:element-list": Route(perm=None, scope="none", api=True),
+    "api:form-detail": Route(
+        perm=None, scope="none", api=True, kwargs={"name": "demographics", "version": "1.0"}
+    ),
+    "api:element-detail": Route(
+        perm=None, scope="none", api=True, kwargs={"public_id": "capture.test_sex", "version": "1.0"}
+    ),
+    "api:study-detail": Route(api=True),
+    "api:site-list": Route(api=True),
+    "api:schedule": Route(api=True),
+    "api:subject-list": Route(api=True),
+    "api:record-list": Route(api=True),
+    "api:audit-list": Route(perm="view_audit", api=True),
+    "api:subject-detail": Route(scope="subject", api=True),
+    "api:subject-records": Route(scope="subject", api=True),
+    "api:record-detail": Route(scope="record", api=True),
+    "api:job-detail": Route(scope="job", api=True),
+    # The REDCap-compatible endpoint takes a token in the POST body, never a session:
+    # tests/api/test_redcap_protocol.py and test_pycap_live.py prove its refusals per role and study.
+    "api:redcap": None,
 }
 
 

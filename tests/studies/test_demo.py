@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from capture.audit.services import verify_all
 from capture.definitions.loader import load_definitions
+from capture.imaging.models import ImagingStudy
 from capture.records.models import FormRecord
 from capture.studies import access, demo
 from capture.studies.models import Subject
@@ -20,6 +21,9 @@ def test_demo_study_has_sites_patients_models_records_and_one_user_per_role(db):
     models = Subject.objects.filter(study=study, kind="animal")
     assert models.count() == 3 and all(m.derived_from and m.model_type == "PDX" for m in models)
     assert FormRecord.objects.filter(subject__study=study).exists()
+    scans = ImagingStudy.objects.filter(study=study)
+    assert scans.filter(subject__isnull=False).exists(), "linked scans for the timeline"
+    assert scans.unassigned().exists(), "scans waiting in the queue for the data manager"
     assert {role for role, _ in result.passwords.values()} == {
         "study_admin",
         "pi",
@@ -44,8 +48,8 @@ def test_demo_study_has_sites_patients_models_records_and_one_user_per_role(db):
 
 def test_seeding_again_keeps_the_study_and_resets_passwords(db):
     load_definitions([ROOT / "crf_definitions"])
-    first = demo.seed(patients=3, models=1)
-    second = demo.seed(patients=3, models=1)
+    first = demo.seed(patients=3, models=1, imaging=False)
+    second = demo.seed(patients=3, models=1, imaging=False)
     assert not second.created and second.study == first.study
     assert Subject.objects.count() == 4
     assert second.passwords["pi"][1] != first.passwords["pi"][1]

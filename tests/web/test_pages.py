@@ -72,3 +72,45 @@ def test_pages_send_a_content_security_policy_and_load_no_external_assets(client
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     body = response.content.decode()
     assert "http://" not in body.replace("http://127.0.0.1", "") and "https://" not in body
+
+
+def test_dashboard_offers_each_role_only_the_tools_it_may_use(client, personas, study):
+    url = reverse("web:dashboard", args=[study.slug])
+    imports = reverse("imports:index", args=[study.slug])
+    exports = reverse("exports:builder", args=[study.slug])
+    enrol = reverse("web:enroll", args=[study.slug])
+    manage = reverse("definitions:import_for_study", args=[study.slug])
+    seen = {}
+    for persona in ("admin", "data_manager", "statistician", "coordinator_a", "monitor"):
+        client.force_login(personas[persona])
+        page = client.get(url).content.decode()
+        seen[persona] = {
+            name
+            for name, link in [
+                ("imports", imports),
+                ("exports", exports),
+                ("enrol", enrol),
+                ("manage", manage),
+            ]
+            if f'href="{link}"' in page
+        }
+        assert reverse("imaging:list", args=[study.slug]) in page  # everyone who sees the study
+    assert seen == {
+        "admin": {"imports", "exports", "enrol", "manage"},
+        "data_manager": {"imports", "exports", "enrol"},
+        "statistician": {"exports"},
+        "coordinator_a": {"enrol"},
+        "monitor": set(),
+    }
+
+
+def test_subject_page_links_the_timeline_and_imaging_link_for_importers(client, personas, subjects, study):
+    url = reverse("web:subject", args=[study.slug, subjects["a"].subject_id])
+    timeline = reverse("imaging:timeline", args=[study.slug, subjects["a"].subject_id])
+    link = reverse("imaging:subject_link", args=[study.slug, subjects["a"].subject_id])
+    client.force_login(personas["data_manager"])
+    page = client.get(url).content.decode()
+    assert timeline in page and link in page
+    client.force_login(personas["coordinator_a"])
+    page = client.get(url).content.decode()
+    assert timeline in page and link not in page
