@@ -115,8 +115,10 @@ def test_handlers_outside_allowed_packages_are_refused(personas, study):
 
 
 def test_job_waits_in_the_database_queue_until_a_worker_runs_it(
-    personas, study, settings, django_capture_on_commit_callbacks, tmp_path
+    transactional_db, personas, study, settings, django_capture_on_commit_callbacks, tmp_path
 ):
+    # transactional_db: the in-process db_worker closes the connection when it stops, which a
+    # test wrapped in one transaction (on PostgreSQL) would not survive.
     from django.core.management import call_command
 
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
