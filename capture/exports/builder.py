@@ -21,13 +21,18 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import operator
 import secrets
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
+import orjson
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.db.models import TextField
+from django.db.models.functions import Cast
 
 from capture.definitions.models import DataElement, EventForm
 from capture.records.models import FormRecord
@@ -40,6 +45,7 @@ from .columns import (
     BOOLEAN_CODES,
     OPTION_CODES,
     STATUS_CODES,
+    Batch,
     Column,
     ElementInfo,
     Item,
@@ -79,7 +85,7 @@ class Table:
     name: str
     title: str
     columns: list[Column]
-    batches: Callable[[], Iterator[list[list]]]
+    batches: Callable[[], Iterator[Batch]]
     rows_written: int = 0
 
 
@@ -242,20 +248,25 @@ class DatasetBuilder:
         for chunk, _records in self.record_chunks():
             yield chunk
 
+    def _record_query(self, chunk: list[Subject]):
+        query = FormRecord.objects.filter(subject__in=[s.pk for s in chunk]).order_by()
+        if self.cohort is None:
+            # A cohort expression may name any item, so it reads every record of the subject.
+            event_ids = [e.pk for e in self.selection.events]
+            query = query.filter(event_id__in=event_ids, form_name__in=list(self.selection.forms))
+        # The JSON as text, decoded by orjson: Django's and psycopg's decoders take several
+        # times longer, and decoding is the largest part of a wide export.
+        query = query.annotate(raw=Cast("data", TextField()))
+        return query.values_list("subject_id", "event_id", "form_name", "instance", "status", "raw")
+
     def record_chunks(self) -> Iterator[tuple[list[Subject], dict[int, dict]]]:
         """(subjects, records by subject pk → {(event id, form name, instance): (status, data)})."""
-        event_ids = [e.pk for e in self.selection.events]
-        form_names = list(self.selection.forms)
+        loads = _loads
         for chunk in self.subject_chunks():
             records: dict[int, dict] = defaultdict(dict)
-            query = FormRecord.objects.filter(subject__in=[s.pk for s in chunk]).order_by()
-            if self.cohort is None:
-                # A cohort expression may name any item, so it reads every record of the subject.
-                query = query.filter(event_id__in=event_ids, form_name__in=form_names)
-            for subject_pk, event_id, form_name, instance, status, data in _raw_rows(
-                query.values_list("subject_id", "event_id", "form_name", "instance", "status", "data")
-            ):
-                records[subject_pk][(event_id, form_name, instance)] = (status, data)
+            for batch in _raw_rows(self._record_query(chunk)):
+                for subject_pk, event_id, form_name, instance, status, raw in batch:
+                    records[subject_pk][(event_id, form_name, instance)] = (status, loads(raw))
             if self.cohort is not None:
                 extra = self._cohort_imaging(chunk)
                 chunk = [
@@ -264,6 +275,39 @@ class DatasetBuilder:
                     if self.cohort(s, records.get(s.pk, {}), self.event_names, extra.get(s.pk))
                 ]
             yield chunk, records
+
+    def record_groups(self) -> Iterator[tuple[list[Subject], dict[tuple, tuple[list, list, list]]]]:
+        """(subjects, (event id, form name, instance) → (positions in the chunk, statuses, data)),
+        positions ascending: the records of a chunk as a wide table reads them, column by column."""
+        if self.cohort is not None:
+            for chunk, records in self.record_chunks():
+                found: dict[tuple, tuple[list, list, list]] = {}
+                for position, subject in enumerate(chunk):
+                    for key, (status, data) in records.get(subject.pk, {}).items():
+                        _add(found, key, position, status, data)
+                yield chunk, found
+            return
+        loads = _loads
+        for chunk in self.subject_chunks():
+            position_of = {s.pk: n for n, s in enumerate(chunk)}
+            found = {}
+            for batch in _raw_rows(self._record_query(chunk)):
+                for subject_pk, event_id, form_name, instance, status, raw in batch:
+                    got = found.get(key := (event_id, form_name, instance))
+                    if got is None:
+                        got = found[key] = ([], [], [])
+                    got[0].append(position_of[subject_pk])
+                    got[1].append(status)
+                    got[2].append(loads(raw))
+            for key, (positions, statuses, datas) in found.items():
+                if positions != sorted(positions):  # rows come in the database's order
+                    order = sorted(range(len(positions)), key=positions.__getitem__)
+                    found[key] = (
+                        [positions[i] for i in order],
+                        [statuses[i] for i in order],
+                        [datas[i] for i in order],
+                    )
+            yield chunk, found
 
     def _cohort_imaging(self, chunk) -> dict[int, dict]:
         if not hasattr(self, "_cohort_provider"):
@@ -517,51 +561,73 @@ class DatasetBuilder:
                             rows=rows,
                         )
 
-        # Driven by the records rather than the cells: each record fills its own columns, and the
-        # cells of records a subject does not have stay blank without being looked at.
+        # Built a column at a time, per chunk of subjects: the records of one (event, form,
+        # instance) fill their columns together (`_RecordColumns`), and the columns of records a
+        # chunk does not have stay blank.
         width = len(columns)
-        fixed = [
-            (n, self._getter(col)) for n, col in enumerate(columns) if col.source not in ("record", "status")
-        ]
+        fixed = [(n, col) for n, col in enumerate(columns) if col.source not in ("record", "status")]
         by_record: dict[tuple, list] = defaultdict(list)
         for n, col in enumerate(columns):
             if col.source in ("record", "status"):
-                by_record[(col.event_id, col.form, col.instance)].append((n, self._cell_getter(col)))
+                by_record[(col.event_id, col.form, col.instance)].append((n, col))
+        plans = {key: _RecordColumns(self, cols) for key, cols in by_record.items()}
 
         def batches():
-            for chunk, records in self.record_chunks():
+            for chunk, found in self.record_groups():
+                size = len(chunk)
                 extra = self.imaging.subject_values(chunk) if self.imaging is not None else {}
-                rows = []
-                for subject in chunk:
-                    row = [None] * width
-                    x = extra.get(subject.pk)
-                    for n, get in fixed:
-                        row[n] = get(subject, None, None, None, x, None)
-                    for key, (status, data) in records.get(subject.pk, {}).items():
-                        for n, get in by_record.get(key, ()):
-                            row[n] = get(data, status, subject)
-                    rows.append(row)
-                yield rows
+                cells: list = [None] * width
+                for n, col in fixed:
+                    cells[n] = self._subject_column(col, chunk, extra)
+                blank = (None,) * size
+                per_chunk: dict = {}  # what converters compute once for all the chunk's subjects
+                for key, plan in plans.items():
+                    got = found.get(key)
+                    if got is None:
+                        for n in plan.numbers:
+                            cells[n] = blank
+                        continue
+                    positions, statuses, datas = got
+                    whole = len(positions) == size  # every subject has the record, in chunk order
+                    subjects = chunk if whole else [chunk[p] for p in positions]
+                    shared = per_chunk if whole else {}
+                    for n, values in plan.fill(datas, statuses, subjects, shared):
+                        if whole:
+                            cells[n] = values
+                        else:
+                            column = [None] * size
+                            for p, v in zip(positions, values, strict=True):
+                                column[p] = v
+                            cells[n] = column
+                yield Batch(cells, size)
 
         return Table("dataset", "Dataset (wide)", columns, batches)
 
-    def _cell_getter(self, col: Column):
-        """(record data, record status, subject) -> the cell, for a column of a known record."""
+    def _subject_column(self, col: Column, chunk: list[Subject], extra: dict) -> list:
+        """The cells of a subject or imaging column for a chunk of subjects."""
+        if col.source == "imaging":
+            key = col.key
+            return [x.get(key) if (x := extra.get(s.pk)) else None for s in chunk]
+        get = self._getter(col)
+        return [get(s, None, None, None, extra.get(s.pk), None) for s in chunk]
+
+    def _column_maker(self, col: Column):
+        """(record data list, status list, subject list) -> the column's cells for those records,
+        for the columns `_RecordColumns` does not convert itself (group rows, checkbox options,
+        date-times, days since enrolment)."""
         if col.source == "status":
-            return lambda data, status, s: status
+            return lambda datas, statuses, subjects: statuses
         conv = converter(col, self.missing_codes, self.deid)
         name, group, row = col.item.name, col.item.group, col.row
         if row is None:
-            return lambda data, status, s: conv(data.get(name), s)
+            return lambda datas, statuses, subjects: [
+                conv(d.get(name), s) for d, s in zip(datas, subjects, strict=True)
+            ]
         index = row - 1
-
-        def grouped(data, status, s):
-            rows = data.get(group)
-            if not rows or index >= len(rows):
-                return None
-            return conv(rows[index].get(name), s)
-
-        return grouped
+        return lambda datas, statuses, subjects: [
+            conv(rows[index].get(name), s) if (rows := d.get(group)) and index < len(rows) else None
+            for d, s in zip(datas, subjects, strict=True)
+        ]
 
     def _context_columns(self, names: NameBook) -> list[Column]:
         event_codes = tuple((e.name, e.title, "") for e in self.selection.events)
@@ -600,7 +666,7 @@ class DatasetBuilder:
                     )
                     for event_id, instance in slots:
                         rows.append(self._row(columns, subject, recs, events[event_id], instance, None))
-                yield rows
+                yield Batch.from_rows(rows, len(columns))
 
         return Table("dataset", "Dataset (long)", columns, batches)
 
@@ -614,7 +680,8 @@ class DatasetBuilder:
         def subject_batches():
             for chunk in self.selected_subject_chunks():
                 extra = self.imaging.subject_values(chunk) if self.imaging is not None else {}
-                yield [self._row(subject_cols, s, {}, None, None, extra.get(s.pk)) for s in chunk]
+                rows = [self._row(subject_cols, s, {}, None, None, extra.get(s.pk)) for s in chunk]
+                yield Batch.from_rows(rows, len(subject_cols))
 
         tables = [Table("subjects", "Subjects", subject_cols, subject_batches)]
         events = {e.pk: e for e in sel.events}
@@ -667,7 +734,7 @@ class DatasetBuilder:
                             rows.append(
                                 self._row(columns, subject, row_rec, events[event_id], instance, None, n)
                             )
-                yield rows
+                yield Batch.from_rows(rows, len(columns))
 
         return batches
 
@@ -738,16 +805,139 @@ class DatasetBuilder:
         raise KeyError(key)
 
 
+def _add(found: dict, key: tuple, position: int, status, data) -> None:
+    got = found.get(key)
+    if got is None:
+        got = found[key] = ([], [], [])
+    got[0].append(position)
+    got[1].append(status)
+    got[2].append(data)
+
+
+def _loads(raw: str):
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:  # NaN, or an integer beyond 64 bits: orjson refuses them
+        return json.loads(raw)
+
+
 def _raw_rows(queryset):
-    """The queryset's rows through a plain cursor, JSON decoded here: Django's per-value field
-    converters cost more than the rest of a wide export together (measured: 1.9 s of 3 s)."""
+    """The queryset's rows through a plain cursor, a batch at a time: Django's per-value field
+    converters cost more than the rest of a wide export together."""
     sql, params = queryset.query.sql_with_params()
-    loads = json.loads
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         while batch := cursor.fetchmany(2000):
-            for *head, data in batch:
-                yield (*head, loads(data) if isinstance(data, (str, bytes)) else data)
+            yield batch
+
+
+_ONLY_INT = frozenset({int})
+_ONLY_FLOAT = frozenset({float})
+_ONLY_STR = frozenset({str})
+_YES_NO = {"1": 1, "0": 0}
+
+
+class _RecordColumns:
+    """The columns of a wide table that one record (event, form, instance) fills.
+
+    `fill` converts them a column at a time. Plain item columns are read from the records with
+    one itemgetter call per record and converted at C speed (map, set checks) when a column
+    holds only clean values — the usual case; any blank, missing-data code or unusual stored
+    type sends that column through the cell-by-cell rules of `converter`, which define the
+    result either way (tests/exports/test_output_stable.py pins it)."""
+
+    def __init__(self, builder: DatasetBuilder, columns: list[tuple[int, Column]]) -> None:
+        self.numbers = [n for n, _ in columns]
+        self.status = [n for n, col in columns if col.source == "status"]
+        plain, self.others = [], []
+        for n, col in columns:
+            if col.source != "record":
+                continue
+            fast = _fast_converter(col, builder.missing_codes, builder.deid) if col.row is None else None
+            if fast is None:
+                self.others.append((n, builder._column_maker(col)))
+            else:
+                plain.append((n, col.item.name, fast))
+        self.plain = [(n, fast) for n, _, fast in plain]
+        self.names = tuple(name for _, name, _ in plain)
+        self.pick = itemgetter(*self.names) if len(self.names) > 1 else None
+
+    def fill(
+        self, datas: list[dict], statuses: list, subjects: list, shared: dict
+    ) -> Iterator[tuple[int, Sequence]]:
+        """(column number, cells) for each column; `shared` holds what the converters compute
+        once for these subjects (their date shifts)."""
+        for n in self.status:
+            yield n, statuses
+        if self.plain:
+            for (n, fast), values in zip(self.plain, self._values(datas), strict=True):
+                yield n, fast(values, subjects, shared)
+        for n, make in self.others:
+            yield n, make(datas, statuses, subjects)
+
+    def _values(self, datas: list[dict]) -> list[Sequence]:
+        """The raw values of the plain columns, a sequence per column."""
+        names = self.names
+        if self.pick is None:
+            return [[d.get(names[0]) for d in datas]]
+        try:
+            rows = list(map(self.pick, datas))
+        except KeyError:  # an item a record does not hold (added to the form later, or hidden)
+            rows = [tuple(map(d.get, names)) for d in datas]
+        return list(zip(*rows, strict=True))
+
+
+def _fast_converter(col: Column, missing_codes: frozenset, deid: Deidentifier):
+    """(raw values, their subjects, shared) -> cells, or None where only `converter` applies."""
+    conv = converter(col, missing_codes, deid)
+    special = missing_codes | {""}  # values the cell-by-cell rules must see
+    datatype = col.datatype
+
+    def one(v):
+        return conv(v, None)
+
+    if datatype == "integer":
+        return lambda values, subjects, shared: (
+            values if _ONLY_INT.issuperset(map(type, values)) else [conv(v, None) for v in values]
+        )
+    if datatype == "decimal":
+        return lambda values, subjects, shared: (
+            values if _ONLY_FLOAT.issuperset(map(type, values)) else [conv(v, None) for v in values]
+        )
+    if datatype == "boolean" and special.isdisjoint(_YES_NO):
+        return lambda values, subjects, shared: (
+            list(map(_YES_NO.__getitem__, values))
+            if _ONLY_STR.issuperset(map(type, values)) and _YES_NO.keys() >= set(values)
+            else [conv(v, None) for v in values]
+        )
+    if datatype in ("code", "text", "time"):
+        return lambda values, subjects, shared: (
+            values
+            if _ONLY_STR.issuperset(map(type, values)) and special.isdisjoint(values)
+            else [conv(v, None) for v in values]
+        )
+    if datatype == "date" and deid.date_mode in ("shift", "none"):
+        fromiso = dt.date.fromisoformat
+        if deid.date_mode == "none":
+            return lambda values, subjects, shared: (
+                list(map(fromiso, values))
+                if _ONLY_STR.issuperset(map(type, values)) and special.isdisjoint(values)
+                else [conv(v, None) for v in values]
+            )
+
+        def shifted(values, subjects, shared):
+            deltas = shared.get("deltas")
+            if deltas is None:
+                deltas = shared["deltas"] = [dt.timedelta(days=s.date_shift_days) for s in subjects]
+            if _ONLY_STR.issuperset(map(type, values)) and special.isdisjoint(values):
+                return list(map(operator.add, map(fromiso, values), deltas))
+            return [
+                fromiso(v) + delta if v.__class__ is str and v not in special else one(v)
+                for v, delta in zip(values, deltas, strict=True)
+            ]
+
+        return shifted
+    return None
 
 
 def converter(col: Column, missing_codes, deid: Deidentifier):

@@ -115,6 +115,32 @@ class Column:
         return code
 
 
+class Batch:
+    """A chunk of a table's rows, held as columns: `columns[n]` holds column n's cells.
+
+    Columns are what the typed formats (Parquet, the statistical formats) and the per-column
+    formatting of the text formats want; `rows()` gives the rows for the writers that go row
+    by row (XLSX)."""
+
+    __slots__ = ("columns", "length")
+
+    def __init__(self, columns: list, length: int) -> None:
+        self.columns = columns
+        self.length = length
+
+    @classmethod
+    def from_rows(cls, rows: list[list], width: int) -> Batch:
+        if not rows:
+            return cls([() for _ in range(width)], 0)
+        return cls(list(zip(*rows, strict=True)), len(rows))
+
+    def __len__(self) -> int:
+        return self.length
+
+    def rows(self):
+        return zip(*self.columns, strict=True)
+
+
 _NOT_NAME = re.compile(r"[^a-z0-9_]+")
 
 

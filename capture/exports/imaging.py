@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 
-from .columns import Column, NameBook
+from .columns import Batch, Column, NameBook
 
 
 def model():
@@ -102,18 +102,27 @@ class ImagingColumns:
         ]
 
     def subject_values(self, subjects) -> dict[int, dict]:
-        studies = self._studies(subjects)
+        # Plain values, not model instances: this runs for every chunk of a wide export.
+        by_subject = defaultdict(list)
+        query = (
+            self.model.objects.filter(study=self.builder.study, subject__in=[s.pk for s in subjects])
+            .order_by("study_date", "study_uid")
+            .values_list("subject_id", "study_uid", "modalities", "study_date")
+        )
+        for subject_pk, uid, modalities, date in query:
+            by_subject[subject_pk].append((uid, modalities, date))
         out = {}
         for subject in subjects:
-            mine = studies.get(subject.pk, [])
-            days = [d for d in (self._day(s, subject) for s in mine) if d is not None]
-            modalities = sorted({m for s in mine for m in s.modality_list})
+            mine = by_subject.get(subject.pk, [])
+            enrolled = subject.enrollment_date + dt.timedelta(days=subject.date_shift_days)
+            days = [(date - enrolled).days for _, _, date in mine if date is not None]
+            modalities = sorted({m for _, listed, _ in mine for m in (listed or "").split(",") if m})
             out[subject.pk] = {
                 "count": len(mine),
                 "modalities": "|".join(modalities) or None,
                 "first_day": min(days) if days else None,
                 "last_day": max(days) if days else None,
-                "uids": "|".join(s.study_uid for s in mine) or None,
+                "uids": "|".join(uid for uid, _, _ in mine) or None,
             }
         return out
 
@@ -156,6 +165,6 @@ class ImagingColumns:
                             "date": self._date(study, subject),
                         }
                         rows.append(builder._row(columns, subject, {}, None, None, extra))
-                yield rows
+                yield Batch.from_rows(rows, len(columns))
 
         return Table("imaging_studies", "Imaging studies", columns, batches)

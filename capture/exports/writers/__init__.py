@@ -4,21 +4,28 @@ A writer never decides what goes into an export (the builder does); it only deci
 cell looks in its format. The protocol, called by `capture.exports.services`:
 
     writer = WRITERS[fmt](workdir, builder)
-    for table: writer.begin(table); writer.write(table, rows) ...; writer.end(table)
+    for table: writer.begin(table); writer.write(table, batch) ...; writer.end(table)
     writer.finish(codebook_rows)   # then writer.files lists what it wrote
 
-CSV and XLSX cells that begin with = + - @ (or a tab / carriage return) are prefixed with
-an apostrophe so a spreadsheet never runs them as formulas.
+A batch (`capture.exports.columns.Batch`) holds a chunk of rows as columns. CSV and XLSX
+cells that begin with = + - @ (or a tab / carriage return) are prefixed with an apostrophe so
+a spreadsheet never runs them as formulas.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from pathlib import Path
 
 from ..columns import Column, Missing
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_FIRST = frozenset(FORMULA_STARTS)
+# Cells csv.writer writes as `formatter` would (str of int, repr of float, date.isoformat, None
+# as ""), so a column of them needs no formatting. Exact classes: datetime and bool are not here.
+_AS_IS = frozenset({int, float, dt.date, type(None)})
+TEXT_CELLS = frozenset({str, type(None)})  # a column of text and blanks
 
 
 def neutralise(text: str) -> str:
@@ -43,7 +50,7 @@ class Writer:
     def begin(self, table) -> None:
         pass
 
-    def write(self, table, rows: list[list]) -> None:
+    def write(self, table, batch) -> None:
         pass
 
     def end(self, table) -> None:
@@ -79,6 +86,28 @@ class Writer:
         if col.datatype == "multi" and self.labels:
             return lambda value: "" if value is None else safe(text(col, value))
         return fmt
+
+    def column_formatter(self, col: Column, *, neutral: bool):
+        """A function (a column's cells) -> what `formatter` makes of each, for csv.writer: cells
+        it writes the same way pass as they are, and text that is safe passes unchanged."""
+        fmt = self.formatter(col, neutral=neutral)
+        if self.labels and (col.labelled or col.datatype == "multi"):
+            return lambda values: [fmt(v) for v in values]
+        as_is, first = _AS_IS, _FORMULA_FIRST if neutral else frozenset()
+        formula = operator.methodcaller("startswith", FORMULA_STARTS if neutral else ())
+
+        def column(values):
+            kinds = set(map(type, values))
+            if as_is.issuperset(kinds):  # numbers, dates, blanks: nothing to do
+                return values
+            if TEXT_CELLS.issuperset(kinds) and not any(map(formula, filter(None, values))):
+                return values  # text, none of it formula-like (checked at C speed)
+            return [
+                v if (kind := v.__class__) in as_is or (kind is str and v[:1] not in first) else fmt(v)
+                for v in values
+            ]
+
+        return column
 
     # Shared by the text formats (CSV, XLSX, Parquet strings).
     def text(self, col: Column, value) -> str | None:

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..columns import Column, Missing
-from . import Writer
+from . import TEXT_CELLS, Writer
 
-ROW_GROUP = 10_000  # rows buffered as Python objects before a row group is written: bounds memory
+ROW_GROUP = 10_000  # rows buffered (as Arrow columns) before a row group is written: bounds memory
 
 _TYPES = {
     "integer": pa.int64(),
@@ -29,6 +29,13 @@ _TYPES = {
     "option": pa.bool_(),
     "status": pa.int8(),
 }
+
+
+def _no_codes(values):
+    """The cells with missing-data codes as None (checked at C speed; rewritten only if any)."""
+    if Missing in set(map(type, values)):
+        return [None if v.__class__ is Missing else v for v in values]
+    return values
 
 
 def arrow_type(col: Column):
@@ -61,32 +68,48 @@ class ParquetWriter(Writer):
         self._schema = self.schema(table)
         path = self.path_for(table)
         self._writer = pq.ParquetWriter(str(path), self._schema, compression="zstd")
-        self._buffer: list[list] = []
+        self._arrays = [
+            self._array(col, field.type) for col, field in zip(table.columns, self._schema, strict=True)
+        ]
+        self._buffer: list[pa.RecordBatch] = []
+        self._buffered = 0
         self.files.append(path)
 
-    def write(self, table, rows) -> None:
-        self._buffer.extend(rows)
-        if len(self._buffer) >= ROW_GROUP:
-            self._flush(table)
+    def write(self, table, batch) -> None:
+        # Each chunk becomes typed Arrow columns at once (compact, unlike Python rows); they are
+        # written as one row group when ROW_GROUP rows have gathered.
+        arrays = [array(values) for array, values in zip(self._arrays, batch.columns, strict=True)]
+        self._buffer.append(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
+        self._buffered += len(batch)
+        if self._buffered >= ROW_GROUP:
+            self._flush()
 
-    def _flush(self, table) -> None:
+    def _flush(self) -> None:
         if not self._buffer:
             return
-        arrays = []
-        for n, (col, field) in enumerate(zip(table.columns, self._schema, strict=True)):
-            values = [row[n] for row in self._buffer]
-            arrays.append(pa.array(self._cells(col, field.type, values), type=field.type))
-        self._writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
+        self._writer.write_table(
+            pa.Table.from_batches(self._buffer, schema=self._schema), row_group_size=ROW_GROUP
+        )
         self._buffer = []
+        self._buffered = 0
 
-    def _cells(self, col: Column, kind, values: list) -> list:
+    def _array(self, col: Column, kind):
+        """A function (a column's cells) -> the Arrow array of the column's type."""
         if kind == pa.string():
             fmt = self.formatter(col, neutral=False)
-            return [None if v is None else fmt(v) for v in values]
-        if kind == pa.bool_():
-            return [None if v is None or isinstance(v, Missing) else bool(v) for v in values]
-        return [None if isinstance(v, Missing) else v for v in values]
+            if self.labels and (col.labelled or col.datatype == "multi"):
+                return lambda values: pa.array([None if v is None else fmt(v) for v in values], type=kind)
+            return lambda values: pa.array(
+                values
+                if TEXT_CELLS.issuperset(map(type, values))
+                else [v if v.__class__ is str or v is None else fmt(v) for v in values],
+                type=kind,
+            )
+        # Typed columns: pyarrow converts the values; a missing-data code becomes null.
+        if kind == pa.bool_():  # 1/0 cells
+            return lambda values: pa.array(_no_codes(values), type=pa.int64()).cast(kind)
+        return lambda values: pa.array(_no_codes(values), type=kind)
 
     def end(self, table) -> None:
-        self._flush(table)
+        self._flush()
         self._writer.close()

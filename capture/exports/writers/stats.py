@@ -55,10 +55,10 @@ class StatsWriter(Writer):
         self._numeric = [_is_numeric(col) for col in table.columns]
         self._used_missing = [set() for _ in table.columns]
 
-    def write(self, table, rows) -> None:
-        for row in rows:
-            for n, value in enumerate(row):
-                self._data[n].append(self._cell(n, table.columns[n], value))
+    def write(self, table, batch) -> None:
+        cell = self._cell
+        for n, (col, values) in enumerate(zip(table.columns, batch.columns, strict=True)):
+            self._data[n].extend([cell(n, col, value) for value in values])
 
     def _cell(self, n: int, col: Column, value):
         if value is None:

@@ -27,11 +27,12 @@ class CsvWriter(Writer):
         self._formats = None
         self.files.append(path)
 
-    def write(self, table, rows) -> None:
+    def write(self, table, batch) -> None:
         if self._formats is None:
-            self._formats = [self.formatter(col, neutral=True) for col in table.columns]
-        formats = self._formats
-        self._csv.writerows([[f(v) for f, v in zip(formats, row, strict=True)] for row in rows])
+            self._formats = [self.column_formatter(col, neutral=True) for col in table.columns]
+        self._csv.writerows(
+            zip(*[fmt(values) for fmt, values in zip(self._formats, batch.columns, strict=True)], strict=True)
+        )
 
     def end(self, table) -> None:
         self._handle.close()
@@ -78,9 +79,9 @@ class XlsxWriter(Writer):
         self.sheet.freeze_panes(1, 1)
         self.row = 1
 
-    def write(self, table, rows) -> None:
+    def write(self, table, batch) -> None:
         sheet = self.sheet
-        for values in rows:
+        for values in batch.rows():
             r = self.row
             for n, (col, value) in enumerate(zip(table.columns, values, strict=True)):
                 if value is None:
