@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import time
 from pathlib import Path
 
 from django.conf import settings
 
 from capture.jobs.models import Job
+from capture.jobs.services import STALE_AFTER
 
 from . import services
 from .spec import ExportSpec
@@ -18,6 +21,7 @@ def run_export(job: Job, progress) -> dict:
     spec = ExportSpec.from_dict(job.params["spec"])
     root = Path(settings.MEDIA_ROOT)
     output_dir = root / EXPORT_DIR / str(job.study_id)
+    clear_leftovers(output_dir, str(job.pk))
     result = services.export_dataset(
         actor=job.created_by,
         study=job.study,
@@ -35,3 +39,21 @@ def run_export(job: Job, progress) -> dict:
         "tables": manifest["tables"],
         "files": manifest["files"],
     }
+
+
+def clear_leftovers(output_dir: Path, job_id: str, now: float | None = None) -> list[Path]:
+    """Remove what a killed earlier attempt left: this job's zips (complete or partial, never offered,
+    since the job offers a file only after it is complete and recorded) and any export work folder
+    older than a job's heartbeat allows (its worker is dead). Returns what was removed."""
+    if not output_dir.is_dir():
+        return []
+    removed = []
+    for path in output_dir.glob(f"*-{job_id[:8]}.zip*"):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    cutoff = (now or time.time()) - STALE_AFTER.total_seconds()
+    for work in output_dir.glob(".export-*"):
+        if work.is_dir() and work.stat().st_mtime < cutoff:
+            shutil.rmtree(work, ignore_errors=True)
+            removed.append(work)
+    return removed
