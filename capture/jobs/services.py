@@ -15,6 +15,7 @@ A job whose worker died stays "running" with a stale heartbeat; `recover_stale_j
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
 import traceback
 
@@ -33,6 +34,13 @@ log = logging.getLogger(__name__)
 
 # A running job that has not reported for this long is taken as dead.
 STALE_AFTER = dt.timedelta(minutes=5)
+
+# A full disk, a quota or a file size limit is for the administrator to fix, not a bug: say so.
+NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+NO_ROOM_MESSAGE = (
+    "The server ran out of disk space while writing this job's file; nothing was kept. "
+    "Ask the administrator to free space, then run the job again."
+)
 
 
 class JobError(Exception):
@@ -85,19 +93,30 @@ def run_job(job_id: str) -> Job:
         result = handler(job, progress) or {}
     except (JobError, ValidationError, PermissionDenied) as exc:
         _finish(job, Job.FAILED, error=_user_message(exc))
+    except OSError as exc:
+        if exc.errno not in NO_ROOM:
+            _crashed(job)
+        else:
+            log.warning("Job %s (%s) ran out of disk space: %s", job.pk, job.handler, exc)
+            _finish(job, Job.FAILED, error=NO_ROOM_MESSAGE)
     except Exception:  # noqa: BLE001 - any crash must mark the job failed, not leave it running
-        log.exception("Job %s (%s) crashed", job.pk, job.handler)
-        _finish(
-            job,
-            Job.FAILED,
-            error="An internal error stopped this job; nothing was written. "
-            "It has been logged. Run it again, or report it if it repeats.",
-            trace=traceback.format_exc(),
-        )
+        _crashed(job)
     else:
         _finish(job, Job.SUCCEEDED, result=result)
     job.refresh_from_db()
     return job
+
+
+def _crashed(job: Job) -> None:
+    """Called in an `except` block: log the traceback and fail the job with a message for the user."""
+    log.exception("Job %s (%s) crashed", job.pk, job.handler)
+    _finish(
+        job,
+        Job.FAILED,
+        error="An internal error stopped this job; nothing was written. "
+        "It has been logged. Run it again, or report it if it repeats.",
+        trace=traceback.format_exc(),
+    )
 
 
 def _user_message(exc: Exception) -> str:

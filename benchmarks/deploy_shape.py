@@ -1,0 +1,332 @@
+"""The production shape of docs/deploy.md on one machine, driven end to end over HTTP (issue 8).
+
+    .venv/bin/python benchmarks/deploy_shape.py          # CI runs it as is (about a minute)
+    DATABASE_URL=postgres://… .venv/bin/python benchmarks/deploy_shape.py   # an existing, empty database
+
+What it starts, as the deployment page says, with the production settings (capture.settings.production;
+the static and media folders in a temporary folder, no TLS redirect on 127.0.0.1) and
+CAPTURE_TASKS=database:
+
+  PostgreSQL         a throw-away cluster (or DATABASE_URL)
+  manage.py          migrate, collectstatic --noinput, load_definitions fixtures/definitions/basic
+  2 app processes    two gunicorn masters on two ports (one sync worker each), stateless: the
+                     script alternates between them, the session lives in PostgreSQL
+  2 task workers     two `manage.py db_worker` processes sharing the media folder
+
+and what goes through it: a data manager logs in (the log-in form), uploads a CSV on the import page,
+runs the dry run, commits it; a statistician logs in, asks for an export on the export page, and
+downloads it once a worker has written it. Each job must be run by one of the two workers (the app
+processes cannot run it: the task backend is the database), the records must be in the database with
+their audit events, and the downloaded zip's files must match the SHA-256 sums of its manifest.
+Exits 1 with the reason if anything does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import io
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import uuid
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+from ecrf_bench import free_port, start_postgres  # noqa: E402 - benchmarks/ is put on the path above
+from load import write_settings  # noqa: E402 - as above
+
+SLUG = "shape"
+SUBJECTS = 40
+PASSWORD = secrets.token_urlsafe(16)
+
+
+class Browser:
+    """Just enough of a browser: a cookie jar (Secure cookies too: TLS ends at the proxy) and forms."""
+
+    def __init__(self, ports: list[int]):
+        self.ports = ports
+        self.turn = 0
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        port = self.ports[self.turn % len(self.ports)]  # alternate between the app processes
+        self.turn += 1
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+            conn.request(method, path, body=body, headers={"Cookie": cookie, **(headers or {})})
+            response = conn.getresponse()
+            data = response.read()
+            for key, value in response.getheaders():
+                if key.lower() == "set-cookie":
+                    name, _, rest = value.partition("=")
+                    self.cookies[name] = rest.split(";")[0]
+            return response.status, dict(response.getheaders()), data
+        finally:
+            conn.close()
+
+    def get(self, path: str, expect: int = 200) -> bytes:
+        status, headers, data = self.request("GET", path)
+        check(status == expect, f"GET {path} answered {status}, expected {expect}: {data[:300]!r}")
+        return data
+
+    def form(self, path: str, marker: str) -> tuple[str, dict]:
+        """The (action, values) of the form on `path` whose HTML contains `marker`, as a browser would send it."""
+        import lxml.html
+
+        page = lxml.html.fromstring(self.get(path))
+        for form in page.forms:
+            if marker in lxml.html.tostring(form, encoding="unicode"):
+                return form.action or path, dict(form.form_values())
+        raise SystemExit(f"no form with {marker!r} on {path}")
+
+    def post(self, path: str, fields: dict | list, files: dict | None = None) -> tuple[int, dict, bytes]:
+        if files:
+            boundary = uuid.uuid4().hex
+            parts = []
+            items = fields.items() if isinstance(fields, dict) else fields
+            for name, value in items:
+                parts.append(
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+                )
+            for name, (filename, content) in files.items():
+                parts.append(
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                    f"Content-Type: text/csv\r\n\r\n".encode()
+                    + content
+                    + b"\r\n"
+                )
+            body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+            content_type = f"multipart/form-data; boundary={boundary}"
+        else:
+            body = urllib.parse.urlencode(fields, doseq=True).encode()
+            content_type = "application/x-www-form-urlencoded"
+        return self.request("POST", path, body, {"Content-Type": content_type})
+
+    def log_in(self, username: str) -> None:
+        action, fields = self.form("/accounts/login/", 'name="password"')
+        status, headers, data = self.post(action, {**fields, "username": username, "password": PASSWORD})
+        check(status == 302, f"log-in of {username} answered {status}: {data[:300]!r}")
+
+    def wait_for_job(self, job_path: str, timeout: float = 90) -> dict:
+        """Poll the job's status as its page does, until it has finished."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = json.loads(self.get(job_path.rstrip("/") + "/status/"))
+            if status["finished"]:
+                return status
+            time.sleep(0.3)
+        raise SystemExit(f"{job_path} did not finish within {timeout:.0f} s: are the workers running?")
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise SystemExit(f"FAILED: {message}")
+
+
+def manage(*args: str) -> None:
+    done = subprocess.run(  # noqa: S603 - our own manage.py
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True
+    )
+    check(done.returncode == 0, f"manage.py {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+
+
+def set_up_study() -> list[str]:
+    """Users, a study, sites and subjects (what an administrator does in /admin/ after deploying)."""
+    import datetime as dt
+
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+
+    from capture.definitions.models import Schedule
+    from capture.studies import services
+
+    study = services.create_study(
+        actor=None, slug=SLUG, name="Shape", schedule=Schedule.objects.get(name="basic", version="1.0")
+    )
+    site = services.add_site(actor=None, study=study, code="A", name="Site A")
+    for username, role in (("dm", "data_manager"), ("stat", "statistician")):
+        user = get_user_model().objects.create_user(username, password=PASSWORD)
+        services.grant_role(actor=None, study=study, user=user, role=role)
+    return [
+        services.enroll_subject(
+            actor=None, study=study, site=site, enrollment_date=dt.date(2025, 1, 6)
+        ).subject_id
+        for _ in range(SUBJECTS)
+    ]
+
+
+def start(cmd: list[str], log: Path) -> subprocess.Popen:
+    with log.open("ab") as out:
+        return subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy(), stdout=out, stderr=subprocess.STDOUT)  # noqa: S603 - built here
+
+
+def import_through_the_web(browser: Browser, subject_ids: list[str]) -> dict:
+    rows = ["Subject ID,Sex,Age,Weight"] + [
+        f"{sid},{1 + i % 2},{30 + i},{60 + i}.5" for i, sid in enumerate(subject_ids)
+    ]
+    action, fields = browser.form(f"/studies/{SLUG}/imports/", 'type="file"')
+    fields.pop("file", None)
+    status, headers, data = browser.post(
+        action, fields, files={"file": ("visits.csv", "\n".join(rows).encode() + b"\n")}
+    )
+    check(status == 302, f"the upload answered {status}: {data[:500]!r}")
+    upload = headers["Location"]
+    outcome = {}
+    for step in ("dry_run", "commit"):
+        action, fields = browser.form(upload, 'value="dry_run"')
+        fields.pop("action", None)
+        status, headers, data = browser.post(action, {**fields, "action": step})
+        check(status == 302, f"{step} answered {status}: {data[:500]!r}")
+        job_id = headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+        result = browser.wait_for_job(f"/jobs/{job_id}/")
+        check(result["status"] == "succeeded", f"the {step} job ended {result['status']}: {result['error']}")
+        outcome[step] = job_id
+    return outcome
+
+
+def export_through_the_web(browser: Browser) -> tuple[str, bytes]:
+    action, fields = browser.form(f"/studies/{SLUG}/exports/", 'name="layout"')
+    fields = [(k, v) for k, v in fields.items() if k != "formats"] + [("formats", "csv"), ("formats", "xlsx")]
+    status, headers, data = browser.request(
+        "POST",
+        action,
+        urllib.parse.urlencode(fields).encode(),
+        {"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    check(status == 302, f"the export request answered {status}: {data[:800]!r}")
+    job_path = urllib.parse.urlparse(headers["Location"]).path
+    result = browser.wait_for_job(job_path)
+    check(result["status"] == "succeeded" and result["has_file"], f"the export job ended {result}")
+    status, headers, body = browser.request("GET", job_path + "download/")
+    check(status == 200, f"the download answered {status}")
+    return job_path.rstrip("/").rsplit("/", 1)[-1], body
+
+
+def verify(subject_ids: list[str], jobs: dict, bundle: bytes) -> dict:
+    from django_tasks_db.models import DBTaskResult
+
+    from capture.audit.models import AuditEvent
+    from capture.audit.services import chain_key, verify_chain
+    from capture.jobs.models import Job
+    from capture.records.models import FormRecord
+    from capture.studies.models import Study
+
+    study = Study.objects.get(slug=SLUG)
+    records = FormRecord.objects.filter(subject__study=study, form_name="demographics").count()
+    check(records == len(subject_ids), f"{records} records in the database, {len(subject_ids)} imported")
+    creates = AuditEvent.objects.filter(chain=chain_key(study), action="record.create").count()
+    check(creates == len(subject_ids), f"{creates} record.create audit events for {len(subject_ids)} records")
+    check(verify_chain(chain_key(study)) == [], "the study's audit chain does not verify")
+    workers = set()
+    for job in Job.objects.filter(pk__in=jobs.values()):
+        check(job.status == Job.SUCCEEDED, f"job {job.title} is {job.status}")
+        task = DBTaskResult.objects.filter(args_kwargs__args=[str(job.pk)]).first()
+        check(task is not None and task.worker_ids, f"job {job.title} was not run by a db_worker")
+        workers.update(task.worker_ids)
+    with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        for entry in manifest["files"]:
+            digest = hashlib.sha256(archive.read(entry["name"])).hexdigest()
+            check(digest == entry["sha256"], f"{entry['name']} does not match its manifest")
+    audited = AuditEvent.objects.get(chain=chain_key(study), action="export.create").after["bundle"]["sha256"]
+    check(hashlib.sha256(bundle).hexdigest() == audited, "the download is not the file the audit trail names")
+    return {"records": records, "workers": len(workers), "files": len(manifest["files"])}
+
+
+def main() -> None:
+    started = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="capture-shape-"))
+    processes: list[subprocess.Popen] = []
+    stop_pg = None
+    try:
+        if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+            os.environ["DATABASE_URL"], stop_pg = start_postgres(tmp)
+        write_settings(tmp)
+        os.environ.update(
+            DJANGO_SETTINGS_MODULE="load_settings",
+            PYTHONPATH=os.pathsep.join([str(tmp), str(ROOT)]),
+            CAPTURE_SECRET_KEY=secrets.token_hex(32),
+            CAPTURE_PSEUDONYM_KEY=secrets.token_hex(32),
+            CAPTURE_ALLOWED_HOSTS="127.0.0.1",
+            CAPTURE_SSL_REDIRECT="false",  # plain HTTP on 127.0.0.1; behind nginx it stays on
+            CAPTURE_TASKS="database",
+            DATABASE_CONN_MAX_AGE="60",
+        )
+        sys.path.insert(0, str(tmp))
+        manage("migrate", "--noinput")
+        manage("collectstatic", "--noinput")
+        manage("load_definitions", str(ROOT / "fixtures" / "definitions" / "basic"))
+        subject_ids = set_up_study()
+        print(
+            f"PostgreSQL, migrate, collectstatic, definitions, study: {time.perf_counter() - started:.0f} s"
+        )
+
+        ports = [free_port(), free_port()]
+        gunicorn = [sys.executable, "-m", "gunicorn", "capture.wsgi", "--workers", "1", "--timeout", "60"]
+        for n, port in enumerate(ports):
+            processes.append(start([*gunicorn, "--bind", f"127.0.0.1:{port}"], tmp / f"app{n}.log"))
+        worker = [sys.executable, "manage.py", "db_worker", "--queue-name", "default", "--interval", "0.2"]
+        for n in range(2):
+            processes.append(start(worker, tmp / f"worker{n}.log"))
+        browser = Browser(ports)
+        for port in ports:
+            for _ in range(300):
+                try:
+                    Browser([port]).get("/accounts/login/")
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        print(f"2 app processes (ports {ports[0]}, {ports[1]}) and 2 db_worker processes up")
+
+        t = time.perf_counter()
+        browser.log_in("dm")
+        jobs = import_through_the_web(browser, subject_ids)
+        print(
+            f"import: upload, dry run and commit of {SUBJECTS} rows through the workers in {time.perf_counter() - t:.1f} s"
+        )
+        t = time.perf_counter()
+        statistician = Browser(list(reversed(ports)))
+        statistician.log_in("stat")
+        jobs["export"], bundle = export_through_the_web(statistician)
+        print(
+            f"export: requested, written by a worker, downloaded ({len(bundle):,} bytes) in {time.perf_counter() - t:.1f} s"
+        )
+        figures = verify(subject_ids, jobs, bundle)
+        print(
+            f"checked: {figures['records']} records with their audit events, the audit chain, the zip's "
+            f"{figures['files']} files against its manifest; jobs run by {figures['workers']} worker(s)"
+        )
+        print(f"deploy shape passed in {time.perf_counter() - started:.0f} s")
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if stop_pg:
+            subprocess.run(stop_pg, capture_output=True, check=False)  # noqa: S603 - pg_ctl stop, built here
+        if sys.exc_info()[0] is not None:
+            for log in sorted(tmp.glob("*.log")):
+                print(f"--- {log.name}\n{log.read_text()[-2000:]}", file=sys.stderr)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
