@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from capture.definitions.models import Event, FormDefinition
+from capture.definitions.models import Event, EventForm, FormDefinition
 from capture.studies.models import Study
 
 from ..catalog import Field, form_fields
@@ -72,11 +72,13 @@ class Project:
         self.arms = list(study.schedule.arms.order_by("order").prefetch_related("events__event_forms__form"))
         self.events: list[RcEvent] = []
         self.instruments: dict[str, Instrument] = {}
+        self.event_forms: dict[tuple[int, str], EventForm] = {}  # (event pk, form name) -> slot
         cache: dict = {}
         for arm_num, arm in enumerate(self.arms, start=1):
             for event in arm.events.all():
                 event_forms = list(event.event_forms.all())
                 for ef in event_forms:
+                    self.event_forms[(event.pk, ef.form.name)] = ef
                     if ef.form.name not in self.instruments:
                         self.instruments[ef.form.name] = Instrument(
                             ef.form.name, ef.form, form_fields(ef.form, cache)

@@ -12,8 +12,12 @@ import copy
 import csv
 import datetime as dt
 import io
+import itertools
 import json
+import re
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -21,15 +25,21 @@ from django.db.models import Max
 from django.http import HttpResponse
 from django.utils import timezone
 
+from capture.definitions.models import FormDefinition
 from capture.records import services as record_service
-from capture.records.models import FormRecord
+from capture.records.bulk import RecordWrite, write_records
+from capture.records.compiled import CompiledForm, compiled
+from capture.records.models import FormRecord, Status
+from capture.records.services import other_events
+from capture.records.validation import clean_values
 from capture.studies import access
+from capture.studies.models import Subject
 
 from ..catalog import deidentified_for, present_data
 from ..services import DELETE_PERMISSION, delete_record
 from . import render
 from .params import Params, RedcapError
-from .project import RECORD_ID, STATUS_LABELS, Column, Project, label_value, raw_value
+from .project import RECORD_ID, STATUS_LABELS, Column, Project, RcEvent, label_value, raw_value
 
 EVENT_COL = "redcap_event_name"
 INSTRUMENT_COL = "redcap_repeat_instrument"
@@ -37,6 +47,10 @@ INSTANCE_COL = "redcap_repeat_instance"
 DAG_COL = "redcap_data_access_group"
 SPECIAL = {RECORD_ID, EVENT_COL, INSTRUMENT_COL, INSTANCE_COL, DAG_COL, "redcap_survey_identifier"}
 IMPORT_REASON = "REDCap API import"
+# Subjects whose records an export reads in one query, and rows an import reads and writes at a time
+# (inside its one transaction): they bound the server's memory, not the size of an export or import.
+SUBJECT_CHUNK = 500
+IMPORT_CHUNK = 1000
 
 
 def _require(user, study, codename: str, message: str) -> None:
@@ -101,26 +115,37 @@ def _filter_logic(expression: str, missing_codes: set[str]):
     return keep
 
 
-def _cell(
-    project: Project, column: Column, record: FormRecord, data: dict, labels: bool, checkbox_label: bool
-):
+def _cell_reader(project: Project, column: Column, labels: bool, checkbox_label: bool):
+    """A function (status, data) -> the column's text, chosen once per export, not once per cell."""
     if column.is_complete:
-        return STATUS_LABELS[record.status] if labels else str(record.status)
+        if labels:
+            return lambda status, data: STATUS_LABELS[status]
+        return lambda status, data: str(status)
     f = column.field
-    if f.group:
-        rows = data.get(f.group) or []
-        value = rows[column.row - 1].get(f.name) if len(rows) >= column.row else None
-    elif f.multiple:
-        value = data.get(f.name)
-        checked = isinstance(value, list) and column.code in value
-        if not labels:
-            return "1" if checked else "0"
-        if checkbox_label:
-            return dict(f.codes)[column.code] if checked else ""
-        return "Checked" if checked else "Unchecked"
-    else:
-        value = data.get(f.name)
-    return label_value(project, f, value) if labels else raw_value(f, value)
+
+    def text(value):
+        return label_value(project, f, value) if labels else raw_value(f, value)
+
+    if f.group:  # before `multiple`: an item of a repeating group has one column per row (project.py)
+        index = column.row - 1
+
+        def group_cell(status, data):
+            rows = data.get(f.group) or []
+            return text(rows[index].get(f.name) if len(rows) > index else None)
+
+        return group_cell
+    if f.multiple:
+        code = column.code
+        marks = ("1", "0")
+        if labels:
+            marks = (dict(f.codes)[code], "") if checkbox_label else ("Checked", "Unchecked")
+
+        def checkbox(status, data):
+            value = data.get(f.name)
+            return marks[0] if isinstance(value, list) and code in value else marks[1]
+
+        return checkbox
+    return lambda status, data: text(data.get(f.name))
 
 
 def export_records(user, study, project: Project, p: Params) -> HttpResponse:
@@ -153,16 +178,6 @@ def export_records(user, study, project: Project, p: Params) -> HttpResponse:
         if end:
             changed = changed.filter(updated_at__lte=end)
         subjects = subjects.filter(pk__in=changed.values("subject_id"))
-    forms = {c.form for c in columns} or set(project.instruments)
-    # filterLogic may read any item, so it needs every form's records, not only the exported ones.
-    loaded = set(project.instruments) if keep else forms
-    by_subject: dict[int, dict] = defaultdict(dict)
-    # Only what the rows need: the form's spec (large JSON) stays in the database.
-    fetched = FormRecord.objects.filter(subject__in=subjects, form_name__in=loaded).only(
-        "pk", "subject_id", "event_id", "form_name", "instance", "status", "data"
-    )
-    for record in fetched.iterator(chunk_size=2000):
-        by_subject[record.subject_id][(record.event_id, record.form_name, record.instance)] = record
 
     head = [RECORD_ID]
     if project.longitudinal:
@@ -172,89 +187,148 @@ def export_records(user, study, project: Project, p: Params) -> HttpResponse:
     if with_dag:
         head.append(DAG_COL)
     names = head + [c.name for c in columns]
-
-    rows: list[dict] = []
-    for subject in subjects:
-        records = by_subject.get(subject.pk, {})
-        if not records:
-            continue
-        seen: dict[int, dict] = {}
-
-        def data_of(record: FormRecord, subject=subject, seen=seen) -> dict:
-            # The stored values as this user may see them (de-identified when the role says so).
-            if record.pk not in seen:
-                seen[record.pk] = present_data(
-                    project.instruments[record.form_name].fields,
-                    record.data,
-                    deidentified=deidentified,
-                    shift_days=subject.date_shift_days,
-                )
-            return seen[record.pk]
-
-        event_values = {}
-        if keep:
-            for rc_event in project.events:
-                merged: dict = {}
-                for form_name in rc_event.form_names:
-                    record = records.get((rc_event.event.pk, form_name, 1))
-                    if record is not None:
-                        merged.update(data_of(record))
-                event_values[rc_event.unique_name] = event_values[rc_event.event.name] = merged
-        for rc_event in project.events:
-            if rc_event.event.arm_id != subject.arm_id or (events and rc_event.unique_name not in events):
-                continue
-            event_pk = rc_event.event.pk
-            slots: list[tuple[str, int, list[str]]] = []
-            plain = [f for f in rc_event.form_names if f not in rc_event.repeating]
-            if any((event_pk, f, 1) in records for f in plain if f in forms):
-                slots.append(("", 0, plain))
-            for form_name in rc_event.form_names:
-                if form_name in rc_event.repeating and form_name in forms:
-                    instances = sorted(k[2] for k in records if k[0] == event_pk and k[1] == form_name)
-                    slots.extend((form_name, n, [form_name]) for n in instances)
-            for instrument, instance, slot_forms in slots:
-                present = {
-                    f: records[(event_pk, f, instance or 1)]
-                    for f in slot_forms
-                    if (event_pk, f, instance or 1) in records
-                }
-                if keep is not None:
-                    values: dict = {RECORD_ID: subject.subject_id}
-                    for record in present.values():
-                        values.update(data_of(record))
-                    if not keep(values, event_values):
-                        continue
-                row: dict = {RECORD_ID: subject.subject_id}
-                if project.longitudinal:
-                    row[EVENT_COL] = rc_event.unique_name
-                    if labels:
-                        row[EVENT_COL] = (
-                            f"{rc_event.label} (Arm {rc_event.arm_num}: {rc_event.arm_name})"
-                            if len(project.arms) > 1
-                            else rc_event.label
-                        )
-                if project.has_repeating:
-                    row[INSTRUMENT_COL] = (
-                        project.instruments[instrument].label if instrument and labels else instrument
-                    )
-                    row[INSTANCE_COL] = str(instance) if instance else ""
-                if with_dag:
-                    row[DAG_COL] = subject.site.code.lower()
-                for column in columns:
-                    record = present.get(column.form)
-                    row[column.name] = (
-                        ""
-                        if record is None
-                        else _cell(project, column, record, data_of(record), labels, checkbox_label)
-                    )
-                rows.append(row)
-
+    rows = _export_rows(
+        project,
+        list(subjects.only("pk", "subject_id", "arm_id", "date_shift_days", "site__code")),
+        columns,
+        events=events,
+        keep=keep,
+        deidentified=deidentified,
+        labels=labels,
+        checkbox_label=checkbox_label,
+        with_dag=with_dag,
+    )
+    # Rows are made as they are sent (render.rows_stream): a whole study is never in memory at once.
     if record_type == "eav":
-        return render.rows_response(fmt, _eav(project, rows, columns, head))
+        return render.rows_stream(fmt, _eav(project, rows, columns, head))
     headers = None
     if label_headers and fmt == "csv":
         headers = [_header_label(project, name) for name in names]
-    return render.rows_response(fmt, rows, names, headers)
+    return render.rows_stream(fmt, rows, names, headers)
+
+
+def _export_rows(
+    project: Project,
+    subjects: list,
+    columns: list[Column],
+    *,
+    events: list[str],
+    keep,
+    deidentified: bool,
+    labels: bool,
+    checkbox_label: bool,
+    with_dag: bool,
+) -> Iterator[dict]:
+    """The flat rows, subject by subject, their records read SUBJECT_CHUNK subjects at a time."""
+    forms = {c.form for c in columns} or set(project.instruments)
+    # filterLogic may read any item, so it needs every form's records, not only the exported ones.
+    loaded = set(project.instruments) if keep else forms
+    readers = [(c.name, c.form, _cell_reader(project, c, labels, checkbox_label)) for c in columns]
+    for start in range(0, len(subjects), SUBJECT_CHUNK):
+        chunk = subjects[start : start + SUBJECT_CHUNK]
+        by_subject: dict[int, dict] = defaultdict(dict)
+        # Only what the rows need, as tuples: the form's spec (large JSON) stays in the database.
+        fetched = FormRecord.objects.filter(
+            subject_id__in=[s.pk for s in chunk], form_name__in=loaded
+        ).values_list("subject_id", "event_id", "form_name", "instance", "status", "data")
+        for subject_pk, event_pk, form_name, instance, status, data in fetched:
+            by_subject[subject_pk][(event_pk, form_name, instance)] = (status, data)
+        for subject in chunk:
+            records = by_subject.pop(subject.pk, {})
+            if deidentified:
+                # The stored values as this user may see them: no identifiers, dates shifted.
+                records = {
+                    key: (
+                        status,
+                        present_data(
+                            project.instruments[key[1]].fields,
+                            data,
+                            deidentified=True,
+                            shift_days=subject.date_shift_days,
+                        ),
+                    )
+                    for key, (status, data) in records.items()
+                }
+            if records:
+                yield from _subject_rows(
+                    project,
+                    subject,
+                    records,
+                    readers,
+                    forms,
+                    events=events,
+                    keep=keep,
+                    labels=labels,
+                    with_dag=with_dag,
+                )
+
+
+def _subject_rows(
+    project: Project,
+    subject,
+    records: dict[tuple, tuple[int, dict]],
+    readers: list,
+    forms: set[str],
+    *,
+    events: list[str],
+    keep,
+    labels: bool,
+    with_dag: bool,
+) -> Iterator[dict]:
+    """One subject's rows; `records` maps (event pk, form, instance) to (status, values as shown)."""
+    event_values = {}
+    if keep:
+        for rc_event in project.events:
+            merged: dict = {}
+            for form_name in rc_event.form_names:
+                record = records.get((rc_event.event.pk, form_name, 1))
+                if record is not None:
+                    merged.update(record[1])
+            event_values[rc_event.unique_name] = event_values[rc_event.event.name] = merged
+    for rc_event in project.events:
+        if rc_event.event.arm_id != subject.arm_id or (events and rc_event.unique_name not in events):
+            continue
+        event_pk = rc_event.event.pk
+        slots: list[tuple[str, int, list[str]]] = []
+        plain = [f for f in rc_event.form_names if f not in rc_event.repeating]
+        if any((event_pk, f, 1) in records for f in plain if f in forms):
+            slots.append(("", 0, plain))
+        for form_name in rc_event.form_names:
+            if form_name in rc_event.repeating and form_name in forms:
+                instances = sorted(k[2] for k in records if k[0] == event_pk and k[1] == form_name)
+                slots.extend((form_name, n, [form_name]) for n in instances)
+        for instrument, instance, slot_forms in slots:
+            present = {
+                f: records[(event_pk, f, instance or 1)]
+                for f in slot_forms
+                if (event_pk, f, instance or 1) in records
+            }
+            if keep is not None:
+                values: dict = {RECORD_ID: subject.subject_id}
+                for _, data in present.values():
+                    values.update(data)
+                if not keep(values, event_values):
+                    continue
+            row: dict = {RECORD_ID: subject.subject_id}
+            if project.longitudinal:
+                row[EVENT_COL] = rc_event.unique_name
+                if labels:
+                    row[EVENT_COL] = (
+                        f"{rc_event.label} (Arm {rc_event.arm_num}: {rc_event.arm_name})"
+                        if len(project.arms) > 1
+                        else rc_event.label
+                    )
+            if project.has_repeating:
+                row[INSTRUMENT_COL] = (
+                    project.instruments[instrument].label if instrument and labels else instrument
+                )
+                row[INSTANCE_COL] = str(instance) if instance else ""
+            if with_dag:
+                row[DAG_COL] = subject.site.code.lower()
+            for name, form_name, read in readers:
+                record = present.get(form_name)
+                row[name] = "" if record is None else read(*record)
+            yield row
 
 
 def _header_label(project: Project, name: str) -> str:
@@ -277,8 +351,7 @@ def _header_label(project: Project, name: str) -> str:
     return column.field.label
 
 
-def _eav(project: Project, rows: list[dict], columns: list[Column], head: list[str]) -> list[dict]:
-    out = []
+def _eav(project: Project, rows: Iterable[dict], columns: list[Column], head: list[str]) -> Iterator[dict]:
     for row in rows:
         base = {"record": row[RECORD_ID]}
         for key in head[1:]:
@@ -291,37 +364,68 @@ def _eav(project: Project, rows: list[dict], columns: list[Column], head: list[s
             if column.code:
                 if value in ("0", "Unchecked"):
                     continue
-                out.append({**base, "field_name": column.field.name, "value": column.code})
+                yield {**base, "field_name": column.field.name, "value": column.code}
                 continue
-            out.append({**base, "field_name": column.name, "value": value})
-    return out
+            yield {**base, "field_name": column.name, "value": value}
 
 
 # ----------------------------------------------------------------------------- import
 
 
-def _parse_rows(fmt: str, record_type: str, text: str) -> list[dict]:
-    if fmt == "json":
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RedcapError(f"The data are not valid JSON: {exc}") from None
-        if isinstance(rows, dict):
-            rows = [rows]
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise RedcapError("The data must be a JSON list of objects, one per row.")
-    else:
-        rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
-    rows = [
+def _parse_rows(fmt: str, record_type: str, text: str) -> Iterator[dict]:
+    """The rows of `data`, each with string keys and values, read one at a time: a large import
+    holds its text and the current chunk, never all its rows as objects."""
+    rows = _json_objects(text) if fmt == "json" else csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    plain = (
         {str(k).strip(): ("" if v is None else str(v)) for k, v in row.items() if k is not None}
         for row in rows
-    ]
+    )
     if record_type == "eav":
-        return _eav_to_flat(rows)
-    return rows
+        return iter(_eav_to_flat(plain))
+    return plain
 
 
-def _eav_to_flat(rows: list[dict]) -> list[dict]:
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _json_objects(text: str) -> Iterator[dict]:
+    """The objects of a JSON list (or one object), decoded one by one with the json module."""
+    decoder = json.JSONDecoder()
+    try:
+        at = _SPACE.match(text, 0).end()
+        if text.startswith("{", at):
+            row, at = decoder.raw_decode(text, at)
+            if text[_SPACE.match(text, at).end() :]:
+                raise RedcapError("The data are not valid JSON: extra data after the object.")
+            yield row
+            return
+        if not text.startswith("[", at):
+            if not text[at:]:
+                raise RedcapError("The data are not valid JSON: they are empty.")
+            decoder.raw_decode(text, at)  # names what is wrong, if anything is
+            raise RedcapError("The data must be a JSON list of objects, one per row.")
+        at = _SPACE.match(text, at + 1).end()
+        if text.startswith("]", at):
+            return
+        while True:
+            row, at = decoder.raw_decode(text, at)
+            if not isinstance(row, dict):
+                raise RedcapError("The data must be a JSON list of objects, one per row.")
+            yield row
+            at = _SPACE.match(text, at).end()
+            if text.startswith(",", at):
+                at = _SPACE.match(text, at + 1).end()
+            elif text.startswith("]", at):
+                if text[_SPACE.match(text, at + 1).end() :]:
+                    raise RedcapError("The data are not valid JSON: extra data after the list.")
+                return
+            else:
+                raise RedcapError(f"The data are not valid JSON: expected ',' or ']' at character {at}.")
+    except json.JSONDecodeError as exc:
+        raise RedcapError(f"The data are not valid JSON: {exc}") from None
+
+
+def _eav_to_flat(rows: Iterable[dict]) -> list[dict]:
     flat: dict[tuple, dict] = {}
     for row in rows:
         key = (
@@ -388,22 +492,12 @@ def import_records(user, study, project: Project, p: Params) -> HttpResponse:
         s.subject_id: s
         for s in access.subjects_visible_to(user, study).select_related("site", "arm", "study")
     }
-    errors: list[str] = []
-    ids: dict[str, None] = {}
-    next_instance: dict[tuple, int] = {}
+    importer = _Importer(user, study, project, subjects, overwrite=overwrite, date_format=date_format)
     with transaction.atomic():
-        for number, row in enumerate(rows, start=1):
-            try:
-                _import_row(
-                    project, user, subjects, row, overwrite, date_format, next_instance, errors, number
-                )
-            except RedcapError as exc:
-                errors.append(exc.message)
-                continue
-            ids.setdefault(row.get(RECORD_ID, ""), None)
-        if errors:
+        ids = importer.run(rows)
+        if importer.errors:
             # Nothing is written unless every row is good (REDCap imports are all-or-nothing too).
-            raise RedcapError("\n".join(errors))
+            raise RedcapError("\n".join(importer.errors))
     if return_content == "nothing":
         return render.value_response(return_format, {})
     if return_content == "ids":
@@ -414,7 +508,9 @@ def import_records(user, study, project: Project, p: Params) -> HttpResponse:
     return render.value_response(return_format, {"count": count} if return_format == "json" else count)
 
 
-def _import_row(project, user, subjects, row, overwrite, date_format, next_instance, errors, number):
+def _import_row(importer: _Importer, row: dict, number: int) -> None:
+    project, subjects, overwrite = importer.project, importer.subjects, importer.overwrite
+    next_instance, errors = importer.next_instance, importer.errors
     rid = str(row.get(RECORD_ID, "")).strip()
     where = f"row {number}"
     if not rid:
@@ -508,88 +604,200 @@ def _import_row(project, user, subjects, row, overwrite, date_format, next_insta
                 next_instance[key] = (last or 0) + 1
             instance = next_instance[key]
             next_instance[key] += 1
-        _write(
-            project,
-            user,
-            subject,
-            rc_event,
-            form_name,
-            int(instance),
-            cells.get(form_name, []),
-            overwrite,
-            date_format,
-            errors,
-            rid,
-        )
+        importer.apply(subject, rc_event, form_name, int(instance), cells.get(form_name, []), rid)
 
 
-def _write(
-    project, user, subject, rc_event, form_name, instance, form_cells, overwrite, date_format, errors, rid
-):
-    existing = FormRecord.objects.filter(
-        subject=subject, event=rc_event.event, form_name=form_name, instance=instance
-    ).first()
-    values = copy.deepcopy(existing.data) if existing else {}
-    status = existing.status if existing else 0
-    has_data = False
-    for column, value in form_cells:
-        if column.is_complete:
-            if value != "":
-                if value not in ("0", "1", "2"):
-                    errors.append(f'"{rid}","{column.name}","{value}","use 0, 1 or 2"')
+@dataclass
+class _Pending:
+    """One form record an import writes: its values so far, and the stored record (None: new)."""
+
+    subject: Subject
+    rc_event: RcEvent
+    form_name: str
+    instance: int
+    existing: FormRecord | None
+    values: dict
+    status: int
+    rid: str
+
+
+class _Importer:
+    """Applies an import's rows IMPORT_CHUNK at a time: one query reads the stored records of a
+    chunk's subjects, the changed ones are validated as `save_record` validates (clean_values, the
+    form compiled once, other events read when an expression names them) and written with
+    `capture.records.bulk.write_records` (versions, locks, one audit event per record), all in the
+    caller's transaction. Several rows for one record merge into one write."""
+
+    def __init__(self, user, study, project: Project, subjects: dict, *, overwrite: bool, date_format: str):
+        self.user, self.study, self.project, self.subjects = user, study, project, subjects
+        self.overwrite, self.date_format = overwrite, date_format
+        self.missing_codes = study.missing_code_set()
+        self.errors: list[str] = []
+        self.next_instance: dict[tuple, int] = {}
+        self.stored: dict[tuple, FormRecord] = {}
+        self.pending: dict[tuple, _Pending] = {}
+        self.forms: dict[int, FormDefinition] = {}
+        self.compiled: dict[int, CompiledForm] = {}  # compiled() checks freshness with a query: once per form
+
+    def run(self, rows: Iterable[dict]) -> dict[str, None]:
+        """Import every row; returns the record ids in order. Problems go to `errors`."""
+        ids: dict[str, None] = {}
+        numbered = enumerate(rows, start=1)
+        while chunk := list(itertools.islice(numbered, IMPORT_CHUNK)):
+            self._read_stored(row for _, row in chunk)
+            for number, row in chunk:
+                try:
+                    _import_row(self, row, number)
+                except RedcapError as exc:
+                    self.errors.append(exc.message)
                     continue
-                status = int(value)
-                has_data = has_data or status != 0
-            continue
-        f = column.field
-        has_data = has_data or _has_data(column, value)
-        value = _convert_date(value, f.datatype, date_format)
-        if f.group:
-            rows = values.setdefault(f.group, [])
-            while len(rows) < column.row:
-                rows.append({})
-            if value == "":
-                if overwrite:
-                    rows[column.row - 1].pop(f.name, None)
+                ids.setdefault(row.get(RECORD_ID, ""), None)
+            self._write()
+        return ids
+
+    def _read_stored(self, rows: Iterable[dict]) -> None:
+        wanted = {str(row.get(RECORD_ID, "")).strip() for row in rows}
+        pks = [self.subjects[rid].pk for rid in wanted if rid in self.subjects]
+        self.stored = {
+            (r.subject_id, r.event_id, r.form_name, r.instance): r
+            for r in FormRecord.objects.filter(subject_id__in=pks).only(
+                "pk",
+                "subject_id",
+                "event_id",
+                "form_id",
+                "form_name",
+                "instance",
+                "status",
+                "version",
+                "data",
+            )
+        }
+
+    def apply(self, subject, rc_event: RcEvent, form_name: str, instance: int, form_cells, rid: str) -> None:
+        """Put one row's cells of one form record onto what the import has for it so far."""
+        key = (subject.pk, rc_event.event.pk, form_name, instance)
+        pending = self.pending.get(key)
+        if pending is None:
+            existing = self.stored.get(key)
+            pending = _Pending(
+                subject,
+                rc_event,
+                form_name,
+                instance,
+                existing,
+                _copy_values(existing.data) if existing else {},
+                existing.status if existing else 0,
+                rid,
+            )
+        values, status, has_data = pending.values, pending.status, False
+        for column, value in form_cells:
+            if column.is_complete:
+                if value != "":
+                    if value not in ("0", "1", "2"):
+                        self.errors.append(f'"{rid}","{column.name}","{value}","use 0, 1 or 2"')
+                        continue
+                    status = int(value)
+                    has_data = has_data or status != 0
+                continue
+            f = column.field
+            has_data = has_data or _has_data(column, value)
+            value = _convert_date(value, f.datatype, self.date_format)
+            if f.group:
+                group_rows = values.setdefault(f.group, [])
+                while len(group_rows) < column.row:
+                    group_rows.append({})
+                if value == "":
+                    if self.overwrite:
+                        group_rows[column.row - 1].pop(f.name, None)
+                else:
+                    group_rows[column.row - 1][f.name] = value
+            elif f.multiple:
+                current = values.get(f.name)
+                codes = set(current) if isinstance(current, list) else set()
+                if value.lower() in ("1", "checked"):
+                    codes.add(column.code)
+                elif value.lower() in ("0", "unchecked") or (value == "" and self.overwrite):
+                    codes.discard(column.code)
+                values[f.name] = sorted(codes)
+            elif value == "":
+                if self.overwrite:
+                    values.pop(f.name, None)
             else:
-                rows[column.row - 1][f.name] = value
-        elif f.multiple:
-            current = values.get(f.name)
-            codes = set(current) if isinstance(current, list) else set()
-            if value.lower() in ("1", "checked"):
-                codes.add(column.code)
-            elif value.lower() in ("0", "unchecked") or (value == "" and overwrite):
-                codes.discard(column.code)
-            values[f.name] = sorted(codes)
-        elif value == "":
-            if overwrite:
-                values.pop(f.name, None)
-        else:
-            values[f.name] = value
-    if existing is None and not has_data:
-        return
-    try:
-        record_service.save_record(
-            actor=user,
-            subject=subject,
-            event_name=rc_event.event.name,
-            form_name=form_name,
-            values=values,
-            status=status,
-            instance=instance,
-            expected_version=existing.version if existing else None,
-            reason=IMPORT_REASON,
-        )
-    except record_service.RecordValidationError as exc:
-        for field_name, message in exc.field_errors.items():
-            errors.append(f'"{rid}","{field_name}","{_given(values, field_name)}","{message}"')
-    except record_service.RecordLockedError as exc:
-        errors.append(f'"{rid}","{form_name}","","{exc}"')
-    except record_service.EditConflictError as exc:
-        errors.append(f'"{rid}","{form_name}","","{exc}"')
-    except (ValidationError, PermissionDenied) as exc:
-        message = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-        errors.append(f'"{rid}","{form_name}","","{message}"')
+                values[f.name] = value
+        pending.status = status
+        if key in self.pending or pending.existing is not None or has_data:
+            self.pending[key] = pending
+
+    def _form(self, pending: _Pending) -> FormDefinition:
+        # A stored record keeps the form version it was entered with; a new one takes the schedule's.
+        if pending.existing is None:
+            return self.project.event_forms[(pending.rc_event.event.pk, pending.form_name)].form
+        form_id = pending.existing.form_id
+        if form_id not in self.forms:
+            self.forms[form_id] = FormDefinition.objects.get(pk=form_id)
+        return self.forms[form_id]
+
+    def _write(self) -> None:
+        writes = []
+        for p in self.pending.values():
+            if p.instance < 1:
+                self.errors.append(f'"{p.rid}","{INSTANCE_COL}","{p.instance}","must be 1 or more"')
+                continue
+            form = self._form(p)
+            if form.pk not in self.compiled:
+                self.compiled[form.pk] = compiled(form)
+            compiled_form = self.compiled[form.pk]
+            clean, problems = clean_values(
+                form,
+                p.values,
+                missing_codes=self.missing_codes,
+                complete=p.status == Status.COMPLETE,
+                events=(
+                    other_events(p.subject, form, exclude=p.existing) if compiled_form.events_read else None
+                ),
+                compiled_form=compiled_form,
+            )
+            for field_name, message in problems.items():
+                self.errors.append(f'"{p.rid}","{field_name}","{_given(p.values, field_name)}","{message}"')
+            if problems or (p.existing and p.status == p.existing.status and _same(clean, p.existing.data)):
+                continue  # unchanged records are not written (write_records would skip them too)
+            writes.append(
+                RecordWrite(
+                    subject=p.subject,
+                    event=p.rc_event.event,
+                    form=form,
+                    form_name=p.form_name,
+                    instance=p.instance,
+                    data=clean,
+                    status=p.status,
+                    existing_id=p.existing.pk if p.existing else None,
+                    existing_version=p.existing.version if p.existing else None,
+                )
+            )
+        self.pending = {}
+        if not writes or self.errors:
+            return  # once a row is refused nothing will be kept: check the rest, write no more
+        try:
+            write_records(actor=self.user, study=self.study, writes=writes, reason=IMPORT_REASON)
+        except record_service.RecordLockedError as exc:
+            rid = exc.record.subject.subject_id if exc.record is not None else ""
+            self.errors.append(f'"{rid}","{exc.record.form_name if exc.record else ""}","","{exc}"')
+        except (ValidationError, PermissionDenied) as exc:
+            message = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            self.errors.append(f'"","","","{message}"')
+
+
+def _same(a: dict, b: dict) -> bool:
+    # As records.services._diff sees it: an absent value and a null one are the same.
+    return a == b or all(a.get(k) == b.get(k) for k in a.keys() | b.keys())
+
+
+def _copy_values(data: dict) -> dict:
+    # Only repeating-group rows are changed in place by an import; other values are replaced whole.
+    return {
+        k: copy.deepcopy(v) if isinstance(v, list) and v and isinstance(v[0], dict) else v
+        for k, v in data.items()
+    }
 
 
 def _given(values: dict, field_name: str) -> str:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import itertools
 import json
+from collections.abc import Iterable, Iterator
 from xml.sax.saxutils import escape
 
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 
 CONTENT_TYPES = {
     "json": "application/json; charset=utf-8",
@@ -23,13 +26,7 @@ def _cdata(value) -> str:
 
 def rows_csv(rows: list[dict], columns: list[str] | None = None, headers: list[str] | None = None) -> str:
     columns = columns if columns is not None else (list(rows[0]) if rows else [])
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    if columns:
-        writer.writerow(headers or columns)
-    for row in rows:
-        writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
-    return buffer.getvalue()
+    return (_csv_line(headers or columns) if columns else "") + _csv_rows(rows, columns)
 
 
 def rows_xml(rows: list[dict], root: str = "records", item: str = "item") -> str:
@@ -48,6 +45,70 @@ def rows_response(fmt: str, rows: list[dict], columns: list[str] | None = None, 
     if columns is not None:
         rows = [{c: row.get(c, "") for c in columns} for row in rows]
     return HttpResponse(json.dumps(rows, ensure_ascii=False), content_type=CONTENT_TYPES["json"])
+
+
+# Rows rendered per piece of a streamed answer. An answer of one piece goes out whole (with a length).
+STREAM_BATCH = 1000
+
+
+def rows_stream(
+    fmt: str, rows: Iterable[dict], columns: list[str] | None = None, headers=None
+) -> HttpResponse:
+    """`rows_response` for many rows, read lazily: the same bytes, rendered and sent STREAM_BATCH rows
+    at a time, so the server holds one batch, not the whole answer. Everything that can fail with a
+    REDCap error must have been checked before: once streaming, the status is sent."""
+    pieces = _pieces(fmt, iter(rows), columns, headers)
+    first = list(itertools.islice(pieces, 2))
+    if len(first) < 2:
+        return HttpResponse("".join(first), content_type=CONTENT_TYPES[fmt])
+    return StreamingHttpResponse(itertools.chain(first, pieces), content_type=CONTENT_TYPES[fmt])
+
+
+def _pieces(fmt: str, rows: Iterator[dict], columns: list[str] | None, headers) -> Iterator[str]:
+    """The answer in pieces of STREAM_BATCH rows; one piece when the rows fit in one batch."""
+    batches = iter(lambda: list(itertools.islice(rows, STREAM_BATCH)), [])
+    batch = next(batches, [])
+    if columns is None:
+        columns = list(batch[0]) if batch else []
+    if fmt == "csv":
+        opening, separator, closing = (_csv_line(headers or columns) if columns else ""), "", ""
+        render = functools.partial(_csv_rows, columns=columns)
+    elif fmt == "xml":
+        opening, separator, closing = '<?xml version="1.0" encoding="UTF-8" ?>\n<records>', "", "\n</records>"
+        render = _xml_items
+    else:
+        # json.dumps of the whole list, cut at batch boundaries: "[" row ", " row … "]".
+        opening, separator, closing = "[", ", ", "]"
+        render = functools.partial(_json_rows, columns=columns)
+    text = opening + render(batch)
+    for following in batches:
+        yield text
+        text = separator + render(following)
+    yield text + closing
+
+
+def _csv_line(values: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()
+
+
+def _csv_rows(rows: list[dict], columns: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+    return buffer.getvalue()
+
+
+def _xml_items(rows: list[dict]) -> str:
+    return "".join(
+        "\n<item>" + "".join(f"<{k}>{_cdata(v)}</{k}>" for k, v in row.items()) + "</item>" for row in rows
+    )
+
+
+def _json_rows(rows: list[dict], columns: list[str]) -> str:
+    return json.dumps([{c: row.get(c, "") for c in columns} for row in rows], ensure_ascii=False)[1:-1]
 
 
 def object_response(fmt: str, obj: dict, root: str = "project") -> HttpResponse:

@@ -8,7 +8,10 @@ work, answer in REDCap's format. Errors answer in the request's `returnFormat` (
 from __future__ import annotations
 
 import datetime as dt
+import re
+from urllib.parse import unquote_to_bytes
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, QueryDict
 from django.utils import timezone
@@ -53,14 +56,76 @@ def _params(request) -> QueryDict:
     if request.content_type == "application/x-www-form-urlencoded" and not getattr(
         request, "_read_started", False
     ):
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        raw = str(request.META.get("CONTENT_LENGTH") or "0").strip()
+        if not (raw.isascii() and raw.isdigit()):
+            raise RedcapError(f"The Content-Length header {raw[:40]!r} is not a number of bytes.")
+        length = int(raw)
         if length > MAX_BODY_BYTES:
             raise RedcapError(
                 f"The request is larger than {MAX_BODY_BYTES // 2**20} MB; import in parts.", 413
             )
-        body = request.read(length) if length else b""
-        return QueryDict(body, encoding=request.encoding or "utf-8")
+        return form_fields(request.read(length) if length else b"", request.encoding or "utf-8")
     return request.POST
+
+
+def form_fields(body: bytes, encoding: str) -> QueryDict:
+    """A form-encoded body as a QueryDict, as Django would parse it, in about three times the
+    body's size: Django's parser (urllib's unquote) makes a few objects per %XX escape, and a JSON
+    import is mostly escapes, so a 40 MB body took 2 GB."""
+    data = QueryDict(mutable=True, encoding=encoding)
+    count, start = 0, 0
+    while start <= len(body):
+        end = body.find(b"&", start)
+        end = len(body) if end == -1 else end
+        if end > start:
+            count += 1
+            if count > settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:
+                raise RedcapError(
+                    f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} parameters.", 400
+                )
+            equals = body.find(b"=", start, end)
+            equals = end if equals == -1 else equals
+            name = _unquote(body, start, equals)
+            value = _unquote(body, equals + 1, end) if equals < end else bytearray()
+            data.appendlist(_decode(name, encoding), _decode(value, encoding))
+        start = end + 1
+    data._mutable = False
+    return data
+
+
+_UNQUOTE_BLOCK = 1 << 20
+
+
+def _unquote(body: bytes, start: int, end: int) -> bytearray:
+    """body[start:end] with "+" and %XX decoded, a block at a time (never cutting an escape)."""
+    out = bytearray()
+    while start < end:
+        stop = min(start + _UNQUOTE_BLOCK, end)
+        if stop < end:
+            escape = body.rfind(b"%", stop - 2, stop)
+            stop = escape if escape > start else stop
+        out += _unquote_block(body[start:stop].replace(b"+", b" "))
+        start = stop
+    return out
+
+
+_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}")
+
+
+def _unquote_block(block: bytes) -> bytes:
+    # urllib's unquote_to_bytes, about ten times faster on what PyCap sends (a few distinct escapes,
+    # many times over): replace each distinct escape at once, "%25" (a literal "%") last so that it
+    # makes no new escape. Only when every "%" starts an escape; anything else goes to urllib.
+    escapes = set(_ESCAPE.findall(block))
+    if block.count(b"%") != sum(block.count(e) for e in escapes):
+        return unquote_to_bytes(block)
+    for escape in sorted(escapes, key=lambda e: e.upper() == b"%25"):
+        block = block.replace(escape, bytes.fromhex(escape[1:].decode()))
+    return block
+
+
+def _decode(raw: bytearray, encoding: str) -> str:
+    return raw.decode(encoding, errors="replace")  # as urllib's unquote, under Django's QueryDict
 
 
 def _error_format(data: QueryDict) -> str:
@@ -187,7 +252,8 @@ def _longitudinal(project: meta.Project, what: str) -> None:
 
 
 def _arm_filter(p: Params) -> set[int]:
-    return {int(a) for a in p.items("arms") if a.isdigit()}
+    # isascii: str.isdigit() is true for '²', which int() refuses.
+    return {int(a) for a in p.items("arms") if a.isascii() and a.isdigit()}
 
 
 def _events(user, study, p, fmt):

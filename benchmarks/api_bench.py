@@ -1,0 +1,361 @@
+"""Benchmark of the REDCap-compatible API with PyCap (issue 6): export and import of a whole study.
+
+    .venv/bin/python benchmarks/api_bench.py --subjects 50      # toy size (CI)
+    .venv/bin/python benchmarks/api_bench.py                    # the issue's size: 10,000 subjects
+    .venv/bin/python benchmarks/api_bench.py --postgres         # on a throw-away PostgreSQL cluster
+
+Builds N subjects × 8 events × 60 items (4 forms × 15 items of mixed types, benchmarks/_data.py) in
+a throw-away SQLite database (or DATABASE_URL, or --postgres: a cluster of its own on --pg-port), and
+a study administrator with a REDCap token. Each operation then gets a fresh gunicorn (production
+settings, DEBUG off, one sync worker) on 127.0.0.1 and is run with PyCap (`redcap.Project`):
+export_records as JSON, as CSV, then import_records of the JSON rows back (overwriteBehavior normal).
+Timed: the PyCap call, wall-clock (client work included), and the worker's CPU seconds
+(/proc/<pid>/stat), the steadier figure on a shared machine. Peak RSS: the worker's VmHWM
+(/proc/<pid>/status), beside its RSS when idle after a warm-up request, so the growth is the
+request's own. It stops with an error if an answer lacks rows or the import's count is wrong.
+
+The floor, measured in the same run on the same database: one values_list query of the study's
+records merged into flat rows, then json.dumps (JSON export) or csv.writer (CSV export) of them;
+for the import, json.loads of the same payload plus that one read (an import of unchanged data must
+at least parse it and compare with what is stored). "× floor" is the endpoint's time (wall, and
+CPU) over the floor's.
+Linux only (/proc). `--keep FILE` builds the SQLite data once and reuses it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+USERNAME = "bench_admin"
+OPERATIONS = ("export json", "export csv", "import json")
+
+
+def django_setup(db: str) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "capture.settings.test")
+    os.environ["DATABASE_URL"] = db
+    import django
+
+    django.setup()
+
+
+# ----------------------------------------------------------------------------- child phases
+
+
+def setup(db: str, subjects: int) -> dict:
+    django_setup(db)
+    from django.core.management import call_command
+
+    from benchmarks._data import build_study
+
+    call_command("migrate", verbosity=0)
+    made = build_study(subjects, username=USERNAME, role="study_admin")
+    return {"records": made["records"], "setup_s": made["setup_s"]}
+
+
+def new_token(db: str) -> dict:
+    django_setup(db)
+    from django.contrib.auth import get_user_model
+
+    from capture.api.tokens import create_redcap_token
+    from capture.studies.models import Study
+
+    user = get_user_model().objects.get(username=USERNAME)
+    _, token = create_redcap_token(user=user, study=Study.objects.get(slug="bench"))
+    return {"token": token}
+
+
+def floor(db: str) -> dict:
+    """The bare cost: one query, flat rows, the json / csv modules; then parsing the import payload."""
+    django_setup(db)
+    from capture.records.models import FormRecord
+
+    start, cpu = time.perf_counter(), time.process_time()
+    rows: dict[tuple, dict] = {}
+    query = (
+        FormRecord.objects.filter(subject__study__slug="bench")
+        .order_by("subject__subject_id", "event__order", "form_name")
+        .values_list("subject__subject_id", "event__name", "form_name", "status", "data")
+    )
+    for subject_id, event, form_name, status, data in query.iterator(chunk_size=2000):
+        row = rows.setdefault(
+            (subject_id, event), {"record_id": subject_id, "redcap_event_name": f"{event}_arm_1"}
+        )
+        row.update(data)
+        row[f"{form_name}_complete"] = status
+    flat = list(rows.values())
+    read = (time.perf_counter() - start, time.process_time() - cpu)
+
+    def timed(work) -> tuple[float, float]:
+        start, cpu = time.perf_counter(), time.process_time()
+        work()
+        return time.perf_counter() - start, time.process_time() - cpu
+
+    payload = json.dumps(flat)
+    dump = timed(lambda: json.dumps(flat))
+
+    def write_csv() -> None:
+        writer = csv.DictWriter(
+            io.StringIO(), fieldnames=list(flat[0]) if flat else [], extrasaction="ignore"
+        )
+        writer.writeheader()
+        writer.writerows(flat)
+
+    written = timed(write_csv)
+    parse = timed(lambda: json.loads(payload))
+    out: dict = {"rows": len(flat)}
+    for operation, (seconds, cpu_s) in (
+        ("export json", (read[0] + dump[0], read[1] + dump[1])),
+        ("export csv", (read[0] + written[0], read[1] + written[1])),
+        ("import json", (read[0] + parse[0], read[1] + parse[1])),
+    ):
+        out[operation] = {"seconds": round(seconds, 3), "cpu_s": round(cpu_s, 3)}
+    return out
+
+
+def child(*args: str) -> dict:
+    # Re-runs this very script with arguments it made itself: no outside input reaches the command.
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)  # noqa: S603
+    if done.returncode:
+        sys.exit(f"{' '.join(args)} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- the server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_kb(pid: int, key: str) -> int:
+    """VmHWM (peak RSS) or VmRSS of a process, in KiB, from /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+class Server:
+    """gunicorn capture.wsgi with production settings (DEBUG off), one sync worker, on 127.0.0.1."""
+
+    def __init__(self, db: str, work: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/redcap/api/"
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "capture.settings.production",
+            "DATABASE_URL": db,
+            "CAPTURE_SECRET_KEY": secrets.token_hex(32),
+            "CAPTURE_PSEUDONYM_KEY": secrets.token_hex(32),
+            "CAPTURE_ALLOWED_HOSTS": "127.0.0.1",
+            "CAPTURE_SSL_REDIRECT": "false",
+        }
+        self.log = open(Path(work) / "gunicorn.log", "ab")  # noqa: SIM115 - closed in stop()
+        # A long timeout: gunicorn's default (30 s) would kill a full-size import mid-request.
+        command = [str(Path(sys.executable).parent / "gunicorn"), "capture.wsgi:application"]
+        command += ["--bind", f"127.0.0.1:{self.port}", "--workers", "1", "--timeout", "3600"]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=self.log)  # noqa: S603 - our own command
+        self.worker = 0
+
+    def wait(self, token: str) -> None:
+        import requests
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                sys.exit(f"gunicorn stopped; see {self.log.name}")
+            try:
+                answer = requests.post(self.url, data={"token": token, "content": "version"}, timeout=30)
+                if answer.ok:
+                    workers = children(self.process.pid)
+                    self.worker = workers[0] if workers else 0
+                    return
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or still loading Django on a busy machine
+            time.sleep(0.2)
+        sys.exit(f"gunicorn did not answer in 120 s; see {self.log.name}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a worker still busy with a request the client gave up on
+            self.process.kill()
+            self.process.wait()
+            for worker in children(self.process.pid) or [self.worker]:
+                if worker and Path(f"/proc/{worker}").exists():
+                    os.kill(worker, 9)
+        self.log.close()
+
+
+def run(db: str, work: str, token: str, operation: str, rows: list | None) -> tuple[dict, list | None]:
+    from redcap import Project
+    from redcap import request as redcap_request
+
+    server = Server(db, work)
+    try:
+        server.wait(token)
+        project = Project(server.url, token)
+        project.export_version()  # warm-up: Django's URLconf, the token path and PyCap's session
+        idle_kb = proc_kb(server.worker, "VmRSS")
+        start, cpu = time.perf_counter(), cpu_seconds(server.worker)
+        if operation == "export json":
+            result = project.export_records()
+            count = len(result)
+        elif operation == "export csv":
+            text = project.export_records(format_type="csv")
+            count = text.count("\n") - 1  # no value here spans lines
+            result = None
+        else:
+            answer = project.import_records(rows, overwrite="normal")
+            count, result = len(rows or []), None
+            if answer.get("count") != len({r["record_id"] for r in rows or []}):
+                sys.exit(f"import answered {answer}")
+        seconds, cpu = time.perf_counter() - start, cpu_seconds(server.worker) - cpu
+        peak_kb = proc_kb(server.worker, "VmHWM")
+    finally:
+        redcap_request._session.close()
+        server.stop()
+    measured = {
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "rows": count,
+        "idle_mb": idle_kb / 1024,
+        "peak_mb": peak_kb / 1024,
+    }
+    return measured, result
+
+
+# ----------------------------------------------------------------------------- PostgreSQL
+
+
+def start_postgres(work: str, port: int):
+    """A throw-away cluster on 127.0.0.1:port, the way dev.sh's start_postgres makes one."""
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+    if not bins:
+        sys.exit("--postgres needs PostgreSQL's server (Debian: apt-get install postgresql).")
+    bindir, data = bins[-1], Path(work) / "pg"
+    runas = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    data.mkdir()
+    if runas:
+        shutil.chown(work, "postgres")
+        shutil.chown(data, "postgres")
+
+    def pg(*args: str) -> None:
+        subprocess.run([*runas, str(bindir / args[0]), *args[1:]], check=True, capture_output=True)  # noqa: S603 - fixed commands
+
+    pg("initdb", "-D", str(data / "data"), "-U", "capture", "--auth=trust", "-E", "UTF8")
+    options = (
+        f"-h 127.0.0.1 -p {port} -k {data} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    )
+    pg("pg_ctl", "-D", str(data / "data"), "-l", str(data / "log"), "-w", "-o", options, "start")
+    pg("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "capture", "capture")
+    return f"postgres://capture@127.0.0.1:{port}/capture", lambda: pg(
+        "pg_ctl", "-D", str(data / "data"), "-m", "immediate", "stop"
+    )
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subjects", type=int, default=10000)
+    parser.add_argument("--postgres", action="store_true", help="run on a throw-away PostgreSQL cluster")
+    parser.add_argument("--pg-port", type=int, default=54333, help="its port (never CI's 54329)")
+    parser.add_argument("--keep", metavar="SQLITE_FILE", help="build the data once in this file and reuse it")
+    parser.add_argument("--phase", choices=["setup", "token", "floor"], help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        phases = {"setup": lambda: setup(args.db, args.subjects), "token": lambda: new_token(args.db)}
+        phases["floor"] = lambda: floor(args.db)
+        print(json.dumps(phases[args.phase]()))
+        return
+    os.environ["NO_PROXY"] = "127.0.0.1,localhost"  # PyCap's requests must not go through a proxy
+    with tempfile.TemporaryDirectory(prefix="api-bench-") as work:
+        stop_postgres = None
+        if args.postgres:
+            db, stop_postgres = start_postgres(work, args.pg_port)
+        elif os.environ.get("DATABASE_URL"):
+            db = os.environ["DATABASE_URL"]
+            print("Using DATABASE_URL: the benchmark adds a study 'bench' there; use a throw-away database.")
+        else:
+            db = f"sqlite:///{args.keep or f'{work}/bench.sqlite3'}"
+        try:
+            if args.keep and Path(args.keep).exists():
+                made = {"records": "(kept)", "setup_s": 0}
+            else:
+                made = child("--phase", "setup", "--db", db, "--subjects", str(args.subjects))
+            token = child("--phase", "token", "--db", db)["token"]
+            base = child("--phase", "floor", "--db", db)
+            print(
+                f"{args.subjects} subjects × 8 events × 60 items: {made['records']} form records, "
+                f"{base['rows']} REDCap rows (setup {made['setup_s']} s); "
+                f"database {'PostgreSQL' if 'postgres' in db else 'SQLite'}"
+            )
+            results, rows = {}, None
+            for operation in OPERATIONS:
+                results[operation], out = run(db, work, token, operation, rows)
+                rows = out if out is not None else rows
+                if results[operation]["rows"] != base["rows"]:
+                    sys.exit(f"{operation}: {results[operation]['rows']} rows, the study has {base['rows']}")
+        finally:
+            if stop_postgres:
+                stop_postgres()
+    print(
+        f"{'':13}{'seconds':>9}{'rows':>8}{'rows/s':>9}{'idle RSS MB':>13}{'peak RSS MB':>13}"
+        f"{'floor s':>9}{'× floor':>9}{'server cpu s':>14}{'floor cpu s':>13}{'× floor cpu':>13}"
+    )
+    for operation in OPERATIONS:
+        r, f = results[operation], base[operation]
+        print(
+            f"{operation:13}{r['seconds']:>9.2f}{r['rows']:>8}{r['rows'] / r['seconds']:>9.0f}"
+            f"{r['idle_mb']:>13.0f}{r['peak_mb']:>13.0f}{f['seconds']:>9.2f}"
+            f"{r['seconds'] / max(f['seconds'], 1e-3):>9.1f}{r['cpu_s']:>14.2f}{f['cpu_s']:>13.2f}"
+            f"{r['cpu_s'] / max(f['cpu_s'], 1e-2):>13.1f}"
+        )
+    print(
+        "Seconds: the PyCap call, wall-clock (client parsing included). Server CPU: the gunicorn worker's, "
+        "the steadier figure on a shared machine. Peak RSS: the worker's VmHWM; idle: its RSS after a "
+        "warm-up request. Floor: one values_list read + the json / csv module (export), json.loads + the "
+        "read (import)."
+    )
+
+
+if __name__ == "__main__":
+    main()
