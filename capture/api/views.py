@@ -26,6 +26,7 @@ from capture.studies.models import Study, Subject
 
 from . import serializers as s
 from .catalog import deidentified_for
+from .parsers import PARSERS
 
 
 def _study(request, slug: str, codename: str = access.VIEW) -> Study:
@@ -77,6 +78,7 @@ class SubjectList(_StudyScoped, generics.ListCreateAPIView):
     """Subjects at the sites you see. POST enrols one (needs `enroll_subject` at that site)."""
 
     serializer_class = s.SubjectSerializer
+    parser_classes = PARSERS
 
     def get_queryset(self):
         qs = access.subjects_visible_to(self.request.user, self.study()).select_related(
@@ -179,6 +181,7 @@ class RecordDetail(_StudyScoped, generics.GenericAPIView):
     the current record and what you sent, and nothing is written."""
 
     serializer_class = s.RecordSerializer
+    parser_classes = PARSERS
 
     def _subject(self, codename=access.VIEW) -> Subject:
         return access.get_subject(self.request.user, self.study(), self.kwargs["subject_id"], codename)

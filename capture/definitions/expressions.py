@@ -78,6 +78,10 @@ class ExpressionError(ValueError):
         super().__init__(f"{message} (at character {position + 1})")
 
 
+class ExpressionTooDeepError(ExpressionError):
+    """Nested past what the parser can follow (thousands of brackets or 'not's)."""
+
+
 @functools.cache
 def _parser() -> Lark:
     grammar = (Path(__file__).with_name("expressions.lark")).read_text(encoding="utf-8")
@@ -217,11 +221,15 @@ def parse(expression: str) -> dict:
         raise _describe(error, expression) from None
     except ExpressionError:
         raise
+    except RecursionError:
+        raise ExpressionTooDeepError("the expression is nested too deeply", 0, expression) from None
     except Exception as error:  # lark wraps errors raised inside the transformer
         inner = getattr(error, "orig_exc", None)
         if isinstance(inner, ExpressionError):
             inner.expression = expression
             raise inner from None
+        if isinstance(inner, RecursionError):
+            raise ExpressionTooDeepError("the expression is nested too deeply", 0, expression) from None
         raise
 
 
@@ -332,7 +340,8 @@ class _Evaluator:
         if isinstance(value, int | float):
             return float(value) if math.isfinite(value) else None
         if isinstance(value, str) and value not in self.missing and _NUMERIC.match(value):
-            return float(value)
+            number = float(value)
+            return number if math.isfinite(number) else None  # '1e400' is no number we can use
         return None
 
     def numbers(self, args) -> list[float]:
@@ -437,10 +446,12 @@ class _Evaluator:
             found = self.numbers(args)
             if not found:
                 return BLANK
-            if fn == "sum":
-                return _normal(math.fsum(found))
-            if fn == "mean":
-                return _normal(math.fsum(found) / len(found))
+            if fn in ("sum", "mean"):
+                try:
+                    total = math.fsum(found)
+                except (OverflowError, ValueError):  # past the float range: blank, as in the browser
+                    return BLANK
+                return _normal(total if fn == "sum" else total / len(found))
             return _normal(min(found) if fn == "min" else max(found))
         if fn == "concat":
             return "".join(to_text(_scalar(self.run(a))) for a in args)

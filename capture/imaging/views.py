@@ -21,6 +21,7 @@ from capture.jobs import services as jobs
 from capture.studies import access
 
 from . import dicomweb, services, svg
+from . import ingest as ingest_limits
 from . import timeline as timelines
 from .forms import AssignForm, DicomwebForm, IdentifierForm, UploadForm
 from .jobs import UPLOAD_DIR
@@ -89,7 +90,7 @@ def assign(request, slug, pk):
 def ingest(request, slug):
     study = access.get_study(request.user, slug, IMPORT)
     form = UploadForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.is_valid() and not _too_large(form):
         upload = form.cleaned_data["archive"]
         relative = f"{UPLOAD_DIR}/{uuid.uuid4().hex}.zip"
         target = Path(settings.MEDIA_ROOT) / relative
@@ -108,6 +109,19 @@ def ingest(request, slug):
             )
         return redirect("imaging:ingest_job", slug=study.slug, job_id=job.pk)
     return render(request, "imaging/ingest.html", {"study": study, "form": form})
+
+
+def _too_large(form) -> bool:
+    """A zip larger than what an ingest may unpack cannot pass: refuse it before it is copied."""
+    limit = ingest_limits.MAX_UNPACKED_BYTES
+    if form.cleaned_data["archive"].size > limit:
+        form.add_error(
+            "archive",
+            f"The zip is larger than {limit / 1024**3:.0f} GB, the most an ingest unpacks; split it into "
+            "smaller zips, or ask an administrator to run `manage.py ingest_dicom` on the folder.",
+        )
+        return True
+    return False
 
 
 @login_required

@@ -47,6 +47,8 @@ INSTANCE_COL = "redcap_repeat_instance"
 DAG_COL = "redcap_data_access_group"
 SPECIAL = {RECORD_ID, EVENT_COL, INSTRUMENT_COL, INSTANCE_COL, DAG_COL, "redcap_survey_identifier"}
 IMPORT_REASON = "REDCap API import"
+# FormRecord.instance is a 32-bit integer column: a larger instance would fail at the insert.
+MAX_INSTANCE = 2**31 - 1
 # Subjects whose records an export reads in one query, and rows an import reads and writes at a time
 # (inside its one transaction): they bound the server's memory, not the size of an export or import.
 SUBJECT_CHUNK = 500
@@ -107,6 +109,8 @@ def _filter_logic(expression: str, missing_codes: set[str]):
         ast = expressions.parse(expression)
     except expressions.ExpressionError as exc:
         raise RedcapError(f"The filterLogic is not valid: {exc}") from None
+    except RecursionError:  # until expressions.parse reports deep nesting as an ExpressionError
+        raise RedcapError("The filterLogic is not valid: it is nested too deeply.") from None
     missing = frozenset(missing_codes)
 
     def keep(values: dict, events: dict) -> bool:
@@ -375,7 +379,7 @@ def _eav(project: Project, rows: Iterable[dict], columns: list[Column], head: li
 def _parse_rows(fmt: str, record_type: str, text: str) -> Iterator[dict]:
     """The rows of `data`, each with string keys and values, read one at a time: a large import
     holds its text and the current chunk, never all its rows as objects."""
-    rows = _json_objects(text) if fmt == "json" else csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    rows = _json_objects(text) if fmt == "json" else _csv_rows(text)
     plain = (
         {str(k).strip(): ("" if v is None else str(v)) for k, v in row.items() if k is not None}
         for row in rows
@@ -383,6 +387,14 @@ def _parse_rows(fmt: str, record_type: str, text: str) -> Iterator[dict]:
     if record_type == "eav":
         return iter(_eav_to_flat(plain))
     return plain
+
+
+def _csv_rows(text: str) -> Iterator[dict]:
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        yield from reader
+    except csv.Error as exc:  # e.g. a field past the csv module's 128 KB limit
+        raise RedcapError(f"The CSV data are not valid at line {reader.line_num}: {exc}.") from None
 
 
 _SPACE = re.compile(r"[ \t\n\r]*")
@@ -421,7 +433,9 @@ def _json_objects(text: str) -> Iterator[dict]:
                 return
             else:
                 raise RedcapError(f"The data are not valid JSON: expected ',' or ']' at character {at}.")
-    except json.JSONDecodeError as exc:
+    except RecursionError:
+        raise RedcapError("The data are not valid JSON here: they are nested too deeply.") from None
+    except ValueError as exc:  # JSONDecodeError, and int() past its 4300-digit limit
         raise RedcapError(f"The data are not valid JSON: {exc}") from None
 
 
@@ -574,8 +588,12 @@ def _import_row(importer: _Importer, row: dict, number: int) -> None:
         else:
             try:
                 instance = int(instance_raw or "1")
+                if not 1 <= instance <= MAX_INSTANCE:
+                    raise ValueError(instance)
             except ValueError:
-                raise RedcapError(f'{where}: redcap_repeat_instance must be a number or "new".') from None
+                raise RedcapError(
+                    f'{where}: redcap_repeat_instance must be a number from 1 to {MAX_INSTANCE} or "new".'
+                ) from None
         targets.append((instrument, instance))
     else:
         for form_name, form_cells in cells.items():
@@ -844,9 +862,13 @@ def delete_records(user, study, project: Project, p: Params) -> HttpResponse:
             if event:
                 records = records.filter(event=project.events_by_name[event].event)
             if arm:
-                records = records.filter(event__arm__order=int(arm) - 1 if arm.isdigit() else -1)
+                records = records.filter(
+                    event__arm__order=int(arm) - 1 if arm.isascii() and arm.isdigit() else -1
+                )
             if instance:
-                records = records.filter(instance=int(instance) if instance.isdigit() else 0)
+                records = records.filter(
+                    instance=int(instance) if instance.isascii() and instance.isdigit() else 0
+                )
             found = False
             for record in records:
                 try:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib
 import io
 import re
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from .. import expressions as language
 from ..schema import (
     NAME_RE,
     Arm,
@@ -312,29 +312,26 @@ def _expression(row: Row, key: str, conversion: Conversion) -> str | None:
     if straight != text:
         conversion.warn("curly quotes in the expression were read as straight quotes.", **row.at(key))
     try:
-        expressions = importlib.import_module("capture.definitions.expressions")
-    except ImportError:  # the expression language is optional here: without it, keep the text
-        return straight
-    parse = getattr(expressions, "parse", None)
-    error = getattr(expressions, "ExpressionError", None)
-    if parse is not None and error is not None:
-        try:
-            parse(straight)
-        except error as exc:
-            conversion.warn(
-                f"Capture's expression language cannot read {straight!r}: {exc}. It is kept as written; "
-                "Fix: rewrite it in REDCap's syntax, or check it in the preview.",
-                **row.at(key),
-            )
+        language.parse(straight)
+    except language.ExpressionTooDeepError:
+        # Kept as written it would fail again on every form that evaluates it: refuse it here.
+        conversion.error(
+            f"the expression ({len(straight)} characters) is nested too deeply for Capture to read. "
+            "Fix: write it with fewer nested brackets or 'not's, or split it over calculated fields.",
+            **row.at(key),
+        )
+        return None
+    except language.ExpressionError as exc:
+        conversion.warn(
+            f"Capture's expression language cannot read {straight!r}: {exc}. It is kept as written; "
+            "Fix: rewrite it in REDCap's syntax, or check it in the preview.",
+            **row.at(key),
+        )
     return straight
 
 
 def _check_references(conversion: Conversion, expressions, fields: set[str]) -> None:
     """Warn about expressions that read fields the dictionary does not have (they are always blank)."""
-    try:
-        language = importlib.import_module("capture.definitions.expressions")
-    except ImportError:  # the expression language is optional here
-        return
     for row, key, text in expressions:
         try:
             used = language.fields_used(text)
@@ -527,6 +524,13 @@ def read_dictionary(
     rows = read_rows(decode(data, conversion, source), conversion)
     build_from_rows(conversion, rows, project)
     if conversion.errors:
+        return conversion
+    if not conversion.forms:
+        conversion.error(
+            "the dictionary has a header but no fields. Fix: download the whole data dictionary "
+            "(Project Setup → Data Dictionary), not only its first line.",
+            line=2,
+        )
         return conversion
     instruments = [f.instrument for f in conversion.forms]
     unknown = sorted(set(repeating_forms) - set(instruments))

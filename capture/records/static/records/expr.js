@@ -85,7 +85,10 @@
     v = scalar(v);
     if (typeof v === "boolean") return v ? 1 : 0;
     if (typeof v === "number") return isFinite(v) ? v : null;
-    if (typeof v === "string" && !this.isMissing(v) && NUMERIC.test(v)) return parseFloat(v);
+    if (typeof v === "string" && !this.isMissing(v) && NUMERIC.test(v)) {
+      var f = parseFloat(v);
+      return isFinite(f) ? f : null; // '1e400' is no number we can use (as in Python)
+    }
     return null;
   };
   Evaluator.prototype.numbers = function (args) {
