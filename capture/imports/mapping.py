@@ -319,6 +319,30 @@ class ItemColumn:
             raise CellError(outcome[1])
         return self._clean(raw)
 
+    def cleaning_key(self) -> tuple:
+        """Everything `clean` depends on besides the cell: columns with equal keys clean every cell
+        alike (their errors are prefixed with the item by the caller)."""
+        spec = self.spec
+        return (
+            self.datatype,
+            self.multiple,
+            tuple(sorted(self.codes)),
+            self.group,
+            self.date_format,
+            self.pivot,
+            tuple(sorted(self.missing.items())),
+            tuple(sorted(self.missing_codes)),
+            self.factor,
+            self.places,
+            tuple(sorted(spec.values.items())),
+            spec.code,
+            spec.unit,
+        )
+
+    def clean_uncached(self, raw):
+        """`clean` for a caller that remembers outcomes itself (a checkbox's list is its own)."""
+        return self._clean(raw)
+
     def _clean(self, raw):
         kind = type(raw)
         if kind is str:

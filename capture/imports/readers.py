@@ -14,6 +14,7 @@ Row numbers are the spreadsheet's own (1 = the first row), so a report can say
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
@@ -179,17 +180,34 @@ def _decode(data: bytes, encoding: str, name: str) -> str:
             return data.decode(encoding)
         except (LookupError, UnicodeDecodeError) as exc:
             raise ReadError(f"{name} is not {encoding} ({exc}); choose the file's encoding.") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Excel's "Unicode Text" and some Windows tools write UTF-16 with a byte-order mark.
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise ReadError(f"{name} starts like UTF-16 text but is not; save it as CSV UTF-8.") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        # Excel on Windows saves "CSV" as cp1252; every byte decodes, so this never fails.
+        pass
+    try:
+        # Excel on Windows saves "CSV" as cp1252. Five bytes (0x81, 0x8D, 0x8F, 0x90, 0x9D) are
+        # undefined there, so a file that is neither is refused rather than guessed.
         return data.decode("cp1252")
+    except UnicodeDecodeError as exc:
+        raise ReadError(
+            f"{name} is neither UTF-8 nor Windows-1252 text (byte {data[exc.start]:#04x} at offset {exc.start}). "
+            "If it is a CSV file, save it as 'CSV UTF-8', or choose its encoding."
+        ) from None
 
 
 def _read_csv(path: Path, delimiter: str, encoding: str, max_rows: int, header_end: int):
     data = path.read_bytes()
     if data.startswith((_ZIP_MAGIC, _OLE_MAGIC)):
         raise ReadError(f"{path.name} is a workbook, not a CSV file; rename it to .xlsx or .xls.")
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if not utf16 and not encoding and b"\x00" in data[:4096]:
+        raise ReadError(f"{path.name} is not a text file (it holds binary data); upload the CSV export.")
     text = _decode(data, encoding, path.name)
     if "\x00" in text[:4096]:
         raise ReadError(f"{path.name} is not a text file (it holds binary data); upload the CSV export.")
@@ -201,6 +219,10 @@ def _read_csv(path: Path, delimiter: str, encoding: str, max_rows: int, header_e
             delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     elif delimiter == "\\t":
         delimiter = "\t"
+    if len(delimiter) != 1 or delimiter in '\r\n"':
+        raise ReadError(
+            f"The delimiter {delimiter!r} cannot separate columns; use one character: , ; | or \\t (tab)."
+        )
     grid = []
     try:
         for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):

@@ -26,7 +26,7 @@ from django.http import Http404
 
 from capture.audit.services import record_event
 from capture.definitions.models import DataElement, EventForm, FormDefinition
-from capture.records.bulk import FormValidator, RecordWrite, locked_subject_ids, write_records
+from capture.records.bulk import BLANK, FormValidator, RecordWrite, locked_subject_ids, write_records
 from capture.records.models import FormRecord, Status
 from capture.studies import access
 from capture.studies.models import Site, Study
@@ -351,6 +351,11 @@ class _Pending:
     status: int | None
     columns: dict[str, ItemColumn]  # where-key (item or group[i].item) → column; shared by the form's rows
     cells: list  # the row as read (not a copy), to quote a cell in a problem
+    # The fast path (see _FastForm): the fields already cleaned by the form's validator as the cells
+    # were read, with their errors; `values` and `blanks` are then read only if the record exists.
+    clean: dict | None = None
+    errors: dict | None = None
+    fast: _FastForm | None = None
 
 
 @dataclass
@@ -407,6 +412,19 @@ def build_plan(
     sheet = table.sheet
     for warning in table.warnings:
         plan.problems.append(Problem(None, "", "", "", warning, sheet, "warning"))
+    if not table.rows:
+        # An empty import would "succeed" with nothing written, which hides a wrong sheet or header row.
+        plan.problems.append(
+            Problem(
+                None,
+                "",
+                "",
+                "",
+                f"The sheet has no data rows below the header (row {table.header_row}); nothing to import. "
+                "Choose the sheet and the header row the data is under.",
+                sheet,
+            )
+        )
 
     def mapping_error(reason: str, header: str = "") -> None:
         index = table.column_index(header) if header else None
@@ -530,6 +548,12 @@ def build_plan(
         for col in form_columns:
             where = f"{col.group}[{col.spec.row}].{col.spec.item}" if col.group else col.spec.item
             places.setdefault(where, col)
+    validators: dict[int, FormValidator] = {}
+    shared: dict[tuple, dict] = {}
+    fast = {
+        form_name: _FastForm.of(form_name, form_columns, structure, validators, missing_codes, shared)
+        for form_name, form_columns in columns.items()
+    }
     pending: list[_Pending] = []
     seen: dict[tuple, int] = {}
     headers = table.headers
@@ -595,6 +619,27 @@ def build_plan(
             where_cols = where_by_form[form_name]
             bad = False
             any_value = False
+            fast_form = fast[form_name]
+            clean: dict | None = None
+            errors: dict | None = None
+            if fast_form is not None:
+                clean, errors = {}, {}
+                for index, remembered, _, name, _, outcome_of in fast_form.columns:
+                    raw = cells[index]
+                    outcome = remembered(raw)
+                    if outcome is None:
+                        outcome = outcome_of(raw)
+                    cleaned, error = outcome
+                    if error is None:
+                        if cleaned is not _SKIP:
+                            clean[name] = cleaned
+                    elif cleaned is _CELL_ERROR:
+                        cell_problem(row, index, raw, f"{name}: {error}")
+                        bad = True
+                    else:
+                        errors[name] = error
+                any_value = bool(clean or errors)
+                form_columns = ()  # done; `values` is read again only to merge into a stored record
             for col in form_columns:
                 raw = cells[col.index]
                 try:
@@ -669,11 +714,105 @@ def build_plan(
                     status,
                     where_cols,
                     cells,
+                    clean,
+                    errors,
+                    fast_form,
                 )
             )
     progress(total, total, "Comparing with stored records")
-    _compare(plan, pending, study, mapping, missing_codes, headers, sheet)
+    _compare(plan, pending, study, mapping, missing_codes, headers, sheet, validators)
     return plan
+
+
+MEMO_LIMIT = 50_000  # outcomes remembered per column (bounded memory for free-text columns)
+_SKIP = object()  # the cleaned value of a blank cell: it sets nothing
+_CELL_ERROR = object()  # the cleaned value of a cell its column cannot clean; the error says why
+
+
+class _FastForm:
+    """The fast path of build_plan for one form: its columns each fill a field of their own (no
+    checkbox or repeating-group column, no field filled twice, no calculated field) and the form
+    has one version in the schedule. Each column's `outcome(cell)` — the column's cleaning of the
+    cell, then the form validator's cleaning of that value: (clean value or _SKIP, error or None)
+    — depends on the cell alone, so it is remembered by cell, and a new record is validated by
+    `FormValidator.finish` without cleaning its fields again. Other forms return None from `of`:
+    their records are validated whole, as are records that already exist (see `values`)."""
+
+    def __init__(self, columns: list[tuple]):
+        # (sheet index, memo.get, memo, item, ItemColumn, outcome)
+        self.columns = columns
+
+    @classmethod
+    def of(
+        cls,
+        form_name: str,
+        form_columns: list[ItemColumn],
+        structure: StudyForms,
+        validators: dict,
+        missing,
+        shared: dict[tuple, dict],
+    ) -> _FastForm | None:
+        versions = {
+            ef.form.pk: ef.form for (_, name), ef in structure.event_forms.items() if name == form_name
+        }
+        if len(versions) != 1:
+            return None
+        form = next(iter(versions.values()))
+        validator = validators.get(form.pk) or validators.setdefault(form.pk, FormValidator(form))
+        names = [col.spec.item for col in form_columns]
+        if len(set(names)) != len(names) or any(
+            col.spec.code or col.group or col.multiple for col in form_columns
+        ):
+            return None
+        columns = []
+        for col in form_columns:
+            validate = validator.cleaner(col.spec.item, missing_codes=missing)
+            if validate is None:
+                return None
+            # Columns that clean alike (ten decimal columns, say) share what they remember.
+            key = (col.cleaning_key(), validator.sharing_key(col.spec.item))
+            memo = shared.setdefault(key, {})
+            columns.append((col.index, memo.get, memo, col.spec.item, col, cls._outcome(col, validate, memo)))
+        return cls(columns)
+
+    @staticmethod
+    def _outcome(col: ItemColumn, validate, memo: dict):
+        def outcome(raw):
+            try:
+                value = col.clean_uncached(raw)
+            except CellError as exc:
+                found = (_CELL_ERROR, str(exc))
+            else:
+                if value is None:
+                    found = (_SKIP, None)
+                else:
+                    cleaned, error = validate(value)  # text or numbers (no checkbox): safe to share
+                    found = (_SKIP if cleaned is BLANK else cleaned, error)
+            # False == 0 and True == 1 as keys: a bool must never meet a number's outcome, so
+            # neither is remembered (a column of 0/1 numbers is rare outside checkbox columns).
+            # A validation error names its field: it is not shared, so not remembered either.
+            if (
+                len(memo) < MEMO_LIMIT
+                and (found[1] is None or found[0] is _CELL_ERROR)
+                and (raw.__class__ is str or not (raw == 0 or raw == 1))
+            ):
+                memo[raw] = found
+            return found
+
+        return outcome
+
+    def values(self, cells: list) -> tuple[dict, set]:
+        """The row's values and blank cells, as the general path reads them: for merging the row
+        into a record that already exists."""
+        values: dict = {}
+        blanks: set = set()
+        for index, _, _, name, col, _ in self.columns:
+            value = col.clean_uncached(cells[index])
+            if value is None:
+                blanks.add((None, 1, name))
+            else:
+                values[name] = value
+        return values, blanks
 
 
 def _headers(table: readers.Table) -> str:
@@ -681,8 +820,42 @@ def _headers(table: readers.Table) -> str:
     return shown + (" …" if len(table.headers) > 12 else "")
 
 
+def _record_label(p: _Pending) -> str:
+    return f"{p.subject.subject_id} / {p.event.name} / {p.form_name} #{p.instance}"
+
+
+def _merged(p: _Pending, record: FormRecord | None, validator: FormValidator, overwrite: bool) -> dict:
+    """The record's stored values with the row's over them (a blank cell clears only in overwrite mode)."""
+    merged = copy.deepcopy(record.data) if record is not None else {}
+    for name, value in p.values.items():
+        if isinstance(value, dict) and name in validator.groups:
+            rows = merged.setdefault(name, [])
+            for index, row_values in sorted(value.items()):
+                while len(rows) < index:
+                    rows.append({})
+                rows[index - 1] = {**rows[index - 1], **row_values}
+        else:
+            merged[name] = value
+    if overwrite:
+        for group, index, name in p.blanks:
+            if group:
+                rows = merged.get(group) or []
+                if index <= len(rows):
+                    rows[index - 1].pop(name, None)
+            elif name not in p.values:
+                merged.pop(name, None)
+    return merged
+
+
 def _compare(
-    plan: Plan, pending: list[_Pending], study: Study, mapping: Mapping, missing_codes, headers, sheet
+    plan: Plan,
+    pending: list[_Pending],
+    study: Study,
+    mapping: Mapping,
+    missing_codes,
+    headers,
+    sheet,
+    validators: dict[int, FormValidator],
 ) -> None:
     forms = {p.form_name for p in pending}
     existing = {}
@@ -691,42 +864,33 @@ def _compare(
             "form"
         ):
             existing[(record.subject_id, record.event_id, record.form_name, record.instance)] = record
-    validators: dict[int, FormValidator] = {}
     locked_subjects = locked_subject_ids(study) if pending else set()
     for p in pending:
-        record = existing.get((p.subject.pk, p.event.pk, p.form_name, p.instance))
+        record = existing.get((p.subject.pk, p.event.pk, p.form_name, p.instance)) if existing else None
         form = record.form if record is not None else p.event_form.form
         validator = validators.get(form.pk) or validators.setdefault(form.pk, FormValidator(form))
-        merged = copy.deepcopy(record.data) if record is not None else {}
-        for name, value in p.values.items():
-            if isinstance(value, dict) and name in validator.groups:
-                rows = merged.setdefault(name, [])
-                for index, row_values in sorted(value.items()):
-                    while len(rows) < index:
-                        rows.append({})
-                    rows[index - 1] = {**rows[index - 1], **row_values}
-            else:
-                merged[name] = value
-        if mapping.overwrite:
-            for group, index, name in p.blanks:
-                if group:
-                    rows = merged.get(group) or []
-                    if index <= len(rows):
-                        rows[index - 1].pop(name, None)
-                elif name not in p.values:
-                    merged.pop(name, None)
         status = (
             p.status if p.status is not None else (record.status if record is not None else mapping.status)
         )
-        clean, errors = validator.clean(
-            merged, missing_codes=missing_codes, complete=status == Status.COMPLETE
-        )
-        label = f"{p.subject.subject_id} / {p.event.name} / {p.form_name} #{p.instance}"
+        complete = status == Status.COMPLETE
+        if p.fast is not None and record is None:
+            # A new record whose fields were cleaned as the cells were read (build_plan's fast path).
+            clean, errors = validator.finish(
+                p.values, p.clean, p.errors or {}, missing_codes=missing_codes, complete=complete
+            )
+        else:
+            if p.fast is not None:
+                p.values, p.blanks = p.fast.values(p.cells)
+            clean, errors = validator.clean(
+                _merged(p, record, validator, mapping.overwrite),
+                missing_codes=missing_codes,
+                complete=complete,
+            )
         if errors:
             for where, reason in errors.items():
                 col = p.columns.get(where)
                 if col is None:
-                    plan.problems.append(Problem(p.row, "", "", "", f"{label}: {reason}", sheet))
+                    plan.problems.append(Problem(p.row, "", "", "", f"{_record_label(p)}: {reason}", sheet))
                 else:
                     plan.problems.append(
                         Problem(
@@ -763,7 +927,7 @@ def _compare(
                         "",
                         "",
                         "",
-                        f"{label} is locked; a data manager must unlock it before the import can change it "
+                        f"{_record_label(p)} is locked; a data manager must unlock it before the import can change it "
                         "(or remove this row).",
                         sheet,
                     )
@@ -774,7 +938,7 @@ def _compare(
         if kind == "unchanged":
             continue  # nothing to write, nothing to audit
         if len(plan.details) < 200:
-            plan.details.append({"row": p.row, "record": label, "kind": kind})
+            plan.details.append({"row": p.row, "record": _record_label(p), "kind": kind})
         plan.writes.append(
             RecordWrite(
                 subject=p.subject,

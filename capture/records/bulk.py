@@ -2,58 +2,176 @@
 exactly two ways form data is written; keep it that way.
 
 It applies the same rules as `save_record`, for many records at once:
-- values are validated by `FormValidator`, which calls `validation.clean_values` with the form
-  compiled once (calculations and branching included);
+- values are validated by `FormValidator`: the same steps as `validation.clean_values`, with the
+  same functions and the form compiled once (calculations and branching included);
 - the actor must be allowed to enter data at every subject's site;
 - a locked record, or any record of a locked subject, is refused, naming it; a record whose version
   moved since the caller read it (a concurrent edit) is refused too;
 - a changed record gets version + 1; an unchanged one is not written and not audited;
 - each created or changed record gets its own audit event (`record.create` / `record.update`, with
   the same before/after diff as `save_record`), appended to the study's hash chain.
-It uses bulk queries (bulk_create / bulk_update, audit events appended in one batch under the
-chain head's row lock), and must run inside the caller's transaction so that all of it commits or
-none of it does.
+It uses bulk statements (COPY on PostgreSQL, executemany elsewhere; audit events through
+`audit.services.append_events` under the chain head's row lock, taken after the records are
+written, as save_record does), serialises each record's values once for both its row and its
+audit event, and must run inside the caller's transaction so that all of it commits or none of
+it does.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from capture.audit.models import AuditChain, AuditEvent
-from capture.audit.services import chain_key
+from capture.audit.services import NewEvent, append_events, canonical_json
 from capture.definitions.models import Event, FormDefinition
 from capture.studies import access
 from capture.studies.models import Study, Subject
 
 from .compiled import compiled
+from .logic import apply_logic
 from .models import FormRecord, Status, SubjectLock
 from .services import RecordLockedError, _diff
-from .validation import clean_values
+from .validation import _clean_one, _require, clean_values
 
 BATCH = 2000
+MEMO_LIMIT = 50_000  # remembered outcomes per field (bounded memory for free-text columns)
+BLANK = object()  # a cleaned value that sets nothing (the value was blank)
 
 
 class FormValidator:
-    """`clean_values` for one form version, with the form compiled once (capture.records.compiled):
-    the very same function data entry uses, so the rules cannot drift apart.
+    """`validation.clean_values` for one form version, for many records.
+
+    It takes the same steps with the same functions as `validation.clean_record` — `_clean_one` for
+    every field, `logic.apply_logic` for calculations and branching, `_require` for a Complete
+    record — but remembers each field's outcome by value: `_clean_one` is a pure function of the
+    field, the value and the missing-data codes, and an import's columns repeat their values (codes,
+    numbers, dates). Records with repeating-group values go to `clean_values` whole. The two are
+    checked against each other in tests/imports/test_bulk.py; if clean_record gains a step, add it
+    here (or give clean_record a hook for a remembering `_clean_one`, and call it).
+
+    `cleaner` and `finish` split `clean` in two for a caller that cleans field values as it reads
+    them (the import, once per distinct cell): clean(values) == finish(values, *cleaned fields).
 
     Expressions that read other events ([baseline][weight]) are given no other events here."""
 
     def __init__(self, form: FormDefinition):
         self.form = form
-        self.compiled = compiled(form)
-        self.groups = self.compiled.repeating
+        self.compiled = c = compiled(form)
+        self.groups = c.repeating
+        calculated = {logic.name for logic in c.logic if logic.calculation is not None}
+        grouped = c.grouped
+        # The fields clean_record cleans one by one: neither in a repeating group nor calculated.
+        self._fields = {
+            name: (rule, {})
+            for name, rule in c.rules.items()
+            if name not in grouped and name not in calculated
+        }
+        self._known = set(c.rules) | set(c.repeating)
+        self._missing: frozenset[str] = frozenset()
+
+    def _codes(self, missing_codes) -> frozenset[str]:
+        missing = frozenset(missing_codes)
+        if missing != self._missing:
+            self._missing = missing
+            for _, memo in self._fields.values():
+                memo.clear()
+        return missing
+
+    def cleaner(self, name: str, *, missing_codes):
+        """For a field `clean` cleans on its own, a function from a value to (clean value, or BLANK
+        when the value sets nothing; error or None), for a caller that remembers outcomes itself;
+        None for other fields (in a repeating group, calculated, or not of the form)."""
+        if name not in self._fields:
+            return None
+        rule, _ = self._fields[name]
+        missing = frozenset(missing_codes)
+
+        def outcome(raw):
+            one: dict = {}
+            error: dict[str, str] = {}
+            _clean_one(rule, raw, missing, False, one, error, name)
+            return one.get(name, BLANK), error.get(name)
+
+        return outcome
+
+    def sharing_key(self, name: str) -> tuple:
+        """Fields with equal keys clean every value to the same clean value (their errors differ:
+        they name the field), so a caller may share remembered successes between them."""
+        rule = self._fields[name][0]
+        return (
+            rule.datatype,
+            tuple(rule.codes),
+            rule.multiple,
+            rule.max_length,
+            rule.min_value,
+            rule.max_value,
+            rule.decimal_places,
+        )
 
     def clean(self, values: dict, *, missing_codes: set[str], complete: bool) -> tuple[dict, dict[str, str]]:
-        return clean_values(
-            self.form, values, missing_codes=missing_codes, complete=complete, compiled_form=self.compiled
-        )
+        missing = self._codes(missing_codes)
+        if self.groups and not self.groups.keys().isdisjoint(values):
+            return clean_values(
+                self.form, values, missing_codes=missing, complete=complete, compiled_form=self.compiled
+            )
+        clean: dict = {}
+        errors: dict[str, str] = {}
+        for name, (rule, memo) in self._fields.items():
+            raw = values.get(name)
+            if raw is None:
+                continue
+            if type(raw) is not str:  # lists (checkboxes) and numbers: not remembered
+                _clean_one(rule, raw, missing, False, clean, errors, name)
+                continue
+            outcome = memo.get(raw)
+            if outcome is None:
+                one: dict = {}
+                error: dict[str, str] = {}
+                _clean_one(rule, raw, missing, False, one, error, name)
+                outcome = (one.get(name, BLANK), error.get(name))
+                if len(memo) < MEMO_LIMIT:
+                    memo[raw] = outcome
+            value, problem = outcome
+            if problem is not None:
+                errors[name] = problem
+            elif value is not BLANK:
+                clean[name] = list(value) if type(value) is list else value
+        return self.finish(values, clean, errors, missing_codes=missing, complete=complete)
+
+    def finish(
+        self, values: dict, clean: dict, errors: dict[str, str], *, missing_codes, complete: bool
+    ) -> tuple[dict, dict[str, str]]:
+        """The rest of clean_record once the fields of `values` (no repeating group among them) are
+        cleaned into `clean` and `errors`: unknown items, calculations and branching, `required`."""
+        c = self.compiled
+        missing = self._codes(missing_codes)
+        known = self._known
+        unknown = {
+            key: f"{key!r} is not an item of form {self.form.ref}" for key in values if key not in known
+        }
+        if unknown:
+            errors = {**unknown, **errors}  # clean_record reports them first
+        hidden: set[str] = set()
+        if c.logic:
+
+            def clean_calculated(rule, text, target, where):  # as in clean_record
+                _clean_one(rule, text, missing, False, target, errors, where)
+                if where in errors:
+                    errors[where] = errors[where].replace(
+                        f"{rule.label}: ", f"{rule.label} (calculated): ", 1
+                    )
+
+            hidden = apply_logic(c, clean, clean_one=clean_calculated, events=None, missing_codes=missing)
+            for where in list(errors):
+                if where in hidden:
+                    del errors[where]
+        if complete:
+            _require(c, clean, hidden, errors)
+        return clean, errors
 
 
 @dataclass
@@ -90,8 +208,9 @@ def write_records(*, actor, study: Study, writes: list[RecordWrite], reason: str
         for w in writes:
             if w.subject.study_id != study.pk or w.subject.site_id not in allowed:
                 raise PermissionDenied(f"You may not enter data for {w.subject.subject_id}.")
+    statuses = set(Status.values)
     for w in writes:
-        if w.status not in Status.values:
+        if w.status not in statuses:
             raise ValidationError(f"Unknown status {w.status!r}; use 0, 1 or 2.")
     locked_subjects = locked_subject_ids(study)
     for w in writes:
@@ -111,7 +230,7 @@ def write_records(*, actor, study: Study, writes: list[RecordWrite], reason: str
     user_id = actor.pk if actor is not None and actor.pk else None
     to_create: list[RecordWrite] = []
     to_update: list[FormRecord] = []
-    audits: list[tuple] = []  # (action, record id, label, before, after)
+    updates: list[NewEvent] = []
     unchanged = 0
     now = timezone.now()
     for w in writes:
@@ -136,28 +255,73 @@ def write_records(*, actor, study: Study, writes: list[RecordWrite], reason: str
         record.version += 1
         record.updated_by_id = user_id
         to_update.append(record)
-        audits.append(("record.update", record.pk, _label(w), before, after))
-    if to_create:
-        stamp = FormRecord._meta.get_field("created_at").get_db_prep_save(now, connection)
-        data_field = FormRecord._meta.get_field("data")
-        _insert(
-            FormRecord,
-            [
-                "subject",
-                "event",
-                "form",
-                "form_name",
-                "instance",
-                "status",
-                "version",
-                "data",
-                "locked",
-                "created_at",
-                "updated_at",
-                "updated_by",
-            ],
-            [
-                (
+        updates.append(
+            NewEvent(
+                "record.update",
+                "record",
+                str(record.pk),
+                _label(w),
+                canonical_json(before, plain=True),
+                canonical_json(after, plain=True),
+            )
+        )
+    if to_update:
+        _update(to_update, now)
+    record_ids = [int(e.object_id) for e in updates]
+    created = _insert_new(to_create, now, user_id)
+    record_ids += [pk for pk, _, _ in created]
+    # Records first, then the chain (as save_record does), so the chain head is locked briefly.
+    append_audit_events(actor=actor, study=study, events=_events(updates, created), reason=reason)
+    return BulkResult(
+        created=len(to_create), updated=len(to_update), unchanged=unchanged, record_ids=record_ids
+    )
+
+
+def _events(updates: list[NewEvent], created: list[tuple[int, RecordWrite, str]]) -> Iterator[NewEvent]:
+    yield from updates
+    for pk, w, text in created:
+        # {"data": …, "status": …} as canonical_json writes it (keys in order, no spaces).
+        yield NewEvent(
+            "record.create", "record", str(pk), _label(w), None, f'{{"data":{text},"status":{w.status}}}'
+        )
+
+
+def _insert_new(writes: list[RecordWrite], now, user_id) -> list[tuple[int, RecordWrite, str]]:
+    """Insert the new records a batch at a time; return (id, write, values as canonical JSON) for
+    each, so its audit event reuses the text instead of serialising the values again."""
+    stamp = FormRecord._meta.get_field("created_at").get_db_prep_save(now, connection)
+    table = connection.ops.quote_name(FormRecord._meta.db_table)
+    names = [
+        "subject",
+        "event",
+        "form",
+        "form_name",
+        "instance",
+        "status",
+        "version",
+        "data",
+        "locked",
+        "created_at",
+        "updated_at",
+        "updated_by",
+    ]
+    if connection.vendor == "postgresql":
+        # Ids from the table's sequence first, then one COPY fed as the values are serialised
+        # (the server parses rows while Python writes the next ones).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [FormRecord._meta.db_table, len(writes)],
+            )
+            new_ids = [pk for (pk,) in cursor.fetchall()]
+        texts: list[str] = []
+
+        def rows() -> Iterator[tuple]:
+            for pk, w in zip(new_ids, writes, strict=True):
+                text = canonical_json(w.data, plain=True)
+                texts.append(text)
+                yield (
+                    pk,
                     w.subject.pk,
                     w.event.pk,
                     w.form.pk,
@@ -165,34 +329,49 @@ def write_records(*, actor, study: Study, writes: list[RecordWrite], reason: str
                     w.instance,
                     w.status,
                     1,
-                    data_field.get_db_prep_save(w.data, connection),
+                    text,
                     False,
                     stamp,
                     stamp,
                     user_id,
                 )
-                for w in to_create
-            ],
-        )
-        # Read the new ids back by the unique key: portable, where executemany has no RETURNING.
-        ids = {
-            tuple(key): pk
-            for pk, *key in FormRecord.objects.filter(
-                subject__study=study, form_name__in={w.form_name for w in to_create}, created_at=now
-            ).values_list("pk", "subject_id", "event_id", "form_name", "instance")
-        }
-        for w in to_create:
-            pk = ids[(w.subject.pk, w.event.pk, w.form_name, w.instance)]
-            audits.append(("record.create", pk, _label(w), None, {"status": w.status, "data": w.data}))
-    if to_update:
-        _update(to_update, now)
-    append_audit_events(actor=actor, study=study, entries=audits, reason=reason)
-    return BulkResult(
-        created=len(to_create),
-        updated=len(to_update),
-        unchanged=unchanged,
-        record_ids=[a[1] for a in audits],
-    )
+
+        _insert(FormRecord, ["id", *names], rows())
+        return list(zip(new_ids, writes, texts, strict=True))
+    out = []
+    for start in range(0, len(writes), BATCH):
+        chunk = writes[start : start + BATCH]
+        texts = [canonical_json(w.data, plain=True) for w in chunk]
+        rows = [
+            (
+                w.subject.pk,
+                w.event.pk,
+                w.form.pk,
+                w.form_name,
+                w.instance,
+                w.status,
+                1,
+                text,
+                False,
+                stamp,
+                stamp,
+                user_id,
+            )
+            for w, text in zip(chunk, texts, strict=True)
+        ]
+        _insert(FormRecord, names, rows)
+        # Read the new ids back by the unique key: executemany has no RETURNING.
+        subject_ids = list({w.subject.pk for w in chunk})
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, subject_id, event_id, form_name, instance FROM {table} "  # noqa: S608 - names from model metadata
+                f"WHERE created_at = %s AND subject_id IN ({', '.join(['%s'] * len(subject_ids))})",
+                [stamp, *subject_ids],
+            )
+            found = {tuple(key): pk for pk, *key in cursor.fetchall()}
+        new_ids = [found[(w.subject.pk, w.event.pk, w.form_name, w.instance)] for w in chunk]
+        out.extend(zip(new_ids, chunk, texts, strict=True))
+    return out
 
 
 def locked_subject_ids(study: Study) -> set[int]:
@@ -205,103 +384,26 @@ def _label(w: RecordWrite) -> str:
     return f"{w.subject.subject_id} / {w.event.name} / {w.form_name} #{w.instance}"
 
 
-class _Event(SimpleNamespace):
-    """An audit event's fields without a model instance (100,000 of those cost seconds); it hashes
-    with AuditEvent's own content() and compute_hash(), so the chain is exactly record_event's."""
-
-    content = AuditEvent.content
-    compute_hash = AuditEvent.compute_hash
+def append_audit_events(*, actor, study: Study, events, reason: str) -> None:
+    """One record event per created or changed record, on the study's chain (audit.append_events)."""
+    append_events(actor=actor, study=study, events=events, reason=reason, batch=BATCH)
 
 
-def append_audit_events(*, actor, study: Study, entries, reason: str) -> None:
-    """Append one record event per entry (action, record id, label, before, after) to the study's
-    chain, exactly as `record_event` would one by one (same fields, same hash), in one locked batch.
-    Values are the validated record values, already plain JSON, so record_event's JSON round trip
-    (`_plain`) would change nothing and is skipped."""
-    if not entries:
-        return
-    key = chain_key(study)
-    AuditChain.objects.get_or_create(key=key)
-    head = AuditChain.objects.select_for_update().get(key=key)
-    actor_obj = actor if actor is not None and getattr(actor, "pk", None) else None
-    actor_id = actor_obj.pk if actor_obj else None
-    label = actor_obj.get_username() if actor_obj else "system"
-    now = timezone.now().astimezone(dt.UTC)
-    seq, prev = head.last_seq, head.last_hash
-    rows = []
-    before_field = AuditEvent._meta.get_field("before")
-    stamp = AuditEvent._meta.get_field("timestamp").get_db_prep_save(now, connection)
-    for action, record_id, object_label, before, after in entries:
-        seq += 1
-        event = _Event(
-            chain=key,
-            seq=seq,
-            study_id=study.pk,
-            actor_id=actor_id,
-            actor_label=label,
-            timestamp=now,
-            action=action,
-            object_type="record",
-            object_id=str(record_id),
-            object_label=object_label[:255],
-            before=before,
-            after=after,
-            reason=reason,
-            prev_hash=prev,
-        )
-        prev = event.compute_hash()
-        rows.append(
-            (
-                key,
-                seq,
-                study.pk,
-                actor_id,
-                label,
-                stamp,
-                action,
-                "record",
-                event.object_id,
-                event.object_label,
-                before_field.get_db_prep_save(before, connection),
-                before_field.get_db_prep_save(after, connection),
-                reason,
-                event.prev_hash,
-                prev,
-            )
-        )
-    _insert(
-        AuditEvent,
-        [
-            "chain",
-            "seq",
-            "study",
-            "actor",
-            "actor_label",
-            "timestamp",
-            "action",
-            "object_type",
-            "object_id",
-            "object_label",
-            "before",
-            "after",
-            "reason",
-            "prev_hash",
-            "hash",
-        ],
-        rows,
-    )
-    head.last_seq, head.last_hash = seq, prev
-    head.save(update_fields=["last_seq", "last_hash"])
-
-
-def _insert(model, names: list[str], rows: list) -> None:
-    """INSERT rows (values already adapted for the database) with the driver's executemany: the ORM's
-    bulk_create costs several times more per row (docs/decisions: bulk paths use executemany / COPY)."""
+def _insert(model, names: list[str], rows) -> None:
+    """INSERT rows (values already adapted for the database; JSON as text): COPY on PostgreSQL (rows
+    may be an iterator that must not query the database), the driver's executemany elsewhere (a
+    list). The ORM's bulk_create costs several times more per row."""
     fields = [model._meta.get_field(name) for name in names]
+    table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    marks = ", ".join(["%s"] * len(fields))
-    sql = f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) VALUES ({marks})"  # noqa: S608 - names come from model metadata, values are parameters
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        marks = ", ".join(["%s"] * len(fields))
+        sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"  # noqa: S608 - names come from model metadata, values are parameters
         for start in range(0, len(rows), BATCH):
             cursor.executemany(sql, rows[start : start + BATCH])
 
