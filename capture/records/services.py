@@ -15,13 +15,14 @@ from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Exists
 
 from capture.audit.services import record_event
 from capture.definitions.models import Event, EventForm
 from capture.studies import access
 from capture.studies.models import Subject
 
-from .compiled import compiled
+from .compiled import compiled, remember_stamp, stamp_annotations
 from .models import FormRecord, Query, QueryMessage, Signature, Status, SubjectLock
 from .validation import clean_values
 
@@ -73,16 +74,33 @@ class Slot:
 
 
 def resolve_slot(subject: Subject, event_name: str, form_name: str) -> Slot:
+    # One arm, one event name: ordering by the event form's own order is the Meta ordering,
+    # without its joins to the arm and schedule.
     event_form = (
         EventForm.objects.select_related("event", "form")
-        .filter(event__arm=subject.arm, event__name=event_name, form__name=form_name)
+        .filter(event__arm=subject.arm_id, event__name=event_name, form__name=form_name)
+        .annotate(**stamp_annotations("form"))
+        .order_by("order", "pk")
         .first()
     )
     if event_form is None:
         raise ValidationError(
             f"Form {form_name!r} is not collected at event {event_name!r} for {subject} (arm {subject.arm.name})."
         )
+    remember_stamp(event_form.form, event_form.elements_loaded_at, event_form.elements_count)
     return Slot(event_form.event, event_form)
+
+
+def _is_slot_of(slot: Slot | None, subject: Subject, event_name: str, form_name: str) -> bool:
+    # A slot is read from the schedule's rows: the subject's arm, the event's name and the
+    # form's name make it the one resolve_slot would find.
+    return (
+        slot is not None
+        and slot.event.arm_id == subject.arm_id
+        and slot.event.name == event_name
+        and slot.event_form.event_id == slot.event.pk
+        and slot.event_form.form.name == form_name
+    )
 
 
 def _diff(before: dict, after: dict) -> tuple[dict, dict]:
@@ -103,35 +121,50 @@ def save_record(
     instance: int = 1,
     expected_version: int | None = None,
     reason: str = "",
+    slot: Slot | None = None,
 ) -> FormRecord:
     """Create or replace the values of one form record.
 
     `expected_version` is the version the user started from (None for a new record);
-    a different current version raises EditConflictError and writes nothing.
+    a different current version raises EditConflictError and writes nothing. `slot` is
+    `resolve_slot(subject, event_name, form_name)` when the caller has it already.
     """
     study = subject.study
     if actor is not None and not access.may_act_at_site(actor, "enter_data", study, subject.site):
         raise PermissionDenied(f"You may not enter data for {subject}.")
     if status not in Status.values:
         raise ValidationError(f"Unknown status {status!r}; use 0, 1 or 2.")
-    slot = resolve_slot(subject, event_name, form_name)
+    if not _is_slot_of(slot, subject, event_name, form_name):
+        slot = resolve_slot(subject, event_name, form_name)
     if instance < 1 or (instance > 1 and not slot.event_form.repeating):
         raise ValidationError(
             f"Form {form_name!r} does not repeat at {event_name!r}; its only instance is 1."
         )
 
-    record = (
+    # No ORDER BY: the Meta ordering would join, and so lock FOR UPDATE, the subject, study,
+    # event, arm and schedule rows too, which serialised every save in a study and deadlocked
+    # concurrent ones on PostgreSQL. The lookup is unique. The subject's lock is read in the
+    # same statement; should a subject lock commit while this waits for the row, the row it
+    # then reads carries `locked` (locking a subject sets it on every record).
+    found = (
         FormRecord.objects.select_for_update()
         .filter(subject=subject, event=slot.event, form_name=form_name, instance=instance)
-        .first()
+        .annotate(subject_locked=Exists(SubjectLock.objects.filter(subject=subject)))
+        .order_by()[:1]
     )
+    record = next(iter(found), None)
+    if record is not None:
+        # The rows it points at are loaded already (its label and the audit row name them).
+        record.subject, record.event = subject, slot.event
+        if record.form_id == slot.event_form.form_id:
+            record.form = slot.event_form.form
     if record is not None and record.version != expected_version:
         raise EditConflictError(record)
     if record is None and expected_version is not None:
         raise ValidationError(f"{subject} / {event_name} / {form_name} #{instance} no longer exists.")
     if record is not None and record.locked:
         raise RecordLockedError(record)
-    if SubjectLock.objects.filter(subject=subject).exists():
+    if record.subject_locked if record is not None else SubjectLock.objects.filter(subject=subject).exists():
         raise RecordLockedError(record, subject=subject)
 
     form = record.form if record is not None else slot.event_form.form
@@ -141,7 +174,7 @@ def save_record(
         values,
         missing_codes=study.missing_code_set(),
         complete=status == Status.COMPLETE,
-        events=other_events(subject, form, exclude=record) if compiled_form.events_read else None,
+        events=other_events(subject, form, exclude=record, compiled_form=compiled_form),
         compiled_form=compiled_form,
     )
     if errors:
@@ -195,12 +228,15 @@ def save_record(
     return record
 
 
-def other_events(subject: Subject, form, *, exclude: FormRecord | None) -> dict[str, dict] | None:
+def other_events(
+    subject: Subject, form, *, exclude: FormRecord | None, compiled_form=None
+) -> dict[str, dict] | None:
     """The subject's values by event name, for expressions such as [baseline][weight].
 
     Read only when the form's expressions name an event (one query). Each event's forms are
-    merged; of a repeating form, the first instance counts."""
-    if not compiled(form).events_read:
+    merged; of a repeating form, the first instance counts. `compiled_form` is `compiled(form)`
+    when the caller has it already."""
+    if not (compiled_form or compiled(form)).events_read:
         return None
     events: dict[str, dict] = {}
     records = FormRecord.objects.filter(subject=subject).select_related("event").order_by("-instance")

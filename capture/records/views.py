@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Exists, Max, OuterRef, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -29,36 +29,39 @@ from .compiled import compiled
 from .models import FormRecord, Query, Status, SubjectLock
 
 
-def _slot(request, slug: str, subject_id: str, event: str, form: str):
-    study = access.get_study(request.user, slug)
-    subject = access.get_subject(request.user, study, subject_id)
+def _open(request, slug: str, subject_id: str, event: str, form: str):
+    """The user's access to the study (404 if they may not see it or the subject), the subject
+    and the slot of the form; permissions are read once here for the rest of the request."""
+    study_access = access.study_access(request.user, slug)
+    subject = study_access.get_subject(subject_id)
     try:
         slot = services.resolve_slot(subject, event, form)
     except ValidationError:
         raise Http404("This form is not collected at this event for this subject.") from None
-    return study, subject, slot
+    return study_access, subject, slot
 
 
-class _Can:
-    """`access.can` asked at most once per permission in a request. Only used after
-    `access.get_subject`, which has already established that the user sees the subject's site,
-    so `can` here means the same as `access.may_act_at_site` and costs fewer queries."""
-
-    def __init__(self, user, study):
-        self.user, self.study, self.known = user, study, {}
-
-    def __call__(self, codename: str) -> bool:
-        if codename not in self.known:
-            self.known[codename] = access.can(self.user, codename, self.study)
-        return self.known[codename]
+def _slot(request, slug: str, subject_id: str, event: str, form: str):
+    study_access, subject, slot = _open(request, slug, subject_id, event, form)
+    return study_access.study, subject, slot
 
 
 def _record(subject, slot, form_name: str, instance: int) -> FormRecord | None:
-    return (
-        FormRecord.objects.select_related("form", "event", "updated_by")
+    # Unique, so no ORDER BY (the Meta ordering would join subject, study, arm and schedule).
+    open_queries = Query.objects.filter(record=OuterRef("pk")).exclude(status=Query.CLOSED)
+    found = (
+        FormRecord.objects.select_related("updated_by")
         .filter(subject=subject, event=slot.event, form_name=form_name, instance=instance)
-        .first()
+        .annotate(has_open_queries=Exists(open_queries))
+        .order_by()[:1]
     )
+    record = next(iter(found), None)
+    if record is not None:
+        # Rows loaded already; a record of an older form version loads its own when asked.
+        record.subject, record.event = subject, slot.event
+        if record.form_id == slot.event_form.form_id:
+            record.form = slot.event_form.form
+    return record
 
 
 def _entry_url(study, subject, event, form, instance) -> str:
@@ -76,22 +79,30 @@ def _entry_url(study, subject, event, form, instance) -> str:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@access.request_cache  # the record service's own checks reuse what the page has read
 def entry_page(request, slug, subject_id, event, form, instance):
-    study, subject, slot = _slot(request, slug, subject_id, event, form)
+    study_access, subject, slot = _open(request, slug, subject_id, event, form)
+    study = study_access.study
     if instance < 1 or (instance > 1 and not slot.event_form.repeating):
         raise Http404("This form does not repeat here.")
     record = _record(subject, slot, form, instance)
-    can = _Can(request.user, study)
+    # The subject is visible, so its site is: `can` here means `access.may_act_at_site`.
+    can = study_access.can
     can_edit = can("enter_data")
     if request.method == "POST" and not can_edit:
         raise PermissionDenied("Your role may read this form but not change it.")
-    definition = record.form if record is not None else slot.event_form.form
+    # The slot's form instance when it is the record's version, so that the record service
+    # (given the slot) compiles the same instance.
+    if record is None or record.form_id == slot.event_form.form_id:
+        definition = slot.event_form.form
+    else:
+        definition = record.form
     c = compiled(definition)
     missing = list(study.missing_codes)
     missing_set = frozenset(study.missing_code_set())
     identifiers = {i["name"] for i in c.items if c.elements[i["element"]].identifier}
     masked = identifiers if identifiers and not can("view_identifiers") else set()
-    events = services.other_events(subject, definition, exclude=record) if c.events_read else None
+    events = services.other_events(subject, definition, exclude=record, compiled_form=c)
     errors: dict[str, str] = {}
     banner = ""
     conflicts: dict = {}
@@ -132,6 +143,7 @@ def entry_page(request, slug, subject_id, event, form, instance):
                     instance=instance,
                     expected_version=expected,
                     reason=reason,
+                    slot=slot,
                 )
             except services.RecordValidationError as exc:
                 errors = exc.field_errors
@@ -185,7 +197,9 @@ def entry_page(request, slug, subject_id, event, form, instance):
                     row[lg.name] = entry.display(computed_rows[index].get(lg.name))
 
     open_queries = {}
-    if record is not None:
+    # `_record` says whether there are any; the record of an edit conflict comes from the
+    # service, so it is asked.
+    if record is not None and getattr(record, "has_open_queries", True):
         for field, n in (
             Query.objects.filter(record=record)
             .exclude(status=Query.CLOSED)
@@ -246,9 +260,8 @@ def entry_page(request, slug, subject_id, event, form, instance):
             "locked": locked,
             "subject_lock": subject_lock,
             "can_lock": record is not None and can("lock_records"),
-            "can_sign": record is not None
-            and record.status == Status.COMPLETE
-            and services.may_sign(request.user, subject),
+            # services.may_sign: sign_records at the subject's site, which the user sees.
+            "can_sign": record is not None and record.status == Status.COMPLETE and can("sign_records"),
             "signatures": signatures,
             "status": status,
             "statuses": Status.choices,
