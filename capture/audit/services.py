@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from itertools import islice
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from types import SimpleNamespace
@@ -33,12 +34,18 @@ def chain_key(study) -> str:
     return f"study:{study.pk}" if study is not None else GLOBAL_CHAIN
 
 
+def _json_float(text: str):
+    # json.dumps writes a float from 1e16 up as '1e+16'; PostgreSQL's jsonb keeps it as a numeric
+    # and gives back '10000000000000000', which reads as an int. Hash the int it will read back.
+    return int(Decimal(text)) if "e+" in text.lower() else float(text)
+
+
 def _plain(value):
-    # Normalise dates, decimals, UUIDs to JSON text now, so the value hashed
-    # is exactly the value read back from the database later.
+    # Normalise dates, decimals, UUIDs and large floats to JSON now, so the value hashed
+    # is exactly the value read back from the database later (SQLite or PostgreSQL).
     if value is None:
         return None
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder), parse_float=_json_float)
 
 
 def record_event(
@@ -111,7 +118,7 @@ def canonical_json(value, *, plain: bool = False) -> str:
     dicts), as validated record values are, and skips the normalising round trip record_event makes.
     orjson writes the text where its output is provably the same as json.dumps' (ASCII, no DEL, no
     float below 1e-4, whose notation differs); anything else falls back to json.dumps."""
-    if not plain:
+    if not plain or _has_large_float(value):
         value = _plain(value)
     try:
         text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
@@ -120,6 +127,16 @@ def canonical_json(value, *, plain: bool = False) -> str:
     if text and text.isascii() and "\x7f" not in text and "e-" not in text and "0.0000" not in text:
         return text
     return json.dumps(value, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+
+
+def _has_large_float(value) -> bool:
+    if isinstance(value, float):
+        return abs(value) >= 1e16
+    if isinstance(value, dict):
+        return any(_has_large_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_large_float(v) for v in value)
+    return False
 
 
 class _Draft(SimpleNamespace):

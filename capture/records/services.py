@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists
 
 from capture.audit.services import record_event
@@ -181,16 +181,30 @@ def save_record(
         raise RecordValidationError(errors)
 
     if record is None:
-        record = FormRecord.objects.create(
-            subject=subject,
-            event=slot.event,
-            form=form,
-            form_name=form_name,
-            instance=instance,
-            status=status,
-            data=clean,
-            updated_by=actor if actor and actor.pk else None,
-        )
+        try:
+            # A savepoint: two first saves of one record race to this insert (there is no row to
+            # lock yet); the loser's unique violation becomes the edit conflict it is.
+            with transaction.atomic():
+                record = FormRecord.objects.create(
+                    subject=subject,
+                    event=slot.event,
+                    form=form,
+                    form_name=form_name,
+                    instance=instance,
+                    status=status,
+                    data=clean,
+                    updated_by=actor if actor and actor.pk else None,
+                )
+        except IntegrityError:
+            current = (
+                FormRecord.objects.select_for_update()
+                .filter(subject=subject, event=slot.event, form_name=form_name, instance=instance)
+                .order_by()
+                .first()
+            )
+            if current is None:
+                raise
+            raise EditConflictError(current) from None
         record_event(
             actor=actor,
             study=study,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-import pytest
 from django.db import connection
 
 from capture.records.services import EditConflictError, save_record
@@ -21,12 +20,6 @@ pytestmark = requires_postgres
 PAIRS = 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="save_record inserts a new record without a lock, so the second of two simultaneous first "
-    "saves raises IntegrityError (a 500) instead of EditConflictError; fix in capture/records/services.py "
-    "(reported to the lead; remove this mark then)",
-)
 def test_two_first_saves_of_one_record_give_one_save_and_one_conflict(study, personas, transactional_db):
     site = study.sites.get(code="A")
     outcomes: list[str] = []
