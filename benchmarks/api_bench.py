@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/api_bench.py --postgres         # on a throw-away PostgreSQL cluster
 
 Builds N subjects × 8 events × 60 items (4 forms × 15 items of mixed types, benchmarks/_data.py) in
-a throw-away SQLite database (or DATABASE_URL, or --postgres: a cluster of its own on --pg-port), and
+a throw-away SQLite database (or DATABASE_URL, or --postgres: a cluster of its own on a free port), and
 a study administrator with a REDCap token. Each operation then gets a fresh gunicorn (production
 settings, DEBUG off, one sync worker) on 127.0.0.1 and is run with PyCap (`redcap.Project`):
 export_records as JSON, as CSV, then import_records of the JSON rows back (overwriteBehavior normal).
@@ -30,8 +30,6 @@ import io
 import json
 import os
 import secrets
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +38,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from ecrf_bench import free_port, start_postgres  # noqa: E402 - the benchmarks' shared server helpers
+
 USERNAME = "bench_admin"
 OPERATIONS = ("export json", "export csv", "import json")
 
@@ -135,12 +136,6 @@ def child(*args: str) -> dict:
 
 
 # ----------------------------------------------------------------------------- the server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def proc_kb(pid: int, key: str) -> int:
@@ -263,32 +258,6 @@ def run(db: str, work: str, token: str, operation: str, rows: list | None) -> tu
 # ----------------------------------------------------------------------------- PostgreSQL
 
 
-def start_postgres(work: str, port: int):
-    """A throw-away cluster on 127.0.0.1:port, the way dev.sh's start_postgres makes one."""
-    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
-    if not bins:
-        sys.exit("--postgres needs PostgreSQL's server (Debian: apt-get install postgresql).")
-    bindir, data = bins[-1], Path(work) / "pg"
-    runas = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    data.mkdir()
-    if runas:
-        shutil.chown(work, "postgres")
-        shutil.chown(data, "postgres")
-
-    def pg(*args: str) -> None:
-        subprocess.run([*runas, str(bindir / args[0]), *args[1:]], check=True, capture_output=True)  # noqa: S603 - fixed commands
-
-    pg("initdb", "-D", str(data / "data"), "-U", "capture", "--auth=trust", "-E", "UTF8")
-    options = (
-        f"-h 127.0.0.1 -p {port} -k {data} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    )
-    pg("pg_ctl", "-D", str(data / "data"), "-l", str(data / "log"), "-w", "-o", options, "start")
-    pg("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "capture", "capture")
-    return f"postgres://capture@127.0.0.1:{port}/capture", lambda: pg(
-        "pg_ctl", "-D", str(data / "data"), "-m", "immediate", "stop"
-    )
-
-
 # ----------------------------------------------------------------------------- main
 
 
@@ -296,7 +265,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=10000)
     parser.add_argument("--postgres", action="store_true", help="run on a throw-away PostgreSQL cluster")
-    parser.add_argument("--pg-port", type=int, default=54333, help="its port (never CI's 54329)")
     parser.add_argument("--keep", metavar="SQLITE_FILE", help="build the data once in this file and reuse it")
     parser.add_argument("--phase", choices=["setup", "token", "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -310,7 +278,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="api-bench-") as work:
         stop_postgres = None
         if args.postgres:
-            db, stop_postgres = start_postgres(work, args.pg_port)
+            db, stop_postgres = start_postgres(Path(work))
         elif os.environ.get("DATABASE_URL"):
             db = os.environ["DATABASE_URL"]
             print("Using DATABASE_URL: the benchmark adds a study 'bench' there; use a throw-away database.")
@@ -336,7 +304,7 @@ def main() -> None:
                     sys.exit(f"{operation}: {results[operation]['rows']} rows, the study has {base['rows']}")
         finally:
             if stop_postgres:
-                stop_postgres()
+                subprocess.run(stop_postgres, capture_output=True, check=False)  # noqa: S603 - pg_ctl stop, built here
     print(
         f"{'':13}{'seconds':>9}{'rows':>8}{'rows/s':>9}{'idle RSS MB':>13}{'peak RSS MB':>13}"
         f"{'floor s':>9}{'× floor':>9}{'server cpu s':>14}{'floor cpu s':>13}{'× floor cpu':>13}"
