@@ -98,6 +98,20 @@ class _Builder:
         self.name(item_name, group)
         self.s(suffix)
 
+    def choice_inputs(self, kind: str, n: str, group, choices: dict) -> None:
+        """One labelled checkbox or radio input per permissible value; the first carries the id."""
+        for i, (code, meaning) in enumerate(choices.items()):
+            self.s(f'<label class="choice"><input type="{kind}" name="')
+            self.name(n, group)
+            self.s(f'" value="{_e(code)}"')
+            if i == 0:
+                self.s(' id="')
+                self.ident(n, group)
+                self.s('"')
+            self.slot("on", n, code, " checked")
+            self.slot("ro", n)
+            self.s(f"> {_e(meaning)}</label>")
+
     def control(self, item: dict, group: str | None, *, compact: bool = False) -> None:
         c = self.c
         rule = c.rules[item["name"]]
@@ -118,17 +132,7 @@ class _Builder:
             return
         if rule.codes and (rule.multiple or widget == "checkbox"):
             self.s('<span class="choices" role="group">')
-            for i, (code, meaning) in enumerate(rule.codes.items()):
-                self.s('<label class="choice"><input type="checkbox" name="')
-                self.name(n, group)
-                self.s(f'" value="{_e(code)}"')
-                if i == 0:
-                    self.s(' id="')
-                    self.ident(n, group)
-                    self.s('"')
-                self.slot("on", n, code, " checked")
-                self.slot("ro", n)
-                self.s(f"> {_e(meaning)}</label>")
+            self.choice_inputs("checkbox", n, group, rule.codes)
             self.s("</span>")
             self.missing_control(n, group, reachable=True)
             return
@@ -141,17 +145,7 @@ class _Builder:
                 as_radio = False
             if as_radio:
                 self.s('<span class="choices" role="radiogroup">')
-                for i, (code, meaning) in enumerate(choices.items()):
-                    self.s('<label class="choice"><input type="radio" name="')
-                    self.name(n, group)
-                    self.s(f'" value="{_e(code)}"')
-                    if i == 0:
-                        self.s(' id="')
-                        self.ident(n, group)
-                        self.s('"')
-                    self.slot("on", n, code, " checked")
-                    self.slot("ro", n)
-                    self.s(f"> {_e(meaning)}</label>")
+                self.choice_inputs("radio", n, group, choices)
                 self.s(
                     '<button type="button" class="link clear" tabindex="-1" title="Clear the choice">clear</button></span>'
                 )
