@@ -11,11 +11,10 @@ so intervals stay true.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 from capture.definitions.models import DataElement, FormDefinition
-from capture.studies import access
+from capture.studies.disclosure import Disclosure, shift_text
 
 DATE_TYPES = ("date", "datetime")
 
@@ -78,44 +77,27 @@ def form_fields(form: FormDefinition, _cache: dict | None = None) -> list[Field]
 
 
 def deidentified_for(user, study) -> bool:
-    """True when the user gets de-identified data from the API (no identifiers, shifted dates)."""
-    return not access.can(user, "view_identifiers", study)
+    """True when the user gets de-identified data from the API (the disclosure policy decides)."""
+    return not Disclosure.for_user(user, study).identified
 
 
 def shift(datatype: str, value, days: int):
     """Move a stored date or date-time by `days`; other values (and missing-data codes) unchanged."""
-    if datatype not in DATE_TYPES or not isinstance(value, str) or not value:
+    if datatype not in DATE_TYPES:
         return value
-    try:
-        if datatype == "date":
-            return (dt.date.fromisoformat(value) + dt.timedelta(days=days)).isoformat()
-        moved = dt.datetime.fromisoformat(value) + dt.timedelta(days=days)
-        return moved.isoformat(sep=" ", timespec="minutes" if moved.second == 0 else "seconds")
-    except ValueError:
-        return value  # a missing-data code such as "UNK"
+    return shift_text(value, days)
 
 
 def present_data(fields: list[Field], data: dict, *, deidentified: bool, shift_days: int) -> dict:
-    """A record's stored values as the user may see them."""
+    """A record's stored values as the user may see them (the disclosure policy's rule)."""
     if not deidentified:
         return data
-    by_name = {f.name: f for f in fields}
-    out: dict = {}
-    for key, value in data.items():
-        if isinstance(value, list) and value and isinstance(value[0], dict):  # a repeating group
-            rows = []
-            for row in value:
-                rows.append(
-                    {
-                        k: shift(by_name[k].datatype, v, shift_days)
-                        for k, v in row.items()
-                        if k in by_name and not by_name[k].identifier
-                    }
-                )
-            out[key] = rows
-            continue
-        field = by_name.get(key)
-        if field is None or field.identifier:
-            continue
-        out[key] = shift(field.datatype, value, shift_days)
-    return out
+    return _DEID.record_data(_Shift(shift_days), {f.name: f for f in fields}, data)
+
+
+@dataclass(frozen=True)
+class _Shift:
+    date_shift_days: int
+
+
+_DEID = Disclosure(study_id=0, identified=False)
