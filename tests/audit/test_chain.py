@@ -1,5 +1,7 @@
 """The audit trail: every write leaves an event; any tampering is detected."""
 
+import json
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -7,6 +9,7 @@ from django.db import connection, transaction
 
 from capture.audit.models import AppendOnlyError, AuditEvent
 from capture.audit.services import record_event, verify_all
+from capture.records.services import save_record
 
 
 def _study_events(study):
@@ -17,6 +20,40 @@ def _raw(sql, params):
     # Tampering as an attacker with database access would: bypassing the ORM's guards.
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+# before / after are JSON columns: jsonb on PostgreSQL, text on SQLite.
+_SET_JSON = {
+    ("before", "postgresql"): 'UPDATE audit_auditevent SET "before" = CAST(%s AS jsonb) WHERE id = %s',
+    ("after", "postgresql"): 'UPDATE audit_auditevent SET "after" = CAST(%s AS jsonb) WHERE id = %s',
+    ("before", "sqlite"): 'UPDATE audit_auditevent SET "before" = %s WHERE id = %s',
+    ("after", "sqlite"): 'UPDATE audit_auditevent SET "after" = %s WHERE id = %s',
+}
+
+
+def _set_json(column, value, pk):
+    _raw(_SET_JSON[column, connection.vendor], [value, pk])
+
+
+@pytest.fixture
+def edited_record(subjects, personas):
+    """A demographics record created (age 54) and then corrected to 56: a create and an update event."""
+    admin, subject = personas["admin"], subjects["a"]
+    values = {"initials": "ABC", "sex": "1", "age": 54}
+    save_record(actor=admin, subject=subject, event_name="baseline", form_name="demographics", values=values)
+    save_record(
+        actor=admin,
+        subject=subject,
+        event_name="baseline",
+        form_name="demographics",
+        values={**values, "age": 56},
+        expected_version=1,
+        reason="source check",
+    )
+    create = AuditEvent.objects.get(action="record.create", object_label__contains=subject.subject_id)
+    update = AuditEvent.objects.get(action="record.update", object_label__contains=subject.subject_id)
+    assert update.before == {"age": 54} and update.after == {"age": 56}
+    return create, update
 
 
 def test_service_writes_leave_a_verifiable_chain(subjects, study):
@@ -132,3 +169,47 @@ def test_a_large_float_in_an_event_still_verifies_after_the_database_round_trip(
     with transaction.atomic():
         record_event(actor=None, study=study, action="test", object_type="x", object_id=1, after={"x": 1e16})
     assert verify_all()[1] == []
+
+
+def test_an_edited_before_value_is_detected(edited_record):
+    _, update = edited_record
+    # Rewrite history: the value the correction replaced was never 54.
+    _set_json("before", json.dumps({"age": 60}), update.pk)
+    assert AuditEvent.objects.get(pk=update.pk).before == {"age": 60}
+    problems = verify_all()[1]
+    assert [(p.seq, p.kind) for p in problems] == [(update.seq, "edited")]
+
+
+def test_an_edited_after_value_is_detected(edited_record):
+    create, _ = edited_record
+    after = dict(create.after)
+    after["data"] = {**after["data"], "initials": "XYZ"}
+    _set_json("after", json.dumps(after), create.pk)
+    problems = verify_all()[1]
+    assert [(p.seq, p.kind) for p in problems] == [(create.seq, "edited")]
+
+
+def test_an_erased_before_value_is_detected(edited_record):
+    _, update = edited_record
+    _raw('UPDATE audit_auditevent SET "before" = NULL WHERE id = %s', [update.pk])
+    problems = verify_all()[1]
+    assert [(p.seq, p.kind) for p in problems] == [(update.seq, "edited")]
+
+
+def test_an_edited_after_value_with_recomputed_hash_breaks_the_next_link(edited_record, study):
+    create, update = edited_record
+    create.after = {**create.after, "data": {**create.after["data"], "age": 99}}
+    forged_hash = create.compute_hash()
+    _set_json("after", json.dumps(create.after), create.pk)
+    _raw("UPDATE audit_auditevent SET hash = %s WHERE id = %s", [forged_hash, create.pk])
+    problems = [(p.seq, p.kind) for p in verify_all()[1]]
+    assert problems == [(update.seq, "inserted-or-reordered")]
+
+
+def test_verify_audit_command_reports_an_edited_after_value(edited_record, capsys):
+    _, update = edited_record
+    _set_json("after", json.dumps({"age": 54}), update.pk)  # the correction now changes nothing
+    with pytest.raises(CommandError, match="damaged"):
+        call_command("verify_audit")
+    err = capsys.readouterr().err
+    assert f"#{update.seq}" in err and "edited" in err
