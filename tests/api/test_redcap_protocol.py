@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+
+from capture.audit.models import AuditEvent
+from capture.definitions.models import DataElement
 
 URL = "/redcap/api/"
 
@@ -37,10 +41,19 @@ def test_unknown_content_is_an_error(client, redcap_tokens):
 
 
 def test_definitions_cannot_be_changed_through_it(client, redcap_tokens):
-    response = post(
-        client, redcap_tokens["admin"], content="metadata", action="import", format="json", data="[]"
-    )
-    assert response.status_code == 400
+    before = post(client, redcap_tokens["admin"], content="metadata", format="json").json()
+    events = AuditEvent.objects.count()
+    changed = [{**row, "field_label": "Changed through the API"} for row in before]
+    changed.append({**before[-1], "field_name": "smuggled_in"})
+    for data in ("[]", json.dumps(changed)):
+        response = post(
+            client, redcap_tokens["admin"], content="metadata", action="import", format="json", data=data
+        )
+        assert response.status_code == 400 and "does not change metadata" in response.json()["error"]
+    after = post(client, redcap_tokens["admin"], content="metadata", format="json").json()
+    assert after == before and "smuggled_in" not in {r["field_name"] for r in after}
+    assert not DataElement.objects.filter(name="smuggled_in").exists()
+    assert AuditEvent.objects.count() == events
 
 
 def test_csv_exports_have_the_shape_redcapr_reads(client, redcap_tokens, records):
@@ -70,6 +83,16 @@ def test_users_see_themselves_and_administrators_see_everyone(client, redcap_tok
 
 
 def test_many_fields_fit_in_one_request(client, redcap_tokens, records):
-    params = {f"fields[{i}]": "age" for i in range(1500)}
+    params = {f"fields[{i}]": "age" for i in range(1499)}
+    params["fields[1499]"] = "sex"  # the last of 1,500 parameters still counts
     response = post(client, redcap_tokens["admin"], content="record", format="json", **params)
     assert response.status_code == 200
+    base = {
+        "redcap_event_name": "baseline_arm_1",
+        "redcap_repeat_instrument": "",
+        "redcap_repeat_instance": "",
+    }
+    assert response.json() == [
+        {"record_id": "A-0001", **base, "sex": "1", "age": "54"},
+        {"record_id": "B-0001", **base, "sex": "2", "age": "54"},
+    ]

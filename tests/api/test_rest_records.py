@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from capture.audit.models import AuditEvent
+from capture.records.models import FormRecord
+
 URL = "/api/v1/studies/trial/subjects/A-0001/records/baseline/demographics/1/"
 
 
@@ -28,15 +31,30 @@ def test_it_writes_through_the_record_service_and_bumps_the_version(client, api_
     )
     assert response.status_code == 200, response.content
     assert response.json()["version"] == 2 and response.json()["data"] == {"sex": "1", "age": 56}
-    from capture.audit.models import AuditEvent
-
     assert AuditEvent.objects.filter(action="record.update", reason="typo").exists()
 
 
-def test_it_creates_a_new_record_with_201(client, api_tokens, records):
+def _unchanged(record):
+    """The record as the fixture stored it: same data, status and version, and no event after its creation."""
+    stored = FormRecord.objects.get(pk=record.pk)
+    assert (stored.data, stored.status, stored.version) == (record.data, record.status, 1)
+    events = AuditEvent.objects.filter(object_type="record", object_id=str(record.pk))
+    assert list(events.values_list("action", flat=True)) == ["record.create"]
+
+
+def test_it_creates_a_new_record_with_201(client, api_tokens, records, personas):
     url = "/api/v1/studies/trial/subjects/B-0001/records/baseline/lesions/1/"
     response = call(client, api_tokens["coordinator_b"], "put", url, {"values": {"visit_date": "2025-03-03"}})
     assert response.status_code == 201, response.content
+    assert response.json()["version"] == 1 and response.json()["data"] == {"visit_date": "2025-03-03"}
+    stored = FormRecord.objects.get(
+        subject__subject_id="B-0001", event__name="baseline", form_name="lesions", instance=1
+    )
+    assert stored.data == {"visit_date": "2025-03-03"} and stored.version == 1 and stored.status == 0
+    assert stored.updated_by == personas["coordinator_b"]
+    event = AuditEvent.objects.get(action="record.create", object_id=str(stored.pk))
+    assert event.actor == personas["coordinator_b"] and event.study.slug == "trial"
+    assert event.after == {"status": 0, "data": {"visit_date": "2025-03-03"}} and event.before is None
 
 
 def test_a_stale_version_answers_409_with_both_values(client, api_tokens, records):
@@ -56,20 +74,25 @@ def test_a_stale_version_answers_409_with_both_values(client, api_tokens, record
     body = response.json()
     assert body["current"]["data"]["age"] == 50 and body["current"]["version"] == 2
     assert body["submitted"]["values"]["age"] == 60
+    stored = FormRecord.objects.get(pk=records["a_demo"].pk)
+    assert stored.version == 2 and stored.data["age"] == 50 and stored.data["sex"] == "2"
+    updates = AuditEvent.objects.filter(action="record.update", object_id=str(stored.pk))
+    assert [e.reason for e in updates] == ["source check"]
 
 
 def test_invalid_values_answer_400_naming_the_item(client, api_tokens, records):
     response = call(client, api_tokens["coordinator_a"], "put", body={"values": {"age": 500}, "version": 1})
     assert response.status_code == 400
     assert "age" in response.json()["errors"]
+    _unchanged(records["a_demo"])
 
 
 def test_a_locked_record_answers_423(client, api_tokens, records):
-    from capture.records.models import FormRecord
-
     FormRecord.objects.filter(pk=records["a_demo"].pk).update(locked=True)
     response = call(client, api_tokens["coordinator_a"], "put", body={"values": {"age": 5}, "version": 1})
     assert response.status_code == 423
+    _unchanged(records["a_demo"])
+    assert FormRecord.objects.get(pk=records["a_demo"].pk).data["age"] == 54
 
 
 def test_a_statistician_reads_de_identified_records(client, api_tokens, records, subjects):
