@@ -8,7 +8,11 @@ Builds N subjects × 8 events × 60 items (4 forms × 15 items of mixed types, b
 a throw-away SQLite database (or DATABASE_URL, or --postgres: a cluster of its own on a free port), and
 a study administrator with a REDCap token. Each operation then gets a fresh gunicorn (production
 settings, DEBUG off, one sync worker) on 127.0.0.1 and is run with PyCap (`redcap.Project`):
-export_records as JSON, as CSV, then import_records of the JSON rows back (overwriteBehavior normal).
+export_records as JSON, as CSV, then import_records of the exported JSON rows with changed values
+(every integer item + 1, every free-text item revised: each of the study's form records differs from
+what is stored, so the import writes every one, a new version and an audit event each; overwriteBehavior
+normal). After the import it counts the versions bumped and the audit events added, prints them, and
+stops with an error unless every record was written.
 Timed: the PyCap call, wall-clock (client work included), and the worker's CPU seconds
 (/proc/<pid>/stat), the steadier figure on a shared machine. Peak RSS: the worker's VmHWM
 (/proc/<pid>/status), beside its RSS when idle after a warm-up request, so the growth is the
@@ -16,9 +20,10 @@ request's own. It stops with an error if an answer lacks rows or the import's co
 
 The floor, measured in the same run on the same database: one values_list query of the study's
 records merged into flat rows, then json.dumps (JSON export) or csv.writer (CSV export) of them;
-for the import, json.loads of the same payload plus that one read (an import of unchanged data must
-at least parse it and compare with what is stored). "× floor" is the endpoint's time (wall, and
-CPU) over the floor's.
+for the import, json.loads of the changed payload, that one read, each record's stored values
+merged with the row's, and one executemany UPDATE of every record's data and version (in a
+transaction rolled back afterwards; the floor writes no audit events, the import writes one per
+record). "× floor" is the endpoint's time (wall, and CPU) over the floor's.
 Linux only (/proc). `--keep FILE` builds the SQLite data once and reuses it.
 """
 
@@ -79,8 +84,76 @@ def new_token(db: str) -> dict:
     return {"token": token}
 
 
+def changed(rows: list[dict]) -> list[dict]:
+    """The REDCap rows with every form's values changed: integer items + 1, free-text items revised.
+
+    Each of the four forms has two integer and two free-text items (benchmarks/_data.py), always
+    filled, so every form record of every row differs from what is stored."""
+    from benchmarks._data import FORMS, ITEMS_PER_FORM, item_kind
+
+    kinds = {f"i{n:02d}": item_kind(n) for n in range(1, FORMS * ITEMS_PER_FORM + 1)}
+    out = []
+    for row in rows:
+        row = dict(row)
+        for name, value in row.items():
+            if value in ("", None):
+                continue
+            if kinds.get(name) == "integer":
+                row[name] = str(int(value) + 1)
+            elif kinds.get(name) == "text":
+                row[name] = f"{value} (revised)"
+        out.append(row)
+    return out
+
+
+def check(db: str) -> dict:
+    """What the database holds: records, the sum of their versions, audit events of the study."""
+    django_setup(db)
+    from django.db.models import Sum
+
+    from capture.audit.models import AuditEvent
+    from capture.records.models import FormRecord
+
+    records = FormRecord.objects.filter(subject__study__slug="bench")
+    return {
+        "records": records.count(),
+        "versions": records.aggregate(total=Sum("version"))["total"] or 0,
+        "updates": AuditEvent.objects.filter(study__slug="bench", action="record.update").count(),
+        "events": AuditEvent.objects.filter(study__slug="bench").count(),
+    }
+
+
+def import_floor(payload: str) -> tuple[float, float]:
+    """Parse the changed rows, read the records, merge, one executemany UPDATE; rolled back."""
+    from django.db import connection, transaction
+
+    from capture.records.models import FormRecord
+
+    table = connection.ops.quote_name(FormRecord._meta.db_table)
+    value = "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
+    update = f"UPDATE {table} SET data = {value}, version = version + 1 WHERE id = %s"  # noqa: S608 - our own table name
+    start, cpu = time.perf_counter(), time.process_time()
+    with transaction.atomic():
+        rows = {(r["record_id"], r["redcap_event_name"]): r for r in json.loads(payload)}
+        query = FormRecord.objects.filter(subject__study__slug="bench").values_list(
+            "pk", "subject__subject_id", "event__name", "data"
+        )
+        writes = []
+        for pk, subject_id, event, data in query.iterator(chunk_size=2000):
+            row = rows[subject_id, f"{event}_arm_1"]
+            new = {name: row.get(name, v) for name, v in data.items()}
+            if new != data:
+                writes.append((json.dumps(new), pk))
+        with connection.cursor() as cursor:
+            cursor.executemany(update, writes)
+        seconds, cpu_s = time.perf_counter() - start, time.process_time() - cpu
+        transaction.set_rollback(True)  # a floor, not a write: the import runs on the same data
+    return seconds, cpu_s
+
+
 def floor(db: str) -> dict:
-    """The bare cost: one query, flat rows, the json / csv modules; then parsing the import payload."""
+    """The bare cost: one query, flat rows, the json / csv modules; for the import, parsing the
+    changed payload, reading and merging, and a bare UPDATE of every record."""
     django_setup(db)
     from capture.records.models import FormRecord
 
@@ -105,8 +178,8 @@ def floor(db: str) -> dict:
         work()
         return time.perf_counter() - start, time.process_time() - cpu
 
-    payload = json.dumps(flat)
     dump = timed(lambda: json.dumps(flat))
+    imported = import_floor(json.dumps(changed(flat)))
 
     def write_csv() -> None:
         writer = csv.DictWriter(
@@ -116,12 +189,11 @@ def floor(db: str) -> dict:
         writer.writerows(flat)
 
     written = timed(write_csv)
-    parse = timed(lambda: json.loads(payload))
     out: dict = {"rows": len(flat)}
     for operation, (seconds, cpu_s) in (
         ("export json", (read[0] + dump[0], read[1] + dump[1])),
         ("export csv", (read[0] + written[0], read[1] + written[1])),
-        ("import json", (read[0] + parse[0], read[1] + parse[1])),
+        ("import json", imported),
     ):
         out[operation] = {"seconds": round(seconds, 3), "cpu_s": round(cpu_s, 3)}
     return out
@@ -266,12 +338,13 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=10000)
     parser.add_argument("--postgres", action="store_true", help="run on a throw-away PostgreSQL cluster")
     parser.add_argument("--keep", metavar="SQLITE_FILE", help="build the data once in this file and reuse it")
-    parser.add_argument("--phase", choices=["setup", "token", "floor"], help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["setup", "token", "floor", "check"], help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
         phases = {"setup": lambda: setup(args.db, args.subjects), "token": lambda: new_token(args.db)}
         phases["floor"] = lambda: floor(args.db)
+        phases["check"] = lambda: check(args.db)
         print(json.dumps(phases[args.phase]()))
         return
     os.environ["NO_PROXY"] = "127.0.0.1,localhost"  # PyCap's requests must not go through a proxy
@@ -298,13 +371,24 @@ def main() -> None:
             )
             results, rows = {}, None
             for operation in OPERATIONS:
+                if operation == "import json":
+                    before = child("--phase", "check", "--db", db)
                 results[operation], out = run(db, work, token, operation, rows)
-                rows = out if out is not None else rows
+                rows = changed(out) if out is not None else rows
                 if results[operation]["rows"] != base["rows"]:
                     sys.exit(f"{operation}: {results[operation]['rows']} rows, the study has {base['rows']}")
+            after = child("--phase", "check", "--db", db)
         finally:
             if stop_postgres:
                 subprocess.run(stop_postgres, capture_output=True, check=False)  # noqa: S603 - pg_ctl stop, built here
+    bumped = after["versions"] - before["versions"]
+    updates, events = after["updates"] - before["updates"], after["events"] - before["events"]
+    print(
+        f"import wrote {bumped} of {after['records']} form records (versions bumped by one each), "
+        f"{updates} record.update audit events added ({events} audit events in all)"
+    )
+    if not bumped == updates == after["records"]:
+        sys.exit("the import did not write every record: the benchmark would time a no-op")
     print(
         f"{'':13}{'seconds':>9}{'rows':>8}{'rows/s':>9}{'idle RSS MB':>13}{'peak RSS MB':>13}"
         f"{'floor s':>9}{'× floor':>9}{'server cpu s':>14}{'floor cpu s':>13}{'× floor cpu':>13}"
@@ -320,8 +404,8 @@ def main() -> None:
     print(
         "Seconds: the PyCap call, wall-clock (client parsing included). Server CPU: the gunicorn worker's, "
         "the steadier figure on a shared machine. Peak RSS: the worker's VmHWM; idle: its RSS after a "
-        "warm-up request. Floor: one values_list read + the json / csv module (export), json.loads + the "
-        "read (import)."
+        "warm-up request. Floor: one values_list read + the json / csv module (export); json.loads + the "
+        "read + a merge + one executemany UPDATE of every record, no audit (import)."
     )
 
 
