@@ -1,11 +1,21 @@
-"""Benchmark: DICOM ingest end to end against a bare pydicom header-read loop, same files, same run.
+"""Benchmark: DICOM ingest end to end against bare pydicom header reads, same files, same processes.
 
     .venv/bin/python benchmarks/imaging_ingest.py [--files 5000] [--processes N]
 
 Writes N copies of pydicom's CT_small.dcm with distinct UIDs (50 patients, one study of two series
-each) to a temporary folder, times `dcmread(stop_before_pixels=True)` over all of them in one
-process, then times `ingest_folder` (header reads on every core, grouping, hashing, database
-writes in one transaction) into a fresh SQLite database. Target: ingest >= 70 % of the bare rate.
+each) to a temporary folder, then times, on the same files:
+
+  bare pool   `dcmread(stop_before_pixels=True)` in a multiprocessing pool of as many processes as the
+              ingest uses (--processes, or every core), in chunks of the ingest's size, each worker
+              handing back the files' SOP Instance UIDs; the pool's start is timed, as the ingest's
+              is. Workers fork from this process (pydicom already imported): the cheapest start there
+              is, so the baseline is, if anything, fast. With one process it is a plain loop, as the
+              ingest is.
+  bare loop   the same reads in this one process (for reference: what one core does)
+  ingest      `ingest_folder` (header reads in that many processes, grouping, hashing, database
+              writes in one transaction) into a fresh SQLite database, then again (adds nothing).
+
+Target: ingest >= 70 % of the bare pool's rate.
 """
 
 from __future__ import annotations
@@ -46,6 +56,28 @@ def make_files(folder: Path, count: int) -> list[Path]:
     return paths
 
 
+def _bare_chunk(paths: list[Path]) -> list[str]:
+    import pydicom
+
+    return [str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID) for path in paths]
+
+
+def bare_pool(paths: list[Path], processes: int, chunk: int) -> float:
+    """Files per second of bare header reads in a pool of `processes` (a loop when it is 1)."""
+    import multiprocessing
+
+    chunks = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
+    started = time.perf_counter()
+    if processes == 1:
+        uids = [uid for c in chunks for uid in _bare_chunk(c)]
+    else:
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            uids = [uid for done in pool.imap(_bare_chunk, chunks) for uid in done]
+    rate = len(paths) / (time.perf_counter() - started)
+    assert len(set(uids)) == len(paths), "every file read once"
+    return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=5000)
@@ -67,7 +99,7 @@ def main() -> None:
         from capture.definitions.loader import load_definitions
         from capture.definitions.models import Schedule
         from capture.imaging import services as imaging
-        from capture.imaging.dicomread import workers
+        from capture.imaging.dicomread import CHUNK, workers
         from capture.imaging.ingest import ingest_folder
         from capture.studies import services
 
@@ -90,29 +122,33 @@ def main() -> None:
         paths = make_files(folder, args.files)
         print(f"wrote {len(paths)} files in {time.perf_counter() - started:.1f} s")
 
+        processes = args.processes or workers()
+        pooled = bare_pool(paths, processes, CHUNK)
         started = time.perf_counter()
         for path in paths:
             pydicom.dcmread(path, stop_before_pixels=True)
-        bare = len(paths) / (time.perf_counter() - started)
+        loop = len(paths) / (time.perf_counter() - started)
 
         started = time.perf_counter()
-        report = ingest_folder(actor=None, study=study, path=folder, processes=args.processes)
+        report = ingest_folder(actor=None, study=study, path=folder, processes=processes)
         elapsed = time.perf_counter() - started
         rate = len(paths) / elapsed
         assert report.instances_new == len(paths), report.as_dict()
 
         started = time.perf_counter()
-        again = ingest_folder(actor=None, study=study, path=folder, processes=args.processes)
+        again = ingest_folder(actor=None, study=study, path=folder, processes=processes)
         reingest = len(paths) / (time.perf_counter() - started)
         assert again.instances_new == 0
 
-        print(f"bare pydicom header loop (1 process):   {bare:8.0f} files/s")
+        print(f"bare pydicom header reads, pool of {processes}:  {pooled:8.0f} files/s")
+        print(f"bare pydicom header loop, 1 process:    {loop:8.0f} files/s  (reference)")
         print(
-            f"ingest_dicom end to end ({args.processes or workers()} processes): {rate:8.0f} files/s "
+            f"ingest_folder end to end, {processes} processes: {rate:8.0f} files/s "
             f"({elapsed:.2f} s; {report.studies_new} studies, {report.linked} linked, {report.queued} queued)"
         )
-        print(f"re-ingest (adds nothing):               {reingest:8.0f} files/s")
-        print(f"ingest / bare = {rate / bare:.0%} (target >= 70%)")
+        print(f"re-ingest (adds nothing), {processes} processes: {reingest:8.0f} files/s")
+        print(f"ingest / bare pool ({processes} processes each) = {rate / pooled:.0%} (target >= 70%)")
+        print(f"ingest / bare 1-process loop = {rate / loop:.0%} (the figure this benchmark used to report)")
 
 
 if __name__ == "__main__":
