@@ -435,9 +435,8 @@ def _correct(rng: random.Random, row: dict) -> None:
             if isinstance(old, dt.date):
                 row[header] = old + dt.timedelta(days=rng.choice([-2, -1, 1, 2]))
             elif isinstance(old, float):
-                row[header] = round(
-                    old + rng.choice([-1.5, -0.5, 0.5, 1.5]), 2 if form == "serum_markers" else 1
-                )
+                step = rng.choice([0.5, 1.5]) * (1 if old < 2 else rng.choice([-1, 1]))  # never below 0
+                row[header] = round(old + step, 2 if form == "serum_markers" else 1)
             elif header == "Regions":
                 row[header] = "; ".join(rng.sample(list(REGIONS), rng.randint(1, 3)))
                 if row[header] == old:
