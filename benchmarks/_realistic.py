@@ -2,7 +2,7 @@
 
 One row per patient × visit, as a REDCap-style long sheet: a visit row fills the visit's own forms,
 and rows marked with a repeating form ("Repeat form" + "Instance") add serum markers or treatments.
-The columns are the items of nine of crf_definitions/'s forms (demographics, diagnosis and stage,
+The columns are the items of eight of crf_definitions/'s forms (demographics, diagnosis and stage,
 social history, imaging timepoint, RECIST response, serum markers, treatment history, vital status),
 with what real sheets carry:
 
