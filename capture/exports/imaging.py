@@ -4,7 +4,9 @@ The exports work without the imaging app: `provider()` answers None and no imagi
 appears. With it, wide and tidy exports gain per-subject summaries and long/tidy exports a
 table of imaging studies. Study dates arrive already shifted by the subject's date shift
 (the imaging app applies the same shift as the clinical exports), so they are shown as days
-since enrolment (always safe) and, in date-shift mode, as the shifted date itself.
+since enrolment (always safe) and, in date-shift mode, as the shifted date itself. Study UIDs
+are the imaging app's de-identified UIDs; with re-hashed ids each export remaps them with its
+own key (`Deidentifier.uid`), so they do not join two exports either.
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ class ImagingColumns:
         for subject_pk, uid, modalities, date in query:
             by_subject[subject_pk].append((uid, modalities, date))
         out = {}
+        uid_of = self.builder.deid.uid
         for subject in subjects:
             mine = by_subject.get(subject.pk, [])
             enrolled = subject.enrollment_date + dt.timedelta(days=subject.date_shift_days)
@@ -122,7 +125,7 @@ class ImagingColumns:
                 "modalities": "|".join(modalities) or None,
                 "first_day": min(days) if days else None,
                 "last_day": max(days) if days else None,
-                "uids": "|".join(uid for uid, _, _ in mine) or None,
+                "uids": "|".join(uid_of(uid) for uid, _, _ in mine) or None,
             }
         return out
 
@@ -157,7 +160,7 @@ class ImagingColumns:
                 for subject in chunk:
                     for study in studies.get(subject.pk, []):
                         extra = {
-                            "uid": study.study_uid,
+                            "uid": builder.deid.uid(study.study_uid),
                             "day": self._day(study, subject),
                             "modalities": "|".join(study.modality_list) or None,
                             "body_part": study.body_part or None,
