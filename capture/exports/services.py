@@ -34,6 +34,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from capture.audit.services import record_event
+from capture.cells import neutralise
 from capture.definitions.models import DataElement, FormDefinition
 from capture.studies import access
 from capture.studies.models import Study
@@ -213,7 +214,8 @@ def _write(builder: DatasetBuilder, workdir: Path, progress: Callable | None) ->
     with codebook_path.open("w", newline="", encoding="utf-8-sig") as handle:
         out = csv.DictWriter(handle, fieldnames=CODEBOOK_FIELDS)
         out.writeheader()
-        out.writerows(codebook)
+        # Labels and questions come from definitions anyone with a file could have written.
+        out.writerows({k: neutralise(v) for k, v in row.items()} for row in codebook)
     files = [path for writer in writers for path in writer.files] + [codebook_path]
     return {
         "subjects": subjects_exported if tables else builder.subject_total,

@@ -155,6 +155,7 @@ def registry(make_user) -> Registry:
                 "date_of_birth": born,
                 "diagnosis_date": diagnosed,
                 "score": score,
+                "stage": "1" if score > 0 else "2",
                 "note": note,
             },
             status=2,
