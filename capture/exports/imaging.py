@@ -64,6 +64,9 @@ class ImagingColumns:
             return study.study_date
         return study.study_date - dt.timedelta(days=subject.date_shift_days)  # identified: real date
 
+    def _uid_note(self) -> str:
+        return "remapped for this export" if self.builder.deid.rehash_key else ""
+
     def subject_columns(self, names: NameBook) -> list[Column]:
         return [
             Column(
@@ -100,6 +103,7 @@ class ImagingColumns:
                 "text",
                 "imaging",
                 key="uids",
+                note=self._uid_note(),
             ),
         ]
 
@@ -135,7 +139,14 @@ class ImagingColumns:
         names = NameBook()
         builder = self.builder
         columns = builder.subject_columns(names, full=False) + [
-            Column(names.take("study_uid"), "De-identified study UID", "text", "imaging", key="uid"),
+            Column(
+                names.take("study_uid"),
+                "De-identified study UID",
+                "text",
+                "imaging",
+                key="uid",
+                note=self._uid_note(),
+            ),
             Column(names.take("study_day"), "Study date, days since enrolment", "days", "imaging", key="day"),
             Column(names.take("modalities"), "Modalities, | separated", "text", "imaging", key="modalities"),
             Column(names.take("body_part"), "Body part examined", "text", "imaging", key="body_part"),

@@ -274,6 +274,9 @@ def _provenance(builder: DatasetBuilder, actor, started, export_id: str) -> dict
             "subject_ids": "re-hashed with a key made for this export and not kept"
             if spec.rehash_ids
             else "study subject ids",
+            "imaging_uids": "remapped with this export's key (not kept)"
+            if spec.rehash_ids
+            else "the imaging app's de-identified UIDs",
             "dropped_items": [{"item": d.item, "reason": d.reason} for d in sel.dropped],
         },
         "sites": sorted(access.sites_visible_to(actor, builder.study).values_list("code", flat=True)),
