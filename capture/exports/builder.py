@@ -113,7 +113,7 @@ class Deidentifier:
             return (day - subject.enrollment_date).days
         if self.policy.shifts_dates or self.date_mode == "none":
             return self.policy.date(subject, value)
-        return value + dt.timedelta(days=subject.date_shift_days)
+        return value + dt.timedelta(days=self.shift_days(subject))
 
 
 @dataclass
