@@ -6,13 +6,15 @@ exposes the export as tables. A table's `batches()` reads subjects in chunks (ke
 pagination) with their form records, so memory holds one chunk at a time whatever the size of
 the study. Writers consume batches; nothing here knows about file formats.
 
-De-identification (decided here, once, for every format):
+De-identification (decided here, once, for every format, from the export's disclosure policy
+`Disclosure.for_export`, capture/studies/disclosure.py):
 - identifier-flagged items are left out unless the export is identified;
 - dates are shifted by the subject's `date_shift_days`, or replaced by days since enrolment,
   or (identified only) kept;
-- subject ids may be replaced by an HMAC with a key made for this export and then forgotten,
-  so two exports cannot be linked by id;
-- free-text items (text without permissible values) are left out on request.
+- subject ids and imaging study UIDs may be replaced by an HMAC with a key made for this
+  export and then forgotten, so two exports cannot be linked by id or UID;
+- free-text items (text without permissible values) are left out on request;
+- a cohort filter reads the values the policy shows, never stored ones (cohort.py).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from django.db.models.functions import Cast
 from capture.definitions.models import DataElement, EventForm
 from capture.records.models import FormRecord
 from capture.studies import access
+from capture.studies.disclosure import Disclosure
 from capture.studies.models import Study, Subject
 
 from . import cohort as cohort_filter
@@ -61,23 +64,56 @@ KIND_CODES = (("patient", "Patient", ""), ("animal", "Animal model", ""))
 
 @dataclass
 class Deidentifier:
-    identified: bool
+    """The export's de-identification. What it may show is the export's disclosure policy
+    (`Disclosure.for_export`: identifier items, real or shifted dates); how dates are written
+    (shifted, days since enrolment, real) and whether ids are re-hashed is the export's choice
+    within that policy."""
+
+    policy: Disclosure
     date_mode: str
     rehash_key: bytes | None
+
+    def __post_init__(self) -> None:
+        if self.date_mode == "none" and not self.policy.identified:
+            raise ValidationError("Real dates are only in identified exports; choose 'shift' or 'offset'.")
+
+    @property
+    def identified(self) -> bool:
+        return self.policy.identified
+
+    def hides(self, element) -> bool:
+        """True when the export leaves the item out (an identifier in a de-identified export)."""
+        return self.policy.hides(element)
 
     def subject_key(self, subject_id: str | None) -> str | None:
         if subject_id is None or self.rehash_key is None:
             return subject_id
         return hmac.new(self.rehash_key, subject_id.encode(), hashlib.sha256).hexdigest()[:16]
 
+    def uid(self, uid: str | None) -> str | None:
+        """A (de-identified) DICOM UID as the export shows it: with re-hashed ids, a UID under the
+        2.25 root made with this export's key, so two exports cannot be joined on imaging UIDs
+        either; otherwise as stored."""
+        if not uid or self.rehash_key is None:
+            return uid
+        digest = hmac.new(self.rehash_key, b"uid\x00" + uid.encode(), hashlib.sha256).digest()
+        return f"2.25.{int.from_bytes(digest[:16], 'big')}"
+
+    def shift_days(self, subject: Subject) -> int:
+        """Days the export moves `subject`'s dates: the policy's shift (de-identified), or the
+        same subject shift when an identified export asks for shifted dates; 0 for real dates."""
+        if self.policy.shifts_dates or self.date_mode == "none":
+            return self.policy.shift_of(subject)
+        return int(subject.date_shift_days)
+
     def date(self, value: dt.date, subject: Subject):
         """A date as the export shows it: shifted, as days since enrolment, or real."""
         if self.date_mode == "offset":
             day = value.date() if isinstance(value, dt.datetime) else value
             return (day - subject.enrollment_date).days
-        if self.date_mode == "shift":
-            return value + dt.timedelta(days=subject.date_shift_days)
-        return value
+        if self.policy.shifts_dates or self.date_mode == "none":
+            return self.policy.date(subject, value)
+        return value + dt.timedelta(days=self.shift_days(subject))
 
 
 @dataclass
@@ -112,14 +148,17 @@ class DatasetBuilder:
         self.spec = spec
         self.chunk_size = chunk_size
         self.missing_codes = frozenset(study.missing_code_set())
+        # What the export may show: decided by the one disclosure policy, for an export whose
+        # identified/de-identified choice the service has checked against the user's rights.
+        self.policy = Disclosure.for_export(study, identified=spec.identified)
         self.deid = Deidentifier(
-            identified=spec.identified,
+            policy=self.policy,
             date_mode=spec.date_mode,
             rehash_key=secrets.token_bytes(32) if spec.rehash_ids else None,
         )
         self.selection = self._select()
         self.subjects = self._subjects()
-        self.cohort = cohort_filter.compile_cohort(spec.cohort, self.missing_codes) if spec.cohort else None
+        self.cohort = self._compile_cohort(spec.cohort) if spec.cohort else None
         self.imaging = imaging.provider(self) if spec.imaging else None
         self.subject_total = self.subjects.count()
         self._tables: list[Table] | None = None
@@ -188,7 +227,7 @@ class DatasetBuilder:
                 items = [i for i in items if i.name in wanted_items[name]]
             kept = []
             for item in items:
-                if item.element.identifier and not spec.identified:
+                if self.deid.hides(item.element):
                     dropped.append(Dropped(f"{name}.{item.name}", "identifier (de-identified export)"))
                 elif item.free_text and spec.drop_free_text:
                     dropped.append(Dropped(f"{name}.{item.name}", "free text (dropped on request)"))
@@ -225,6 +264,17 @@ class DatasetBuilder:
                 )
             subjects = subjects.filter(subject_id__in=spec.subjects)
         return subjects
+
+    def _compile_cohort(self, expression: str):
+        """The cohort predicate, on the values this export's policy shows (cohort.py says why)."""
+        return cohort_filter.compile_cohort(
+            expression,
+            self.missing_codes,
+            policy=self.policy,
+            fields=cohort_filter.study_fields(self.study.schedule),
+            event_names=set(self.event_names.values()),
+            extra_names=cohort_filter.IMAGING_NAMES if imaging.model() is not None else frozenset(),
+        )
 
     # ------------------------------------------------------------------ streaming
 
@@ -928,7 +978,7 @@ def _fast_converter(col: Column, missing_codes: frozenset, deid: Deidentifier):
         def shifted(values, subjects, shared):
             deltas = shared.get("deltas")
             if deltas is None:
-                deltas = shared["deltas"] = [dt.timedelta(days=s.date_shift_days) for s in subjects]
+                deltas = shared["deltas"] = [dt.timedelta(days=deid.shift_days(s)) for s in subjects]
             if _ONLY_STR.issuperset(map(type, values)) and special.isdisjoint(values):
                 return list(map(operator.add, map(fromiso, values), deltas))
             return [
@@ -965,14 +1015,14 @@ def converter(col: Column, missing_codes, deid: Deidentifier):
 
         return scalar
     if datatype == "date" and deid.date_mode == "shift":
-        fromiso, delta = dt.date.fromisoformat, dt.timedelta
+        fromiso, delta, shift_days = dt.date.fromisoformat, dt.timedelta, deid.shift_days
 
         def shifted(raw, subject):
             if raw is None or raw == "":
                 return None
             if raw in missing:
                 return missing[raw]
-            return fromiso(raw) + delta(days=subject.date_shift_days)
+            return fromiso(raw) + delta(days=shift_days(subject))
 
         return shifted
     return lambda raw, subject: convert(col, raw, subject, missing_codes, deid)

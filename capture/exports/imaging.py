@@ -4,7 +4,9 @@ The exports work without the imaging app: `provider()` answers None and no imagi
 appears. With it, wide and tidy exports gain per-subject summaries and long/tidy exports a
 table of imaging studies. Study dates arrive already shifted by the subject's date shift
 (the imaging app applies the same shift as the clinical exports), so they are shown as days
-since enrolment (always safe) and, in date-shift mode, as the shifted date itself.
+since enrolment (always safe) and, in date-shift mode, as the shifted date itself. Study UIDs
+are the imaging app's de-identified UIDs; with re-hashed ids each export remaps them with its
+own key (`Deidentifier.uid`), so they do not join two exports either.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ class ImagingColumns:
             return study.study_date
         return study.study_date - dt.timedelta(days=subject.date_shift_days)  # identified: real date
 
+    def _uid_note(self) -> str:
+        return "remapped for this export" if self.builder.deid.rehash_key else ""
+
     def subject_columns(self, names: NameBook) -> list[Column]:
         return [
             Column(
@@ -98,6 +103,7 @@ class ImagingColumns:
                 "text",
                 "imaging",
                 key="uids",
+                note=self._uid_note(),
             ),
         ]
 
@@ -112,6 +118,7 @@ class ImagingColumns:
         for subject_pk, uid, modalities, date in query:
             by_subject[subject_pk].append((uid, modalities, date))
         out = {}
+        uid_of = self.builder.deid.uid
         for subject in subjects:
             mine = by_subject.get(subject.pk, [])
             enrolled = subject.enrollment_date + dt.timedelta(days=subject.date_shift_days)
@@ -122,7 +129,7 @@ class ImagingColumns:
                 "modalities": "|".join(modalities) or None,
                 "first_day": min(days) if days else None,
                 "last_day": max(days) if days else None,
-                "uids": "|".join(uid for uid, _, _ in mine) or None,
+                "uids": "|".join(uid_of(uid) for uid, _, _ in mine) or None,
             }
         return out
 
@@ -132,7 +139,14 @@ class ImagingColumns:
         names = NameBook()
         builder = self.builder
         columns = builder.subject_columns(names, full=False) + [
-            Column(names.take("study_uid"), "De-identified study UID", "text", "imaging", key="uid"),
+            Column(
+                names.take("study_uid"),
+                "De-identified study UID",
+                "text",
+                "imaging",
+                key="uid",
+                note=self._uid_note(),
+            ),
             Column(names.take("study_day"), "Study date, days since enrolment", "days", "imaging", key="day"),
             Column(names.take("modalities"), "Modalities, | separated", "text", "imaging", key="modalities"),
             Column(names.take("body_part"), "Body part examined", "text", "imaging", key="body_part"),
@@ -157,7 +171,7 @@ class ImagingColumns:
                 for subject in chunk:
                     for study in studies.get(subject.pk, []):
                         extra = {
-                            "uid": study.study_uid,
+                            "uid": builder.deid.uid(study.study_uid),
                             "day": self._day(study, subject),
                             "modalities": "|".join(study.modality_list) or None,
                             "body_part": study.body_part or None,

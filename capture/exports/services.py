@@ -34,6 +34,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from capture.audit.services import record_event
+from capture.cells import neutralise
 from capture.definitions.models import DataElement, FormDefinition
 from capture.studies import access
 from capture.studies.models import Study
@@ -213,7 +214,8 @@ def _write(builder: DatasetBuilder, workdir: Path, progress: Callable | None) ->
     with codebook_path.open("w", newline="", encoding="utf-8-sig") as handle:
         out = csv.DictWriter(handle, fieldnames=CODEBOOK_FIELDS)
         out.writeheader()
-        out.writerows(codebook)
+        # Labels and questions come from definitions anyone with a file could have written.
+        out.writerows({k: neutralise(v) for k, v in row.items()} for row in codebook)
     files = [path for writer in writers for path in writer.files] + [codebook_path]
     return {
         "subjects": subjects_exported if tables else builder.subject_total,
@@ -272,6 +274,9 @@ def _provenance(builder: DatasetBuilder, actor, started, export_id: str) -> dict
             "subject_ids": "re-hashed with a key made for this export and not kept"
             if spec.rehash_ids
             else "study subject ids",
+            "imaging_uids": "remapped with this export's key (not kept)"
+            if spec.rehash_ids
+            else "the imaging app's de-identified UIDs",
             "dropped_items": [{"item": d.item, "reason": d.reason} for d in sel.dropped],
         },
         "sites": sorted(access.sites_visible_to(actor, builder.study).values_list("code", flat=True)),

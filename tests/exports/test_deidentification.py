@@ -133,3 +133,48 @@ def test_every_export_is_audited_with_its_filters_and_file_hashes(records, perso
     assert event.after["spec"]["sites"] == ["B"]
     assert event.after["bundle"]["name"] == path.name
     assert json.dumps(event.after["files"]) == json.dumps(manifest["files"])
+
+
+def test_rehashed_exports_cannot_be_joined_on_imaging_uids(records, personas, study, run_export):
+    from capture.exports import imaging
+
+    model = imaging.model()
+    if model is None:
+        pytest.skip("the imaging app is not installed")
+    a = records["a"]
+    stored = ["2.25.111111", "2.25.222222"]
+    for n, uid in enumerate(stored):
+        model.objects.create(
+            study=study,
+            subject=a,
+            study_uid=uid,
+            modalities="CT",
+            study_date=a.enrollment_date + dt.timedelta(days=a.date_shift_days + 30 * n),
+            source_kind="folder",
+            source="x",
+        )
+
+    def uids(folder) -> tuple[list[str], list[str]]:
+        subjects = pd.read_csv(
+            folder / "subjects.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig"
+        )
+        studies = pd.read_csv(
+            folder / "imaging_studies.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig"
+        )
+        listed = [u for cell in subjects["imaging_study_uids"] if cell for u in cell.split("|")]
+        return listed, studies["study_uid"].tolist()
+
+    plain = uids(run_export(personas["statistician"], study, formats=["csv"], layout="tidy")[2])
+    assert plain == (stored, stored)  # without re-hashing: the imaging app's de-identified UIDs
+    first = uids(
+        run_export(personas["statistician"], study, formats=["csv"], layout="tidy", rehash_ids=True)[2]
+    )
+    second = uids(
+        run_export(personas["statistician"], study, formats=["csv"], layout="tidy", rehash_ids=True)[2]
+    )
+    for listed, table in (first, second):
+        assert listed == table, "one export names each study by one UID in every table"
+        assert not set(table) & set(stored)
+        assert all(u.startswith("2.25.") and u[5:].isdigit() and len(u) <= 64 for u in table)
+        assert len(set(table)) == 2
+    assert not set(first[1]) & set(second[1]), "the same study has another UID in each rehashed export"

@@ -8,8 +8,9 @@ cell looks in its format. The protocol, called by `capture.exports.services`:
     writer.finish(codebook_rows)   # then writer.files lists what it wrote
 
 A batch (`capture.exports.columns.Batch`) holds a chunk of rows as columns. CSV and XLSX
-cells that begin with = + - @ (or a tab / carriage return) are prefixed with an apostrophe so
-a spreadsheet never runs them as formulas.
+text cells that begin with = + - @ (or a tab / carriage return) are prefixed with an apostrophe
+so a spreadsheet never runs them as formulas: the one rule of `capture.cells.neutralise`, for
+data cells, missing-code meanings, labels and the codebook alike. Numbers stay numbers.
 """
 
 from __future__ import annotations
@@ -18,20 +19,17 @@ import datetime as dt
 import operator
 from pathlib import Path
 
+from capture.cells import FORMULA_STARTS, neutralise
+
 from ..columns import Column, Missing
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+__all__ = ["FORMULA_STARTS", "WRITERS", "Writer", "neutralise", "writer_class"]
+
 _FORMULA_FIRST = frozenset(FORMULA_STARTS)
 # Cells csv.writer writes as `formatter` would (str of int, repr of float, date.isoformat, None
 # as ""), so a column of them needs no formatting. Exact classes: datetime and bool are not here.
 _AS_IS = frozenset({int, float, dt.date, type(None)})
 TEXT_CELLS = frozenset({str, type(None)})  # a column of text and blanks
-
-
-def neutralise(text: str) -> str:
-    if text and text.startswith(FORMULA_STARTS):
-        return "'" + text
-    return text
 
 
 class Writer:
@@ -71,7 +69,7 @@ class Writer:
             if value is None:
                 return ""
             if labels is not None:
-                return safe(labels.get(str(value), str(value))) if kind is not Missing else text(col, value)
+                return safe(labels.get(str(value), str(value)) if kind is not Missing else text(col, value))
             if kind is str:
                 return safe(value)
             if kind is int:
