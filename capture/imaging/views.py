@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from capture.jobs import services as jobs
 from capture.studies import access
+from capture.studies.disclosure import Disclosure
 
 from . import dicomweb, services, svg
 from . import ingest as ingest_limits
@@ -33,6 +34,7 @@ IMPORT = "import_data"
 @login_required
 def imaging_list(request, slug):
     study = access.get_study(request.user, slug)
+    disclosure = Disclosure.for_user(request.user, study)
     rows = services.visible_studies(request.user, study).order_by("subject__subject_id", "study_date")
     may_import = access.can(request.user, IMPORT, study)
     return render(
@@ -40,7 +42,12 @@ def imaging_list(request, slug):
         "imaging/list.html",
         {
             "study": study,
-            "rows": rows,
+            # Every value shown goes through the disclosure policy: free text, dates.
+            "rows": [
+                (s, disclosure.dicom_text(s.description), disclosure.date(s.subject, s.real_date()))
+                for s in rows
+            ],
+            "dates_shifted": disclosure.shifts_dates,
             "may_import": may_import,
             "queued": ImagingStudy.objects.unassigned().filter(study=study).count() if may_import else 0,
         },
@@ -51,14 +58,23 @@ def imaging_list(request, slug):
 def queue(request, slug):
     study = access.get_study(request.user, slug, IMPORT)
     subjects = list(access.subjects_visible_to(request.user, study).values_list("subject_id", flat=True))
-    rows = services.queue(request.user, study).prefetch_related("series")
+    disclosure = Disclosure.for_user(request.user, study)
+    rows = services.queue(request.user, study)
     return render(
         request,
         "imaging/queue.html",
         {
             "study": study,
-            "rows": [(row, AssignForm(subjects=subjects, prefix=f"s{row.pk}")) for row in rows],
-            "show_dates": access.can(request.user, "view_identifiers", study),
+            "rows": [
+                (
+                    row,
+                    disclosure.dicom_text(row.description),
+                    AssignForm(subjects=subjects, prefix=f"s{row.pk}"),
+                )
+                for row in rows
+            ],
+            # A queued study has no subject, so no shift: its real date is for the identified world only.
+            "show_dates": disclosure.identified,
         },
     )
 
