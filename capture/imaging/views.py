@@ -26,7 +26,7 @@ from . import ingest as ingest_limits
 from . import timeline as timelines
 from .forms import AssignForm, DicomwebForm, IdentifierForm, UploadForm
 from .jobs import UPLOAD_DIR
-from .models import ImagingStudy
+from .models import ImagingStudy, QuarantinedInstance
 
 IMPORT = "import_data"
 
@@ -50,6 +50,11 @@ def imaging_list(request, slug):
             "dates_shifted": disclosure.shifts_dates,
             "may_import": may_import,
             "queued": ImagingStudy.objects.unassigned().filter(study=study).count() if may_import else 0,
+            "quarantined": (
+                QuarantinedInstance.objects.filter(study=study, status=QuarantinedInstance.PENDING).count()
+                if may_import
+                else 0
+            ),
         },
     )
 
@@ -100,6 +105,58 @@ def assign(request, slug, pk):
         more = f" and {count - 1} more of the same patient" if count > 1 else ""
         messages.success(request, f"Assigned to {subject.subject_id}{more}.")
     return redirect("imaging:queue", slug=study.slug)
+
+
+@login_required
+def quarantine(request, slug):
+    """Images held back from de-identified copies until someone has looked at their pixels."""
+    study = access.get_study(request.user, slug, IMPORT)
+    disclosure = Disclosure.for_user(request.user, study)
+    rows = [
+        {
+            "row": row,
+            "found": disclosure.timestamp(row.subject, row.created_at),
+            "decided": disclosure.timestamp(row.subject, row.decided_at),
+            # Source paths often carry patient names: the identified world only.
+            "source": row.source_file if disclosure.identified else "",
+        }
+        for row in services.quarantine(request.user, study)
+    ]
+    return render(
+        request,
+        "imaging/quarantine.html",
+        {
+            "study": study,
+            "pending": [r for r in rows if r["row"].status == QuarantinedInstance.PENDING],
+            "decided": [r for r in rows if r["row"].status != QuarantinedInstance.PENDING],
+        },
+    )
+
+
+@login_required
+@require_POST
+def quarantine_decide(request, slug, pk):
+    study = access.get_study(request.user, slug, IMPORT)
+    row = get_object_or_404(QuarantinedInstance.objects.select_related("subject"), study=study, pk=pk)
+    access.get_subject(request.user, study, row.subject.subject_id)  # another site's image is 404
+    decision = request.POST.get("decision")
+    if decision not in ("release", "reject"):
+        messages.error(request, "Choose Release or Reject.")
+        return redirect("imaging:quarantine", slug=study.slug)
+    try:
+        services.decide_quarantine(
+            actor=request.user, item=row, release=decision == "release", reason=request.POST.get("reason", "")
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        done = (
+            "released: the next de-identification run writes it"
+            if decision == "release"
+            else "rejected: it is never shared"
+        )
+        messages.success(request, f"Image of {row.subject.subject_id} {done}.")
+    return redirect("imaging:quarantine", slug=study.slug)
 
 
 @login_required
