@@ -146,12 +146,23 @@ class _Run:
                 f"duplicate SOP Instance UID: {self.seen[sop_uid]} has the same one; the first was kept",
             )
         self.seen[sop_uid] = name
+        kept = False
+        try:
+            kept = self._share(ds, name, path, subject, sop_uid)
+        finally:
+            if not kept:  # neither copied nor held: a later file with this UID is not its duplicate
+                del self.seen[sop_uid]
+        return None
+
+    def _share(self, ds, name: str, path: Path, subject, sop_uid: str) -> bool:
+        """Copy one file whole (or leave nothing); True when it was written or quarantined."""
         reviewed = False
         risk = deid.burned_in_risk(ds)
         if risk and str(ds.get("BurnedInAnnotation", "")).strip().upper() != "YES":
-            reviewed = self._reviewed(ds, name, path, subject, sop_uid, risk)
-            if reviewed is None:
-                return None
+            state = self._review_state(ds, name, path, subject, sop_uid, risk)
+            if state != QuarantinedInstance.RELEASED:
+                return state == QuarantinedInstance.PENDING
+            reviewed = True
         try:
             deid.deidentify(
                 ds,
@@ -162,7 +173,8 @@ class _Run:
                 pixels_reviewed=reviewed,
             )
         except deid.RefusedError as exc:
-            return self.refuse(name, str(exc))
+            self.refuse(name, str(exc))
+            return False
         target = (
             self.dst
             / subject.subject_id
@@ -180,7 +192,7 @@ class _Run:
             partial.unlink(missing_ok=True)
         self.report.written += 1
         self.report.subjects.add(subject.subject_id)
-        return None
+        return True
 
     def _remap(self, uid: str) -> str:
         uid = uid.strip()
@@ -188,19 +200,19 @@ class _Run:
             self.uids[uid] = pseudonyms.remap_uid(self.study, uid)
         return self.uids[uid]
 
-    def _reviewed(self, ds, name: str, path: Path, subject, sop_uid: str, risk: str) -> bool | None:
-        """True when a person released these very pixels; None when the file waits (quarantined)
-        or was rejected, and is not copied."""
+    def _review_state(self, ds, name: str, path: Path, subject, sop_uid: str, risk: str) -> str:
+        """RELEASED when a person released these very pixels; REJECTED (refused) or PENDING
+        (quarantined, now or again) when the file is not copied."""
         if self.decisions is None:
             self.decisions = {q.sop_uid: q for q in QuarantinedInstance.objects.filter(study=self.study)}
         digest = pixel_hash(ds)
         decided = self.decisions.get(sop_uid)
         if decided is not None and decided.pixel_hash == digest:
             if decided.status == QuarantinedInstance.RELEASED:
-                return True
+                return QuarantinedInstance.RELEASED
             if decided.status == QuarantinedInstance.REJECTED:
                 self.refuse(name, f"rejected in the imaging quarantine: {decided.decision_reason}")
-                return None
+                return QuarantinedInstance.REJECTED
         else:
             self.new_quarantine[sop_uid] = {
                 "sop_uid": sop_uid,
@@ -217,7 +229,7 @@ class _Run:
         self.report.quarantined.append(
             {"file": name, "reason": f"{risk}; quarantined until a data manager reviews its pixels"}
         )
-        return None
+        return QuarantinedInstance.PENDING
 
 
 def _ensure_file_meta(ds) -> None:
