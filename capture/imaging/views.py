@@ -78,8 +78,9 @@ def queue(request, slug):
                 )
                 for row in rows
             ],
-            # A queued study has no subject, so no shift: its real date is for the identified world only.
-            "show_dates": disclosure.identified,
+            # A queued study has no subject, so no shift: its real date (and its source path, which
+            # often names the patient) are for the identified world only.
+            "identified": disclosure.identified,
         },
     )
 
