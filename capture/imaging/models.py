@@ -150,3 +150,41 @@ class ImagingInstance(models.Model):
 
     def __str__(self) -> str:
         return self.sop_uid
+
+
+class QuarantinedInstance(models.Model):
+    """A source image kept out of de-identified copies because its pixels may show identifying
+    text (`deid.burned_in_risk`), until a person with `import_data` has looked at them and
+    released it (copies are then written with BurnedInAnnotation NO) or rejected it for good.
+    The decision holds for these pixels only (`pixel_hash`): a changed image waits again."""
+
+    PENDING = "pending"
+    RELEASED = "released"
+    REJECTED = "rejected"
+    STATUSES = [(PENDING, "Waiting for review"), (RELEASED, "Released"), (REJECTED, "Rejected")]
+
+    study = models.ForeignKey("studies.Study", on_delete=models.PROTECT, related_name="quarantined_images")
+    subject = models.ForeignKey("studies.Subject", on_delete=models.PROTECT, related_name="+")
+    sop_uid = models.CharField(max_length=64, help_text="De-identified SOPInstanceUID")
+    pixel_hash = models.CharField(max_length=64, help_text="SHA-256 of the pixel data reviewed")
+    modality = models.CharField(max_length=16, blank=True)
+    sop_class = models.CharField(max_length=64, blank=True)
+    why = models.CharField(max_length=255)
+    # Where the file was found: source paths often carry names, so only the identified world sees it.
+    source_file = models.CharField(max_length=1000)
+    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decision_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["study_id", "created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "sop_uid"], name="imaging_quarantine_uid_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.modality or 'Image'} {self.sop_uid[-12:]} ({self.status})"

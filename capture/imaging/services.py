@@ -22,7 +22,7 @@ from capture.studies import access, pseudonyms
 from capture.studies.models import Study, Subject
 
 from .dicomread import Failure, Header
-from .models import ImagingInstance, ImagingSeries, ImagingStudy, SourceIdentifier
+from .models import ImagingInstance, ImagingSeries, ImagingStudy, QuarantinedInstance, SourceIdentifier
 
 Progress = Callable[..., None]
 
@@ -30,6 +30,8 @@ Progress = Callable[..., None]
 INGEST = "imaging.ingest"
 ASSIGN = "imaging.assign"
 IDENTIFIER = "imaging.identifier.add"
+RELEASE = "imaging.quarantine.release"
+REJECT = "imaging.quarantine.reject"
 
 
 def require(actor, study: Study, codename: str = "import_data") -> None:
@@ -435,3 +437,51 @@ def visible_studies(user, study: Study):
 def queue(user, study: Study):
     require(user, study)
     return ImagingStudy.objects.unassigned().filter(study=study).order_by("created_at", "pk")
+
+
+# ------------------------------------------------------------------------------ quarantine
+
+
+def quarantine(user, study: Study):
+    """Images held back from de-identified copies (pixels to review), of subjects the user sees."""
+    require(user, study)
+    return (
+        QuarantinedInstance.objects.filter(study=study, subject__in=access.subjects_visible_to(user, study))
+        .select_related("subject", "decided_by")
+        .order_by("created_at", "pk")
+    )
+
+
+@transaction.atomic
+def decide_quarantine(*, actor, item: QuarantinedInstance, release: bool, reason: str) -> QuarantinedInstance:
+    """A data manager releases a quarantined image (its pixels show no identifying text: the next
+    de-identification run writes it) or rejects it (it is never shared). Audited, with the reason."""
+    study = item.study
+    require(actor, study)
+    if actor is not None:
+        access.get_subject(actor, study, item.subject.subject_id)  # 404 if the actor may not see it
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError(
+            'Say what you checked, e.g. "pixels checked, no burned-in text" (or why it must not be shared).'
+        )
+    row = QuarantinedInstance.objects.select_for_update().get(pk=item.pk)
+    if row.status != QuarantinedInstance.PENDING:
+        raise ValidationError(f"This image was already {row.status}; it is no longer waiting for review.")
+    row.status = QuarantinedInstance.RELEASED if release else QuarantinedInstance.REJECTED
+    row.decided_at = timezone.now()
+    row.decided_by = actor if actor is not None and actor.pk else None
+    row.decision_reason = reason[:500]
+    row.save(update_fields=["status", "decided_at", "decided_by", "decision_reason"])
+    record_event(
+        actor=actor,
+        study=study,
+        action=RELEASE if release else REJECT,
+        object_type="imaging_instance",
+        object_id=row.pk,
+        object_label=row.sop_uid,
+        before={"status": QuarantinedInstance.PENDING},
+        after={"status": row.status, "subject": row.subject.subject_id, "modality": row.modality},
+        reason=row.decision_reason,
+    )
+    return row

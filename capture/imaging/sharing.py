@@ -4,6 +4,8 @@ source file names often carry patient names, so none is kept."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,23 +20,27 @@ from capture.studies.models import Study
 
 from . import deid
 from .dicomread import list_files, open_dicom
-from .models import SourceIdentifier
+from .models import QuarantinedInstance, SourceIdentifier
 
 
 @dataclass
 class CopyReport:
     written: int = 0
     refused: list[dict] = field(default_factory=list)
-    warnings: list[dict] = field(default_factory=list)
+    quarantined: list[dict] = field(default_factory=list)
     subjects: set[str] = field(default_factory=set)
 
     def as_dict(self) -> dict:
         return {
             "written": self.written,
             "refused": self.refused,
-            "warnings": self.warnings,
+            "quarantined": self.quarantined,
             "subjects": sorted(self.subjects),
         }
+
+
+# Without these a copy can be neither named nor declared: the file is refused, not guessed at.
+REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 
 
 def _subjects_by_hash(study: Study) -> dict:
@@ -44,72 +50,186 @@ def _subjects_by_hash(study: Study) -> dict:
     }
 
 
+def pixel_hash(ds) -> str:
+    """SHA-256 of the pixel data as stored: what a quarantine decision was made about."""
+    digest = hashlib.sha256()
+    for keyword in deid.PIXEL_KEYWORDS:
+        if keyword in ds:
+            digest.update(keyword.encode() + b"\0" + bytes(ds[keyword].value or b""))
+    return digest.hexdigest()
+
+
 def deidentify_tree(*, actor, study: Study, src: Path, dst: Path) -> CopyReport:
+    """Write de-identified copies of the DICOM files under `src` to `dst`. Each file is copied
+    whole or not at all; a file that cannot be copied is refused by name and the run goes on;
+    the run always ends with one audit event (with the quarantine rows it adds)."""
     if not src.exists():
         raise FileNotFoundError(f"{src} does not exist; give a folder (or a file) of DICOM files.")
     if dst.exists() and dst.resolve() == src.resolve():
         raise ValueError("Write the copies to another folder than the originals.")
-    subjects = _subjects_by_hash(study)
-    report = CopyReport()
-    uids: dict[str, str] = {}
+    run = _Run(study=study, dst=dst, subjects=_subjects_by_hash(study))
     root = src.resolve()
-    for path in list_files(root):
-        name = str(path.relative_to(root)) if path != root else path.name
+    try:
+        for path in list_files(root):
+            name = str(path.relative_to(root)) if path != root else path.name
+            try:
+                run.copy(path, name)
+            except Exception as exc:  # noqa: BLE001 - any damaged source is refused by name; the run goes on
+                run.report.refused.append(
+                    {"file": name, "reason": f"not copied: {exc.__class__.__name__}: {exc}"[:300]}
+                )
+    finally:
+        with transaction.atomic():
+            for row in run.new_quarantine.values():
+                QuarantinedInstance.objects.update_or_create(
+                    study=study,
+                    sop_uid=row.pop("sop_uid"),
+                    defaults=row | {"status": QuarantinedInstance.PENDING},
+                )
+            report = run.report
+            record_event(
+                actor=actor,
+                study=study,
+                action="imaging.deidentify",
+                object_type="imaging",
+                object_id="copy",
+                object_label=str(dst)[:255],
+                after={
+                    "written": report.written,
+                    "refused": len(report.refused),
+                    "quarantined": len(report.quarantined),
+                    "subjects": sorted(report.subjects),
+                },
+            )
+    return run.report
+
+
+@dataclass
+class _Run:
+    study: Study
+    dst: Path
+    subjects: dict
+    report: CopyReport = field(default_factory=CopyReport)
+    uids: dict = field(default_factory=dict)
+    seen: dict = field(default_factory=dict)  # de-identified SOP uid -> the file that gave it
+    new_quarantine: dict = field(default_factory=dict)
+    decisions: dict | None = None
+
+    def refuse(self, name: str, reason: str) -> None:
+        self.report.refused.append({"file": name, "reason": reason})
+
+    def copy(self, path: Path, name: str) -> None:
         try:
             ds = open_dicom(path)
         except InvalidDicomError:
-            report.refused.append({"file": name, "reason": "not a DICOM file"})
-            continue
+            return self.refuse(name, "not a DICOM file")
         except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            report.refused.append(
-                {"file": name, "reason": f"unreadable: {exc.__class__.__name__}: {exc}"[:300]}
+            return self.refuse(name, f"unreadable: {exc.__class__.__name__}: {exc}"[:300])
+        missing = [k for k in REQUIRED_UIDS if not str(ds.get(k, "") or "").strip()]
+        if missing:
+            return self.refuse(
+                name,
+                f"it has no {', '.join(missing)}: a copy could be neither named nor declared; fix the source",
             )
-            continue
         patient = str(ds.get("PatientID", "")).strip()
-        subject = subjects.get(pseudonyms.source_hash(study, patient)) if patient else None
+        subject = self.subjects.get(pseudonyms.source_hash(self.study, patient)) if patient else None
         if subject is None:
-            report.refused.append(
-                {
-                    "file": name,
-                    "reason": "its PatientID names no subject of the study; ingest it and assign its study "
-                    "in the imaging queue (or register the PatientID for the subject) first",
-                }
+            return self.refuse(
+                name,
+                "its PatientID names no subject of the study; ingest it and assign its study in the imaging "
+                "queue (or register the PatientID for the subject) first",
             )
-            continue
-        warning = deid.burned_in_warning(ds)
+        sop_uid = self._remap(str(ds.SOPInstanceUID))
+        if sop_uid in self.seen:
+            return self.refuse(
+                name,
+                f"duplicate SOP Instance UID: {self.seen[sop_uid]} has the same one; the first was kept",
+            )
+        self.seen[sop_uid] = name
+        kept = False
+        try:
+            kept = self._share(ds, name, path, subject, sop_uid)
+        finally:
+            if not kept:  # neither copied nor held: a later file with this UID is not its duplicate
+                del self.seen[sop_uid]
+        return None
+
+    def _share(self, ds, name: str, path: Path, subject, sop_uid: str) -> bool:
+        """Copy one file whole (or leave nothing); True when it was written or quarantined."""
+        reviewed = False
+        risk = deid.burned_in_risk(ds)
+        if risk and str(ds.get("BurnedInAnnotation", "")).strip().upper() != "YES":
+            state = self._review_state(ds, name, path, subject, sop_uid, risk)
+            if state != QuarantinedInstance.RELEASED:
+                return state == QuarantinedInstance.PENDING
+            reviewed = True
         try:
             deid.deidentify(
-                ds, study=study, subject_id=subject.subject_id, shift_days=subject.date_shift_days, uids=uids
+                ds,
+                study=self.study,
+                subject_id=subject.subject_id,
+                shift_days=subject.date_shift_days,
+                uids=self.uids,
+                pixels_reviewed=reviewed,
             )
         except deid.RefusedError as exc:
-            report.refused.append({"file": name, "reason": str(exc)})
-            continue
+            self.refuse(name, str(exc))
+            return False
         target = (
-            dst / subject.subject_id / str(ds.get("StudyInstanceUID", "study"))
-            / str(ds.get("SeriesInstanceUID", "series")) / f"{ds.get('SOPInstanceUID', f'file{report.written}')}.dcm"
-        )  # fmt: skip
+            self.dst
+            / subject.subject_id
+            / str(ds.StudyInstanceUID)
+            / str(ds.SeriesInstanceUID)
+            / f"{sop_uid}.dcm"
+        )
         target.parent.mkdir(parents=True, exist_ok=True)
         _ensure_file_meta(ds)
-        ds.save_as(target, enforce_file_format=True)
-        report.written += 1
-        report.subjects.add(subject.subject_id)
-        if warning:
-            report.warnings.append({"file": name, "reason": warning})
-    with transaction.atomic():
-        record_event(
-            actor=actor,
-            study=study,
-            action="imaging.deidentify",
-            object_type="imaging",
-            object_id="copy",
-            object_label=str(dst)[:255],
-            after={
-                "written": report.written,
-                "refused": len(report.refused),
-                "subjects": sorted(report.subjects),
-            },
+        partial = target.with_name(f".{target.name}.part")
+        try:
+            ds.save_as(partial, enforce_file_format=True)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        self.report.written += 1
+        self.report.subjects.add(subject.subject_id)
+        return True
+
+    def _remap(self, uid: str) -> str:
+        uid = uid.strip()
+        if uid not in self.uids:
+            self.uids[uid] = pseudonyms.remap_uid(self.study, uid)
+        return self.uids[uid]
+
+    def _review_state(self, ds, name: str, path: Path, subject, sop_uid: str, risk: str) -> str:
+        """RELEASED when a person released these very pixels; REJECTED (refused) or PENDING
+        (quarantined, now or again) when the file is not copied."""
+        if self.decisions is None:
+            self.decisions = {q.sop_uid: q for q in QuarantinedInstance.objects.filter(study=self.study)}
+        digest = pixel_hash(ds)
+        decided = self.decisions.get(sop_uid)
+        if decided is not None and decided.pixel_hash == digest:
+            if decided.status == QuarantinedInstance.RELEASED:
+                return QuarantinedInstance.RELEASED
+            if decided.status == QuarantinedInstance.REJECTED:
+                self.refuse(name, f"rejected in the imaging quarantine: {decided.decision_reason}")
+                return QuarantinedInstance.REJECTED
+        else:
+            self.new_quarantine[sop_uid] = {
+                "sop_uid": sop_uid,
+                "subject": subject,
+                "pixel_hash": digest,
+                "modality": str(ds.get("Modality", ""))[:16],
+                "sop_class": str(ds.get("SOPClassUID", ""))[:64],
+                "why": risk[:255],
+                "source_file": str(path)[:1000],
+                "decided_at": None,
+                "decided_by": None,
+                "decision_reason": "",
+            }
+        self.report.quarantined.append(
+            {"file": name, "reason": f"{risk}; quarantined until a data manager reviews its pixels"}
         )
-    return report
+        return QuarantinedInstance.PENDING
 
 
 def _ensure_file_meta(ds) -> None:

@@ -1,8 +1,10 @@
 """A subject's timeline: dated form records and imaging studies on one axis of days from
 enrolment, with the schedule's event windows, as plain data (for the JSON API and the picture).
 
-Dates are real for roles that see identifiers, and shifted by the subject's date shift for the
-others; the day offsets are the same either way, which is the point of one shift per subject.
+What a user sees is decided by the study's disclosure policy (`capture/studies/disclosure.py`):
+dates are real in the identified world and moved by the subject's date shift in the de-identified
+one (the day offsets are the same either way, which is the point of one shift per subject), and
+DICOM free text (StudyDescription) is withheld from the de-identified world.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 from capture.definitions.models import DataElement
 from capture.records.models import FormRecord
-from capture.studies import access
+from capture.studies.disclosure import Disclosure
 from capture.studies.models import Subject
 
 from .models import ImagingStudy
@@ -122,19 +124,17 @@ def _stop_name(name: str) -> list[str]:
 
 def build(user, subject: Subject) -> Timeline:
     """The timeline of `subject` as `user` may see it (the caller has checked access)."""
-    study = subject.study
-    real = access.can(user, "view_identifiers", study)
-    shift = dt.timedelta(days=0 if real else subject.date_shift_days)
+    disclosure = Disclosure.for_user(user, subject.study)
     enrolled = subject.enrollment_date
 
     def show(date: dt.date) -> str:
-        return (date + shift).isoformat()
+        return disclosure.date(subject, date).isoformat()
 
     timeline = Timeline(
         subject_id=subject.subject_id,
         anchor="enrollment",
         enrollment_date=show(enrolled),
-        dates_shifted=not real,
+        dates_shifted=disclosure.shifts_dates,
     )
     events = list(subject.arm.events.order_by("order"))
     timeline.windows = [
@@ -203,7 +203,7 @@ def build(user, subject: Subject) -> Timeline:
                 day=day,
                 date=show(date) if date else None,
                 modalities=scan.modality_list,
-                description=scan.description,
+                description=disclosure.dicom_text(scan.description),
                 body_part=scan.body_part,
                 series_count=scan.series_count,
                 instance_count=scan.instance_count,

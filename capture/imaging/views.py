@@ -19,13 +19,14 @@ from django.views.decorators.http import require_POST
 
 from capture.jobs import services as jobs
 from capture.studies import access
+from capture.studies.disclosure import Disclosure
 
 from . import dicomweb, services, svg
 from . import ingest as ingest_limits
 from . import timeline as timelines
 from .forms import AssignForm, DicomwebForm, IdentifierForm, UploadForm
 from .jobs import UPLOAD_DIR
-from .models import ImagingStudy
+from .models import ImagingStudy, QuarantinedInstance
 
 IMPORT = "import_data"
 
@@ -33,6 +34,7 @@ IMPORT = "import_data"
 @login_required
 def imaging_list(request, slug):
     study = access.get_study(request.user, slug)
+    disclosure = Disclosure.for_user(request.user, study)
     rows = services.visible_studies(request.user, study).order_by("subject__subject_id", "study_date")
     may_import = access.can(request.user, IMPORT, study)
     return render(
@@ -40,9 +42,19 @@ def imaging_list(request, slug):
         "imaging/list.html",
         {
             "study": study,
-            "rows": rows,
+            # Every value shown goes through the disclosure policy: free text, dates.
+            "rows": [
+                (s, disclosure.dicom_text(s.description), disclosure.date(s.subject, s.real_date()))
+                for s in rows
+            ],
+            "dates_shifted": disclosure.shifts_dates,
             "may_import": may_import,
             "queued": ImagingStudy.objects.unassigned().filter(study=study).count() if may_import else 0,
+            "quarantined": (
+                QuarantinedInstance.objects.filter(study=study, status=QuarantinedInstance.PENDING).count()
+                if may_import
+                else 0
+            ),
         },
     )
 
@@ -51,14 +63,24 @@ def imaging_list(request, slug):
 def queue(request, slug):
     study = access.get_study(request.user, slug, IMPORT)
     subjects = list(access.subjects_visible_to(request.user, study).values_list("subject_id", flat=True))
-    rows = services.queue(request.user, study).prefetch_related("series")
+    disclosure = Disclosure.for_user(request.user, study)
+    rows = services.queue(request.user, study)
     return render(
         request,
         "imaging/queue.html",
         {
             "study": study,
-            "rows": [(row, AssignForm(subjects=subjects, prefix=f"s{row.pk}")) for row in rows],
-            "show_dates": access.can(request.user, "view_identifiers", study),
+            "rows": [
+                (
+                    row,
+                    disclosure.dicom_text(row.description),
+                    AssignForm(subjects=subjects, prefix=f"s{row.pk}"),
+                )
+                for row in rows
+            ],
+            # A queued study has no subject, so no shift: its real date (and its source path, which
+            # often names the patient) are for the identified world only.
+            "identified": disclosure.identified,
         },
     )
 
@@ -84,6 +106,58 @@ def assign(request, slug, pk):
         more = f" and {count - 1} more of the same patient" if count > 1 else ""
         messages.success(request, f"Assigned to {subject.subject_id}{more}.")
     return redirect("imaging:queue", slug=study.slug)
+
+
+@login_required
+def quarantine(request, slug):
+    """Images held back from de-identified copies until someone has looked at their pixels."""
+    study = access.get_study(request.user, slug, IMPORT)
+    disclosure = Disclosure.for_user(request.user, study)
+    rows = [
+        {
+            "row": row,
+            "found": disclosure.timestamp(row.subject, row.created_at),
+            "decided": disclosure.timestamp(row.subject, row.decided_at),
+            # Source paths often carry patient names: the identified world only.
+            "source": row.source_file if disclosure.identified else "",
+        }
+        for row in services.quarantine(request.user, study)
+    ]
+    return render(
+        request,
+        "imaging/quarantine.html",
+        {
+            "study": study,
+            "pending": [r for r in rows if r["row"].status == QuarantinedInstance.PENDING],
+            "decided": [r for r in rows if r["row"].status != QuarantinedInstance.PENDING],
+        },
+    )
+
+
+@login_required
+@require_POST
+def quarantine_decide(request, slug, pk):
+    study = access.get_study(request.user, slug, IMPORT)
+    row = get_object_or_404(QuarantinedInstance.objects.select_related("subject"), study=study, pk=pk)
+    access.get_subject(request.user, study, row.subject.subject_id)  # another site's image is 404
+    decision = request.POST.get("decision")
+    if decision not in ("release", "reject"):
+        messages.error(request, "Choose Release or Reject.")
+        return redirect("imaging:quarantine", slug=study.slug)
+    try:
+        services.decide_quarantine(
+            actor=request.user, item=row, release=decision == "release", reason=request.POST.get("reason", "")
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        done = (
+            "released: the next de-identification run writes it"
+            if decision == "release"
+            else "rejected: it is never shared"
+        )
+        messages.success(request, f"Image of {row.subject.subject_id} {done}.")
+    return redirect("imaging:quarantine", slug=study.slug)
 
 
 @login_required

@@ -4,9 +4,9 @@ import pydicom
 import pytest
 from django.core.management import CommandError, call_command
 
-from capture.imaging import deid
+from capture.imaging import deid, services
 from capture.imaging.ingest import ingest_folder
-from capture.imaging.models import ImagingStudy
+from capture.imaging.models import ImagingStudy, QuarantinedInstance
 from capture.imaging.sharing import check_tree, deidentify_tree
 
 from .conftest import dicom_copy
@@ -39,12 +39,25 @@ def originals(linked, tmp_path):
     return root
 
 
+# Images that commonly carry burned-in text and do not declare BurnedInAnnotation NO.
+RISKY = ["02_JPEG2000.dcm", "08_SC_rgb_rle.dcm", "10_ExplVR_BigEnd.dcm"]  # SC class, OT, US
+
+
 def test_copies_of_every_test_file_pass_check_deid_with_zero_findings(study, originals, tmp_path):
     report = deidentify_tree(actor=None, study=study, src=originals, dst=tmp_path / "out")
-    assert report.refused == [] and report.written == len(FILES)
+    assert report.refused == [] and report.written == len(FILES) - len(RISKY)
+    assert [q["file"] for q in report.quarantined] == RISKY
     checked, problems = check_tree(tmp_path / "out")
-    assert checked == len(FILES)
+    assert checked == len(FILES) - len(RISKY)
     assert problems == []
+    # Released after review, they are written too, and the whole tree still checks clean.
+    for item in QuarantinedInstance.objects.all():
+        services.decide_quarantine(
+            actor=None, item=item, release=True, reason="pixels checked, no burned-in text"
+        )
+    report = deidentify_tree(actor=None, study=study, src=originals, dst=tmp_path / "out")
+    assert report.written == len(FILES) and report.quarantined == []
+    assert check_tree(tmp_path / "out") == (len(FILES), [])
 
 
 def test_check_deid_reports_what_the_originals_still_carry(originals):
@@ -106,8 +119,9 @@ def test_the_commands_copy_then_check_clean(linked, study, originals, tmp_path, 
     call_command("deidentify_dicom", str(originals), str(tmp_path / "out"), "--study", "trial")
     call_command("check_deid", str(tmp_path / "out"))
     out = capsys.readouterr().out
-    assert f"{len(FILES)} de-identified files written" in out
-    assert f"{len(FILES)} files checked, 0 findings." in out
+    assert f"{len(FILES) - len(RISKY)} de-identified files written" in out
+    assert f"{len(RISKY)} quarantined for pixel review" in out
+    assert f"{len(FILES) - len(RISKY)} files checked, 0 findings." in out
 
 
 def test_check_deid_fails_on_originals(originals):

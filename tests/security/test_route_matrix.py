@@ -100,6 +100,8 @@ ROUTES: dict[str, Route | None] = {
     "imaging:list": Route(),
     "imaging:queue": Route(perm="import_data"),
     "imaging:ingest": Route(perm="import_data"),
+    "imaging:quarantine": Route(perm="import_data"),
+    "imaging:quarantine_decide": Route(perm="import_data", methods=("POST",), ok=404, kwargs={"pk": 999999}),
     "imaging:assign": Route(perm="import_data", methods=("POST",), ok=404, kwargs={"pk": 999999}),
     "imaging:ingest_job": Route(perm="import_data", scope="job", ok=404, kwargs={"slug": "trial"}),
     "imaging:subject_link": Route(perm="import_data", scope="subject"),

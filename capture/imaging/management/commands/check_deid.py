@@ -8,8 +8,10 @@ from capture.imaging.sharing import check_tree
 class Command(BaseCommand):
     help = (
         "Report every PS3.15 Annex E attribute that still carries a value in the DICOM files under PATH "
-        "(UIDs not remapped, identifying text, dates without the Modified Dates declaration), every "
-        "private attribute, and files not declared de-identified. Exits with status 1 on any finding."
+        "(UIDs not remapped, identifying text, dates without the Modified Dates declaration, times of action "
+        "X), every private attribute, files not declared de-identified, and images whose pixels may carry "
+        "burned-in text (BurnedInAnnotation YES; US, SC, OT, XA, ES or secondary capture without "
+        "BurnedInAnnotation NO). Exits with status 1 on any finding."
     )
 
     def add_arguments(self, parser):

@@ -13,7 +13,10 @@ class Command(BaseCommand):
         "PS3.15 Annex E Basic profile with Retain Longitudinal Temporal Information with Modified Dates. "
         "PatientName and PatientID become the subject id, dates move by the subject's date shift, UIDs "
         "are remapped consistently, private attributes are removed. Files of patients not linked to a "
-        "subject, and files with BurnedInAnnotation YES, are refused and listed. Check with check_deid."
+        "subject, files without their UIDs, duplicate SOP Instance UIDs and files with BurnedInAnnotation YES "
+        "are refused and listed. Images that commonly carry burned-in text (US, SC, OT, XA, ES, secondary "
+        "capture) without BurnedInAnnotation NO are quarantined until a data manager releases them on the "
+        "study's imaging quarantine page; run again after that. Check with check_deid."
     )
 
     def add_arguments(self, parser):
@@ -28,9 +31,9 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         for item in report.refused:
             self.stderr.write(f"refused: {item['file']}: {item['reason']}")
-        for item in report.warnings:
-            self.stderr.write(f"check: {item['file']}: {item['reason']}")
+        for item in report.quarantined:
+            self.stderr.write(f"quarantined: {item['file']}: {item['reason']}")
         self.stdout.write(
             f"{report.written} de-identified files written to {dst} for {len(report.subjects)} subjects; "
-            f"{len(report.refused)} refused."
+            f"{len(report.refused)} refused; {len(report.quarantined)} quarantined for pixel review."
         )
