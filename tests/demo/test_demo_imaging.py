@@ -1,5 +1,7 @@
+"""Demo scans: ingested through the real path, most linked to their patients, two queued."""
+
+from capture.demo.imaging import seed_imaging
 from capture.imaging import timeline
-from capture.imaging.demo import seed_imaging
 from capture.imaging.models import ImagingStudy
 
 

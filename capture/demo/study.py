@@ -17,9 +17,10 @@ from capture.definitions.expressions import fields_used
 from capture.definitions.models import DataElement, EventForm, Schedule
 from capture.records.models import Status
 from capture.records.services import RecordValidationError, save_record
+from capture.studies import services
+from capture.studies.models import Study, Subject
 
-from . import services
-from .models import Study, Subject
+from .imaging import seed_imaging
 
 DEMO_SLUG = "qin-coclinical-demo"
 SCHEDULE_REF = ("qin_coclinical", "1.0")
@@ -112,8 +113,6 @@ def seed(*, patients: int = 60, models: int = 20, seed_value: int = 7, imaging: 
             _fill_records(subject, admin, rng)
     if imaging and patients:
         # Scans for most patients, linked by a registered PatientID; two wait in the assignment queue.
-        from capture.imaging.demo import seed_imaging
-
         queued = min(2, patients)
         seed_imaging(study, patients=min(12, patients - queued), queued=queued)
     return DemoResult(study, passwords, created=True)

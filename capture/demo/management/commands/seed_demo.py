@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from capture.studies import demo
+from capture.demo import study as demo
 
 
 class Command(BaseCommand):

@@ -5,9 +5,10 @@ from django.urls import reverse
 
 from capture.audit.services import verify_all
 from capture.definitions.loader import load_definitions
+from capture.demo import study as demo
 from capture.imaging.models import ImagingStudy
 from capture.records.models import FormRecord
-from capture.studies import access, demo
+from capture.studies import access
 from capture.studies.models import Subject
 from tests.conftest import ROOT
 

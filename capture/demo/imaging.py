@@ -1,7 +1,7 @@
 """Imaging for the demo study: DICOM files made from pydicom's bundled test data, ingested
 through the real path (headers, hashes, shifted dates), so the timeline shows scans.
 
-`seed_imaging(study)` is meant to be called by `manage.py seed_demo` after the records exist.
+`seed_imaging(study)` is called by `study.seed` (`manage.py seed_demo`) after the records exist.
 Most patients get a registered PatientID and link by themselves; two patients' studies are left
 in the queue for the data manager to assign.
 """
@@ -18,8 +18,8 @@ import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
-from . import services
-from .ingest import ingest_folder
+from capture.imaging import services
+from capture.imaging.ingest import ingest_folder
 
 # (days from enrolment, test file, modality): baseline CT, PET/CT on treatment, MR at follow-up,
 # and one scan between windows so the timeline shows "outside every window".
@@ -56,7 +56,7 @@ def _write(path: Path, name: str, modality: str, patient_id: str, date: dt.date,
 def seed_imaging(
     study, *, patients: int = 12, queued: int = 2, seed_value: int = 11
 ) -> services.IngestReport:
-    rng = random.Random(seed_value)  # noqa: S311 - demo data, nothing secret
+    rng = random.Random(seed_value)
     subjects = list(study.subjects.patients().order_by("pk")[: patients + queued])
     with tempfile.TemporaryDirectory(prefix="capture-demo-dicom-") as tmp:
         for index, subject in enumerate(subjects):
