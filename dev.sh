@@ -83,7 +83,7 @@ cmd_test() {
     if [ "$arg" = "--postgres" ]; then postgres=1; else args+=("$arg"); fi
   done
   ensure_venv
-  apt_install chromium orthanc orthanc-dicomweb || echo "Chromium or Orthanc missing: browser and DICOMweb tests are skipped (under CI, DICOMweb tests fail)." >&2
+  apt_install chromium orthanc orthanc-dicomweb || echo "Chromium or Orthanc missing: browser and DICOMweb tests are skipped (with CI=true they fail)." >&2
   say "Tests on SQLite"
   env -u DATABASE_URL "$PY" -m pytest "${args[@]}"
   if [ "$postgres" -eq 1 ]; then

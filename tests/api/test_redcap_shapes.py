@@ -8,9 +8,15 @@ import io
 import pytest
 
 from tests.conftest import SHARED
+from tests.requirements import need_shared
 
 REDCAP = SHARED / "data" / "redcap"
-pytestmark = pytest.mark.skipif(not REDCAP.is_dir(), reason="needs ../shared/data/redcap")
+
+
+@pytest.fixture(autouse=True)
+def _shared_redcap_files():
+    need_shared(REDCAP)
+
 
 URL = "/redcap/api/"
 

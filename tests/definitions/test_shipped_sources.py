@@ -8,7 +8,7 @@ which in `source:`, for example
     source: "gdc _terms.yaml#gender; values: gdc demographic.yaml#gender"
     source: "caDSR XML cde-sample-2544997.xml (...)"
 
-These tests need no database. The source checks skip when ../shared is absent.
+These tests need no database. The source checks need ../shared: they skip without it, and fail in CI.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 
-import pytest
 import yaml
 
 from capture.definitions.schema import DataElement, ElementFile, FormFile, ScheduleFile
+from tests.requirements import need_shared
 
 REPO = Path(__file__).resolve().parents[2]
 DEFINITIONS = REPO / "crf_definitions"
@@ -58,8 +58,7 @@ def shipped_elements() -> list[DataElement]:
 
 
 def _require_shared() -> None:
-    if not CADSR.is_dir():
-        pytest.skip("../shared is absent: the caDSR source files are not here", allow_module_level=False)
+    need_shared(CADSR)
 
 
 def _version(value: object) -> Decimal | None:

@@ -22,8 +22,12 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from tests.requirements import need
+
 ROOT = Path(__file__).resolve().parents[2]
 
+# Not a missing requirement (tests/requirements.py): CI runs the suite once on SQLite and once on
+# PostgreSQL, and these tests belong to the PostgreSQL run only.
 requires_postgres = pytest.mark.skipif(
     not os.environ.get("DATABASE_URL", "").startswith("postgres"),
     reason="fault tests run worker processes against the test database and hold row locks: "
@@ -150,8 +154,9 @@ class Cluster:
 
     def __init__(self, tmp: Path):
         bindirs = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-        if not bindirs:
-            pytest.skip("PostgreSQL's server programs are not installed (/usr/lib/postgresql/*/bin)")
+        need(
+            bindirs, "PostgreSQL's server programs (/usr/lib/postgresql/*/bin)", "apt-get install postgresql"
+        )
         self.bin = bindirs[-1]
         self.dir = tmp
         self.runas: list[str] = []

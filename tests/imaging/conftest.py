@@ -1,10 +1,10 @@
 """Imaging test helpers: DICOM files rewritten from pydicom's bundled test data, and a real
-Orthanc with its DICOMweb plugin on 127.0.0.1 (skipped when missing, but failing under CI)."""
+Orthanc with its DICOMweb plugin on 127.0.0.1 (skipped when missing, but failing under CI: see
+tests/requirements.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -19,8 +19,10 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from capture.imaging import services as imaging
+from tests.requirements import need
 
 ORTHANC_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+ORTHANC_HOW = "apt-get install orthanc orthanc-dicomweb"
 
 
 def dicom_copy(
@@ -104,20 +106,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _missing(reason: str):
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} CI must run the DICOMweb tests: install orthanc and orthanc-dicomweb.")
-    pytest.skip(f"{reason} Install them (`apt-get install orthanc orthanc-dicomweb`) to run these tests.")
-
-
 @pytest.fixture(scope="session")
 def orthanc(tmp_path_factory):
     """A throw-away Orthanc on 127.0.0.1 with DICOMweb at <url>/dicom-web; yields its base URL."""
     binary = shutil.which("Orthanc") or ("/usr/sbin/Orthanc" if Path("/usr/sbin/Orthanc").exists() else None)
-    if binary is None:
-        _missing("The Orthanc binary is not installed.")
-    if not ORTHANC_PLUGIN.exists():
-        _missing(f"The Orthanc DICOMweb plugin ({ORTHANC_PLUGIN}) is not installed.")
+    need(binary, "the Orthanc binary", ORTHANC_HOW)
+    need(ORTHANC_PLUGIN.exists(), f"Orthanc's DICOMweb plugin ({ORTHANC_PLUGIN})", ORTHANC_HOW)
     work = tmp_path_factory.mktemp("orthanc")
     http, dicom = _free_port(), _free_port()
     config = {

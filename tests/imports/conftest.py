@@ -11,16 +11,11 @@ from capture.definitions.loader import load_definitions
 from capture.definitions.models import Schedule
 from capture.studies import services as study_services
 from tests.conftest import ROOT, SHARED
+from tests.requirements import need_shared  # noqa: F401 - the import tests take it from here
 
 IMPORT_FIXTURES = ROOT / "fixtures" / "imports"
 HNSCC_CSV = SHARED / "data" / "clinical" / "tcia_hnscc_clinical_mdacc.csv"
 REDCAP = SHARED / "data" / "redcap"
-
-
-def need_shared(path):
-    if not path.exists():
-        pytest.skip(f"../shared is absent: {path} is needed for this test")
-    return path
 
 
 @pytest.fixture

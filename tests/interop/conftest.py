@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import ROOT, SHARED
+from tests.requirements import need_shared
 
 DATA = SHARED / "data"
 REDCAP = DATA / "redcap"
@@ -14,9 +13,8 @@ OWN = ROOT / "fixtures" / "interop"
 
 
 def shared(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"../shared is absent: {path} is needed for this test")
-    return path
+    """`path` under ../shared; the test skips locally and fails in CI when it is absent."""
+    return need_shared(path)
 
 
 def redcap_dictionaries() -> list[str]:

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from capture.definitions.models import Schedule
 from capture.studies.models import Study
+from tests.requirements import SHARED_HOW, need
 
 from .conftest import OWN, REDCAP, longitudinal_files, shared
 
@@ -59,8 +60,7 @@ def test_every_field_of_every_shared_dictionary_renders_in_the_preview(client, m
 
     client.force_login(make_user("boss", is_staff=True))
     names = redcap_dictionaries()
-    if not names:
-        pytest.skip("../shared is absent: the REDCap dictionaries are needed")
+    need(names, f"../shared ({REDCAP}, its REDCap dictionaries)", SHARED_HOW)
     from capture.definitions.converters import Conversion, redcap
 
     for name in names:

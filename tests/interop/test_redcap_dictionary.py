@@ -324,7 +324,6 @@ def test_staff_only_may_create_a_study(db, make_user):
 
 
 def test_an_expression_reading_an_undefined_field_is_reported_with_its_cell(db):
-    pytest.importorskip("capture.definitions.expressions")
     text = HEADER + "\nrecord_id,f,,text,ID,,,,,,,,,,,,,\nx,f,,text,X,,,,,,,[smokr] = '1',,,,,,\n"
     conversion = _convert(text)
     (problem,) = [p for p in conversion.warnings if "smokr" in p.message]

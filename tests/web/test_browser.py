@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 
 from tests.conftest import PASSWORD
+from tests.requirements import need
 
 pytestmark = pytest.mark.browser
 
@@ -21,12 +22,7 @@ def browser(live_server, db):
     ORM calls made after it starts open a second database connection that is never closed
     (PostgreSQL then refuses to drop the test database).
     """
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing in CI: .ci/run must install Debian's chromium package.")
-        pytest.skip(
-            "Debian's chromium is not installed (apt-get install chromium); the browser tests need it."
-        )
+    need(os.path.exists(CHROMIUM), f"Debian's chromium ({CHROMIUM})", "apt-get install chromium")
     # Playwright's sync API runs an event loop; Django refuses sync DB calls inside one unless told.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
