@@ -47,6 +47,13 @@ def display(value):
     return to_text(value)
 
 
+def display_item(c: CompiledForm, name: str, value):
+    """`display` of one item's stored value, or of a repeating group's rows (a list of dicts)."""
+    if name in c.repeating:
+        return [{k: display(v) for k, v in row.items()} for row in value or [] if isinstance(row, dict)]
+    return display(value)
+
+
 def display_values(c: CompiledForm, data: dict) -> tuple[dict, dict]:
     """(top-level display values, group -> list of row display dicts)."""
     grouped = c.grouped

@@ -389,7 +389,9 @@ def field_history(request, slug, subject_id, event, form, instance, field):
     def shown(value) -> str:
         if value is None:
             return entry.shown(c, key, "")
-        return entry.shown(c, key, entry.disclosed(c, disclosure, subject, key, entry.display(value)))
+        return entry.shown(
+            c, key, entry.disclosed(c, disclosure, subject, key, entry.display_item(c, key, value))
+        )
 
     group = c.grouped.get(field)
     key = group or field
