@@ -309,6 +309,12 @@ DEIDENTIFIED_READ_ONLY = (
 )
 
 
+def _refuse_deidentified_writes(user, study) -> None:
+    """The entry pages are read-only for a user who sees the study de-identified (403)."""
+    if not Disclosure.for_user(user, study).identified:
+        raise PermissionDenied(DEIDENTIFIED_READ_ONLY)
+
+
 def _int(text, default):
     try:
         return int(text)
@@ -353,6 +359,7 @@ def add_instance(request, slug, subject_id, event, form):
         raise Http404("This form does not repeat here.")
     if not access.may_act_at_site(request.user, "enter_data", study, subject.site):
         raise PermissionDenied("Your role may not enter data.")
+    _refuse_deidentified_writes(request.user, study)
     last = FormRecord.objects.filter(subject=subject, event=slot.event, form_name=form).aggregate(
         m=Max("instance")
     )
@@ -366,6 +373,8 @@ def delete_instance(request, slug, subject_id, event, form, instance):
     record = _record(subject, slot, form, instance)
     if record is None:
         raise Http404("No such record.")
+    if access.may_act_at_site(request.user, "enter_data", study, subject.site):
+        _refuse_deidentified_writes(request.user, study)
     try:
         services.delete_instance(actor=request.user, record=record, reason=request.POST.get("reason", ""))
     except (ValidationError, services.RecordLockedError) as exc:
@@ -622,7 +631,11 @@ def query_detail(request, slug, pk):
 def _dated(user, study, queries) -> list[tuple[Query, object]]:
     """Each query with its last change as this user may see it (shifted with its subject's dates)."""
     disclosure = Disclosure.for_user(user, study)
-    return [(q, disclosure.timestamp(q.record.subject, q.updated_at)) for q in queries]
+    dated = [(q, disclosure.timestamp(q.record.subject, q.updated_at)) for q in queries]
+    if not disclosure.identified:
+        # In the order of the times shown: the real order would tell how subjects' shifts differ.
+        dated.sort(key=lambda pair: (pair[1] is not None, pair[1]), reverse=True)
+    return dated
 
 
 @login_required

@@ -327,3 +327,52 @@ def test_enrol_is_refused_to_a_role_that_sees_the_study_deidentified(client, per
     assert "Enrol a subject" not in fetch(client, reverse("web:dashboard", args=[study.slug]))
     client.force_login(personas["coordinator_a"])
     assert client.get(reverse("web:enroll", args=[study.slug])).status_code == 200
+
+
+def test_enter_data_without_view_identifiers_may_not_add_or_remove_instances(
+    client, personas, qin, statistician_who_may_enter
+):
+    study, subject, record = qin
+    save_record(
+        actor=personas["coordinator_a"],
+        subject=subject,
+        event_name="baseline",
+        form_name="serum_markers",
+        values={},
+    )
+    client.force_login(statistician_who_may_enter)
+    args = [study.slug, subject.subject_id, "baseline", "serum_markers"]
+    assert client.get(reverse("records:add_instance", args=args)).status_code == 403
+    response = client.post(reverse("records:remove", args=[*args, 1]), {"reason": "entered twice"})
+    assert response.status_code == 403
+    assert FormRecord.objects.filter(subject=subject, form_name="serum_markers").count() == 1
+
+
+def test_query_list_of_a_deidentified_role_is_in_the_order_of_the_times_it_shows(client, personas, qin):
+    study, subject, record = qin
+    other = services.enroll_subject(
+        actor=personas["admin"], study=study, site=subject.site, enrollment_date=ENROLLED
+    )
+    assert other.date_shift_days != subject.date_shift_days, "the test needs two different shifts"
+    # The subject whose dates move less gets the earlier query: shown, its query is the later one.
+    less, more = sorted([subject, other], key=lambda s: s.date_shift_days, reverse=True)
+    records = {}
+    for s in (less, more):
+        records[s.pk] = (
+            record
+            if s == subject
+            else save_record(
+                actor=personas["coordinator_a"],
+                subject=s,
+                event_name="baseline",
+                form_name="demographics",
+                values={},
+            )
+        )
+    Query.objects.all().delete()
+    first = open_query(actor=personas["monitor"], record=records[less.pk], field="gender", text="Check.")
+    second = open_query(actor=personas["monitor"], record=records[more.pk], field="gender", text="Check.")
+    assert first.updated_at <= second.updated_at
+    client.force_login(personas["statistician"])
+    page = fetch(client, reverse("records:queries", args=[study.slug]))
+    assert page.index(f"#{first.pk}</a>") < page.index(f"#{second.pk}</a>")
