@@ -269,7 +269,6 @@ def entry_page(request, slug, subject_id, event, form, instance):
             "events_json": mark_safe(  # noqa: S308 - as above
                 entry._json_script((events or {}) if disclosure.identified else {})
             ),
-            "server_logic": not disclosure.identified,
             "deidentified": not disclosure.identified,
             "deidentified_entry": deidentified_entry,
             "saved_at": disclosure.timestamp(subject, record.updated_at) if record else None,
@@ -373,8 +372,7 @@ def delete_instance(request, slug, subject_id, event, form, instance):
     record = _record(subject, slot, form, instance)
     if record is None:
         raise Http404("No such record.")
-    if access.may_act_at_site(request.user, "enter_data", study, subject.site):
-        _refuse_deidentified_writes(request.user, study)
+    _refuse_deidentified_writes(request.user, study)
     try:
         services.delete_instance(actor=request.user, record=record, reason=request.POST.get("reason", ""))
     except (ValidationError, services.RecordLockedError) as exc:
