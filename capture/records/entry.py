@@ -22,6 +22,7 @@ from html import escape
 from django.core import signing
 
 from capture.definitions.expressions import to_text
+from capture.studies.disclosure import WITHHELD, Disclosure
 
 from .compiled import CompiledForm, compiled
 from .logic import apply_logic, calculated_text
@@ -46,6 +47,13 @@ def display(value):
     return to_text(value)
 
 
+def display_item(c: CompiledForm, name: str, value):
+    """`display` of one item's stored value, or of a repeating group's rows (a list of dicts)."""
+    if name in c.repeating:
+        return [{k: display(v) for k, v in row.items()} for row in value or [] if isinstance(row, dict)]
+    return display(value)
+
+
 def display_values(c: CompiledForm, data: dict) -> tuple[dict, dict]:
     """(top-level display values, group -> list of row display dicts)."""
     grouped = c.grouped
@@ -56,6 +64,61 @@ def display_values(c: CompiledForm, data: dict) -> tuple[dict, dict]:
 
 def as_record_values(values: dict, rows: dict) -> dict:
     return {**values, **rows}
+
+
+# ---------------------------------------------------------------------------- what a user may see
+
+
+@dataclass(frozen=True)
+class ItemKind:
+    """What the disclosure policy needs to know of an item: its datatype and identifier flag."""
+
+    datatype: str
+    identifier: bool
+
+
+def item_kinds(c: CompiledForm) -> dict[str, ItemKind]:
+    """Every item of the form (repeating groups' items too) by name, kept with the compiled form."""
+    found = c.extras.get("kinds")
+    if found is None:
+        found = c.extras["kinds"] = {
+            i["name"]: ItemKind(c.rules[i["name"]].datatype, bool(c.elements[i["element"]].identifier))
+            for i in c.items
+        }
+    return found
+
+
+def disclosed(c: CompiledForm, disclosure: Disclosure, subject, name: str, value):
+    """A display value (text, a checkbox's codes, or a repeating group's rows) as this user may
+    see it on a page: a hidden identifier as the mask, a date shifted with the subject's dates.
+    In the de-identified world a name the form does not know is withheld (nothing vouches that
+    it is not an identifier)."""
+    if disclosure.identified or value in (None, "", []):
+        return value
+    if name in c.repeating:
+        return [{k: disclosed(c, disclosure, subject, k, v) for k, v in row.items()} for row in value or []]
+    kind = item_kinds(c).get(name)
+    if kind is None:
+        return WITHHELD
+    return disclosure.value(subject, datatype=kind.datatype, identifier=kind.identifier, value=value)
+
+
+def form_values(c: CompiledForm, disclosure: Disclosure, subject, values: dict, rows: dict):
+    """The entry form's display values as this user may see them: a hidden identifier's control
+    left empty (the page marks it hidden), dates shifted; (values, rows) as `display_values`."""
+    if disclosure.identified:
+        return values, rows
+    kinds = item_kinds(c)
+
+    def one(name, value):
+        kind = kinds.get(name)
+        if kind is None or disclosure.hides(kind):
+            return ""
+        return disclosure.value(subject, datatype=kind.datatype, identifier=False, value=value)
+
+    shown_values = {k: one(k, v) for k, v in values.items()}
+    shown_rows = {g: [{k: one(k, v) for k, v in row.items()} for row in group] for g, group in rows.items()}
+    return shown_values, shown_rows
 
 
 # ---------------------------------------------------------------------------- the skeleton

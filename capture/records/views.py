@@ -23,6 +23,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from capture.audit.models import AuditEvent
 from capture.studies import access
+from capture.studies.disclosure import Disclosure
 
 from . import entry, services
 from .compiled import compiled
@@ -88,8 +89,14 @@ def entry_page(request, slug, subject_id, event, form, instance):
     record = _record(subject, slot, form, instance)
     # The subject is visible, so its site is: `can` here means `access.may_act_at_site`.
     can = study_access.can
-    can_edit = can("enter_data")
+    disclosure = Disclosure.for_user(request.user, study)
+    # A de-identified user sees shifted dates and no identifiers: whatever they sent back would
+    # be those values, so the page never saves for them, whatever their role allows.
+    deidentified_entry = can("enter_data") and not disclosure.identified
+    can_edit = can("enter_data") and disclosure.identified
     if request.method == "POST" and not can_edit:
+        if deidentified_entry:
+            raise PermissionDenied(DEIDENTIFIED_READ_ONLY)
         raise PermissionDenied("Your role may read this form but not change it.")
     # The slot's form instance when it is the record's version, so that the record service
     # (given the slot) compiles the same instance.
@@ -100,8 +107,7 @@ def entry_page(request, slug, subject_id, event, form, instance):
     c = compiled(definition)
     missing = list(study.missing_codes)
     missing_set = frozenset(study.missing_code_set())
-    identifiers = {i["name"] for i in c.items if c.elements[i["element"]].identifier}
-    masked = identifiers if identifiers and not can("view_identifiers") else set()
+    masked = {i["name"] for i in c.items if disclosure.hides(c.elements[i["element"]])}
     events = services.other_events(subject, definition, exclude=record, compiled_form=c)
     errors: dict[str, str] = {}
     banner = ""
@@ -187,7 +193,9 @@ def entry_page(request, slug, subject_id, event, form, instance):
             panels[key] = entry.conflict_panel(c, key, mine, theirs_value, who)
 
     hidden, computed = entry.visible_state(c, values, rows, events=events, missing=missing_set)
-    for lg in c.logic:
+    for lg in c.logic if disclosure.identified else ():
+        # De-identified, a calculation shows the value the server stored (and the browser does
+        # not recompute it): the values it reads may be hidden or shifted on this page.
         if lg.calculation is not None and lg.group is None:
             values[lg.name] = entry.display(computed.get(lg.name))
         elif lg.calculation is not None:
@@ -209,6 +217,7 @@ def entry_page(request, slug, subject_id, event, form, instance):
             open_queries[field] = n
     can_query = record is not None and can("verify_data")
     links = _links(c, record, open_queries, can_query)
+    values, rows = entry.form_values(c, disclosure, subject, values, rows)
     html, sk = entry.render_form(
         c,
         definition.spec,
@@ -239,6 +248,8 @@ def entry_page(request, slug, subject_id, event, form, instance):
         if record and record.status == Status.COMPLETE
         else []
     )
+    for signature in signatures:
+        signature.shown_at = disclosure.timestamp(subject, signature.signed_at)
     return render(
         request,
         "records/entry.html",
@@ -253,7 +264,17 @@ def entry_page(request, slug, subject_id, event, form, instance):
             "instances": instances,
             "form_html": mark_safe(html),  # noqa: S308 - built by entry.py, which escapes every value
             "logic_json": mark_safe(sk.logic_json),  # noqa: S308 - JSON with <, > and & escaped
-            "events_json": mark_safe(entry._json_script(events or {})),  # noqa: S308 - as above
+            # Other events' values feed the browser's calculations; a de-identified page runs
+            # none, and must not carry another form's identifiers or real dates.
+            "events_json": mark_safe(  # noqa: S308 - as above
+                entry._json_script((events or {}) if disclosure.identified else {})
+            ),
+            "deidentified": not disclosure.identified,
+            "deidentified_entry": deidentified_entry,
+            "saved_at": disclosure.timestamp(subject, record.updated_at) if record else None,
+            "subject_locked_at": disclosure.timestamp(subject, subject_lock.locked_at)
+            if subject_lock
+            else None,
             "row_templates": mark_safe("".join(sk.row_templates.values())),  # noqa: S308 - built by entry.py
             "can_edit": can_edit and not locked,
             "may_enter": can_edit,
@@ -266,7 +287,9 @@ def entry_page(request, slug, subject_id, event, form, instance):
             "status": status,
             "statuses": Status.choices,
             "version": version or "",
-            "base_token": entry.sign(base),
+            # Signed, not encrypted: it would carry the record's raw values to a de-identified
+            # page, which never posts anyway.
+            "base_token": entry.sign(base) if disclosure.identified else "",
             "conflicts_token": entry.sign({"theirs": theirs_display}) if conflicts else "",
             "reason": reason,
             "reason_needed": bool(record and record.status == Status.COMPLETE),
@@ -276,6 +299,19 @@ def entry_page(request, slug, subject_id, event, form, instance):
             "open_query_count": sum(open_queries.values()),
         },
     )
+
+
+DEIDENTIFIED_READ_ONLY = (
+    "Your role sees this study de-identified (dates shifted, identifiers hidden), so it may read "
+    "forms but not save them: a save would store the shifted values. Ask a study administrator "
+    "for a role that may view identifiers to enter data."
+)
+
+
+def _refuse_deidentified_writes(user, study) -> None:
+    """The entry pages are read-only for a user who sees the study de-identified (403)."""
+    if not Disclosure.for_user(user, study).identified:
+        raise PermissionDenied(DEIDENTIFIED_READ_ONLY)
 
 
 def _int(text, default):
@@ -322,6 +358,7 @@ def add_instance(request, slug, subject_id, event, form):
         raise Http404("This form does not repeat here.")
     if not access.may_act_at_site(request.user, "enter_data", study, subject.site):
         raise PermissionDenied("Your role may not enter data.")
+    _refuse_deidentified_writes(request.user, study)
     last = FormRecord.objects.filter(subject=subject, event=slot.event, form_name=form).aggregate(
         m=Max("instance")
     )
@@ -335,6 +372,7 @@ def delete_instance(request, slug, subject_id, event, form, instance):
     record = _record(subject, slot, form, instance)
     if record is None:
         raise Http404("No such record.")
+    _refuse_deidentified_writes(request.user, study)
     try:
         services.delete_instance(actor=request.user, record=record, reason=request.POST.get("reason", ""))
     except (ValidationError, services.RecordLockedError) as exc:
@@ -353,11 +391,15 @@ def field_history(request, slug, subject_id, event, form, instance, field):
     c = compiled(record.form)
     if field not in c.rules and field not in c.repeating:
         raise Http404("No such field.")
-    masked = (
-        field in c.rules
-        and not access.can(request.user, "view_identifiers", study)
-        and any(c.elements[i["element"]].identifier for i in c.items if i["name"] == field)
-    )
+    disclosure = Disclosure.for_user(request.user, study)
+
+    def shown(value) -> str:
+        if value is None:
+            return entry.shown(c, key, "")
+        return entry.shown(
+            c, key, entry.disclosed(c, disclosure, subject, key, entry.display_item(c, key, value))
+        )
+
     group = c.grouped.get(field)
     key = group or field
     rows = []
@@ -376,13 +418,9 @@ def field_history(request, slug, subject_id, event, form, instance, field):
         rows.append(
             {
                 "who": ev.actor_label,
-                "when": ev.timestamp,
-                "before": "••••"
-                if masked
-                else entry.shown(c, key, entry.display(before) if before is not None else ""),
-                "after": "••••"
-                if masked
-                else entry.shown(c, key, entry.display(after) if after is not None else ""),
+                "when": disclosure.timestamp(subject, ev.timestamp),
+                "before": shown(before),
+                "after": shown(after),
                 "reason": ev.reason,
                 "action": "created" if ev.action == "record.create" else "changed",
             }
@@ -508,12 +546,28 @@ def query_new(request, slug, subject_id, event, form, instance):
             "record": record,
             "field": field,
             "label": c.rules[field].label if field else "",
-            "value": entry.shown(c, field, entry.display(record.data.get(field))) if field else "",
+            "value": _current_value(Disclosure.for_user(request.user, study), c, record, field)
+            if field
+            else "",
             "choices": choices,
             "error": error,
             "entry_url": _entry_url(study, subject, event, form, instance),
         },
     )
+
+
+def _current_value(disclosure: Disclosure, c, record: FormRecord, field: str) -> str:
+    """The stored value a query names, in words, as this user may see it (masked, shifted).
+    `field` is an item, or `group[n].item` for a row of a repeating group."""
+    value, name = record.data.get(field), field
+    if "[" in field:
+        group, _, rest = field.partition("[")
+        index, _, name = rest.partition("].")
+        rows = record.data.get(group) or []
+        n = _int(index, 0)
+        value = rows[n - 1].get(name) if 0 < n <= len(rows) and isinstance(rows[n - 1], dict) else None
+    shown = entry.disclosed(c, disclosure, record.subject, name, entry.display(value))
+    return entry.shown(c, name, shown)
 
 
 def _visible_queries(user, study):
@@ -549,6 +603,7 @@ def query_detail(request, slug, pk):
             return redirect("records:query", slug=study.slug, pk=query.pk)
     c = compiled(record.form)
     name = query.field.split(".")[-1]
+    disclosure = Disclosure.for_user(request.user, study)
     return render(
         request,
         "records/query.html",
@@ -558,14 +613,27 @@ def query_detail(request, slug, pk):
             "query": query,
             "record": record,
             "label": c.rules[name].label if name in c.rules else query.field,
-            "value": entry.shown(c, query.field, entry.display(record.data.get(query.field))),
-            "messages_list": query.messages.select_related("author"),
+            "value": _current_value(disclosure, c, record, query.field),
+            "messages_list": [
+                (message, disclosure.timestamp(subject, message.at))
+                for message in query.messages.select_related("author")
+            ],
             "can_answer": access.may_act_at_site(request.user, "enter_data", study, subject.site),
             "can_close": access.may_act_at_site(request.user, "verify_data", study, subject.site),
             "error": error,
             "entry_url": _entry_url(study, subject, record.event.name, record.form_name, record.instance),
         },
     )
+
+
+def _dated(user, study, queries) -> list[tuple[Query, object]]:
+    """Each query with its last change as this user may see it (shifted with its subject's dates)."""
+    disclosure = Disclosure.for_user(user, study)
+    dated = [(q, disclosure.timestamp(q.record.subject, q.updated_at)) for q in queries]
+    if not disclosure.identified:
+        # In the order of the times shown: the real order would tell how subjects' shifts differ.
+        dated.sort(key=lambda pair: (pair[1] is not None, pair[1]), reverse=True)
+    return dated
 
 
 @login_required
@@ -588,7 +656,7 @@ def query_list(request, slug):
         "records/queries.html",
         {
             "study": study,
-            "queries": queries.order_by("-updated_at")[:500],
+            "queries": _dated(request.user, study, queries.order_by("-updated_at")[:500]),
             "sites": access.sites_visible_to(request.user, study),
             "site_code": site_code,
             "state": state,
@@ -612,7 +680,11 @@ def record_queries(request, slug, subject_id, event, form, instance):
         "records/queries.html",
         {
             "study": study,
-            "queries": queries.select_related("record__subject__site", "record__event", "record__form"),
+            "queries": _dated(
+                request.user,
+                study,
+                queries.select_related("record__subject__site", "record__event", "record__form"),
+            ),
             "record": record,
             "state": "all",
             "field": field,

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods
 from capture.definitions.models import Arm, DataElement
 from capture.records.models import FormRecord, Query, SubjectLock
 from capture.studies import access, services
+from capture.studies.disclosure import Disclosure
 from capture.studies.models import Subject
 from capture.studies.roles import ROLES
 
@@ -40,6 +41,7 @@ def study_list(request):
 
 
 @login_required
+@access.request_cache  # the page and its disclosure policy read the permissions once
 def dashboard(request, slug):
     study = access.get_study(request.user, slug)
     arms = list(study.schedule.arms.all())
@@ -52,6 +54,7 @@ def dashboard(request, slug):
     if query:
         subjects = subjects.filter(subject_id__icontains=query)
     page = Paginator(subjects.order_by("subject_id"), study_page_size()).get_page(request.GET.get("page"))
+    perms = access.permissions(request.user, study)
     grid = build_grid(arm, list(page.object_list)) if arm else None
     return render(
         request,
@@ -65,7 +68,8 @@ def dashboard(request, slug):
             "sites": access.sites_visible_to(request.user, study),
             "site_code": site_code,
             "query": query,
-            "perms": access.permissions(request.user, study),
+            "perms": perms,
+            "may_enrol": "enroll_subject" in perms and Disclosure.for_user(request.user, study).identified,
             "open_queries": Query.objects.filter(
                 record__subject__in=access.subjects_visible_to(request.user, study), status=Query.OPEN
             ).count(),
@@ -80,6 +84,7 @@ def study_page_size() -> int:
 
 
 @login_required
+@access.request_cache  # the page and its disclosure policy read the permissions once
 def subject_detail(request, slug, subject_id):
     study = access.get_study(request.user, slug)
     subject = access.get_subject(request.user, study, subject_id)
@@ -88,26 +93,32 @@ def subject_detail(request, slug, subject_id):
     cells = iter(grid.rows[0].cells)
     events = [(event, [next(cells) for _ in forms]) for event, forms in grid.events]
     visible = access.subjects_visible_to(request.user, study)
+    disclosure = Disclosure.for_user(request.user, study)
+    subject_lock = SubjectLock.objects.filter(subject=subject).select_related("locked_by").first()
     return render(
         request,
         "web/subject.html",
         {
             "study": study,
             "subject": subject,
+            "enrolled": disclosure.enrollment_date(subject),
             "events": events,
             # Only what the user may see: a coordinator does not learn of another site's models.
             "derived_models": visible.filter(derived_from=subject),
             "derived_from": visible.filter(pk=subject.derived_from_id).first(),
             # get_subject has settled that the user sees the subject's site; the role decides the rest.
-            "can_enter": "enter_data" in perms,
+            # A de-identified user reads forms but never saves them (records.views.entry_page).
+            "can_enter": "enter_data" in perms and disclosure.identified,
             "can_lock": "lock_records" in perms,
             "can_link_imaging": "import_data" in perms,
-            "subject_lock": SubjectLock.objects.filter(subject=subject).select_related("locked_by").first(),
+            "subject_lock": subject_lock,
+            "locked_at": disclosure.timestamp(subject, subject_lock.locked_at) if subject_lock else None,
         },
     )
 
 
 @login_required
+@access.request_cache  # the page and its disclosure policy read the permissions once
 def record_detail(request, slug, subject_id, event, form, instance):
     study = access.get_study(request.user, slug)
     subject = access.get_subject(request.user, study, subject_id)
@@ -118,7 +129,7 @@ def record_detail(request, slug, subject_id, event, form, instance):
     )
     if record is None:
         raise Http404("No such record.")
-    show_identifiers = access.can(request.user, "view_identifiers", study)
+    disclosure = Disclosure.for_user(request.user, study)
     elements = {
         e.ref: e for e in DataElement.objects.filter(forms=record.form).prefetch_related("permissible_values")
     }
@@ -134,7 +145,7 @@ def record_detail(request, slug, subject_id, event, form, instance):
                         "columns": [_label(i, elements) for i in entry["items"]],
                         "rows": [
                             [
-                                _shown(i, row.get(i["name"]), elements, show_identifiers)
+                                _shown(i, row.get(i["name"]), elements, disclosure, subject)
                                 for i in entry["items"]
                             ]
                             for row in rows
@@ -145,7 +156,7 @@ def record_detail(request, slug, subject_id, event, form, instance):
                 entries.append(
                     {
                         "label": _label(entry, elements),
-                        "value": _shown(entry, record.data.get(entry["name"]), elements, show_identifiers),
+                        "value": _shown(entry, record.data.get(entry["name"]), elements, disclosure, subject),
                         "element": elements[entry["element"]],
                     }
                 )
@@ -158,7 +169,9 @@ def record_detail(request, slug, subject_id, event, form, instance):
             "subject": subject,
             "record": record,
             "sections": sections,
-            "can_enter": access.may_act_at_site(request.user, "enter_data", study, subject.site),
+            "saved_at": disclosure.timestamp(subject, record.updated_at),
+            "can_enter": disclosure.identified
+            and access.may_act_at_site(request.user, "enter_data", study, subject.site),
         },
     )
 
@@ -167,12 +180,15 @@ def _label(item: dict, elements: dict) -> str:
     return item.get("label") or elements[item["element"]].question
 
 
-def _shown(item: dict, value, elements: dict, show_identifiers: bool) -> str:
+def _shown(item: dict, value, elements: dict, disclosure: Disclosure, subject) -> str:
+    """A stored value in words, as this user may see it: a hidden identifier masked, a date
+    shifted with the subject's dates, a code as its meaning."""
     element = elements[item["element"]]
     if value in (None, "", []):
         return ""
-    if element.identifier and not show_identifiers:
-        return "•••• (identifier hidden)"
+    value = disclosure.value(subject, datatype=element.datatype, identifier=element.identifier, value=value)
+    if disclosure.hides(element):
+        return value
     meanings = {pv.code: pv.meaning for pv in element.permissible_values.all()}
     if isinstance(value, list):
         return ", ".join(meanings.get(v, v) for v in value)
@@ -213,6 +229,12 @@ class EnrollForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 def enroll(request, slug):
     study = access.get_study(request.user, slug, "enroll_subject")
+    if not Disclosure.for_user(request.user, study).identified:
+        # The enrolment date typed here would show shifted on the subject page: the shift.
+        raise PermissionDenied(
+            "Your role sees this study de-identified (dates shifted), so it may not enrol subjects: "
+            "ask a study administrator for a role that may view identifiers."
+        )
     form = EnrollForm(request.POST or None, user=request.user, study=study)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

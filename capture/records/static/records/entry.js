@@ -9,6 +9,10 @@
   var logic = JSON.parse(document.getElementById("ecrf-logic").textContent);
   var events = JSON.parse(document.getElementById("ecrf-events").textContent);
   var X = window.CaptureExpr;
+  // A de-identified page (data-server-logic) shows the server's stored calculations and
+  // branching: its inputs hold shifted dates and no identifiers, so recomputing from them
+  // would show wrong values (an age from a hidden date of birth comes out blank).
+  var serverLogic = form.hasAttribute("data-server-logic");
 
   function byName(name) {
     return form.querySelectorAll('[name="' + name + '"]');
@@ -55,6 +59,7 @@
   }
 
   function recompute() {
+    if (serverLogic) return;
     var view = {};
     logic.fields.forEach(function (n) { view[n] = read(n); });
     var rows = {};
