@@ -232,7 +232,7 @@ class AuditEventSerializer(serializers.Serializer):
     action = serializers.CharField(source="event.action")
     object_type = serializers.CharField(source="event.object_type")
     object_id = serializers.CharField(source="event.object_id")
-    object_label = serializers.CharField(source="event.object_label")
+    object_label = serializers.CharField()
     before = serializers.JSONField(allow_null=True)
     after = serializers.JSONField(allow_null=True)
     reason = serializers.CharField(source="event.reason")
@@ -241,6 +241,10 @@ class AuditEventSerializer(serializers.Serializer):
 
 class JobSerializer(serializers.ModelSerializer):
     study = serializers.CharField(source="study.slug", read_only=True)
+    # Times of no subject: withheld (null) from de-identified readers, as the disclosure policy says.
+    created_at = serializers.SerializerMethodField()
+    started_at = serializers.SerializerMethodField()
+    finished_at = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -260,3 +264,19 @@ class JobSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
         ]
+
+    def _time(self, job, value):
+        policy = Disclosure.for_user(self.context["request"].user, job.study)
+        return _datetime(policy.timestamp(None, value))
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_created_at(self, job) -> str | None:
+        return self._time(job, job.created_at)
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_started_at(self, job) -> str | None:
+        return self._time(job, job.started_at)
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_finished_at(self, job) -> str | None:
+        return self._time(job, job.finished_at)

@@ -11,7 +11,9 @@ shown as stored. In the de-identified world (capture/studies/disclosure.py):
   an enrolment date through `Disclosure.date`, a query's text on an identifier item is masked,
   the hash of a source identifier (imaging) is withheld;
 - the chain hash is withheld: it covers the real timestamp, so with the other (known) content of
-  an event it would confirm a guessed shift.
+  an event it would confirm a guessed shift;
+- the label of an imaging ingest or copy is withheld: the folder or server it read or wrote is
+  often named after a patient.
 
 If you add an audit event that carries a subject's values, teach `_values` its shape.
 """
@@ -30,6 +32,8 @@ from capture.studies.disclosure import MASK, WITHHELD, Disclosure
 from .models import AuditEvent
 
 SUBJECT_TYPES = ("subject", "record", "query")
+# Object types whose label is not shown in the de-identified world (see the module's docstring).
+HIDDEN_LABELS = ("imaging",)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class ShownEvent:
     event: AuditEvent
     subject: Any  # the Subject the event is about, or None
     timestamp: dt.datetime | None
+    object_label: str
     before: Any
     after: Any
     hash: str | None
@@ -55,7 +60,7 @@ def shown_events(events: Iterable[AuditEvent], policy: Disclosure, study) -> lis
     """`events` (of `study`) as `policy` shows them, in the same order."""
     events = list(events)
     if policy.identified:
-        return [ShownEvent(e, None, e.timestamp, e.before, e.after, e.hash) for e in events]
+        return [ShownEvent(e, None, e.timestamp, e.object_label, e.before, e.after, e.hash) for e in events]
     subjects = _subjects_of(events, study)
     items = study_items(study)
     shown = []
@@ -66,6 +71,7 @@ def shown_events(events: Iterable[AuditEvent], policy: Disclosure, study) -> lis
                 event=e,
                 subject=subject,
                 timestamp=policy.timestamp(subject, e.timestamp),
+                object_label=WITHHELD if e.object_type in HIDDEN_LABELS else e.object_label,
                 before=_values(policy, subject, items, e, e.before),
                 after=_values(policy, subject, items, e, e.after),
                 hash=None,

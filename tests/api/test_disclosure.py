@@ -183,3 +183,38 @@ def test_redcap_project_info_withholds_the_creation_time_from_de_identified_read
     assert info["creation_time"] == ""
     admin = post(client, redcap_tokens["admin"], content="project", format="json").json()
     assert admin["creation_time"] == local(study.created_at)
+
+
+def test_the_rest_audit_feed_withholds_the_folder_an_imaging_ingest_read(client, api_tokens, study, personas):
+    from django.db import transaction
+
+    from capture.audit.services import record_event
+
+    with transaction.atomic():
+        record_event(
+            actor=personas["admin"],
+            study=study,
+            action="imaging.ingest",
+            object_type="imaging",
+            object_id="folder",
+            object_label="/incoming/DOE_JANE_MRN4471",
+            after={"files": 3},
+        )
+    feed = rest(client, api_tokens["monitor"], "/api/v1/studies/trial/audit/?object_type=imaging")
+    assert "DOE_JANE" not in str(feed) and feed["results"][0]["after"] == {"files": 3}
+    manager = rest(client, api_tokens["data_manager"], "/api/v1/studies/trial/audit/?object_type=imaging")
+    assert manager["results"][0]["object_label"] == "/incoming/DOE_JANE_MRN4471"
+
+
+def test_job_times_are_withheld_from_a_de_identified_owner(client, api_tokens, personas, study):
+    from capture.jobs.models import Job
+
+    for owner in ("statistician", "data_manager"):
+        job = Job.objects.create(
+            study=study, created_by=personas[owner], kind="export", title="t", handler="capture.x"
+        )
+        body = rest(client, api_tokens[owner], f"/api/v1/jobs/{job.pk}/")
+        if owner == "statistician":
+            assert body["created_at"] is None and body["status"] == "queued"
+        else:
+            assert parse(body["created_at"]) == job.created_at
