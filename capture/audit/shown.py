@@ -39,7 +39,7 @@ HIDDEN_LABELS = ("imaging",)
 @dataclass(frozen=True)
 class ShownEvent:
     """One audit event as the user sees it; `event` is the stored row (read only its plain fields:
-    seq, actor_label, action, object_type, object_id, object_label, reason)."""
+    seq, actor_label, action, object_type, object_id, reason; the label is `object_label` here)."""
 
     event: AuditEvent
     subject: Any  # the Subject the event is about, or None
@@ -56,13 +56,16 @@ class _Item:
     identifier: bool
 
 
-def shown_events(events: Iterable[AuditEvent], policy: Disclosure, study) -> list[ShownEvent]:
-    """`events` (of `study`) as `policy` shows them, in the same order."""
+def shown_events(
+    events: Iterable[AuditEvent], policy: Disclosure, study, items: dict | None = None
+) -> list[ShownEvent]:
+    """`events` (of `study`) as `policy` shows them, in the same order. `items` is
+    `study_items(study)` when the caller reads events in batches and has it already."""
     events = list(events)
     if policy.identified:
         return [ShownEvent(e, None, e.timestamp, e.object_label, e.before, e.after, e.hash) for e in events]
     subjects = _subjects_of(events, study)
-    items = study_items(study)
+    items = study_items(study) if items is None else items
     shown = []
     for e in events:
         subject = subjects.get(e.pk)

@@ -20,7 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from capture.audit.models import AuditEvent
-from capture.audit.shown import shown_events
+from capture.audit.shown import ShownEvent, shown_events, study_items
 from capture.studies import access
 from capture.studies.disclosure import Disclosure
 from capture.studies.models import Membership
@@ -502,7 +502,7 @@ def _log(user, study, p, fmt):
                 "timestamp": timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else "",
                 "username": e.actor_label,
                 "action": _log_action(e),
-                "details": _log_details(e, shown.after, not policy.identified),
+                "details": _log_details(shown, not policy.identified),
                 "record": e.object_label.split(" / ")[0] if e.object_type in ("record", "subject") else "",
             }
         )
@@ -513,13 +513,14 @@ def _log(user, study, p, fmt):
 
 def _shown(events, policy, study, chunk: int = 2000):
     """The events as `policy` shows them, read `chunk` at a time."""
+    items = None if policy.identified else study_items(study)
     batch = []
     for event in events.iterator(chunk_size=chunk):
         batch.append(event)
         if len(batch) == chunk:
-            yield from shown_events(batch, policy, study)
+            yield from shown_events(batch, policy, study, items)
             batch = []
-    yield from shown_events(batch, policy, study)
+    yield from shown_events(batch, policy, study, items)
 
 
 def _log_action(event: AuditEvent) -> str:
@@ -530,11 +531,11 @@ def _log_action(event: AuditEvent) -> str:
     return event.action
 
 
-def _log_details(event: AuditEvent, after, hide_values: bool) -> str:
-    after = after or {}
+def _log_details(shown: ShownEvent, hide_values: bool) -> str:
+    after = shown.after or {}
     values = after.get("data", after) if isinstance(after, dict) else {}
     if not isinstance(values, dict):
-        return event.object_label
+        return shown.object_label
     if hide_values:
         return ", ".join(sorted(k for k in values if not k.startswith("__")))
     return ", ".join(f"{k} = '{v}'" for k, v in values.items() if not k.startswith("__"))
