@@ -13,7 +13,8 @@ shown as stored. In the de-identified world (capture/studies/disclosure.py):
 - the chain hash is withheld: it covers the real timestamp, so with the other (known) content of
   an event it would confirm a guessed shift;
 - the label of an imaging ingest or copy is withheld: the folder or server it read or wrote is
-  often named after a patient.
+  often named after a patient; so is an identified export's cohort expression, which may compare
+  identifier items with real values.
 
 If you add an audit event that carries a subject's values, teach `_values` its shape.
 """
@@ -174,6 +175,10 @@ def _values(policy: Disclosure, subject, items: dict[str, _Item], event: AuditEv
         return {**values, "enrollment_date": policy.date(subject, values["enrollment_date"])}
     if kind == "subject" and "hash" in values:  # the hash of a source identifier (an MRN)
         return {**values, "hash": WITHHELD}
+    spec = values.get("spec")
+    if kind in ("job", "export") and isinstance(spec, dict) and spec.get("identified") and spec.get("cohort"):
+        # An identified export's cohort may compare identifier items with real values.
+        return {**values, "spec": {**spec, "cohort": WITHHELD}}
     if kind == "query" and "text" in values:
         item = items.get(str(values.get("field", "")).split(".")[-1].split("[")[0])  # "group[row].item"
         if item is not None and item.identifier:

@@ -218,3 +218,26 @@ def test_job_times_are_withheld_from_a_de_identified_owner(client, api_tokens, p
             assert body["created_at"] is None and body["status"] == "queued"
         else:
             assert parse(body["created_at"]) == job.created_at
+
+
+def test_the_rest_audit_feed_withholds_an_identified_exports_cohort(client, api_tokens, study, personas):
+    from django.db import transaction
+
+    from capture.audit.services import record_event
+
+    spec = {"identified": True, "cohort": "[date_of_birth] = '1965-07-03'", "formats": ["csv"]}
+    with transaction.atomic():
+        record_event(
+            actor=personas["admin"],
+            study=study,
+            action="export.request",
+            object_type="job",
+            object_id="1",
+            object_label="Export",
+            after={"spec": spec, "subjects": 1},
+        )
+    feed = rest(client, api_tokens["monitor"], "/api/v1/studies/trial/audit/?action=export.request")
+    assert "1965-07-03" not in str(feed)
+    assert feed["results"][0]["after"]["spec"]["formats"] == ["csv"]
+    manager = rest(client, api_tokens["data_manager"], "/api/v1/studies/trial/audit/?action=export.request")
+    assert manager["results"][0]["after"]["spec"]["cohort"] == spec["cohort"]
