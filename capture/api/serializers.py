@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from capture.audit.models import AuditEvent
 from capture.definitions.models import Arm, DataElement, Event, FormDefinition, PermissibleValue
 from capture.jobs.models import Job
 from capture.records.models import FormRecord
+from capture.studies.disclosure import Disclosure
 from capture.studies.models import Site, Study, Subject
+
+
+def policy_of(context) -> Disclosure:
+    """The reader's disclosure policy, put in the context by the view; without one, the
+    de-identified world (a serializer used without its view must not show more)."""
+    return context.get("disclosure") or Disclosure(study_id=0, identified=False)
 
 
 class StudySerializer(serializers.ModelSerializer):
@@ -58,13 +66,10 @@ class SubjectSerializer(serializers.ModelSerializer):
         model = Subject
         fields = ["subject_id", "site", "arm", "kind", "derived_from", "model_type", "enrollment_date"]
 
+    @extend_schema_field(OpenApiTypes.DATE)
     def get_enrollment_date(self, subject) -> str:
         # De-identified readers get the shifted date, like every other date they see.
-        if self.context.get("deidentified"):
-            from .catalog import shift
-
-            return shift("date", subject.enrollment_date.isoformat(), subject.date_shift_days)
-        return subject.enrollment_date.isoformat()
+        return policy_of(self.context).enrollment_date(subject).isoformat()
 
 
 class EnrolSerializer(serializers.Serializer):
@@ -148,6 +153,8 @@ class RecordSerializer(serializers.ModelSerializer):
     event = serializers.CharField(source="event.name", read_only=True)
     form = serializers.CharField(source="form.ref", read_only=True)
     data = serializers.SerializerMethodField()
+    created_at = serializers.SerializerMethodField()
+    updated_at = serializers.SerializerMethodField()
     updated_by = serializers.CharField(source="updated_by.username", read_only=True, default=None)
 
     class Meta:
@@ -168,13 +175,25 @@ class RecordSerializer(serializers.ModelSerializer):
         ]
 
     def get_data(self, record) -> dict:
-        from .catalog import form_fields, present_data
+        from .catalog import form_fields
 
-        context = self.context
-        if not context.get("deidentified"):
+        policy = policy_of(self.context)
+        if policy.identified:
             return record.data
-        fields = form_fields(record.form, context.setdefault("_fields", {}))
-        return present_data(fields, record.data, deidentified=True, shift_days=record.subject.date_shift_days)
+        fields = form_fields(record.form, self.context.setdefault("_fields", {}))
+        return policy.record_data(record.subject, {f.name: f for f in fields}, record.data)
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_created_at(self, record) -> str:
+        return _datetime(policy_of(self.context).timestamp(record.subject, record.created_at))
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_updated_at(self, record) -> str:
+        return _datetime(policy_of(self.context).timestamp(record.subject, record.updated_at))
+
+
+def _datetime(value):
+    return serializers.DateTimeField().to_representation(value) if value is not None else None
 
 
 class RecordWriteSerializer(serializers.Serializer):
@@ -200,26 +219,32 @@ class ErrorSerializer(serializers.Serializer):
     errors = serializers.DictField(child=serializers.CharField(), required=False)
 
 
-class AuditEventSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = AuditEvent
-        fields = [
-            "seq",
-            "timestamp",
-            "actor_label",
-            "action",
-            "object_type",
-            "object_id",
-            "object_label",
-            "before",
-            "after",
-            "reason",
-            "hash",
-        ]
+class AuditEventSerializer(serializers.Serializer):
+    """An audit event as the reader may see it (`capture.audit.shown.ShownEvent`): for a
+    de-identified reader, values and timestamp through the disclosure policy, no hash."""
+
+    seq = serializers.IntegerField(source="event.seq")
+    timestamp = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Shifted with the subject's dates, or null (withheld), for de-identified readers.",
+    )
+    actor_label = serializers.CharField(source="event.actor_label")
+    action = serializers.CharField(source="event.action")
+    object_type = serializers.CharField(source="event.object_type")
+    object_id = serializers.CharField(source="event.object_id")
+    object_label = serializers.CharField()
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+    reason = serializers.CharField(source="event.reason")
+    hash = serializers.CharField(allow_null=True, help_text="Null for de-identified readers.")
 
 
 class JobSerializer(serializers.ModelSerializer):
     study = serializers.CharField(source="study.slug", read_only=True)
+    # Times of no subject: withheld (null) from de-identified readers, as the disclosure policy says.
+    created_at = serializers.SerializerMethodField()
+    started_at = serializers.SerializerMethodField()
+    finished_at = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -239,3 +264,19 @@ class JobSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
         ]
+
+    def _time(self, job, value):
+        policy = Disclosure.for_user(self.context["request"].user, job.study)
+        return _datetime(policy.timestamp(None, value))
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_created_at(self, job) -> str | None:
+        return self._time(job, job.created_at)
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_started_at(self, job) -> str | None:
+        return self._time(job, job.started_at)
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_finished_at(self, job) -> str | None:
+        return self._time(job, job.finished_at)

@@ -16,12 +16,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from capture.audit.models import AuditEvent
+from capture.audit.shown import shown_events
 from capture.definitions.models import Arm, DataElement, FormDefinition
 from capture.jobs import services as jobs
 from capture.records import services as records
 from capture.records.models import FormRecord
 from capture.studies import access
 from capture.studies import services as studies
+from capture.studies.disclosure import Disclosure
 from capture.studies.models import Study, Subject
 
 from . import serializers as s
@@ -70,7 +72,7 @@ class _StudyScoped:
     def get_serializer_context(self):
         context = super().get_serializer_context()
         if "slug" in self.kwargs and self.request.user.is_authenticated:
-            context["deidentified"] = deidentified_for(self.request.user, self.study())
+            context["disclosure"] = Disclosure.for_user(self.request.user, self.study())
         return context
 
 
@@ -351,47 +353,26 @@ def audit_visible_to(user, study):
     return events.filter(Q(object_type__in=["subject", "record"]) & labels)
 
 
-def identifier_names(study) -> set[str]:
-    """Names of the identifier items of every form in the study's schedule."""
-    from .catalog import form_fields
+class AuditList(_StudyScoped, generics.ListAPIView):
+    """The study's audit trail, oldest first (needs `view_audit`); filter with ?action=, ?object_type=.
 
-    forms = FormDefinition.objects.filter(event_forms__event__arm__schedule=study.schedule).distinct()
-    return {f.name for form in forms for f in form_fields(form) if f.identifier}
-
-
-def _strip(values, names: set[str]):
-    if not isinstance(values, dict):
-        return values
-    out = {}
-    for key, value in values.items():
-        if key in names:
-            continue
-        out[key] = _strip(value, names) if isinstance(value, dict) else value
-    return out
-
-
-class AuditList(generics.ListAPIView):
-    """The study's audit trail, oldest first (needs `view_audit`); filter with ?action=, ?object_type=."""
+    A de-identified reader sees it through the disclosure policy (capture/audit/shown.py): no
+    identifier values, dates and timestamps shifted with their subject, the timestamps of events
+    about no subject withheld (null), no hashes."""
 
     serializer_class = s.AuditEventSerializer
 
     def get_queryset(self):
-        study = _study(self.request, self.kwargs["slug"])
-        qs = audit_visible_to(self.request.user, study)
+        qs = audit_visible_to(self.request.user, self.study())
         for param in ("action", "object_type", "object_id"):
             if self.request.query_params.get(param):
                 qs = qs.filter(**{param: self.request.query_params[param]})
         return qs.order_by("seq")
 
     def list(self, request, *args, **kwargs):
-        response = super().list(request, *args, **kwargs)
-        study = _study(request, kwargs["slug"])
-        if deidentified_for(request.user, study):
-            names = identifier_names(study)
-            for row in response.data["results"]:
-                row["before"] = _strip(row["before"], names)
-                row["after"] = _strip(row["after"], names)
-        return response
+        page = self.paginate_queryset(self.get_queryset())
+        shown = shown_events(page, Disclosure.for_user(request.user, self.study()), self.study())
+        return self.get_paginated_response(self.get_serializer(shown, many=True).data)
 
 
 class JobDetail(generics.RetrieveAPIView):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Min
 from django.http import HttpResponse
 from django.utils import timezone
 
@@ -33,6 +33,7 @@ from capture.records.models import FormRecord, Status
 from capture.records.services import other_events
 from capture.records.validation import clean_values
 from capture.studies import access
+from capture.studies.disclosure import Disclosure
 from capture.studies.models import Subject
 
 from ..catalog import deidentified_for, present_data
@@ -101,6 +102,39 @@ def _parse_moment(text: str, name: str) -> dt.datetime | None:
     raise RedcapError(f'The value of the parameter "{name}" is not a date and time: use YYYY-MM-DD HH:MM:SS.')
 
 
+def shift_range(study, policy: Disclosure) -> tuple[int, int]:
+    """The smallest and largest number of days `policy` moves the study's timestamps: a window in
+    the user's world, moved back by these, holds in the database every moment that may fall in it."""
+    if policy.identified:
+        return 0, 0
+    found = Subject.objects.filter(study=study).aggregate(
+        low=Min("date_shift_days"), high=Max("date_shift_days")
+    )
+    return min(found["low"] or 0, 0), max(found["high"] or 0, 0)
+
+
+def _changed_between(subjects, study, policy: Disclosure, begin, end):
+    """The subjects with a record changed from `begin` to `end`, moments of the user's world: a
+    de-identified reader's window is compared with the shifted times they see, so its edges do not
+    tell real times (nor the shift) apart."""
+    changed = FormRecord.objects.filter(subject__in=subjects)
+    low, high = shift_range(study, policy)
+    if begin:
+        changed = changed.filter(updated_at__gte=begin - dt.timedelta(days=high))
+    if end:
+        changed = changed.filter(updated_at__lte=end - dt.timedelta(days=low))
+    if policy.identified:
+        return subjects.filter(pk__in=changed.values("subject_id"))
+    keep = set()
+    for subject_pk, shift, moment in changed.values_list(
+        "subject_id", "subject__date_shift_days", "updated_at"
+    ):
+        seen = policy.timestamp_by_shift(shift, moment)
+        if (not begin or seen >= begin) and (not end or seen <= end):
+            keep.add(subject_pk)
+    return subjects.filter(pk__in=keep)
+
+
 def _filter_logic(expression: str, missing_codes: set[str]):
     """A predicate on (row values, event values) for REDCap's filterLogic, in Capture's expression language."""
     from capture.definitions import expressions
@@ -159,7 +193,8 @@ def export_records(user, study, project: Project, p: Params) -> HttpResponse:
     label_headers = p.choice("rawOrLabelHeaders", ("raw", "label"), "raw") == "label"
     checkbox_label = p.flag("exportCheckboxLabel")
     with_dag = p.flag("exportDataAccessGroups")
-    deidentified = deidentified_for(user, study)
+    policy = Disclosure.for_user(user, study)
+    deidentified = not policy.identified
     columns = _select_columns(project, p.items("fields"), p.items("forms"), deidentified)
     events = p.items("events")
     bad_events = [e for e in events if e not in project.events_by_name]
@@ -176,12 +211,7 @@ def export_records(user, study, project: Project, p: Params) -> HttpResponse:
     if record_ids:
         subjects = subjects.filter(subject_id__in=record_ids)
     if begin or end:
-        changed = FormRecord.objects.filter(subject__in=subjects)
-        if begin:
-            changed = changed.filter(updated_at__gte=begin)
-        if end:
-            changed = changed.filter(updated_at__lte=end)
-        subjects = subjects.filter(pk__in=changed.values("subject_id"))
+        subjects = _changed_between(subjects, study, policy, begin, end)
 
     head = [RECORD_ID]
     if project.longitudinal:

@@ -12,17 +12,19 @@ import re
 from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse, QueryDict
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent
+from django.http import Http404, HttpResponse, QueryDict, UnreadablePostError
+from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from capture.audit.models import AuditEvent
+from capture.audit.shown import ShownEvent, shown_events, study_items
 from capture.studies import access
+from capture.studies.disclosure import Disclosure
 from capture.studies.models import Membership
 
-from ..catalog import deidentified_for
 from ..tokens import resolve_redcap_token
 from ..views import audit_visible_to
 from . import project as meta
@@ -31,8 +33,13 @@ from .params import Params, RedcapError
 
 # The REDCap API version whose behaviour this endpoint follows (PyCap reads it with semantic_version).
 REDCAP_VERSION = "14.5.0"
-# A form-encoded import can be large (PyCap posts whole datasets as one field); read it ourselves, to this size.
-MAX_BODY_BYTES = 512 * 1024 * 1024
+# The largest body the endpoint reads (REDCAP_API_MAX_BODY_BYTES overrides it). A larger one is refused
+# on its Content-Length alone, nothing read, as Django refuses a form over DATA_UPLOAD_MAX_MEMORY_SIZE:
+# an import holds about 2.4 times its body in memory while it is parsed.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+# A form-encoded body's first bytes, read before the rest: a missing or wrong token there is refused
+# without reading (or parsing) more. PyCap and REDCapR send the token first.
+HEAD_BYTES = 64 * 1024
 EXPORT_ONLY = {
     "version",
     "project",
@@ -50,22 +57,72 @@ EXPORT_ONLY = {
 }
 
 
+def max_body_bytes() -> int:
+    return int(getattr(settings, "REDCAP_API_MAX_BODY_BYTES", MAX_BODY_BYTES))
+
+
+def _content_length(request) -> int:
+    raw = str(request.META.get("CONTENT_LENGTH") or "0").strip()
+    if not (raw.isascii() and raw.isdigit()):
+        raise RedcapError(f"The Content-Length header {raw[:40]!r} is not a number of bytes.")
+    length = int(raw)
+    if length > max_body_bytes():
+        raise RedcapError(
+            f"The request is larger than {max_body_bytes() // 2**20} MB, the most this server reads; "
+            "import in parts.",
+            413,
+        )
+    return length
+
+
+class _HeadError(RedcapError):
+    """A RedcapError found in the head of the body: answered in the format the head asks for."""
+
+    def __init__(self, head: QueryDict, error: RedcapError):
+        super().__init__(error.message, error.status)
+        self.head = head
+
+
 def _params(request) -> QueryDict:
     """The POST parameters. Form-encoded bodies are parsed here, past Django's in-memory cap
-    (DATA_UPLOAD_MAX_MEMORY_SIZE), which a record import easily exceeds."""
-    if request.content_type == "application/x-www-form-urlencoded" and not getattr(
+    (DATA_UPLOAD_MAX_MEMORY_SIZE), which a record import easily exceeds; their token is checked on
+    the body's first HEAD_BYTES before the rest is read. Other bodies (multipart) go to Django's
+    parser, whose refusals answer as REDCap errors too."""
+    length = _content_length(request)
+    if request.content_type != "application/x-www-form-urlencoded" or getattr(
         request, "_read_started", False
     ):
-        raw = str(request.META.get("CONTENT_LENGTH") or "0").strip()
-        if not (raw.isascii() and raw.isdigit()):
-            raise RedcapError(f"The Content-Length header {raw[:40]!r} is not a number of bytes.")
-        length = int(raw)
-        if length > MAX_BODY_BYTES:
+        try:
+            return request.POST
+        except RequestDataTooBig:
             raise RedcapError(
-                f"The request is larger than {MAX_BODY_BYTES // 2**20} MB; import in parts.", 413
-            )
-        return form_fields(request.read(length) if length else b"", request.encoding or "utf-8")
-    return request.POST
+                "The request's parameters are larger than this server reads in memory; import in parts.", 413
+            ) from None
+        except TooManyFieldsSent:
+            raise RedcapError(
+                f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} parameters.", 400
+            ) from None
+        except (MultiPartParserError, UnreadablePostError) as exc:
+            raise RedcapError(f"The request's body could not be read: {exc}") from None
+    encoding = request.encoding or "utf-8"
+    head = request.read(min(length, HEAD_BYTES)) if length else b""
+    if len(head) == length:
+        return form_fields(head, encoding)
+    # Only the parameters that end inside the head; a cut one is read again with the rest.
+    head_params = form_fields(head[: head.rfind(b"&") + 1], encoding)
+    token = head_params.get("token", "").strip()
+    if not token:
+        raise _HeadError(
+            head_params,
+            RedcapError(
+                f"The token is missing from the request's first {HEAD_BYTES // 1024} KB: send it before "
+                "the data (PyCap and REDCapR do).",
+                403,
+            ),
+        )
+    if resolve_redcap_token(token) is None:
+        raise _HeadError(head_params, RedcapError(NO_PERMISSION, 403))
+    return form_fields(head + request.read(length - len(head)), encoding)
 
 
 def form_fields(body: bytes, encoding: str) -> QueryDict:
@@ -133,6 +190,9 @@ def _error_format(data: QueryDict) -> str:
     return fmt if fmt in ("json", "csv", "xml") else "xml"
 
 
+NO_PERMISSION = "You do not have permissions to use the API"
+
+
 @csrf_exempt
 @require_POST
 def redcap_api(request):
@@ -141,9 +201,11 @@ def redcap_api(request):
         data = _params(request)
         resolved = resolve_redcap_token(data.get("token", "").strip())
         if resolved is None:
-            raise RedcapError("You do not have permissions to use the API", status=403)
+            raise RedcapError(NO_PERMISSION, status=403)
         user, study = resolved
         return _dispatch(user, study, Params(data))
+    except _HeadError as exc:
+        return render.error_response(_error_format(exc.head), exc.message, exc.status)
     except RedcapError as exc:
         return render.error_response(_error_format(data), exc.message, exc.status)
     except PermissionDenied as exc:
@@ -183,10 +245,12 @@ def _dispatch(user, study, p: Params) -> HttpResponse:
 
 def _project_info(user, study, p, fmt):
     project = meta.Project(study)
+    created = Disclosure.for_user(user, study).timestamp(None, study.created_at)
     info = {
         "project_id": study.pk,
         "project_title": study.name,
-        "creation_time": timezone.localtime(study.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+        # A timestamp of no subject: withheld from de-identified readers (disclosure policy).
+        "creation_time": timezone.localtime(created).strftime("%Y-%m-%d %H:%M:%S") if created else "",
         "production_time": "",
         "in_production": 1,
         "project_language": "English",
@@ -400,9 +464,17 @@ def _user_dag_mapping(user, study, p, fmt):
     return render.rows_response(fmt, rows, ["username", "redcap_data_access_group"])
 
 
+# The most log rows one request answers (newest first), as REDCap pages its logging.
+LOG_ROWS = 10000
+
+
 def _log(user, study, p, fmt):
+    """The audit trail as REDCap's logging, seen through the user's disclosure policy: a
+    de-identified reader gets shifted timestamps (none for events about no subject), values of
+    no item, and beginTime/endTime compared with the timestamps they see."""
     if not access.can(user, "view_audit", study):
         raise RedcapError("You do not have Logging privileges", status=403)
+    policy = Disclosure.for_user(user, study)
     events = audit_visible_to(user, study).order_by("-timestamp", "-seq")
     if p.get("user"):
         events = events.filter(actor_label=p.get("user"))
@@ -411,22 +483,44 @@ def _log(user, study, p, fmt):
         events = events.filter(object_label__in=[rid]) | events.filter(object_label__startswith=f"{rid} / ")
     begin = records._parse_moment(p.get("beginTime"), "beginTime")
     end = records._parse_moment(p.get("endTime"), "endTime")
-    if begin:
-        events = events.filter(timestamp__gte=begin)
     if end:
-        events = events.filter(timestamp__lte=end + dt.timedelta(seconds=59))
-    hide_values = deidentified_for(user, study)
-    rows = [
-        {
-            "timestamp": timezone.localtime(e.timestamp).strftime("%Y-%m-%d %H:%M"),
-            "username": e.actor_label,
-            "action": _log_action(e),
-            "details": _log_details(e, hide_values),
-            "record": e.object_label.split(" / ")[0] if e.object_type in ("record", "subject") else "",
-        }
-        for e in events[:10000]
-    ]
+        end += dt.timedelta(seconds=59)
+    # In the database, the window widened by the study's shifts; exactly, on what the user sees.
+    low, high = records.shift_range(study, policy)
+    if begin:
+        events = events.filter(timestamp__gte=begin - dt.timedelta(days=high))
+    if end:
+        events = events.filter(timestamp__lte=end - dt.timedelta(days=low))
+    rows = []
+    for shown in _shown(events, policy, study):
+        moment = shown.timestamp
+        if (begin or end) and (moment is None or (begin and moment < begin) or (end and moment > end)):
+            continue
+        e = shown.event
+        rows.append(
+            {
+                "timestamp": timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else "",
+                "username": e.actor_label,
+                "action": _log_action(e),
+                "details": _log_details(shown, not policy.identified),
+                "record": e.object_label.split(" / ")[0] if e.object_type in ("record", "subject") else "",
+            }
+        )
+        if len(rows) == LOG_ROWS:
+            break
     return render.rows_response(fmt, rows, ["timestamp", "username", "action", "details", "record"])
+
+
+def _shown(events, policy, study, chunk: int = 2000):
+    """The events as `policy` shows them, read `chunk` at a time."""
+    items = None if policy.identified else study_items(study)
+    batch = []
+    for event in events.iterator(chunk_size=chunk):
+        batch.append(event)
+        if len(batch) == chunk:
+            yield from shown_events(batch, policy, study, items)
+            batch = []
+    yield from shown_events(batch, policy, study, items)
 
 
 def _log_action(event: AuditEvent) -> str:
@@ -437,11 +531,11 @@ def _log_action(event: AuditEvent) -> str:
     return event.action
 
 
-def _log_details(event: AuditEvent, hide_values: bool) -> str:
-    after = event.after or {}
+def _log_details(shown: ShownEvent, hide_values: bool) -> str:
+    after = shown.after or {}
     values = after.get("data", after) if isinstance(after, dict) else {}
     if not isinstance(values, dict):
-        return event.object_label
+        return shown.object_label
     if hide_values:
         return ", ".join(sorted(k for k in values if not k.startswith("__")))
     return ", ".join(f"{k} = '{v}'" for k, v in values.items() if not k.startswith("__"))

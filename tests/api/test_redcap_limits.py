@@ -1,0 +1,115 @@
+"""The REDCap endpoint refuses what it will not read cheaply, and in REDCap's error format (never
+Django's HTML 400 page): a wrong or missing token is refused on the body's first bytes, a body over
+the limit on its Content-Length, and Django's own refusals (too many fields, too large a form)
+become REDCap errors."""
+
+from __future__ import annotations
+
+import json
+from io import IOBase
+from urllib.parse import urlencode
+
+import pytest
+from django.test import RequestFactory
+
+from capture.api.redcap import views as redcap_views
+
+URL = "/redcap/api/"
+FORM = "application/x-www-form-urlencoded"
+
+
+class CountingStream(IOBase):
+    """The request's body stream, counting the bytes the view reads from it."""
+
+    def __init__(self, stream):
+        self.stream, self.read_bytes = stream, 0
+
+    def read(self, size=-1, /):
+        data = self.stream.read(size)
+        self.read_bytes += len(data)
+        return data
+
+    def readline(self, size=-1, /):
+        data = self.stream.readline(size)
+        self.read_bytes += len(data)
+        return data
+
+
+def call(body: bytes, content_type: str = FORM, **meta):
+    """Run the view on `body`; returns (response, bytes of the body it read)."""
+    request = RequestFactory().generic("POST", URL, body, content_type=content_type, **meta)
+    request._stream = counting = CountingStream(request._stream)
+    return redcap_views.redcap_api(request), counting.read_bytes
+
+
+def import_body(token: str, size: int) -> bytes:
+    """What PyCap sends for an import: the token and format first, then a large `data`."""
+    head = urlencode({"token": token, "content": "record", "format": "json", "returnFormat": "json"})
+    return f"{head}&data=".encode() + b"%5B" + b"x" * size
+
+
+def test_a_large_body_with_a_bad_token_is_refused_on_its_first_bytes(db):
+    response, read = call(import_body("F" * 32, 8 * 2**20))
+    assert response.status_code == 403
+    assert json.loads(response.content) == {"error": "You do not have permissions to use the API"}
+    assert read <= redcap_views.HEAD_BYTES, f"read {read} bytes of an 8 MB body with a wrong token"
+
+
+def test_a_large_body_without_a_token_in_its_head_is_refused_on_its_first_bytes(db, redcap_tokens):
+    body = urlencode({"format": "json", "data": "x" * (200 * 1024), "token": redcap_tokens["admin"]}).encode()
+    response, read = call(body)
+    assert response.status_code == 403 and "token" in json.loads(response.content)["error"]
+    assert read <= redcap_views.HEAD_BYTES
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read_even_with_a_good_token(redcap_tokens, settings):
+    settings.REDCAP_API_MAX_BODY_BYTES = 2**20
+    for token in (redcap_tokens["admin"], "F" * 32):  # the same answer: the limit tells nothing of the token
+        response, read = call(import_body(token, 2 * 2**20))
+        assert response.status_code == 413, response.content[:200]
+        assert response["Content-Type"].startswith("text/xml")
+        assert "<error>" in response.content.decode() and "1 MB" in response.content.decode()
+        assert read == 0
+
+
+def test_the_default_limit_is_64_mb(db):
+    # Claimed, not sent: a body over the limit is refused on its Content-Length alone.
+    response, read = call(b"token=x", CONTENT_LENGTH=str(64 * 2**20 + 1))
+    assert response.status_code == 413 and "64 MB" in response.content.decode() and read == 0
+    assert redcap_views.max_body_bytes() == 64 * 2**20
+
+
+def test_a_good_token_and_a_body_over_the_head_still_imports(client, redcap_tokens, records):
+    rows = [{"record_id": "B-0001", "redcap_event_name": "baseline_arm_1", "age": "61"}] * 2000
+    body = (
+        urlencode(
+            {"token": redcap_tokens["admin"], "content": "record", "format": "json", "returnFormat": "json"}
+        )
+        + "&"
+        + urlencode({"data": json.dumps(rows)})
+    )
+    assert len(body) > redcap_views.HEAD_BYTES
+    response = client.generic("POST", URL, body.encode(), content_type=FORM)
+    assert response.status_code == 200, response.content[:300]
+    assert json.loads(response.content) == {"count": 1}
+
+
+@pytest.mark.parametrize("encoding", ["multipart", "form"])
+def test_too_many_fields_is_a_redcap_error_not_an_html_page(client, redcap_tokens, settings, encoding):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    params = {"token": redcap_tokens["admin"], "content": "record", "format": "json"}
+    params |= {f"fields[{i}]": "age" for i in range(20)}
+    if encoding == "multipart":
+        response = client.post(URL, params)
+    else:
+        response = client.generic("POST", URL, urlencode(params).encode(), content_type=FORM)
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/xml"), response.content[:200]
+    assert "<error>" in response.content.decode() and "10 parameters" in response.content.decode()
+
+
+def test_a_multipart_form_over_the_memory_limit_is_a_redcap_error(client, redcap_tokens, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = client.post(URL, {"token": redcap_tokens["admin"], "content": "record", "data": "x" * 5000})
+    assert response.status_code == 413
+    assert response["Content-Type"].startswith("text/xml") and "<error>" in response.content.decode()
