@@ -250,6 +250,9 @@ class Server:
             "CAPTURE_PSEUDONYM_KEY": secrets.token_hex(32),
             "CAPTURE_ALLOWED_HOSTS": "127.0.0.1",
             "CAPTURE_SSL_REDIRECT": "false",
+            # One import call carries the whole study (~200 MB at 10,000 subjects): above the
+            # endpoint's 64 MB default, which guards a production server against a huge body.
+            "CAPTURE_REDCAP_MAX_BODY_BYTES": str(2**31),
         }
         self.log = open(Path(work) / "gunicorn.log", "ab")  # noqa: SIM115 - closed in stop()
         # A long timeout: gunicorn's default (30 s) would kill a full-size import mid-request.

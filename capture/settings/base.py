@@ -177,5 +177,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"SubjectKindEnum": "capture.studies.models.Subject.KINDS"},
 }
+# The largest body the REDCap endpoint reads (a larger one is refused on its Content-Length
+# before anything is parsed); raise it for very large one-call imports.
+REDCAP_API_MAX_BODY_BYTES = env_int("CAPTURE_REDCAP_MAX_BODY_BYTES", 64 * 1024 * 1024)
 # PyCap sends every field and record name as its own parameter (fields[0]=…, fields[1]=…).
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 100_000
