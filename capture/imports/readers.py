@@ -178,8 +178,10 @@ def check_archive(path: Path) -> None:
         ) from None
 
 
-# An external reference in a formula: [1]Sheet!A1, '[2]My sheet'!B2, or a path …[book.xlsx]Sheet!A1.
-_EXTERNAL_REF = re.compile(r"\[[^\]]+\][^!\s]*!")
+# An external reference as Excel stores it in a formula: [1]Sheet!A1, [1]!Name, or quoted
+# '[1]My sheet'!A1 / 'C:\dir\[book.xlsx]Sheet'!A1. A table's structured reference (Table1[Col],
+# Table1[[#This Row],[Col]]) has no "!" after its bracket and is not one.
+_EXTERNAL_REF = re.compile(r"'[^']*\[[^\]']+\][^']*'!|\[\d+\][\w.]*!")
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
@@ -211,6 +213,21 @@ def _blank_external_links(path: Path, sheet: str, grid: list[list]) -> list[tupl
                     r.get("Id"): r.get("Target", "")
                     for r in parse(fh).getroot().iter(f"{_PKG_REL}Relationship")
                 }
+            # A defined name that points to another workbook links out wherever a formula uses it.
+            linked_names = [
+                re.escape(node.get("name", ""))
+                for node in book.iter(f"{_MAIN}definedName")
+                if node.get("name") and _EXTERNAL_REF.search(node.text or "")
+            ]
+            external = (
+                re.compile(
+                    _EXTERNAL_REF.pattern
+                    + "|"
+                    + "|".join(rf"(?<![\w.])({n})(?![\w.(])" for n in linked_names)
+                )
+                if linked_names
+                else _EXTERNAL_REF
+            )
             target = ""
             for node in book.iter(f"{_MAIN}sheet"):
                 if node.get("name") == sheet:
@@ -234,7 +251,7 @@ def _blank_external_links(path: Path, sheet: str, grid: list[list]) -> list[tupl
                     if formula is None:
                         continue
                     text = formula.text or ""
-                    linked = bool(_EXTERNAL_REF.search(text))
+                    linked = bool(external.search(text))
                     if formula.get("t") == "shared" and formula.get("si") is not None:
                         si = formula.get("si")
                         if text:

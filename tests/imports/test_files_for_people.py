@@ -106,6 +106,12 @@ def _xlsx(path, sheet_xml: str, *, shared: list[str] = (), external: bool = Fals
         f'<?xml version="1.0" encoding="UTF-8"?><workbook {ns} {rns}><sheets>'
         '<sheet name="Data" sheetId="1" r:id="rId1"/></sheets>'
         + ('<externalReferences><externalReference r:id="rId3"/></externalReferences>' if external else "")
+        + (
+            '<definedNames><definedName name="Rate">[1]Sheet1!$B$2</definedName>'
+            '<definedName name="Local">Data!$A$1</definedName></definedNames>'
+            if external
+            else ""
+        )
         + "</workbook>"
     )
     book_rels = (
@@ -255,9 +261,12 @@ def test_the_mapping_page_shortens_long_sample_values(client, trial, personas, m
 def test_cached_values_of_links_to_other_workbooks_are_problems_not_data(trial, personas, tmp_path):
     linked = '<c r="C2"><f>[1]Sheet1!$A$1</f><v>54</v></c>'
     unused_link = "<c r=\"H2\"><f>'[1]Sheet1'!B7</f><v>7</v></c>"
+    by_name = '<c r="D2"><f>Rate*2</f><v>70</v></c>'
+    local_name = '<c r="E2"><f>IF(Local="x",1,0)</f><v>0</v></c>'
     path = _xlsx(
         tmp_path / "linked.xlsx",
-        _header_xml() + _row(2, [_s("A2", len(HEAD)), _s("B2", len(HEAD) + 1), linked, unused_link]),
+        _header_xml()
+        + _row(2, [_s("A2", len(HEAD)), _s("B2", len(HEAD) + 1), linked, by_name, local_name, unused_link]),
         shared=[*HEAD, "A-0001", "F"],
         external=True,
     )
@@ -267,7 +276,7 @@ def test_cached_values_of_links_to_other_workbooks_are_problems_not_data(trial, 
         for p in report["problems"]
         if "another workbook" in p["reason"]
     }
-    assert found == {(2, "C", "error"), (2, "H", "warning")}
+    assert found == {(2, "C", "error"), (2, "D", "error"), (2, "H", "warning")}
     assert report["counts"]["new"] == 0, "the cached 54 is not imported as the age"
 
     data = services.annotated_workbook(path, report, sheet="Data")
