@@ -1,7 +1,8 @@
 """Pages: API tokens (make, list, revoke) and the API docs rendered from the OpenAPI schema.
 
 A new token is shown once, in the answer to the POST that made it; it is never stored
-in plain or put in a session.
+in plain or put in a session. Every token page is sent with `Cache-Control: no-store`, so
+neither the browser's cache (Back, a shared machine) nor a proxy keeps a copy of a token.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from capture.studies import access
@@ -35,11 +37,13 @@ def _token_page(request, **extra):
     return render(request, "api/tokens.html", context)
 
 
+@never_cache
 @login_required
 def token_list(request):
     return _token_page(request)
 
 
+@never_cache
 @login_required
 @require_POST
 def token_create(request):
@@ -57,6 +61,7 @@ def token_revoke(request, pk: int):
     return redirect("api:tokens")
 
 
+@never_cache
 @login_required
 @require_POST
 def redcap_token_create(request, slug: str):

@@ -99,8 +99,17 @@ def spec_from_post(post, headers: list[str], previous: dict, targets: set[str]) 
     return spec
 
 
+# A sample value on the mapping page is cut to this many characters: the page shows what a column
+# holds, and a sheet of 32,767-character cells must not make it megabytes long.
+SAMPLE_CHARS = 60
+
+
+def _sample(text: str) -> str:
+    return text if len(text) <= SAMPLE_CHARS else text[: SAMPLE_CHARS - 1] + "…"
+
+
 def page_columns(headers: list[str], spec: dict, preview: list[list[str]]) -> list[dict]:
-    """Rows of the mapping table: header, sample values, current target and value map."""
+    """Rows of the mapping table: header, sample values (shortened), current target and value map."""
     by_header = {c["column"]: c for c in spec.get("columns", [])}
     rows = []
     for index, header in enumerate(headers):
@@ -109,7 +118,7 @@ def page_columns(headers: list[str], spec: dict, preview: list[list[str]]) -> li
             {
                 "index": index,
                 "header": header,
-                "samples": [r[index] for r in preview if index < len(r) and r[index] != ""][:3],
+                "samples": [_sample(r[index]) for r in preview if index < len(r) and r[index] != ""][:3],
                 "target": f"{col['form']}.{col['item']}" if col else "",
                 "values": format_value_map(col.get("values", {})) if col else "",
                 "code": col.get("code", "") if col else "",

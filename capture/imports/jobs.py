@@ -7,6 +7,8 @@ leaves the database as it was and the job is marked failed; running it again com
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
+
 from capture.jobs.services import JobError
 
 from . import services
@@ -33,4 +35,6 @@ def run_import(job, progress) -> dict:
         )
     except services.ImportRefusedError as exc:
         raise JobError(exc.messages[0]) from None
+    except ValidationError as exc:  # the file cannot be read (too large, a cell too long, corrupt)
+        raise JobError(" ".join(exc.messages)) from None
     return {"upload": str(upload.pk), "commit": commit, "counts": report["counts"]}

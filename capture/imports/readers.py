@@ -19,6 +19,9 @@ import csv
 import datetime as dt
 import io
 import os
+import posixpath
+import re
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +34,17 @@ SUFFIXES = SPREADSHEET_SUFFIXES | CSV_SUFFIXES
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_MAGIC = b"PK\x03\x04"
 
-DEFAULT_LIMITS = {"IMPORT_MAX_ROWS": 250_000, "IMPORT_MAX_BYTES": 200 * 1024 * 1024}
+# Limits on what one upload may cost (settings: CAPTURE[name]). An .xlsx/.ods is a zip archive: a
+# 409 KB file can hold a 400 MB cell, so the archive's unpacked size is checked before any parsing.
+# 200 MB unpacked is about 110,000 rows × 40 columns as Excel writes them. A cell holds at most
+# 32,767 characters in Excel itself; a header is a column's name on the mapping page.
+DEFAULT_LIMITS = {
+    "IMPORT_MAX_ROWS": 250_000,
+    "IMPORT_MAX_BYTES": 200 * 1024 * 1024,
+    "IMPORT_MAX_UNPACKED_BYTES": 200 * 1024 * 1024,
+    "IMPORT_MAX_CELL_CHARS": 32_767,
+    "IMPORT_MAX_HEADER_CHARS": 1_000,
+}
 
 
 class ReadError(Exception):
@@ -53,6 +66,9 @@ class Table:
     rows: list[tuple[int, list]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     kind: str = "xlsx"
+    # Cells whose value is a cached copy from another workbook: (row number, column index, formula).
+    # Their value is blanked here; the import reports each (services.build_plan).
+    external: list[tuple[int, int, str]] = field(default_factory=list)
 
     def column_letter(self, index: int) -> str:
         return column_letter(index)
@@ -117,7 +133,155 @@ def read_table(
         )
     else:
         grid, name, sheets, merged, kind = _read_workbook(path, sheet, max_rows, header_row + header_rows - 1)
-    return _to_table(grid, name, sheets, merged, header_row, header_rows, max_rows, kind, path.name)
+    external = _blank_external_links(path, name, grid) if kind in ("xlsx", "xlsm") else []
+    table = _to_table(grid, name, sheets, merged, header_row, header_rows, max_rows, kind, path.name)
+    table.external = [cell for cell in external if cell[0] > header_row + header_rows - 1]
+    return table
+
+
+def check_archive(path: Path) -> None:
+    """Refuse an .xlsx/.xlsm/.ods whose zip members unpack to more than
+    CAPTURE['IMPORT_MAX_UNPACKED_BYTES'], before a reader unpacks it. The sizes in the archive's
+    directory are only its claim, so every member is also unpacked and counted (Python's zipfile
+    stops at the claimed size and fails the CRC of a member that holds more)."""
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        return  # not an archive (an .xls, or broken): the workbook reader says what is wrong
+    allowed = limit("IMPORT_MAX_UNPACKED_BYTES")
+
+    def too_big(size: int) -> ReadError:
+        return ReadError(
+            f"{path.name} unpacks to more than {allowed / 1e6:.0f} MB (at least {size / 1e6:.0f} MB), the limit "
+            "(CAPTURE['IMPORT_MAX_UNPACKED_BYTES']). A workbook this large usually holds a pasted block of text "
+            "or many empty formatted rows: remove them, or split the sheet into smaller files."
+        )
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            claimed = sum(m.file_size for m in members)
+            if claimed > allowed:
+                raise too_big(claimed)
+            seen = 0
+            for member in members:
+                with archive.open(member) as fh:
+                    while chunk := fh.read(1 << 20):
+                        seen += len(chunk)
+                        if seen > allowed:
+                            raise too_big(seen)
+    except ReadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zipfile, zlib, bz2 and lzma each raise their own errors for a broken member
+        raise ReadError(
+            f"{path.name} cannot be read: it is truncated or corrupt ({exc}). Open it in Excel or LibreOffice, "
+            "save it again, and upload the saved copy."
+        ) from None
+
+
+# An external reference as Excel stores it in a formula: [1]Sheet!A1, [1]!Name, or quoted
+# '[1]My sheet'!A1 / 'C:\dir\[book.xlsx]Sheet'!A1. A table's structured reference (Table1[Col],
+# Table1[[#This Row],[Col]]) has no "!" after its bracket and is not one.
+_EXTERNAL_REF = re.compile(r"'[^']*\[[^\]']+\][^']*'!|\[\d+\][\w.]*!")
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+
+
+def _blank_external_links(path: Path, sheet: str, grid: list[list]) -> list[tuple[int, int, str]]:
+    """Cells of `sheet` computed from another workbook (an external link): their cached value is a
+    copy Capture cannot check, so it is not imported. Each such cell is blanked in `grid` and
+    returned as (row number, column index, formula)."""
+    from lxml import etree
+
+    safe = {"resolve_entities": False, "no_network": True, "load_dtd": False, "huge_tree": False}
+
+    def parse(fh):
+        return etree.parse(fh, etree.XMLParser(**safe))  # noqa: S320 - no DTD, no entities, no network
+
+    def iterparse(fh, events):
+        return etree.iterparse(fh, events=events, **safe)  # noqa: S320 - as above
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if not any(n.startswith("xl/externalLinks/") for n in names):
+                return []  # no link to another workbook anywhere in the file
+            with archive.open("xl/workbook.xml") as fh:
+                book = parse(fh).getroot()
+            with archive.open("xl/_rels/workbook.xml.rels") as fh:
+                rels = {
+                    r.get("Id"): r.get("Target", "")
+                    for r in parse(fh).getroot().iter(f"{_PKG_REL}Relationship")
+                }
+            # A defined name that points to another workbook links out wherever a formula uses it.
+            linked_names = [
+                re.escape(node.get("name", ""))
+                for node in book.iter(f"{_MAIN}definedName")
+                if node.get("name") and _EXTERNAL_REF.search(node.text or "")
+            ]
+            external = (
+                re.compile(
+                    _EXTERNAL_REF.pattern
+                    + "|"
+                    + "|".join(rf"(?<![\w.])({n})(?![\w.(])" for n in linked_names)
+                )
+                if linked_names
+                else _EXTERNAL_REF
+            )
+            target = ""
+            for node in book.iter(f"{_MAIN}sheet"):
+                if node.get("name") == sheet:
+                    target = rels.get(node.get(f"{_REL}id"), "")
+            if not target:
+                return []
+            part = (
+                target.lstrip("/")
+                if target.startswith("/")
+                else posixpath.normpath(posixpath.join("xl", target))
+            )
+            found = []
+            shared: dict[str, bool] = {}  # a shared formula's index -> does its master link out
+            with archive.open(part) as fh:
+                for _, node in iterparse(fh, events=("end",)):
+                    if node.tag != f"{_MAIN}c":
+                        if node.tag == f"{_MAIN}row":
+                            node.clear()
+                        continue
+                    formula = node.find(f"{_MAIN}f")
+                    if formula is None:
+                        continue
+                    text = formula.text or ""
+                    linked = bool(external.search(text))
+                    if formula.get("t") == "shared" and formula.get("si") is not None:
+                        si = formula.get("si")
+                        if text:
+                            shared[si] = linked
+                        else:
+                            linked = shared.get(si, False)
+                    if linked:
+                        row, col = _cell_ref(node.get("r", ""))
+                        if row is not None:
+                            found.append((row, col, text or "(shared formula)"))
+    except (KeyError, zipfile.BadZipFile, ValueError, etree.LxmlError) as exc:
+        raise ReadError(
+            f"{path.name}: its links to other workbooks cannot be read ({exc}). Save it again from Excel."
+        ) from None
+    # The grid starts at A1 (calamine with skip_empty_area=False); r="C7" is row 7, column index 2.
+    for row, col, _ in found:
+        if row - 1 < len(grid) and col < len(grid[row - 1]):
+            grid[row - 1][col] = None
+    return found
+
+
+def _cell_ref(ref: str) -> tuple[int | None, int]:
+    """ "AB12" -> (12, 27): the row number and the 0-based column index."""
+    match = re.fullmatch(r"([A-Z]{1,3})(\d+)", ref)
+    if not match:
+        return None, 0
+    col = 0
+    for letter in match.group(1):
+        col = col * 26 + ord(letter) - 64
+    return int(match.group(2)), col - 1
 
 
 def _open_workbook(path: Path):
@@ -131,6 +295,7 @@ def _open_workbook(path: Path):
             f"{path.name} is password-protected. Open it in Excel, remove the password "
             "(File › Info › Protect Workbook › Encrypt with Password, clear it), save, and upload again."
         )
+    check_archive(path)
     try:
         return pc.CalamineWorkbook.from_path(os.fspath(path))
     except pc.PasswordError:
@@ -233,8 +398,30 @@ def _read_csv(path: Path, delimiter: str, encoding: str, max_rows: int, header_e
                     "Split the file into smaller ones."
                 )
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise _too_long(path.stem, len(grid) + 1, None, csv.field_size_limit()) from None
         raise ReadError(f"{path.name} is not valid CSV at line {len(grid) + 1}: {exc}.") from None
     return grid, path.stem, [path.stem], [], "csv"
+
+
+def _too_long(sheet: str, row: int, col: int | None, length: int) -> ReadError:
+    where = f"row {row}" + (f", column {column_letter(col)}" if col is not None else "")
+    allowed = limit("IMPORT_MAX_CELL_CHARS")
+    return ReadError(
+        f"Sheet {sheet!r}, {where} holds a cell of {length:,} characters or more; the limit is {allowed:,} "
+        "(Excel's own, CAPTURE['IMPORT_MAX_CELL_CHARS']). Shorten that cell or leave it out of the file."
+    )
+
+
+def _check_cell_lengths(grid: list[list], sheet: str) -> None:
+    """Refuse a sheet with a cell longer than Excel itself allows, naming the cell, before the
+    mapping page or the report copies it anywhere."""
+    allowed = limit("IMPORT_MAX_CELL_CHARS")
+    for r, cells in enumerate(grid):
+        longest = max((len(v) for v in cells if v.__class__ is str), default=0)
+        if longest > allowed:
+            c = next(i for i, v in enumerate(cells) if v.__class__ is str and len(v) == longest)
+            raise _too_long(sheet, r + 1, c, longest)
 
 
 def _blank(value) -> bool:
@@ -250,6 +437,7 @@ def _header_text(value) -> str:
 
 
 def _to_table(grid, name, sheets, merged, header_row, header_rows, max_rows, kind, filename) -> Table:
+    _check_cell_lengths(grid, name)
     first = header_row - 1
     last = first + header_rows
     if len(grid) < last:
@@ -280,6 +468,14 @@ def _to_table(grid, name, sheets, merged, header_row, header_rows, max_rows, kin
             if text and (not parts or parts[-1] != text):
                 parts.append(text)
         headers.append(" / ".join(parts))
+    header_limit = limit("IMPORT_MAX_HEADER_CHARS")
+    for c, h in enumerate(headers):
+        if len(h) > header_limit:
+            raise ReadError(
+                f"Sheet {name!r}: the header of column {column_letter(c)} is {len(h):,} characters long; a column "
+                f"name may have {header_limit:,} (CAPTURE['IMPORT_MAX_HEADER_CHARS']). Is the header row right? "
+                "Choose the row the column names are in, or shorten the name."
+            )
     warnings = []
     seen: dict[str, int] = {}
     for c, h in enumerate(headers):

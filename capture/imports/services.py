@@ -86,10 +86,22 @@ class Problem:
             "row": self.row,
             "column": self.column,
             "header": self.header,
-            "value": self.value,
+            "value": shorten(self.value),
             "reason": self.reason,
             "severity": self.severity,
         }
+
+
+# A report stores up to MAX_STORED_PROBLEMS problems and the page shows them: a cell's value in
+# one is cut to this many characters, so a sheet of long cells does not make a huge report.
+VALUE_SHOWN = 200
+
+
+def shorten(value, limit: int = VALUE_SHOWN):
+    """`value` cut to `limit` characters with an ellipsis, for showing it (not for importing it)."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[: limit - 1] + "…"
+    return value
 
 
 def describe(p: dict) -> str:
@@ -412,6 +424,30 @@ def build_plan(
     sheet = table.sheet
     for warning in table.warnings:
         plan.problems.append(Problem(None, "", "", "", warning, sheet, "warning"))
+    used = {
+        mapping.subject_column,
+        mapping.event_column,
+        mapping.instance_column,
+        mapping.repeat_form_column,
+        *mapping.status_columns.values(),
+        *(spec.column for spec in mapping.columns),
+    }
+    for row, index, formula in table.external:
+        # The cached copy of another workbook's cell is not data Capture can check: the reader blanked
+        # it; an imported column must not go in without it, an unused one only says so.
+        header = table.headers[index] if index < len(table.headers) else ""
+        plan.problems.append(
+            Problem(
+                row,
+                readers.column_letter(index),
+                header,
+                formula,
+                "The cell is a link to another workbook; its value is a copy that was not imported. "
+                "Replace the link by the value (Copy, Paste Special › Values) and upload again.",
+                sheet,
+                "error" if header and header in used else "warning",
+            )
+        )
     if not table.rows:
         # An empty import would "succeed" with nothing written, which hides a wrong sheet or header row.
         plan.problems.append(
@@ -1036,14 +1072,19 @@ PROBLEM_FILL = "FFC7CE"
 def annotated_workbook(path: Path, report: dict, *, sheet: str = "", header_row: int = 1) -> bytes:
     """The original workbook with each problem cell filled red and commented, and a Problems sheet.
 
-    An .xlsx keeps its formatting; any other file is copied cell by cell into a new workbook first."""
+    An .xlsx keeps its formatting; any other file is copied cell by cell into a new workbook first.
+    The report is a file people open, so it holds no live formula and no external link: an .xlsx is
+    read with its cached values (what Capture imported, formulas replaced by their results) and
+    without its links to other workbooks; every text cell is stored as text, so an uploaded
+    "=HYPERLINK(…)" shows as typed (capture.cells explains the attack)."""
     from openpyxl import Workbook, load_workbook
     from openpyxl.comments import Comment
     from openpyxl.styles import Font, PatternFill
 
     path = Path(path)
     if path.suffix.lower() in (".xlsx", ".xlsm"):
-        book = load_workbook(path)
+        readers.check_archive(path)
+        book = load_workbook(path, data_only=True, keep_links=False, keep_vba=False)
         ws = book[sheet] if sheet and sheet in book.sheetnames else book.worksheets[0]
     else:
         table = readers.read_table(path, sheet=sheet, header_row=1, header_rows=1)
@@ -1054,7 +1095,7 @@ def annotated_workbook(path: Path, report: dict, *, sheet: str = "", header_row:
         for r, cells in enumerate(grid, 1):
             for c, value in enumerate(cells, 1):
                 if value not in ("", None):
-                    ws.cell(r, c, value)
+                    _as_text(ws.cell(r, c, value))
     fill = PatternFill("solid", start_color=PROBLEM_FILL, end_color=PROBLEM_FILL)
     by_cell: dict[tuple[int, str], list[str]] = {}
     for p in report.get("problems", []):
@@ -1074,11 +1115,25 @@ def annotated_workbook(path: Path, report: dict, *, sheet: str = "", header_row:
         summary.append(
             [p["sheet"], p["row"], p["column"], p["header"], p["value"], p["reason"], p["severity"]]
         )
+        for cell in summary[summary.max_row]:
+            _as_text(cell)
     if report.get("truncated"):
         summary.append(["", "", "", "", "", f"… and {report['truncated']} more problem(s) not listed", ""])
+    for other in book.worksheets:
+        # A formula left in any sheet (an .xlsx without cached values keeps none, but a sheet could
+        # still hold a text cell typed as formula) is stored as the text it is.
+        for row in other.iter_rows():
+            for cell in row:
+                _as_text(cell)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def _as_text(cell) -> None:
+    """openpyxl stores a str that starts with "=" as a formula; keep it a text cell."""
+    if cell.data_type == "f" and isinstance(cell.value, str):
+        cell.data_type = "s"
 
 
 def _raw_grid(path: Path, sheet: str) -> list[list]:

@@ -138,6 +138,13 @@ CAPTURE = {
     "REQUIRE_2FA": env_bool("CAPTURE_REQUIRE_2FA", False),
     # Background jobs run only functions under these packages (a job row names its handler).
     "JOB_HANDLER_PREFIXES": ("capture.",),
+    # Development's pseudonym master key, made once with mode 0600 when CAPTURE_PSEUDONYM_KEY is
+    # not set (capture/studies/pseudonyms.py); production requires the environment variable.
+    "PSEUDONYM_KEY_FILE": VAR_DIR / "pseudonym.key",
+    # What one spreadsheet upload may cost (defaults in capture/imports/readers.py DEFAULT_LIMITS):
+    # IMPORT_MAX_BYTES (file), IMPORT_MAX_UNPACKED_BYTES (an .xlsx/.ods unzipped), IMPORT_MAX_ROWS,
+    # IMPORT_MAX_CELL_CHARS (32,767, Excel's own) and IMPORT_MAX_HEADER_CHARS.
+    "IMPORT_MAX_UNPACKED_BYTES": env_int("CAPTURE_IMPORT_MAX_UNPACKED_MB", 200) * 1024 * 1024,
 }
 
 # Background work (imports, exports, DICOM ingest) goes through Django's tasks interface.

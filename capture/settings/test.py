@@ -16,3 +16,6 @@ CAPTURE = {**CAPTURE, "JOB_HANDLER_PREFIXES": ("capture.", "tests.")}
 # Serve static files from the apps (no collectstatic before tests).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# A fixed pseudonym master key: test data is fake, and golden files hold the shifts it gives.
+# (Deployments set CAPTURE_PSEUDONYM_KEY; development makes var/pseudonym.key — studies/pseudonyms.py.)
+PSEUDONYM_KEY = bytes.fromhex("27c78b18a5ba6266e1e87b31c03c5b9e2b83115791c09b9391ee75c8a3c754c4")

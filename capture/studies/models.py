@@ -161,3 +161,15 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} — {self.role} in {self.study}"
+
+
+class KeyFingerprint(models.Model):
+    """The fingerprint of a secret this database's data was made under (capture/studies/pseudonyms.py):
+    an HMAC of a constant under the key, never the key. A process with another key stops."""
+
+    name = models.CharField(max_length=64, unique=True)
+    fingerprint = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name

@@ -65,3 +65,15 @@ def test_nobody_gets_a_redcap_token_for_a_study_they_cannot_see(client, personas
 
 def test_the_token_page_needs_a_login(client):
     assert client.get("/api/tokens/").status_code == 302
+
+
+def test_a_page_showing_a_new_token_is_never_cached(client, personas, study):
+    client.force_login(personas["coordinator_a"])
+    for response in (
+        client.post("/api/tokens/new/", {"name": "nightly"}),
+        client.post("/api/tokens/redcap/trial/new/"),
+        client.get("/api/tokens/"),
+    ):
+        assert response.status_code == 200
+        assert "no-store" in response["Cache-Control"], response.request["PATH_INFO"]
+        assert "private" in response["Cache-Control"]

@@ -41,8 +41,11 @@ def test_enrolment_stores_the_subjects_deterministic_shift(study, subjects):
 
 
 def test_the_master_key_comes_from_the_environment(study, monkeypatch):
-    before = pseudonyms.source_hash(study, "MRN-1")
+    # Under the test settings' key, computed without using it on this database (which would then
+    # refuse any other key: tests/studies/test_keys.py).
+    before = pseudonyms._mac(study, "source", "MRN-1", pseudonyms.configured_key()).hex()
     monkeypatch.setenv("CAPTURE_PSEUDONYM_KEY", "a-long-random-deployment-secret")
+    assert pseudonyms.configured_key() == b"a-long-random-deployment-secret"
     assert pseudonyms.source_hash(study, "MRN-1") != before
 
 

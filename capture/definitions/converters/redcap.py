@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from capture.cells import FORMULA_STARTS, neutralise
+
 from .. import expressions as language
 from ..schema import (
     NAME_RE,
@@ -210,7 +212,7 @@ def read_rows(text: str, conversion: Conversion) -> list[Row]:
             start, line = line, reader.line_num + 1
             if not any(c.strip() for c in cells):
                 continue
-            values = {key: (cells[i] if i < len(cells) else "") for key, i in columns.items()}
+            values = {key: (_as_typed(cells[i]) if i < len(cells) else "") for key, i in columns.items()}
             rows.append(Row(start, values, columns))
     except csv.Error as exc:
         conversion.error(f"the CSV is malformed: {exc}. Fix: check quotes around that line.", line=line)
@@ -707,7 +709,13 @@ def _csv_dicts(data: bytes | str, label: str, conversion: Conversion) -> list[tu
         start, line = line, reader.line_num + 1
         if any(c.strip() for c in cells):
             rows.append(
-                (start, {h: (cells[i].strip() if i < len(cells) else "") for i, h in enumerate(header)})
+                (
+                    start,
+                    {
+                        h: (_as_typed(cells[i]).strip() if i < len(cells) else "")
+                        for i, h in enumerate(header)
+                    },
+                )
             )
     return rows
 
@@ -909,12 +917,47 @@ def _validation(element: DataElement) -> str:
     return ""
 
 
+# A cell that is a plain number ("-1", "+2.5", "1e3") is data to a spreadsheet, not a formula.
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+class _PeopleCsv:
+    """csv.writer for the dictionary and schedule files people download and open in Excel: a text
+    cell a spreadsheet would run as a formula (a label "=HYPERLINK(…)", "-2+3+cmd|…") gets a leading
+    apostrophe (capture.cells.neutralise); numbers, also written as text ("-1"), stay as they are.
+    Capture's own reader (`_as_typed`) takes the apostrophe off again, so a round trip is exact."""
+
+    def __init__(self, out):
+        self._writer = csv.writer(out, lineterminator="\n")
+
+    @staticmethod
+    def _cell(value):
+        if isinstance(value, str) and _NUMBER.fullmatch(value):
+            return value
+        return neutralise(value)
+
+    def writerow(self, row) -> None:
+        self._writer.writerow([self._cell(v) for v in row])
+
+    def writerows(self, rows) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
+def _as_typed(cell: str) -> str:
+    """A dictionary cell as its author typed it: the apostrophe `_PeopleCsv` put before a
+    formula-like text is removed (REDCap's own upload keeps it; docs/reliability.md says so)."""
+    if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS):
+        return cell[1:]
+    return cell
+
+
 def write_dictionary(forms: list[FormFile], elements: dict[str, DataElement]) -> tuple[str, list[Problem]]:
     """A REDCap data dictionary (CSV text, REDCap's UI column names) of `forms`, and the problems:
     what REDCap cannot hold (units, concept codes, repeating groups) said as warnings."""
     problems: list[Problem] = []
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = _PeopleCsv(out)
     writer.writerow([ui for _, ui in COLUMNS])
     used: set[str] = set()
     rows: list[list[str]] = []
@@ -1067,7 +1110,7 @@ def _row(item, elements, instrument, header, matrix, used, problems, unitless) -
 def write_schedule(schedule: ScheduleFile, forms: dict[str, FormFile]) -> dict[str, str]:
     """REDCap's arms, events and instrument-event mapping CSVs (API column names) for a schedule."""
     arms, events, mapping = io.StringIO(), io.StringIO(), io.StringIO()
-    arm_w, event_w, map_w = (csv.writer(f, lineterminator="\n") for f in (arms, events, mapping))
+    arm_w, event_w, map_w = (_PeopleCsv(f) for f in (arms, events, mapping))
     arm_w.writerow(["arm_num", "name"])
     event_w.writerow(["event_name", "arm_num", "unique_event_name", "day_offset", "offset_min", "offset_max"])
     map_w.writerow(["arm_num", "unique_event_name", "form"])
