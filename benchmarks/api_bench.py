@@ -46,6 +46,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from ecrf_bench import free_port, start_postgres  # noqa: E402 - the benchmarks' shared server helpers
 
+# One pseudonym key for the whole run: every process (the seeding one, servers, workers) must use
+# the key the database was made under, or Capture refuses to run (studies/pseudonyms.py).
+PSEUDONYM_KEY = os.environ.setdefault("CAPTURE_PSEUDONYM_KEY", secrets.token_hex(32))
+
 USERNAME = "bench_admin"
 OPERATIONS = ("export json", "export csv", "import json")
 
@@ -247,7 +251,7 @@ class Server:
             "DJANGO_SETTINGS_MODULE": "capture.settings.production",
             "DATABASE_URL": db,
             "CAPTURE_SECRET_KEY": secrets.token_hex(32),
-            "CAPTURE_PSEUDONYM_KEY": secrets.token_hex(32),
+            "CAPTURE_PSEUDONYM_KEY": PSEUDONYM_KEY,
             "CAPTURE_ALLOWED_HOSTS": "127.0.0.1",
             "CAPTURE_SSL_REDIRECT": "false",
             # One import call carries the whole study (~200 MB at 10,000 subjects): above the

@@ -46,6 +46,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from ecrf_bench import free_port, start_postgres  # noqa: E402 - benchmarks/ is put on the path above
 from load import write_settings  # noqa: E402 - as above
 
+# One pseudonym key for the whole run: every process (the seeding one, servers, workers) must use
+# the key the database was made under, or Capture refuses to run (studies/pseudonyms.py).
+PSEUDONYM_KEY = os.environ.setdefault("CAPTURE_PSEUDONYM_KEY", secrets.token_hex(32))
+
 SLUG = "shape"
 SUBJECTS = 40
 PASSWORD = secrets.token_urlsafe(16)
@@ -260,7 +264,7 @@ def main() -> None:
             DJANGO_SETTINGS_MODULE="load_settings",
             PYTHONPATH=os.pathsep.join([str(tmp), str(ROOT)]),
             CAPTURE_SECRET_KEY=secrets.token_hex(32),
-            CAPTURE_PSEUDONYM_KEY=secrets.token_hex(32),
+            CAPTURE_PSEUDONYM_KEY=PSEUDONYM_KEY,
             CAPTURE_ALLOWED_HOSTS="127.0.0.1",
             CAPTURE_SSL_REDIRECT="false",  # plain HTTP on 127.0.0.1; behind nginx it stays on
             CAPTURE_TASKS="database",
