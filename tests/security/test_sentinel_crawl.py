@@ -12,7 +12,7 @@ As each de-identified persona (statistician, monitor) this crawl fetches:
 and asserts that no sentinel appears in any answer or file. Every leak is listed, not the first.
 
 A route whose URL arguments the crawl cannot fill fails `test_the_crawl_can_fill_every_route`:
-teach `_kwargs_for` about it, so no page escapes the crawl. The database engine is whatever the
+teach `FILLERS` about it, so no page escapes the crawl. The database engine is whatever the
 suite runs on (SQLite locally, PostgreSQL too in CI); nothing here depends on it.
 """
 
@@ -46,9 +46,12 @@ from capture.exports.spec import FORMATS, LAYOUTS, ExportSpec
 from capture.jobs import services as jobs
 from capture.jobs.models import Job
 from capture.records.compiled import compiled
-from tests.security.sentinel_world import DOB_A, SCAN_A, STAMP, Sentinels, build_world
+from tests.security.role_table import ROLE_TABLE
+from tests.security.sentinel_world import DOB_A, PERSONAS, SCAN_A, STAMP, Sentinels, build_world
 
-DEIDENTIFIED = ["statistician", "monitor"]
+# Every role of the README's table without identifiers is crawled (sentinel_world grants each to a
+# persona of the same name): a new de-identified role is crawled without touching this file.
+DEIDENTIFIED = sorted(role for role, (_, may) in ROLE_TABLE.items() if "view_identifiers" not in may)
 NO_UUID = "00000000-0000-4000-8000-000000000000"  # names no upload
 # definitions:export's <fmt>: the formats capture/definitions/views.py `export` writes.
 DEFINITION_FORMATS = ["redcap", "odm", "arms", "events", "mapping"]
@@ -238,52 +241,79 @@ PKS = {
 }
 
 
-def _kwargs_for(name: str, params: frozenset[str], w) -> list[dict] | None:
-    """Every real set of URL arguments for a route; None when the crawl does not know how."""
-    slug = w.study.slug
-    records = w.records
-    if not params:
-        return [{}]
-    if params == {"slug"}:
-        return [{"slug": slug}]
-    if params == {"slug", "subject_id"}:
-        return [{"slug": slug, "subject_id": s.subject_id} for s in w.subjects.values()]
-    record_keys = [
-        {"slug": slug, "subject_id": r.subject.subject_id, "event": r.event.name, "form": r.form_name}
+def _record_kwargs(w, records, **extra) -> list[dict]:
+    return [
+        {
+            "slug": w.study.slug,
+            "subject_id": r.subject.subject_id,
+            "event": r.event.name,
+            "form": r.form_name,
+            "instance": r.instance,
+        }
+        | extra
         for r in records
     ]
-    if params == {"slug", "subject_id", "event", "form"}:
-        return [dict(t) for t in {tuple(k.items()) for k in record_keys}]
-    if params == {"slug", "subject_id", "event", "form", "instance"}:
-        return [{**k, "instance": r.instance} for k, r in zip(record_keys, records, strict=True)]
-    if params == {"slug", "subject_id", "event", "form", "instance", "field"}:
-        return [
-            {
-                "slug": slug,
-                "subject_id": r.subject.subject_id,
-                "event": r.event.name,
-                "form": r.form_name,
-                "instance": r.instance,
-                "field": f,
-            }
-            for r in _one_record_per_form(records)
-            for f in _fields(r)
-        ]
-    if params in ({"job_id"}, {"slug", "job_id"}):
-        return [{"job_id": j.pk, **({"slug": slug} if "slug" in params else {})} for j in w.extra["jobs"]]
-    if params in ({"pk"}, {"slug", "pk"}) and name in PKS:
-        return [{"pk": pk, **({"slug": slug} if "slug" in params else {})} for pk in PKS[name](w)]
-    if params == {"slug", "upload_id"}:
-        return [{"slug": slug, "upload_id": NO_UUID}]
-    if params == {"slug", "fmt"}:
-        return [{"slug": slug, "fmt": f} for f in DEFINITION_FORMATS]
-    if params == {"name", "version"}:
-        return [{"name": f.name, "version": f.version} for f in {r.form for r in records}]
-    if params == {"public_id", "version"}:  # definitions, not data: the identifier items' and one per form
-        elements = {e for r in records for e in compiled(r.form).elements.values() if e.identifier}
-        elements |= {min(compiled(r.form).elements.values(), key=lambda e: e.public_id) for r in records}
-        return [{"public_id": e.public_id, "version": e.version} for e in elements]
-    return None
+
+
+def _elements(w) -> list:
+    """Definitions, not data: every identifier element, and one more element per form."""
+    found: dict = {}
+    for record in w.records:
+        elements = compiled(record.form).elements.values()
+        found |= dict.fromkeys(e for e in elements if e.identifier)
+        found[min(elements, key=lambda e: e.public_id)] = None
+    return list(found)
+
+
+def _by_record(w, name) -> list[dict]:
+    return _record_kwargs(w, w.records)
+
+
+def _by_slot(w, name) -> list[dict]:
+    keys = [{k: v for k, v in kw.items() if k != "instance"} for kw in _record_kwargs(w, w.records)]
+    return [dict(t) for t in dict.fromkeys(tuple(k.items()) for k in keys)]
+
+
+def _by_field(w, name) -> list[dict]:
+    return [
+        kw | {"field": f}
+        for r in _one_record_per_form(w.records)
+        for kw in _record_kwargs(w, [r])
+        for f in _fields(r)
+    ]
+
+
+# URL arguments -> how to fill them with every real object (w: the world, name: the route).
+FILLERS = {
+    frozenset(): lambda w, name: [{}],
+    frozenset({"slug"}): lambda w, name: [{"slug": w.study.slug}],
+    frozenset({"slug", "subject_id"}): lambda w, name: [
+        {"slug": w.study.slug, "subject_id": s.subject_id} for s in w.subjects.values()
+    ],
+    frozenset({"slug", "subject_id", "event", "form"}): _by_slot,
+    frozenset({"slug", "subject_id", "event", "form", "instance"}): _by_record,
+    frozenset({"slug", "subject_id", "event", "form", "instance", "field"}): _by_field,
+    frozenset({"job_id"}): lambda w, name: [{"job_id": j.pk} for j in w.extra["jobs"]],
+    frozenset({"slug", "job_id"}): lambda w, name: [
+        {"slug": w.study.slug, "job_id": j.pk} for j in w.extra["jobs"]
+    ],
+    frozenset({"pk"}): lambda w, name: [{"pk": pk} for pk in PKS[name](w)],
+    frozenset({"slug", "pk"}): lambda w, name: [{"slug": w.study.slug, "pk": pk} for pk in PKS[name](w)],
+    frozenset({"slug", "upload_id"}): lambda w, name: [{"slug": w.study.slug, "upload_id": NO_UUID}],
+    frozenset({"slug", "fmt"}): lambda w, name: [
+        {"slug": w.study.slug, "fmt": f} for f in DEFINITION_FORMATS
+    ],
+    frozenset({"name", "version"}): lambda w, name: [
+        {"name": f.name, "version": f.version} for f in dict.fromkeys(r.form for r in w.records)
+    ],
+    frozenset({"public_id", "version"}): lambda w, name: [
+        {"public_id": e.public_id, "version": e.version} for e in _elements(w)
+    ],
+}
+
+
+def fillable(name: str, params: frozenset[str]) -> bool:
+    return params in FILLERS and ("pk" not in params or name in PKS)
 
 
 def _query_strings(name: str, kwargs: dict, w) -> list[str]:
@@ -311,7 +341,7 @@ def crawl_routes(client, w, leaks: Leaks) -> None:
     for name, params in sorted(app_routes().items()):
         if name in SKIP:
             continue
-        for kwargs in _kwargs_for(name, params, w) or []:
+        for kwargs in FILLERS[params](w, name) if fillable(name, params) else []:
             url = reverse(name, kwargs=kwargs)
             for query in ["", *_query_strings(name, kwargs, w)]:
                 target = url + query
@@ -421,33 +451,22 @@ def test_the_crawl_can_fill_every_route():
     unknown = sorted(
         f"{name} <{', '.join(sorted(params))}>"
         for name, params in app_routes().items()
-        if name not in SKIP and _known_shape(name, params) is False
+        if name not in SKIP and not fillable(name, params)
     )
     assert not unknown, (
         f"The sentinel crawl does not know how to fill these routes' URL arguments: {unknown}. "
-        "Teach _kwargs_for in tests/security/test_sentinel_crawl.py (and PKS for a <pk>) to give "
+        "Teach FILLERS in tests/security/test_sentinel_crawl.py (and PKS for a <pk>) to give "
         "real ids, so the new page is crawled as every de-identified persona."
     )
 
 
-def _known_shape(name: str, params: frozenset[str]) -> bool:
-    shapes = [
-        set(),
-        {"slug"},
-        {"slug", "subject_id"},
-        {"slug", "subject_id", "event", "form"},
-        {"slug", "subject_id", "event", "form", "instance"},
-        {"slug", "subject_id", "event", "form", "instance", "field"},
-        {"job_id"},
-        {"slug", "job_id"},
-        {"slug", "upload_id"},
-        {"slug", "fmt"},
-        {"name", "version"},
-        {"public_id", "version"},
-    ]
-    if params in ({"pk"}, {"slug", "pk"}):
-        return name in PKS
-    return set(params) in shapes
+def test_the_crawl_runs_as_every_role_without_identifiers():
+    assert DEIDENTIFIED, "the README's role table should have roles without view_identifiers"
+    missing = [role for role in DEIDENTIFIED if PERSONAS.get(role, ("",))[0] != role]
+    assert not missing, (
+        f"Roles without identifiers that the sentinel world gives no persona: {missing}. Add "
+        "'<role>': ('<role>', []) to PERSONAS in tests/security/sentinel_world.py."
+    )
 
 
 @pytest.mark.parametrize("persona", DEIDENTIFIED)
