@@ -166,7 +166,9 @@ class Leaks:
             summary: dict[str, set[str]] = defaultdict(set)
             for where, hits in self.found.items():
                 for hit in hits:
-                    summary[_source(where)].add(re.sub(r" of [A-Z]-\d+| \(\d{4}-\d\d-\d\d\)| «.*»", "", hit))
+                    summary[_source(where)].add(
+                        re.sub(r" of (subject )?[A-Z](-\d+)?\b| \(\d{4}-\d\d-\d\d\)| «.*»", "", hit)
+                    )
             lines += [f"  {source}: {'; '.join(sorted(kinds))}" for source, kinds in sorted(summary.items())]
             lines.append("Every answer and what it leaks:")
             for where in sorted(self.found):
