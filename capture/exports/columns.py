@@ -38,7 +38,10 @@ BOOLEAN_CODES = (("1", "Yes", ""), ("0", "No", ""))
 OPTION_CODES = (("1", "Checked", ""), ("0", "Unchecked", ""))
 STATUS_CODES = (("0", "Incomplete", ""), ("1", "Unverified", ""), ("2", "Complete", ""))
 
-MAX_NAME = 32  # Stata's limit, the tightest of the formats we write
+# Stata allows 32 characters in a variable name but pyreadstat refuses a 32-character name that
+# carries value labels (the label set is named after the variable): 31 is the tightest limit of
+# the formats we write (tests/exports/test_formats.py writes the longest shipped names).
+MAX_NAME = 31
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,7 @@ _NOT_NAME = re.compile(r"[^a-z0-9_]+")
 
 
 def safe_name(raw: str) -> str:
-    """A variable name every format accepts: lower case letters, digits, _; a letter first; ≤ 32."""
+    """A variable name every format accepts: lower case letters, digits, _; a letter first; ≤ MAX_NAME."""
     name = _NOT_NAME.sub("_", raw.lower()).strip("_") or "v"
     if not name[0].isalpha():
         name = f"v_{name}"

@@ -186,3 +186,20 @@ def test_odm_carries_concept_codes_of_permissible_values(records, personas, stud
     item = tree.find(".//o:CodeListItem[@CodedValue='1']", {"o": NS})
     assert item.find("o:Alias", {"o": NS}).attrib == {"Context": "nci:ExtCodeID", "Name": "C16576"}
     assert validate(folder / "odm.xml") == []
+
+
+def test_a_shortened_name_is_one_stata_accepts_with_value_labels(tmp_path):
+    """A long item name shortened for the statistical formats must still take value labels in
+    Stata: pyreadstat refuses a 32-character name there ("name is too long"), which took down
+    every export of the shipped imaging, response and treatment forms."""
+    import pandas as pd
+    import pyreadstat
+
+    from capture.exports.columns import safe_name
+
+    name = safe_name("treatment_start_date_on_treatment_form_instance_1")
+    assert len(name) <= 31, name
+    frame = pd.DataFrame({name: [1.0, 2.0]})
+    pyreadstat.write_dta(frame, str(tmp_path / "x.dta"), variable_value_labels={name: {1: "Yes"}}, version=15)
+    back, meta = pyreadstat.read_dta(str(tmp_path / "x.dta"))
+    assert list(back.columns) == [name]
