@@ -119,7 +119,7 @@ class ImagingColumns:
     def studies_table(self):
         names = NameBook()
         builder = self.builder
-        columns = builder.subject_columns(names, full=False) + [
+        columns = builder.planner.subject_columns(names, full=False) + [
             Column(
                 names.take("study_uid"),
                 "De-identified study UID",
@@ -141,7 +141,7 @@ class ImagingColumns:
                     "date",
                     "imaging",
                     key="date",
-                    note=builder._date_note(),
+                    note=builder.planner.date_note(),
                 )
             )
 
@@ -159,7 +159,7 @@ class ImagingColumns:
                             "series_count": study.series_count,
                             "date": self._date(study, subject),
                         }
-                        rows.append(builder._row(columns, subject, {}, None, None, extra))
+                        rows.append(builder.cells.row(columns, subject, {}, None, None, extra))
                 yield Batch.from_rows(rows, len(columns))
 
         return Table("imaging_studies", "Imaging studies", columns, batches)
