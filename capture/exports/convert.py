@@ -11,6 +11,7 @@ tests/exports/test_output_stable.py pins the result.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import operator
 from collections.abc import Iterator, Sequence
 from operator import itemgetter
@@ -238,9 +239,15 @@ def _fast_converter(col: Column, missing_codes: frozenset, deid: Deidentifier):
     return None
 
 
+@functools.cache
+def _missing_cells(missing_codes: frozenset) -> dict[str, Missing]:
+    """Code -> its cell, made once per set of codes (a wide export has hundreds of converters)."""
+    return {code: Missing(code) for code in missing_codes}
+
+
 def converter(col: Column, missing_codes, deid: Deidentifier):
     """A function (stored value, subject) -> cell value for one column; see `convert`."""
-    missing = {code: Missing(code) for code in missing_codes}
+    missing = _missing_cells(frozenset(missing_codes))
     datatype = col.datatype
     if datatype == "option":
         option = col.option

@@ -17,6 +17,19 @@ from capture.studies.models import Study, Subject
 
 from .spec import ExportSpec
 
+# What the export reads of a subject (convert.Cells.subject_value, the date rules, imaging): a
+# chunk loads only these, not every column of three tables. Add a field here if an export shows it.
+SUBJECT_FIELDS = (
+    "subject_id",
+    "kind",
+    "model_type",
+    "enrollment_date",
+    "date_shift_days",
+    "site__code",
+    "arm__name",
+    "derived_from__subject_id",
+)
+
 
 def visible_subjects(user, study: Study, spec: ExportSpec):
     """The queryset of the subjects the export covers (before any cohort filter)."""
@@ -44,7 +57,7 @@ def visible_subjects(user, study: Study, spec: ExportSpec):
 
 def chunks(subjects, size: int) -> Iterator[list[Subject]]:
     """`subjects` in id order, `size` at a time, with the site, arm and parent subject."""
-    base = subjects.select_related("site", "arm", "derived_from").order_by("subject_id")
+    base = subjects.select_related("site", "arm", "derived_from").only(*SUBJECT_FIELDS).order_by("subject_id")
     last = None
     while True:
         query = base if last is None else base.filter(subject_id__gt=last)
