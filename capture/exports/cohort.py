@@ -5,7 +5,7 @@ The expression is written in the study's branching-logic language
 of every form record of the subject: `values` holds each item's value (a later event's
 value wins over an earlier one), and `events` the same per event name, for expressions
 that name the event (`[baseline][age]`). The study's missing-data codes count as missing.
-With the imaging app, `[imaging_study_count]`, `[modality_count]` and `[imaging_modalities]`
+`[imaging_study_count]`, `[modality_count]` and `[imaging_modalities]`
 (e.g. `contains([imaging_modalities], 'PT')`) describe the subject's imaging.
 
 The filter runs on the values the export's disclosure policy (capture/studies/disclosure.py)
@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
+from capture.definitions import expressions as language
+from capture.definitions.models import DataElement, EventForm
 from capture.studies.disclosure import DATE_TYPES, Disclosure
 
 IMAGING_NAMES = frozenset({"imaging_study_count", "modality_count", "imaging_modalities"})
@@ -38,23 +40,9 @@ class Field:
     identifier: bool
 
 
-def _language():
-    try:
-        from capture.definitions import expressions
-    except ImportError:
-        return None
-    return expressions
-
-
-def available() -> bool:
-    return _language() is not None
-
-
 def study_fields(schedule) -> dict[str, dict[str, Field]]:
     """Form name -> item name -> Field, for every form the schedule collects (any version: an
     item that is an identifier or a date in one version counts as one in all)."""
-    from capture.definitions.models import DataElement, EventForm
-
     forms = {ef.form for ef in EventForm.objects.filter(event__arm__schedule=schedule).select_related("form")}
     elements = {e.ref: e for e in DataElement.objects.filter(forms__in=list(forms)).distinct()}
     fields: dict[str, dict[str, Field]] = {}
@@ -84,17 +72,11 @@ def compile_cohort(
     """A predicate keep(subject, records, event names by id, extra) for `expression`, checked
     against the study's items (`fields`, from `study_fields`), events and the export's
     `policy`; raises ValidationError saying how to fix a bad expression."""
-    language = _language()
-    if language is None:
-        raise ValidationError(
-            "Cohort filters need the expression language (capture.definitions.expressions), which this "
-            "installation does not have yet. Leave the cohort filter empty, or choose subjects by id."
-        )
     try:
         ast = language.parse(expression)
     except language.ExpressionError as exc:
         raise ValidationError(f"The cohort filter {expression!r} is not a valid expression: {exc}") from None
-    _check_names(language, expression, policy, fields, event_names, extra_names)
+    _check_names(expression, policy, fields, event_names, extra_names)
 
     def keep(subject, records: dict, events_by_id: dict[int, str], extra: dict | None = None) -> bool:
         values: dict = dict(extra or {})
@@ -117,7 +99,7 @@ def compile_cohort(
     return keep
 
 
-def _check_names(language, expression, policy, fields, event_names, extra_names) -> None:
+def _check_names(expression, policy, fields, event_names, extra_names) -> None:
     used = language.fields_used(expression)
     items = {name: field for form in fields.values() for name, field in form.items()}
     problems = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 # Export datatypes. If you add one, teach every writer (writers/*.py) and the codebook.
@@ -142,6 +143,17 @@ class Batch:
 
     def rows(self):
         return zip(*self.columns, strict=True)
+
+
+@dataclass
+class Table:
+    """A table of the export: its columns, and a function that yields its rows a batch at a time."""
+
+    name: str
+    title: str
+    columns: list[Column]
+    batches: Callable[[], Iterator[Batch]]
+    rows_written: int = 0
 
 
 _NOT_NAME = re.compile(r"[^a-z0-9_]+")

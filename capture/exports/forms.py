@@ -9,7 +9,6 @@ from django import forms as dj
 from capture.definitions.models import DataElement, EventForm
 from capture.studies import access
 
-from . import cohort, imaging
 from .spec import CHECKBOX_MODES, DATE_MODES, FORMATS, LAYOUTS, ExportSpec
 
 
@@ -110,11 +109,6 @@ class ExportForm(dj.Form):
         if not self.may_identify:
             del self.fields["identified"]
             del self.fields["reason"]
-        if imaging.model() is None:
-            del self.fields["imaging"]
-        if not cohort.available():
-            self.fields["cohort"].disabled = True
-            self.fields["cohort"].help_text = "Needs the expression language, not installed here."
 
     def clean(self):
         data = super().clean()

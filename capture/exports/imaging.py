@@ -1,8 +1,7 @@
-"""Imaging columns, when the imaging app provides `capture.imaging.models.ImagingStudy`.
+"""Imaging columns, from the imaging app's `capture.imaging.models.ImagingStudy`.
 
-The exports work without the imaging app: `provider()` answers None and no imaging column
-appears. With it, wide and tidy exports gain per-subject summaries and long/tidy exports a
-table of imaging studies. Study dates arrive already shifted by the subject's date shift
+With `ExportSpec.imaging`, wide and tidy exports gain per-subject summaries and long/tidy
+exports a table of imaging studies. Study dates arrive already shifted by the subject's date shift
 (the imaging app applies the same shift as the clinical exports), so they are shown as days
 since enrolment (always safe) and, in date-shift mode, as the shifted date itself. Study UIDs
 are the imaging app's de-identified UIDs; with re-hashed ids each export remaps them with its
@@ -14,33 +13,17 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 
-from .columns import Batch, Column, NameBook
+from capture.imaging.models import ImagingStudy
 
-
-def model():
-    """ImagingStudy, if the imaging app is installed and migrated; else None."""
-    try:
-        from capture.imaging.models import ImagingStudy
-    except ImportError:
-        return None
-    from django.db import connection
-
-    if ImagingStudy._meta.db_table not in connection.introspection.table_names():
-        return None  # the app's tables are not there yet (not migrated): export without imaging
-    return ImagingStudy
-
-
-def provider(builder):
-    study_model = model()
-    if study_model is None:
-        return None
-    return ImagingColumns(builder, study_model)
+from .columns import Batch, Column, NameBook, Table
 
 
 class ImagingColumns:
-    def __init__(self, builder, study_model):
+    """The imaging columns and table of one export (`builder`: its DatasetBuilder)."""
+
+    def __init__(self, builder):
         self.builder = builder
-        self.model = study_model
+        self.model = ImagingStudy
 
     def _studies(self, subjects):
         by_subject = defaultdict(list)
@@ -134,11 +117,9 @@ class ImagingColumns:
         return out
 
     def studies_table(self):
-        from .builder import Table
-
         names = NameBook()
         builder = self.builder
-        columns = builder.subject_columns(names, full=False) + [
+        columns = builder.planner.subject_columns(names, full=False) + [
             Column(
                 names.take("study_uid"),
                 "De-identified study UID",
@@ -160,7 +141,7 @@ class ImagingColumns:
                     "date",
                     "imaging",
                     key="date",
-                    note=builder._date_note(),
+                    note=builder.planner.date_note(),
                 )
             )
 
@@ -178,7 +159,7 @@ class ImagingColumns:
                             "series_count": study.series_count,
                             "date": self._date(study, subject),
                         }
-                        rows.append(builder._row(columns, subject, {}, None, None, extra))
+                        rows.append(builder.cells.row(columns, subject, {}, None, None, extra))
                 yield Batch.from_rows(rows, len(columns))
 
         return Table("imaging_studies", "Imaging studies", columns, batches)

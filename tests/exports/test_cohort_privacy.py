@@ -14,12 +14,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from capture.exports import cohort
 from capture.exports.builder import DatasetBuilder
 from capture.exports.spec import ExportSpec
 from capture.jobs.models import Job
-
-pytestmark = pytest.mark.skipif(not cohort.available(), reason="the expression language is not installed")
 
 DOB_DAYS = "datediff('1900-01-01', [date_of_birth], 'd')"
 

@@ -18,6 +18,7 @@ import openpyxl
 import pyarrow.parquet as pq
 import pytest
 
+from capture.imaging.models import ImagingStudy
 from capture.studies.models import Subject
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -39,21 +40,17 @@ def fixed_records(records, study):
     for n, subject in enumerate(Subject.objects.filter(study=study).order_by("subject_id")):
         subject.date_shift_days = -(40 + 17 * n)
         subject.save(update_fields=["date_shift_days"])
-    from capture.exports import imaging
-
-    model = imaging.model()
-    if model is not None:
-        a = Subject.objects.get(pk=records["a"].pk)
-        for n, modalities in enumerate(["CT", "CT,PT"]):
-            model.objects.create(
-                study=study,
-                subject=a,
-                study_uid=f"2.25.{n}",
-                modalities=modalities,
-                study_date=a.enrollment_date + dt.timedelta(days=a.date_shift_days + 30 * n),
-                source_kind="folder",
-                source="x",
-            )
+    a = Subject.objects.get(pk=records["a"].pk)
+    for n, modalities in enumerate(["CT", "CT,PT"]):
+        ImagingStudy.objects.create(
+            study=study,
+            subject=a,
+            study_uid=f"2.25.{n}",
+            modalities=modalities,
+            study_date=a.enrollment_date + dt.timedelta(days=a.date_shift_days + 30 * n),
+            source_kind="folder",
+            source="x",
+        )
     return records
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from django.utils import timezone
 from lxml import etree
 
-from ..builder import convert
 from ..columns import Column, Missing
+from ..convert import convert
 from . import Writer
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
@@ -120,12 +120,7 @@ class OdmWriter(Writer):
         etree.SubElement(gv, _q("StudyName")).text = builder.study.name
         etree.SubElement(gv, _q("StudyDescription")).text = builder.study.description or builder.study.name
         etree.SubElement(gv, _q("ProtocolName")).text = builder.study.schedule.ref
-        units = sorted({i.element.unit for items in sel.forms.values() for i in items if i.element.unit})
-        if units:
-            basic = etree.SubElement(study, _q("BasicDefinitions"))
-            for unit in units:
-                mu = etree.SubElement(basic, _q("MeasurementUnit"), OID=self._unit_oid(unit), Name=unit)
-                _text(mu, "Symbol", unit)
+        self._units(study, sel)
         mdv = etree.SubElement(
             study,
             _q("MetaDataVersion"),
@@ -133,6 +128,28 @@ class OdmWriter(Writer):
             Name=f"{builder.study.schedule.ref} export",
             Description="Forms as exported by Capture: " + ", ".join(sel.form_refs[f] for f in sel.forms),
         )
+        repeating_forms = self._events(mdv, sel)
+        self._form_defs(mdv, sel, repeating_forms)
+        self._group_defs(mdv, sel)
+        code_lists = []
+        for items in sel.forms.values():
+            for item in items:
+                for item_oid, option in self._item_oids(item):
+                    code_lists += self._item_def(mdv, item, item_oid, option)
+        for oid, item in code_lists:
+            self._code_list(mdv, oid, item)
+        return study
+
+    def _units(self, study, sel) -> None:
+        units = sorted({i.element.unit for items in sel.forms.values() for i in items if i.element.unit})
+        if units:
+            basic = etree.SubElement(study, _q("BasicDefinitions"))
+            for unit in units:
+                mu = etree.SubElement(basic, _q("MeasurementUnit"), OID=self._unit_oid(unit), Name=unit)
+                _text(mu, "Symbol", unit)
+
+    def _events(self, mdv, sel) -> set[str]:
+        """The protocol and the event definitions; returns the forms that repeat at some event."""
         protocol = etree.SubElement(mdv, _q("Protocol"))
         for n, event in enumerate(sel.events, start=1):
             etree.SubElement(
@@ -152,12 +169,15 @@ class OdmWriter(Writer):
                 Repeating="No",
                 Type="Scheduled",
             )
-            for n, ef in enumerate(builder.selection.event_forms[event.pk], start=1):
+            for n, ef in enumerate(sel.event_forms[event.pk], start=1):
                 etree.SubElement(
                     node, _q("FormRef"), FormOID=f"F.{ef.form.name}", OrderNumber=str(n), Mandatory="No"
                 )
                 if ef.repeating:
                     repeating_forms.add(ef.form.name)
+        return repeating_forms
+
+    def _form_defs(self, mdv, sel, repeating_forms: set[str]) -> None:
         for form, items in sel.forms.items():
             title = next(i.form_title for i in items) if items else form
             node = etree.SubElement(
@@ -171,6 +191,8 @@ class OdmWriter(Writer):
                 etree.SubElement(
                     node, _q("ItemGroupRef"), ItemGroupOID=oid, OrderNumber=str(n), Mandatory="No"
                 )
+
+    def _group_defs(self, mdv, sel) -> None:
         for form, items in sel.forms.items():
             for oid, (repeating, members) in self._groups(form, items).items():
                 node = etree.SubElement(mdv, _q("ItemGroupDef"), OID=oid, Name=oid[3:], Repeating=repeating)
@@ -181,14 +203,6 @@ class OdmWriter(Writer):
                             node, _q("ItemRef"), ItemOID=item_oid, OrderNumber=str(order), Mandatory="No"
                         )
                         order += 1
-        code_lists = []
-        for items in sel.forms.values():
-            for item in items:
-                for item_oid, option in self._item_oids(item):
-                    code_lists += self._item_def(mdv, item, item_oid, option)
-        for oid, item in code_lists:
-            self._code_list(mdv, oid, item)
-        return study
 
     def _unit_oid(self, unit: str) -> str:
         return "MU." + "".join(ch if ch.isalnum() else "_" for ch in unit)
@@ -242,7 +256,7 @@ class OdmWriter(Writer):
         if option is not None:
             datatype = "option"
         else:
-            datatype, _, _ = builder._datatype(item)
+            datatype, _, _ = builder.planner.datatype(item)
         col = Column(name=item.name, label="", datatype=datatype, source="record", item=item, option=option)
         value = convert(col, raw, subject, builder.missing_codes, builder.deid)
         if value is None:
