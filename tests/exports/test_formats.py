@@ -203,3 +203,31 @@ def test_a_shortened_name_is_one_stata_accepts_with_value_labels(tmp_path):
     pyreadstat.write_dta(frame, str(tmp_path / "x.dta"), variable_value_labels={name: {1: "Yes"}}, version=15)
     back, meta = pyreadstat.read_dta(str(tmp_path / "x.dta"))
     assert list(back.columns) == [name]
+
+
+def test_stata_takes_many_labelled_variables_with_long_names(tmp_path):
+    """pyreadstat names the n-th value-label set `<variable><n>`; with ten or more labelled
+    variables of 31 characters the set name passes Stata's 32 and the whole .dta failed. Names
+    that would overflow are shortened for Stata only, and their variable label keeps the full name."""
+    import pandas as pd
+    import pyreadstat
+
+    from capture.exports.writers.stats import stata_label_set_names
+
+    names = [f"imaging_body_region___option{n:02d}x" for n in range(12)]  # 31 characters each
+    assert {len(n) for n in names} == {31}
+    labels = {n: {1: "Checked", 0: "Unchecked"} for n in names}
+    renames = stata_label_set_names(names, labels)
+    # Sets 0-9 fit (31 + 1 digit = 32); from the 11th on (two digits) the name must be shortened.
+    assert sorted(renames) == names[10:]
+    frame = pd.DataFrame({renames.get(n, n): [1.0, 0.0] for n in names})
+    pyreadstat.write_dta(
+        frame,
+        str(tmp_path / "x.dta"),
+        variable_value_labels={renames.get(n, n): v for n, v in labels.items()},
+        column_labels={renames.get(n, n): f"{n}: label" for n in names},
+        version=15,
+    )
+    back, meta = pyreadstat.read_dta(str(tmp_path / "x.dta"))
+    assert len(back.columns) == 12 and len(set(back.columns)) == 12
+    assert meta.column_names_to_labels[renames[names[11]]].startswith(names[11])

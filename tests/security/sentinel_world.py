@@ -39,12 +39,13 @@ from pydicom.uid import generate_uid
 from capture.audit.models import GENESIS_HASH, AuditChain, AuditEvent
 from capture.definitions.loader import load_definitions
 from capture.definitions.models import EventForm, Schedule
+from capture.demo import study as demo
 from capture.imaging import services as imaging
 from capture.imaging.ingest import ingest_folder
 from capture.records import services as records
 from capture.records.compiled import compiled
 from capture.records.models import FormRecord, Status
-from capture.studies import demo, services
+from capture.studies import services
 from capture.studies.models import Subject
 
 ROOT = Path(__file__).resolve().parents[2]

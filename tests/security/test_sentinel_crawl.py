@@ -334,6 +334,7 @@ def _query_strings(name: str, kwargs: dict, w) -> list[str]:
 
 
 SKIP = {
+    "imaging:quarantine_decide": "POST only: a decision that shows nothing; its page, imaging:quarantine, is crawled",
     "api:redcap": "POST only: crawled content type by content type below",
     "logout": "ends the session the crawl runs in",
 }

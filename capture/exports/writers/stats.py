@@ -18,6 +18,7 @@ Encoding, the same in every statistical format (the codebook's `stat_values` lis
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import string
 
 import pandas as pd
@@ -128,18 +129,56 @@ class DtaWriter(StatsWriter):
                 if not labels[col.name]:
                     del labels[col.name]
         # Stata keeps text columns as strings; value labels on strings are not allowed.
+        column_labels = self.labels_for(table, 80)
+        renames = stata_label_set_names(list(frame.columns), labels)
+        if renames:
+            frame = frame.rename(columns=renames)
+            labels = {renames.get(k, k): v for k, v in labels.items()}
+            missing = {renames.get(k, k): v for k, v in missing.items()}
+            column_labels = {
+                renames.get(k, k): (f"{k}: {v}" if k in renames else v)[:80] for k, v in column_labels.items()
+            }
         path = self.path_for(table)
         pyreadstat.write_dta(
             frame,
             str(path),
             file_label=f"{self.builder.study.name}: {table.title}"[:80],
-            column_labels=self.labels_for(table, 80),
+            column_labels=column_labels,
             variable_value_labels=labels,
             missing_user_values=missing,
             version=15,
         )
         self.files.append(path)
         self._data = []
+
+
+STATA_NAME = 32  # Stata's limit on a variable's and on a value-label set's name
+
+
+def stata_label_set_names(names: list[str], labelled: dict) -> dict[str, str]:
+    """Renames Stata needs: pyreadstat names each value-label set after its variable with a
+    running number appended (`name` + `0`, `1`, … in column order), and Stata refuses a set name
+    over 32 characters. A labelled variable whose name would overflow gets a shorter one (cut,
+    with a hash of the full name so it stays unique and stable); its variable label starts with
+    the full name, which the CSV, Parquet and the codebook use."""
+    taken = set(names)
+    renames: dict[str, str] = {}
+    count = 0
+    for name in names:
+        if name not in labelled:
+            continue
+        room = STATA_NAME - len(str(count))
+        if len(name) > room:
+            digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()
+            short = f"{name[: room - 6].rstrip('_')}_{digest[:5]}"
+            n = 5
+            while short in taken and n < len(digest):
+                n += 1
+                short = f"{name[: room - 1 - n].rstrip('_')}_{digest[:n]}"
+            taken.add(short)
+            renames[name] = short
+        count += 1
+    return renames
 
 
 class SavWriter(StatsWriter):
