@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from html import escape
 
 from django.core import signing
+from django.utils.safestring import SafeString
 
 from capture.definitions.expressions import to_text
 from capture.studies.disclosure import WITHHELD, Disclosure
 
 from .compiled import CompiledForm, compiled
-from .logic import apply_logic, calculated_text
+from .logic import apply_logic
 
 TEXT_LIKE = ("text", "integer", "decimal", "date", "datetime", "time", "file")
 SIGNING_SALT = "capture.records.entry"
@@ -127,9 +128,14 @@ def form_values(c: CompiledForm, disclosure: Disclosure, subject, values: dict, 
 @dataclass
 class Skeleton:
     parts: list  # str | tuple (slot)
-    logic_json: str
+    logic_json: SafeString
     row_templates: dict[str, str]  # group -> <template> HTML of an empty row
     field_keys: list[str] = field(default_factory=list)
+
+    @property
+    def row_html(self) -> SafeString:
+        """Every repeating group's empty-row <template>, for the page (built here, escaped)."""
+        return SafeString("".join(self.row_templates.values()))
 
 
 class _Builder:
@@ -461,13 +467,14 @@ def build_skeleton(c: CompiledForm, form_spec: dict, missing: list[dict]) -> Ske
         "fields": [i["name"] for i in c.items if not i["repeating"]],
         "missing": [m["code"] for m in missing],
     }
-    return Skeleton(b.parts, _json_script(logic), row_templates)
+    return Skeleton(b.parts, json_script(logic), row_templates)
 
 
-def _json_script(data) -> str:
-    # As Django's json_script: nothing in the JSON can close the <script> element.
+def json_script(data) -> SafeString:
+    """JSON for the inside of a <script type="application/json"> element: as Django's json_script,
+    nothing in it can close the element (<, > and & are escaped), so the page may show it as is."""
     text = json.dumps(data, separators=(",", ":"))
-    return text.replace("<", "\\u003C").replace(">", "\\u003E").replace("&", "\\u0026")
+    return SafeString(text.replace("<", "\\u003C").replace(">", "\\u003E").replace("&", "\\u0026"))
 
 
 def skeleton(c: CompiledForm, form_spec: dict, missing: list[dict]) -> Skeleton:
@@ -565,13 +572,14 @@ def render_form(
     masked: set[str] = frozenset(),
     links: dict[str, str] | None = None,
     conflicts: dict[str, str] | None = None,
-) -> tuple[str, Skeleton]:
-    """The form's HTML for these display values (see `display_values`)."""
+) -> tuple[SafeString, Skeleton]:
+    """The form's HTML for these display values (see `display_values`), safe to show as is: every
+    value is escaped as it is filled in. `links` and `conflicts` (by field) are HTML already."""
     sk = skeleton(c, form_spec, missing)
     fill = _Fill(
         values, rows, hidden, set(masked), errors, links or {}, conflicts or {}, {m["code"] for m in missing}
     )
-    return fill.render(sk.parts, values), sk
+    return SafeString(fill.render(sk.parts, values)), sk
 
 
 def visible_state(c: CompiledForm, values: dict, rows: dict, *, events, missing: frozenset[str]):
@@ -722,24 +730,9 @@ def shown(c: CompiledForm, name: str, value) -> str:
     return choices.get(str(value), str(value))
 
 
-def conflict_panel(c: CompiledForm, key: str, mine, theirs, who: str) -> str:
-    return (
-        f'<fieldset class="conflict" role="alert"><legend>Changed by {escape(who)} while you edited</legend>'
-        f'<label><input type="radio" name="__keep__{escape(key)}" value="mine" required> Keep yours: '
-        f"<strong>{escape(shown(c, key, mine))}</strong></label>"
-        f'<label><input type="radio" name="__keep__{escape(key)}" value="theirs"> Use theirs: '
-        f"<strong>{escape(shown(c, key, theirs))}</strong></label></fieldset>"
-    )
-
-
-def calculation_text(c: CompiledForm, name: str, result) -> str:
-    return calculated_text(c.rules[name], result)
-
-
 __all__ = [
     "Skeleton",
     "compiled",
-    "conflict_panel",
     "display_values",
     "merge",
     "read_post",
