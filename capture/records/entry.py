@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from html import escape
 
 from django.core import signing
+from django.utils.safestring import SafeString
 
 from capture.definitions.expressions import to_text
 from capture.studies.disclosure import WITHHELD, Disclosure
 
 from .compiled import CompiledForm, compiled
-from .logic import apply_logic, calculated_text
+from .logic import apply_logic
 
 TEXT_LIKE = ("text", "integer", "decimal", "date", "datetime", "time", "file")
 SIGNING_SALT = "capture.records.entry"
@@ -127,9 +128,14 @@ def form_values(c: CompiledForm, disclosure: Disclosure, subject, values: dict, 
 @dataclass
 class Skeleton:
     parts: list  # str | tuple (slot)
-    logic_json: str
+    logic_json: SafeString
     row_templates: dict[str, str]  # group -> <template> HTML of an empty row
     field_keys: list[str] = field(default_factory=list)
+
+    @property
+    def row_html(self) -> SafeString:
+        """Every repeating group's empty-row <template>, for the page (built here, escaped)."""
+        return SafeString("".join(self.row_templates.values()))
 
 
 class _Builder:
@@ -176,22 +182,13 @@ class _Builder:
             self.s(f"> {_e(meaning)}</label>")
 
     def control(self, item: dict, group: str | None, *, compact: bool = False) -> None:
-        c = self.c
-        rule = c.rules[item["name"]]
-        element = c.elements[item["element"]]
+        """The input(s) of one item, chosen by its datatype, codes and widget; `compact` in a row."""
+        rule = self.c.rules[item["name"]]
+        element = self.c.elements[item["element"]]
         n = item["name"]
-        calculated = bool(item.get("calculation"))
         widget = item.get("widget") or element.spec.get("widget")
-        if calculated:
-            self.s('<input type="text" class="calc" readonly tabindex="-1" id="')
-            self.ident(n, group)
-            self.s('" name="')
-            self.name(n, group)
-            self.s('" value="')
-            self.slot("v", n)
-            self.s('" aria-describedby="calc-note">')
-            if element.unit:
-                self.s(f'<span class="unit">{_e(element.unit)}</span>')
+        if item.get("calculation"):
+            self.calculated(n, group, element)
             return
         if rule.codes and (rule.multiple or widget == "checkbox"):
             self.s('<span class="choices" role="group">')
@@ -204,61 +201,84 @@ class _Builder:
             as_radio = widget in ("radio", "yesno") or (
                 widget is None and (rule.datatype == "boolean" or len(choices) <= 4)
             )
-            if compact and len(choices) > 3:
-                as_radio = False
-            if as_radio:
-                self.s('<span class="choices" role="radiogroup">')
-                self.choice_inputs("radio", n, group, choices)
-                self.s(
-                    '<button type="button" class="link clear" tabindex="-1" title="Clear the choice">clear</button></span>'
-                )
-                self.missing_control(n, group, reachable=True)
-                return
-            self.s('<select id="')
-            self.ident(n, group)
-            self.s('" name="')
-            self.name(n, group)
-            self.s('"')
-            self.slot("ro", n)
-            self.s('><option value=""></option>')
-            for code, meaning in choices.items():
-                self.s(f'<option value="{_e(code)}"')
-                self.slot("on", n, code, " selected")
-                self.s(f">{_e(meaning)}</option>")
-            self.s("</select>")
+            if as_radio and not (compact and len(choices) > 3):
+                self.radios(n, group, choices)
+            else:
+                self.select(n, group, choices)
             self.missing_control(n, group, reachable=True)
             return
+        if rule.datatype == "file":
+            self.file(n, group)
+        elif widget == "textarea" and not compact:
+            self.textarea(n, group, rule)
+        else:
+            self.text(n, group, rule, element)
+        self.missing_control(n, group, reachable=False)
+
+    def calculated(self, n: str, group: str | None, element) -> None:
+        self.s('<input type="text" class="calc" readonly tabindex="-1" id="')
+        self.ident(n, group)
+        self.s('" name="')
+        self.name(n, group)
+        self.s('" value="')
+        self.slot("v", n)
+        self.s('" aria-describedby="calc-note">')
+        if element.unit:
+            self.s(f'<span class="unit">{_e(element.unit)}</span>')
+
+    def radios(self, n: str, group: str | None, choices: dict) -> None:
+        self.s('<span class="choices" role="radiogroup">')
+        self.choice_inputs("radio", n, group, choices)
+        self.s(
+            '<button type="button" class="link clear" tabindex="-1" title="Clear the choice">clear</button></span>'
+        )
+
+    def select(self, n: str, group: str | None, choices: dict) -> None:
+        self.s('<select id="')
+        self.ident(n, group)
+        self.s('" name="')
+        self.name(n, group)
+        self.s('"')
+        self.slot("ro", n)
+        self.s('><option value=""></option>')
+        for code, meaning in choices.items():
+            self.s(f'<option value="{_e(code)}"')
+            self.slot("on", n, code, " selected")
+            self.s(f">{_e(meaning)}</option>")
+        self.s("</select>")
+
+    def file(self, n: str, group: str | None) -> None:
+        """A file input, the stored file's name, and that name posted back when no file is chosen."""
+        self.s('<input type="file" id="')
+        self.ident(n, group)
+        self.s('" name="')
+        self.name(n, group)
+        self.s('"')
+        self.slot("ro", n)
+        self.s('><span class="current">')
+        self.slot("v", n)
+        self.s('</span><input type="hidden" name="')
+        self.name(n, group)
+        self.s('__current" value="')
+        self.slot("v", n)
+        self.s('">')
+
+    def textarea(self, n: str, group: str | None, rule) -> None:
+        self.s('<textarea rows="3" id="')
+        self.ident(n, group)
+        self.s('" name="')
+        self.name(n, group)
+        self.s('"')
+        if rule.max_length:
+            self.s(f' maxlength="{rule.max_length}"')
+        self.slot("ro", n)
+        self.s(">")
+        self.slot("v", n)
+        self.s("</textarea>")
+
+    def text(self, n: str, group: str | None, rule, element) -> None:
+        """A typed text input (numbers, dates, times, text), with a calendar for dates and a unit."""
         kind = rule.datatype
-        if kind == "file":
-            self.s('<input type="file" id="')
-            self.ident(n, group)
-            self.s('" name="')
-            self.name(n, group)
-            self.s('"')
-            self.slot("ro", n)
-            self.s('><span class="current">')
-            self.slot("v", n)
-            self.s('</span><input type="hidden" name="')
-            self.name(n, group)
-            self.s('__current" value="')
-            self.slot("v", n)
-            self.s('">')
-            self.missing_control(n, group, reachable=False)
-            return
-        if widget == "textarea" and not compact:
-            self.s('<textarea rows="3" id="')
-            self.ident(n, group)
-            self.s('" name="')
-            self.name(n, group)
-            self.s('"')
-            if rule.max_length:
-                self.s(f' maxlength="{rule.max_length}"')
-            self.slot("ro", n)
-            self.s(">")
-            self.slot("v", n)
-            self.s("</textarea>")
-            self.missing_control(n, group, reachable=False)
-            return
         attrs = {
             "integer": ' inputmode="numeric" class="num"',
             "decimal": ' inputmode="decimal" class="num"',
@@ -288,7 +308,6 @@ class _Builder:
             )
         if element.unit:
             self.s(f'<span class="unit">{_e(element.unit)}</span>')
-        self.missing_control(n, group, reachable=False)
 
     def missing_control(self, n: str, group: str | None, *, reachable: bool) -> None:
         # Typed fields take a code typed in, so their code menu stays out of the tab order;
@@ -461,13 +480,14 @@ def build_skeleton(c: CompiledForm, form_spec: dict, missing: list[dict]) -> Ske
         "fields": [i["name"] for i in c.items if not i["repeating"]],
         "missing": [m["code"] for m in missing],
     }
-    return Skeleton(b.parts, _json_script(logic), row_templates)
+    return Skeleton(b.parts, json_script(logic), row_templates)
 
 
-def _json_script(data) -> str:
-    # As Django's json_script: nothing in the JSON can close the <script> element.
+def json_script(data) -> SafeString:
+    """JSON for the inside of a <script type="application/json"> element: as Django's json_script,
+    nothing in it can close the element (<, > and & are escaped), so the page may show it as is."""
     text = json.dumps(data, separators=(",", ":"))
-    return text.replace("<", "\\u003C").replace(">", "\\u003E").replace("&", "\\u0026")
+    return SafeString(text.replace("<", "\\u003C").replace(">", "\\u003E").replace("&", "\\u0026"))
 
 
 def skeleton(c: CompiledForm, form_spec: dict, missing: list[dict]) -> Skeleton:
@@ -530,26 +550,31 @@ class _Fill:
             elif kind == "hide":
                 if prefix + part[1] in self.hidden:
                     add(" hidden" if not prefix else ' class="is-hidden"')
-            elif kind == "err":
-                error = self.errors.get(prefix + part[1])
-                if error:
-                    add(f'<span class="error" role="alert">{escape(error)}</span>')
-            elif kind == "links":
-                add(self.links.get(part[1], ""))
-            elif kind == "conf":
-                conflict = self.conflicts.get(part[1])
-                if conflict:
-                    add(conflict)
-            elif kind == "i":
-                add(str(self.row_index))
-            elif kind == "i1":
-                add(str(self.row_index + 1) if isinstance(self.row_index, int) else "")
-            elif kind == "rows":
-                group, row_parts = part[1], part[2]
-                for index, row in enumerate(self.rows.get(group, [])):
-                    self.row_index = index
-                    add(self.render(row_parts, row, prefix=f"{group}[{index + 1}]."))
-                self.row_index = None
+            else:
+                add(self.other(part, prefix))
+        return "".join(out)
+
+    def other(self, part: tuple, prefix: str) -> str:
+        """The slots that come once a field or a group (errors, links, conflicts, rows), kept out of
+        `render`'s loop over every value."""
+        kind = part[0]
+        if kind == "err":
+            error = self.errors.get(prefix + part[1])
+            return f'<span class="error" role="alert">{escape(error)}</span>' if error else ""
+        if kind == "links":
+            return self.links.get(part[1], "")
+        if kind == "conf":
+            return self.conflicts.get(part[1]) or ""
+        if kind == "i":
+            return str(self.row_index)
+        if kind == "i1":
+            return str(self.row_index + 1) if isinstance(self.row_index, int) else ""
+        group, row_parts = part[1], part[2]  # "rows"
+        out = []
+        for index, row in enumerate(self.rows.get(group, [])):
+            self.row_index = index
+            out.append(self.render(row_parts, row, prefix=f"{group}[{index + 1}]."))
+        self.row_index = None
         return "".join(out)
 
 
@@ -565,13 +590,14 @@ def render_form(
     masked: set[str] = frozenset(),
     links: dict[str, str] | None = None,
     conflicts: dict[str, str] | None = None,
-) -> tuple[str, Skeleton]:
-    """The form's HTML for these display values (see `display_values`)."""
+) -> tuple[SafeString, Skeleton]:
+    """The form's HTML for these display values (see `display_values`), safe to show as is: every
+    value is escaped as it is filled in. `links` and `conflicts` (by field) are HTML already."""
     sk = skeleton(c, form_spec, missing)
     fill = _Fill(
         values, rows, hidden, set(masked), errors, links or {}, conflicts or {}, {m["code"] for m in missing}
     )
-    return fill.render(sk.parts, values), sk
+    return SafeString(fill.render(sk.parts, values)), sk
 
 
 def visible_state(c: CompiledForm, values: dict, rows: dict, *, events, missing: frozenset[str]):
@@ -722,24 +748,9 @@ def shown(c: CompiledForm, name: str, value) -> str:
     return choices.get(str(value), str(value))
 
 
-def conflict_panel(c: CompiledForm, key: str, mine, theirs, who: str) -> str:
-    return (
-        f'<fieldset class="conflict" role="alert"><legend>Changed by {escape(who)} while you edited</legend>'
-        f'<label><input type="radio" name="__keep__{escape(key)}" value="mine" required> Keep yours: '
-        f"<strong>{escape(shown(c, key, mine))}</strong></label>"
-        f'<label><input type="radio" name="__keep__{escape(key)}" value="theirs"> Use theirs: '
-        f"<strong>{escape(shown(c, key, theirs))}</strong></label></fieldset>"
-    )
-
-
-def calculation_text(c: CompiledForm, name: str, result) -> str:
-    return calculated_text(c.rules[name], result)
-
-
 __all__ = [
     "Skeleton",
     "compiled",
-    "conflict_panel",
     "display_values",
     "merge",
     "read_post",
