@@ -49,6 +49,7 @@ from ..schema import (
 )
 from . import Conversion, Problem
 from . import redcap as rc
+from .redcap.schedule import _schedule as _redcap_schedule
 from .xmlsafe import local, parse
 
 ODM_NS = "http://www.cdisc.org/ns/odm/v1.3"
@@ -444,7 +445,7 @@ def _read_redcap(conversion: Conversion, mdv, project: str) -> None:
     if conversion.errors:
         return
     plan = _redcap_plan(conversion, mdv)
-    conversion.schedule = rc._schedule(conversion, project, plan, repeating)
+    conversion.schedule = _redcap_schedule(conversion, project, plan, repeating)
 
 
 def _redcap_row(item, instrument: str, variable: str, code_lists: dict) -> dict[str, str]:
