@@ -275,14 +275,7 @@ def _cdisc_element(conversion, node, code_lists, project, source, names) -> Data
     aliases = _aliases(node)
     where = {"line": node.sourceline, "where": f"ItemDef {oid!r}"}
     raw_type = node.get("DataType", "text")
-    datatype = ODM_TO_DATATYPE.get(raw_type)
-    if datatype is None:
-        datatype = "text"
-        conversion.warn(
-            f"ODM datatype {raw_type!r} (e.g. a partial date) has no Capture equivalent; values are stored as text, "
-            "unchecked, and the datatype is kept as the validation name.",
-            **where,
-        )
+    datatype = _datatype(conversion, raw_type, where)
     capture_ref = aliases.get("Capture", [None])[0]
     public_id, version = _registered_id(aliases, capture_ref)
     name = _element_name(node, aliases, capture_ref, oid, names)
@@ -300,12 +293,7 @@ def _cdisc_element(conversion, node, code_lists, project, source, names) -> Data
         "datatype": datatype,
         "source": f"ODM {source} ItemDef {oid}",
     }
-    if datatype == "text" and node.get("Length", "").isdigit():
-        fields["max_length"] = int(node.get("Length"))
-    if datatype == "decimal" and node.get("SignificantDigits", "").isdigit():
-        fields["decimal_places"] = int(node.get("SignificantDigits"))
-    if raw_type not in ODM_TO_DATATYPE and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", raw_type):
-        fields["validation"] = raw_type
+    _type_fields(node, raw_type, datatype, fields)
     _range_checks(conversion, node, datatype, fields, where)
     _alias_fields(aliases, fields)
     ref = _find(node, "CodeListRef")
@@ -319,6 +307,29 @@ def _cdisc_element(conversion, node, code_lists, project, source, names) -> Data
         for err in exc.errors():
             conversion.error(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}.", **where)
         return None
+
+
+def _datatype(conversion: Conversion, raw_type: str, where: dict) -> str:
+    """Capture's datatype for an ODM DataType; text (and a warning) for one Capture has not."""
+    datatype = ODM_TO_DATATYPE.get(raw_type)
+    if datatype is None:
+        datatype = "text"
+        conversion.warn(
+            f"ODM datatype {raw_type!r} (e.g. a partial date) has no Capture equivalent; values are stored as text, "
+            "unchecked, and the datatype is kept as the validation name.",
+            **where,
+        )
+    return datatype
+
+
+def _type_fields(node, raw_type: str, datatype: str, fields: dict) -> None:
+    """Length of text, significant digits of decimals, and an unknown DataType kept as the validation name."""
+    if datatype == "text" and node.get("Length", "").isdigit():
+        fields["max_length"] = int(node.get("Length"))
+    if datatype == "decimal" and node.get("SignificantDigits", "").isdigit():
+        fields["decimal_places"] = int(node.get("SignificantDigits"))
+    if raw_type not in ODM_TO_DATATYPE and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", raw_type):
+        fields["validation"] = raw_type
 
 
 def _registered_id(aliases: dict, capture_ref: str | None) -> tuple[str | None, str]:

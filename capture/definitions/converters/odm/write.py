@@ -195,7 +195,7 @@ def _elements_used(forms: list[FormFile]) -> list[str]:
 
 
 def _item_def(mdv, ref: str, element: DataElement, item_widgets: dict[str, str]) -> None:
-    """One ItemDef; what ODM has no attribute for goes into Alias elements."""
+    """One ItemDef: datatype, question, range checks and code list reference, then its aliases."""
     attrs = {
         "OID": _oid(f"I.{ref.replace('@', '.')}"),
         "Name": element.name,
@@ -215,6 +215,11 @@ def _item_def(mdv, ref: str, element: DataElement, item_widgets: dict[str, str])
             etree.SubElement(check, _q("CheckValue")).text = _number(bound)
     if element.permissible_values:
         etree.SubElement(node, _q("CodeListRef"), CodeListOID=_oid(f"CL.{ref.replace('@', '.')}"))
+    _item_aliases(node, ref, element, item_widgets.get(ref))
+
+
+def _item_aliases(node, ref: str, element: DataElement, widget: str | None) -> None:
+    """What ODM has no attribute for, as Alias elements of the ItemDef."""
     _alias(node, "Capture", ref)
     if not element.public_id.startswith(LOCAL_PREFIX):
         _alias(node, "caDSR", f"{element.public_id}v{element.version}")
@@ -225,7 +230,7 @@ def _item_def(mdv, ref: str, element: DataElement, item_widgets: dict[str, str])
         ("REDCap:validation", element.validation),
         ("Capture:display_format", element.display_format),
         ("Capture:identifier", "yes" if element.identifier else None),
-        ("Capture:widget", item_widgets.get(ref)),
+        ("Capture:widget", widget),
     ):
         if value:
             _alias(node, context, value)

@@ -157,19 +157,7 @@ def read_rows(text: str, conversion: Conversion) -> list[Row]:
     except csv.Error as exc:
         conversion.error(f"not a CSV file: {exc}. Fix: upload the dictionary as CSV.", line=1)
         return []
-    columns: dict[str, int] = {}
-    for index, name in enumerate(header):
-        key = _HEADER_LOOKUP.get(_header_key(name))
-        if key is None:
-            if name.strip():
-                conversion.error(
-                    f"unknown column {name!r}. Fix: use REDCap's dictionary columns "
-                    f"({', '.join(ui for _, ui in COLUMNS)}) or their API names (field_name, ...).",
-                    line=1,
-                    column=column_letter(index),
-                )
-            continue
-        columns[key] = index
+    columns = _header_columns(header, conversion)
     missing = [UI_NAMES[c] for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         conversion.error(
@@ -189,14 +177,36 @@ def read_rows(text: str, conversion: Conversion) -> list[Row]:
             rows.append(Row(start, values, columns))
     except csv.Error as exc:
         conversion.error(f"the CSV is malformed: {exc}. Fix: check quotes around that line.", line=line)
-    # Written by R: every empty cell is the unquoted string NA. Columns where NA is never a value tell.
+    _na_as_empty(rows, conversion)
+    return rows
+
+
+def _header_columns(header: list[str], conversion: Conversion) -> dict[str, int]:
+    """API column name -> index in the file, for every header cell that names a dictionary column."""
+    columns: dict[str, int] = {}
+    for index, name in enumerate(header):
+        key = _HEADER_LOOKUP.get(_header_key(name))
+        if key is None:
+            if name.strip():
+                conversion.error(
+                    f"unknown column {name!r}. Fix: use REDCap's dictionary columns "
+                    f"({', '.join(ui for _, ui in COLUMNS)}) or their API names (field_name, ...).",
+                    line=1,
+                    column=column_letter(index),
+                )
+            continue
+        columns[key] = index
+    return columns
+
+
+def _na_as_empty(rows: list[Row], conversion: Conversion) -> None:
+    """Written by R, every empty cell is the unquoted string NA: columns where NA is never a value tell."""
     if any(r.get(k) == "NA" for r in rows for k in ("identifier", "required_field", "matrix_ranking")):
         conversion.warn("empty cells are written as NA (a file saved from R); they were read as empty.")
         for row in rows:
             for key, value in row.values.items():
                 if value == "NA" and key not in ("field_name", "form_name", "field_type", "field_label"):
                     row.values[key] = ""
-    return rows
 
 
 def parse_choices(text: str) -> list[tuple[str, str]]:
