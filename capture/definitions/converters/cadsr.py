@@ -159,13 +159,7 @@ def cde_element(node, conversion: Conversion, source: str, names: set[str]) -> D
             f"{where}: caDSR datatype {raw_type!r} has no Capture equivalent; values are stored as text.",
         )
     long_name = _text(node, "LONGNAME") or _text(node, "PREFERREDNAME")
-    question = long_name
-    documents = _child(node, "REFERENCEDOCUMENTSLIST")
-    if documents is not None:
-        texts = {}
-        for item in documents:
-            texts.setdefault(_text(item, "DocumentType"), _text(item, "DocumentText"))
-        question = texts.get("Preferred Question Text") or texts.get("Alternate Question Text") or question
+    question = _question_text(node, long_name)
     name = _name_from(_text(node, "PREFERREDNAME"), long_name)
     if name in names:
         name = f"{name}_{public_id}"
@@ -190,6 +184,31 @@ def cde_element(node, conversion: Conversion, source: str, names: set[str]) -> D
     ]
     if concepts:
         fields["concepts"] = concepts
+    values = _permissible_values(vd, where, conversion)
+    if values:
+        fields["permissible_values"] = values
+    try:
+        return DataElement.model_validate(fields)
+    except ValidationError as exc:
+        for err in exc.errors():
+            conversion.error(f"{where}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}.")
+        return None
+
+
+def _question_text(node, long_name: str) -> str:
+    """The preferred (else alternate) question text of the CDE's reference documents, else its long name."""
+    question = long_name
+    documents = _child(node, "REFERENCEDOCUMENTSLIST")
+    if documents is not None:
+        texts = {}
+        for item in documents:
+            texts.setdefault(_text(item, "DocumentType"), _text(item, "DocumentText"))
+        question = texts.get("Preferred Question Text") or texts.get("Alternate Question Text") or question
+    return question
+
+
+def _permissible_values(vd, where: str, conversion: Conversion) -> list[dict]:
+    """The value domain's valid values, each code once (a repeat with another meaning is an error)."""
     values = []
     seen: dict[str, dict] = {}
     pvs = _child(vd, "PermissibleValues") if vd is not None else None
@@ -217,14 +236,7 @@ def cde_element(node, conversion: Conversion, source: str, names: set[str]) -> D
             continue
         seen[code] = value
         values.append(value)
-    if values:
-        fields["permissible_values"] = values
-    try:
-        return DataElement.model_validate(fields)
-    except ValidationError as exc:
-        for err in exc.errors():
-            conversion.error(f"{where}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}.")
-        return None
+    return values
 
 
 def _value_domain(vd, datatype: str, where: str, conversion: Conversion) -> dict:
