@@ -807,7 +807,7 @@ class _Importer:
             )
             for field_name, message in problems.items():
                 self.errors.append(f'"{p.rid}","{field_name}","{_given(p.values, field_name)}","{message}"')
-            if problems or (p.existing and p.status == p.existing.status and _same(clean, p.existing.data)):
+            if problems or record_service.is_unchanged(p.existing, clean, p.status):
                 continue  # unchanged records are not written (write_records would skip them too)
             writes.append(
                 RecordWrite(
@@ -833,11 +833,6 @@ class _Importer:
         except (ValidationError, PermissionDenied) as exc:
             message = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
             self.errors.append(f'"","","","{message}"')
-
-
-def _same(a: dict, b: dict) -> bool:
-    # As records.services._diff sees it: an absent value and a null one are the same.
-    return a == b or all(a.get(k) == b.get(k) for k in a.keys() | b.keys())
 
 
 def _copy_values(data: dict) -> dict:
