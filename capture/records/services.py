@@ -5,6 +5,11 @@ branching (logic.py), refuses a save over a newer version (optimistic locking), 
 locked record or subject, or onto a Complete record without a reason for the change; it
 writes the whole record and its audit row in one transaction.
 
+The rules of a record live here and in validation.py, once, for entry, the spreadsheet import
+and both APIs: `validation.clean_record` is the one validator (bulk.FormValidator calls it with a
+memo), `record_changes` / `is_unchanged` the one diff, `merge_values` the one merge of new values
+over stored ones, and `other_events` / `SubjectEvents` what cross-event expressions read.
+
 Also here, each under `transaction.atomic` with its audit row: deleting a repeating
 instance, locking a record or a whole subject, a PI's e-signature, and queries.
 """
