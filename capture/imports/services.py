@@ -9,7 +9,6 @@ nothing: records are matched by subject × event × form × instance and unchang
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import io
 import re
@@ -28,6 +27,7 @@ from capture.audit.services import record_event
 from capture.definitions.models import DataElement, EventForm, FormDefinition
 from capture.records.bulk import BLANK, FormValidator, RecordWrite, locked_subject_ids, write_records
 from capture.records.models import FormRecord, Status
+from capture.records.services import SubjectEvents, is_unchanged, merge_values
 from capture.studies import access
 from capture.studies.models import Site, Study
 
@@ -862,25 +862,8 @@ def _record_label(p: _Pending) -> str:
 
 def _merged(p: _Pending, record: FormRecord | None, validator: FormValidator, overwrite: bool) -> dict:
     """The record's stored values with the row's over them (a blank cell clears only in overwrite mode)."""
-    merged = copy.deepcopy(record.data) if record is not None else {}
-    for name, value in p.values.items():
-        if isinstance(value, dict) and name in validator.groups:
-            rows = merged.setdefault(name, [])
-            for index, row_values in sorted(value.items()):
-                while len(rows) < index:
-                    rows.append({})
-                rows[index - 1] = {**rows[index - 1], **row_values}
-        else:
-            merged[name] = value
-    if overwrite:
-        for group, index, name in p.blanks:
-            if group:
-                rows = merged.get(group) or []
-                if index <= len(rows):
-                    rows[index - 1].pop(name, None)
-            elif name not in p.values:
-                merged.pop(name, None)
-    return merged
+    stored = record.data if record is not None else {}
+    return merge_values(stored, p.values, groups=validator.groups, blanks=p.blanks, overwrite=overwrite)
 
 
 def _compare(
@@ -901,6 +884,7 @@ def _compare(
         ):
             existing[(record.subject_id, record.event_id, record.form_name, record.instance)] = record
     locked_subjects = locked_subject_ids(study) if pending else set()
+    subject_events: SubjectEvents | None = None
     for p in pending:
         record = existing.get((p.subject.pk, p.event.pk, p.form_name, p.instance)) if existing else None
         form = record.form if record is not None else p.event_form.form
@@ -909,10 +893,22 @@ def _compare(
             p.status if p.status is not None else (record.status if record is not None else mapping.status)
         )
         complete = status == Status.COMPLETE
+        events = None
+        if validator.compiled.events_read:
+            # Expressions such as [baseline][weight] read the subject's other stored events, as
+            # on entry; one query reads them for every subject of the sheet.
+            if subject_events is None:
+                subject_events = SubjectEvents({q.subject.pk for q in pending})
+            events = subject_events.of(p.subject.pk, exclude=record)
         if p.fast is not None and record is None:
             # A new record whose fields were cleaned as the cells were read (build_plan's fast path).
             clean, errors = validator.finish(
-                p.values, p.clean, p.errors or {}, missing_codes=missing_codes, complete=complete
+                p.values,
+                p.clean,
+                p.errors or {},
+                missing_codes=missing_codes,
+                complete=complete,
+                events=events,
             )
         else:
             if p.fast is not None:
@@ -921,6 +917,7 @@ def _compare(
                 _merged(p, record, validator, mapping.overwrite),
                 missing_codes=missing_codes,
                 complete=complete,
+                events=events,
             )
         if errors:
             for where, reason in errors.items():
@@ -934,9 +931,7 @@ def _compare(
                         )
                     )
             continue
-        if p.subject.pk in locked_subjects and not (
-            record is not None and clean == record.data and status == record.status
-        ):
+        if p.subject.pk in locked_subjects and not is_unchanged(record, clean, status):
             plan.problems.append(
                 Problem(
                     p.row,
@@ -952,7 +947,7 @@ def _compare(
         if record is None:
             plan.new += 1
             kind = "new"
-        elif clean == record.data and status == record.status:
+        elif is_unchanged(record, clean, status):
             plan.unchanged += 1
             kind = "unchanged"
         else:

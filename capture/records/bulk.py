@@ -2,8 +2,8 @@
 exactly two ways form data is written; keep it that way.
 
 It applies the same rules as `save_record`, for many records at once:
-- values are validated by `FormValidator`: the same steps as `validation.clean_values`, with the
-  same functions and the form compiled once (calculations and branching included);
+- values are validated by `FormValidator`, which calls `validation.clean_record` (the one
+  validator) with the form compiled once and each field's outcome remembered;
 - the actor must be allowed to enter data at every subject's site;
 - a locked record, or any record of a locked subject, is refused, naming it; a record whose version
   moved since the caller read it (a concurrent edit) is refused too;
@@ -32,10 +32,9 @@ from capture.studies import access
 from capture.studies.models import Study, Subject
 
 from .compiled import compiled
-from .logic import apply_logic
 from .models import FormRecord, Status, SubjectLock
-from .services import RecordLockedError, _diff
-from .validation import _clean_one, _require, clean_values
+from .services import RecordLockedError, record_changes
+from .validation import _clean_one, _shape, clean_record
 
 BATCH = 2000
 MEMO_LIMIT = 50_000  # remembered outcomes per field (bounded memory for free-text columns)
@@ -43,41 +42,29 @@ BLANK = object()  # a cleaned value that sets nothing (the value was blank)
 
 
 class FormValidator:
-    """`validation.clean_values` for one form version, for many records.
-
-    It takes the same steps with the same functions as `validation.clean_record` — `_clean_one` for
-    every field, `logic.apply_logic` for calculations and branching, `_require` for a Complete
-    record — but remembers each field's outcome by value: `_clean_one` is a pure function of the
-    field, the value and the missing-data codes, and an import's columns repeat their values (codes,
-    numbers, dates). Records with repeating-group values go to `clean_values` whole. The two are
-    checked against each other in tests/imports/test_bulk.py; if clean_record gains a step, add it
-    here (or give clean_record a hook for a remembering `_clean_one`, and call it).
+    """`validation.clean_record` for one form version, for many records: the form compiled once,
+    and each field's outcome remembered by value through clean_record's `clean_one` hook —
+    `_clean_one` is a pure function of the field, the value and the missing-data codes, and an
+    import's columns repeat their values (codes, numbers, dates). No step of clean_record is
+    repeated here, so an import validates exactly as entry does.
 
     `cleaner` and `finish` split `clean` in two for a caller that cleans field values as it reads
     them (the import, once per distinct cell): clean(values) == finish(values, *cleaned fields).
-
-    Expressions that read other events ([baseline][weight]) are given no other events here."""
+    Both take `events`, the subject's other events (`services.other_events`), as save_record does,
+    so that [baseline][weight] gives the same result on import as on entry."""
 
     def __init__(self, form: FormDefinition):
         self.form = form
         self.compiled = c = compiled(form)
         self.groups = c.repeating
-        calculated = {logic.name for logic in c.logic if logic.calculation is not None}
-        grouped = c.grouped
-        # The fields clean_record cleans one by one: neither in a repeating group nor calculated.
-        self._fields = {
-            name: (rule, {})
-            for name, rule in c.rules.items()
-            if name not in grouped and name not in calculated
-        }
-        self._known = set(c.rules) | set(c.repeating)
+        self._fields = {name: {} for name in _shape(c)[0]}
         self._missing: frozenset[str] = frozenset()
 
     def _codes(self, missing_codes) -> frozenset[str]:
         missing = frozenset(missing_codes)
         if missing != self._missing:
             self._missing = missing
-            for _, memo in self._fields.values():
+            for memo in self._fields.values():
                 memo.clear()
         return missing
 
@@ -87,7 +74,7 @@ class FormValidator:
         None for other fields (in a repeating group, calculated, or not of the form)."""
         if name not in self._fields:
             return None
-        rule, _ = self._fields[name]
+        rule = self.compiled.rules[name]
         missing = frozenset(missing_codes)
 
         def outcome(raw):
@@ -101,7 +88,7 @@ class FormValidator:
     def sharing_key(self, name: str) -> tuple:
         """Fields with equal keys clean every value to the same clean value (their errors differ:
         they name the field), so a caller may share remembered successes between them."""
-        rule = self._fields[name][0]
+        rule = self.compiled.rules[name]
         return (
             rule.datatype,
             tuple(rule.codes),
@@ -112,65 +99,63 @@ class FormValidator:
             rule.decimal_places,
         )
 
-    def clean(self, values: dict, *, missing_codes: set[str], complete: bool) -> tuple[dict, dict[str, str]]:
+    def _remembering(self, rule, raw, missing, complete, clean, errors, where) -> None:
+        # clean_record's `clean_one` hook: `_clean_one`, remembered per field for text values
+        # (lists — checkboxes — and numbers are cleaned each time).
+        if type(raw) is not str:
+            _clean_one(rule, raw, missing, complete, clean, errors, where)
+            return
+        memo = self._fields[where]
+        outcome = memo.get(raw)
+        if outcome is None:
+            one: dict = {}
+            error: dict[str, str] = {}
+            _clean_one(rule, raw, missing, False, one, error, where)
+            outcome = (one.get(where, BLANK), error.get(where))
+            if len(memo) < MEMO_LIMIT:
+                memo[raw] = outcome
+        value, problem = outcome
+        if problem is not None:
+            errors[where] = problem
+        elif value is not BLANK:
+            clean[where] = list(value) if type(value) is list else value
+
+    def clean(
+        self, values: dict, *, missing_codes, complete: bool, events: dict | None = None
+    ) -> tuple[dict, dict[str, str]]:
         missing = self._codes(missing_codes)
-        if self.groups and not self.groups.keys().isdisjoint(values):
-            return clean_values(
-                self.form, values, missing_codes=missing, complete=complete, compiled_form=self.compiled
-            )
-        clean: dict = {}
-        errors: dict[str, str] = {}
-        for name, (rule, memo) in self._fields.items():
-            raw = values.get(name)
-            if raw is None:
-                continue
-            if type(raw) is not str:  # lists (checkboxes) and numbers: not remembered
-                _clean_one(rule, raw, missing, False, clean, errors, name)
-                continue
-            outcome = memo.get(raw)
-            if outcome is None:
-                one: dict = {}
-                error: dict[str, str] = {}
-                _clean_one(rule, raw, missing, False, one, error, name)
-                outcome = (one.get(name, BLANK), error.get(name))
-                if len(memo) < MEMO_LIMIT:
-                    memo[raw] = outcome
-            value, problem = outcome
-            if problem is not None:
-                errors[name] = problem
-            elif value is not BLANK:
-                clean[name] = list(value) if type(value) is list else value
-        return self.finish(values, clean, errors, missing_codes=missing, complete=complete)
+        clean, errors, _ = clean_record(
+            self.form,
+            values,
+            missing_codes=missing,
+            complete=complete,
+            events=events,
+            compiled_form=self.compiled,
+            clean_one=self._remembering,
+        )
+        return clean, errors
 
     def finish(
-        self, values: dict, clean: dict, errors: dict[str, str], *, missing_codes, complete: bool
+        self,
+        values: dict,
+        clean: dict,
+        errors: dict[str, str],
+        *,
+        missing_codes,
+        complete: bool,
+        events: dict | None = None,
     ) -> tuple[dict, dict[str, str]]:
-        """The rest of clean_record once the fields of `values` (no repeating group among them) are
-        cleaned into `clean` and `errors`: unknown items, calculations and branching, `required`."""
-        c = self.compiled
-        missing = self._codes(missing_codes)
-        known = self._known
-        unknown = {
-            key: f"{key!r} is not an item of form {self.form.ref}" for key in values if key not in known
-        }
-        if unknown:
-            errors = {**unknown, **errors}  # clean_record reports them first
-        hidden: set[str] = set()
-        if c.logic:
-
-            def clean_calculated(rule, text, target, where):  # as in clean_record
-                _clean_one(rule, text, missing, False, target, errors, where)
-                if where in errors:
-                    errors[where] = errors[where].replace(
-                        f"{rule.label}: ", f"{rule.label} (calculated): ", 1
-                    )
-
-            hidden = apply_logic(c, clean, clean_one=clean_calculated, events=None, missing_codes=missing)
-            for where in list(errors):
-                if where in hidden:
-                    del errors[where]
-        if complete:
-            _require(c, clean, hidden, errors)
+        """clean_record once the fields of `values` (no repeating group among them) are cleaned
+        into `clean` and `errors`: unknown items, calculations and branching, `required`."""
+        clean, errors, _ = clean_record(
+            self.form,
+            values,
+            missing_codes=self._codes(missing_codes),
+            complete=complete,
+            events=events,
+            compiled_form=self.compiled,
+            cleaned=(clean, errors),
+        )
         return clean, errors
 
 
@@ -242,14 +227,12 @@ def write_records(*, actor, study: Study, writes: list[RecordWrite], reason: str
             raise ValidationError(
                 f"{record or w.subject.subject_id} changed while the import was being checked; run the import again."
             )
-        before, after = _diff(record.data, w.data)
-        if not before and not after and record.status == w.status:
+        before, after = record_changes(record, w.data, w.status)
+        if not before:
             unchanged += 1
             continue
         if record.locked:
             raise RecordLockedError(record)
-        if record.status != w.status:
-            before["__status"], after["__status"] = record.status, w.status
         record.data = w.data
         record.status = w.status
         record.version += 1

@@ -5,12 +5,18 @@ branching (logic.py), refuses a save over a newer version (optimistic locking), 
 locked record or subject, or onto a Complete record without a reason for the change; it
 writes the whole record and its audit row in one transaction.
 
+The rules of a record live here and in validation.py, once, for entry, the spreadsheet import
+and both APIs: `validation.clean_record` is the one validator (bulk.FormValidator calls it with a
+memo), `record_changes` / `is_unchanged` the one diff, `merge_values` the one merge of new values
+over stored ones, and `other_events` / `SubjectEvents` what cross-event expressions read.
+
 Also here, each under `transaction.atomic` with its audit row: deleting a repeating
 instance, locking a record or a whole subject, a PI's e-signature, and queries.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -107,6 +113,54 @@ def _diff(before: dict, after: dict) -> tuple[dict, dict]:
     keys = sorted(set(before) | set(after))
     changed = [k for k in keys if before.get(k) != after.get(k)]
     return {k: before.get(k) for k in changed}, {k: after.get(k) for k in changed}
+
+
+# The one diff and the one merge of a record, for entry, the spreadsheet import and both APIs.
+
+
+def record_changes(record: FormRecord, data: dict, status: int) -> tuple[dict, dict]:
+    """(before, after) of what writing clean `data` with `status` changes in the stored `record`:
+    the values that differ (an absent value and a null one are the same), and "__status" when the
+    status differs. Both empty: the record is unchanged, and is neither written nor audited."""
+    before, after = _diff(record.data, data)
+    if record.status != status:
+        before["__status"], after["__status"] = record.status, status
+    return before, after
+
+
+def is_unchanged(record: FormRecord | None, data: dict, status: int) -> bool:
+    """Whether writing clean `data` with `status` leaves the stored `record` as it is (see
+    record_changes); a record not yet stored (None) is always changed."""
+    if record is None or record.status != status:
+        return False
+    stored = record.data
+    return stored == data or all(stored.get(k) == data.get(k) for k in stored.keys() | data.keys())
+
+
+def merge_values(stored: dict, values: dict, *, groups, blanks=(), overwrite: bool = False) -> dict:
+    """A stored record's values with new ones over them, as an import applies a row: a repeating
+    group's new values come as {row number: {item: value}} and change only the items given; a
+    blank — (group or None, row number, item) in `blanks` — clears a value only when `overwrite`.
+    `stored` is not changed."""
+    merged = copy.deepcopy(stored)
+    for name, value in values.items():
+        if isinstance(value, dict) and name in groups:
+            rows = merged.setdefault(name, [])
+            for index, row_values in sorted(value.items()):
+                while len(rows) < index:
+                    rows.append({})
+                rows[index - 1] = {**rows[index - 1], **row_values}
+        else:
+            merged[name] = value
+    if overwrite:
+        for group, index, name in blanks:
+            if group:
+                rows = merged.get(group) or []
+                if index <= len(rows):
+                    rows[index - 1].pop(name, None)
+            elif name not in values:
+                merged.pop(name, None)
+    return merged
 
 
 @transaction.atomic
@@ -216,13 +270,11 @@ def save_record(
             reason=reason,
         )
         return record
-    before, after = _diff(record.data, clean)
-    if not before and not after and record.status == status:
+    before, after = record_changes(record, clean, status)
+    if not before:
         return record  # nothing changed: no new version, no audit noise
     if record.status == Status.COMPLETE and not reason.strip():
         raise ReasonRequiredError()
-    if record.status != status:
-        before["__status"], after["__status"] = record.status, status
     record.data = clean
     record.status = status
     record.version += 1
@@ -252,13 +304,39 @@ def other_events(
     when the caller has it already."""
     if not (compiled_form or compiled(form)).events_read:
         return None
-    events: dict[str, dict] = {}
-    records = FormRecord.objects.filter(subject=subject).select_related("event").order_by("-instance")
+    records = FormRecord.objects.filter(subject=subject).order_by("-instance", "pk")
     if exclude is not None:
         records = records.exclude(pk=exclude.pk)
-    for record in records:
-        events.setdefault(record.event.name, {}).update(record.data)
+    return _events_of(records.values_list("pk", "event__name", "data"), None)
+
+
+def _events_of(rows, exclude_pk) -> dict[str, dict]:
+    # rows: (record id, event name, data), by instance descending: the first instance wins.
+    events: dict[str, dict] = {}
+    for pk, event_name, data in rows:
+        if pk != exclude_pk:
+            events.setdefault(event_name, {}).update(data)
     return events
+
+
+class SubjectEvents:
+    """`other_events` for many subjects, read in one query (the spreadsheet import)."""
+
+    def __init__(self, subject_ids):
+        self._rows: dict[int, list] = {}
+        ids = list(subject_ids)
+        for start in range(0, len(ids), 2000):
+            found = (
+                FormRecord.objects.filter(subject_id__in=ids[start : start + 2000])
+                .order_by("-instance", "pk")
+                .values_list("subject_id", "pk", "event__name", "data")
+            )
+            for subject_id, *row in found:
+                self._rows.setdefault(subject_id, []).append(row)
+
+    def of(self, subject_id: int, *, exclude: FormRecord | None) -> dict[str, dict]:
+        """The subject's values by event name, without the record `exclude` (as other_events)."""
+        return _events_of(self._rows.get(subject_id, ()), exclude.pk if exclude is not None else None)
 
 
 def _require_at_site(actor, codename: str, subject: Subject, what: str) -> None:

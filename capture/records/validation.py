@@ -142,23 +142,71 @@ def clean_record(
     complete: bool,
     events: dict | None = None,
     compiled_form=None,
+    clean_one=None,
+    cleaned: tuple[dict, dict[str, str]] | None = None,
 ) -> tuple[dict, dict[str, str], set[str]]:
-    """`clean_values`, also returning the fields hidden by branching (whose values were dropped)."""
+    """`clean_values`, also returning the fields hidden by branching (whose values were dropped).
+
+    The one validator of a record, for entry, imports and both APIs. Two hooks let a bulk caller
+    remember outcomes (records.bulk.FormValidator) without repeating any step here:
+    - `clean_one`, with `_clean_one`'s signature, cleans each field outside a repeating group (a
+      pure function of the field, the value and the missing-data codes, so it may be remembered);
+    - `cleaned`, (clean values, errors) of those fields when the caller has cleaned them already
+      (the spreadsheet import, once per distinct cell); `values` then has no repeating group."""
     c = compiled_form or compiled(form)
-    rules, groups = c.rules, c.repeating
     missing = frozenset(missing_codes)
-    calculated = {logic.name for logic in c.logic if logic.calculation is not None}
-    clean: dict = {}
-    errors: dict[str, str] = {}
-    for key in values:
-        if key not in rules and key not in groups:
-            errors[key] = f"{key!r} is not an item of form {form.ref}"
-    grouped = c.grouped
-    for name, rule in rules.items():
-        if name in grouped or name in calculated:
-            continue  # a calculated field's submitted value is ignored: the server computes it
-        _clean_one(rule, values.get(name), missing, False, clean, errors, name)
-    for group_name, group in groups.items():
+    errors: dict[str, str] = {
+        key: f"{key!r} is not an item of form {form.ref}"
+        for key in values
+        if key not in c.rules and key not in c.repeating
+    }
+    if cleaned is not None:
+        clean, field_errors = cleaned
+        errors.update(field_errors)
+    else:
+        clean = {}
+        _clean_fields(c, values, missing, clean, errors, clean_one or _clean_one)
+        _clean_groups(c, values, missing, clean, errors)
+    hidden: set[str] = set()
+    if c.logic:
+
+        def clean_calculated(rule, text, target, where):
+            _clean_one(rule, text, missing, False, target, errors, where)
+            if where in errors:
+                errors[where] = errors[where].replace(f"{rule.label}: ", f"{rule.label} (calculated): ", 1)
+
+        hidden = apply_logic(c, clean, clean_one=clean_calculated, events=events, missing_codes=missing)
+        for where in list(errors):
+            if where in hidden:
+                del errors[where]  # a hidden field's value is dropped, so its error does not matter
+    if complete:
+        _require(c, clean, hidden, errors)
+    return clean, errors, hidden
+
+
+def _shape(c) -> tuple[dict[str, FieldRule], frozenset[str]]:
+    """(the fields cleaned one by one: neither in a repeating group nor calculated, the calculated
+    fields), worked out once per compiled form."""
+    shape = c.extras.get("validation")
+    if shape is None:
+        calculated = frozenset(logic.name for logic in c.logic if logic.calculation is not None)
+        grouped = c.grouped
+        single = {n: r for n, r in c.rules.items() if n not in grouped and n not in calculated}
+        shape = c.extras["validation"] = (single, calculated)
+    return shape
+
+
+def _clean_fields(c, values: dict, missing, clean: dict, errors: dict[str, str], clean_one) -> None:
+    # A calculated field's submitted value is ignored: the server computes it.
+    for name, rule in _shape(c)[0].items():
+        raw = values.get(name)
+        if raw is not None:
+            clean_one(rule, raw, missing, False, clean, errors, name)
+
+
+def _clean_groups(c, values: dict, missing, clean: dict, errors: dict[str, str]) -> None:
+    calculated = _shape(c)[1]
+    for group_name, group in c.repeating.items():
         rows = values.get(group_name) or []
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             errors[group_name] = "must be a list of rows"
@@ -172,7 +220,7 @@ def clean_record(
                 if item["name"] in calculated:
                     continue
                 _clean_one(
-                    rules[item["name"]],
+                    c.rules[item["name"]],
                     row.get(item["name"]),
                     missing,
                     False,
@@ -187,19 +235,6 @@ def clean_record(
                 clean_rows.append(clean_row)
         if clean_rows:
             clean[group_name] = clean_rows
-
-    def clean_calculated(rule, text, target, where):
-        _clean_one(rule, text, missing, False, target, errors, where)
-        if where in errors:
-            errors[where] = errors[where].replace(f"{rule.label}: ", f"{rule.label} (calculated): ", 1)
-
-    hidden = apply_logic(c, clean, clean_one=clean_calculated, events=events, missing_codes=missing)
-    for where in list(errors):
-        if where in hidden:
-            del errors[where]  # a hidden field's value is dropped, so its error does not matter
-    if complete:
-        _require(c, clean, hidden, errors)
-    return clean, errors, hidden
 
 
 def _require(c, clean: dict, hidden: set[str], errors: dict[str, str]) -> None:

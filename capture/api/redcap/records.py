@@ -27,11 +27,9 @@ from django.utils import timezone
 
 from capture.definitions.models import FormDefinition
 from capture.records import services as record_service
-from capture.records.bulk import RecordWrite, write_records
-from capture.records.compiled import CompiledForm, compiled
+from capture.records.bulk import FormValidator, RecordWrite, write_records
 from capture.records.models import FormRecord, Status
 from capture.records.services import other_events
-from capture.records.validation import clean_values
 from capture.studies import access
 from capture.studies.disclosure import Disclosure
 from capture.studies.models import Subject
@@ -671,8 +669,9 @@ class _Pending:
 
 class _Importer:
     """Applies an import's rows IMPORT_CHUNK at a time: one query reads the stored records of a
-    chunk's subjects, the changed ones are validated as `save_record` validates (clean_values, the
-    form compiled once, other events read when an expression names them) and written with
+    chunk's subjects, the changed ones are validated as `save_record` validates (clean_record
+    through bulk.FormValidator, the form compiled once, other events read when an expression names
+    them); the changed ones (services.is_unchanged) are written with
     `capture.records.bulk.write_records` (versions, locks, one audit event per record), all in the
     caller's transaction. Several rows for one record merge into one write."""
 
@@ -685,7 +684,9 @@ class _Importer:
         self.stored: dict[tuple, FormRecord] = {}
         self.pending: dict[tuple, _Pending] = {}
         self.forms: dict[int, FormDefinition] = {}
-        self.compiled: dict[int, CompiledForm] = {}  # compiled() checks freshness with a query: once per form
+        # The one validator (clean_record), the form compiled once: compiled() checks freshness
+        # with a query.
+        self.validators: dict[int, FormValidator] = {}
 
     def run(self, rows: Iterable[dict]) -> dict[str, None]:
         """Import every row; returns the record ids in order. Problems go to `errors`."""
@@ -792,22 +793,18 @@ class _Importer:
                 self.errors.append(f'"{p.rid}","{INSTANCE_COL}","{p.instance}","must be 1 or more"')
                 continue
             form = self._form(p)
-            if form.pk not in self.compiled:
-                self.compiled[form.pk] = compiled(form)
-            compiled_form = self.compiled[form.pk]
-            clean, problems = clean_values(
-                form,
+            validator = self.validators.get(form.pk)
+            if validator is None:
+                validator = self.validators[form.pk] = FormValidator(form)
+            clean, problems = validator.clean(
                 p.values,
                 missing_codes=self.missing_codes,
                 complete=p.status == Status.COMPLETE,
-                events=(
-                    other_events(p.subject, form, exclude=p.existing) if compiled_form.events_read else None
-                ),
-                compiled_form=compiled_form,
+                events=other_events(p.subject, form, exclude=p.existing, compiled_form=validator.compiled),
             )
             for field_name, message in problems.items():
                 self.errors.append(f'"{p.rid}","{field_name}","{_given(p.values, field_name)}","{message}"')
-            if problems or (p.existing and p.status == p.existing.status and _same(clean, p.existing.data)):
+            if problems or record_service.is_unchanged(p.existing, clean, p.status):
                 continue  # unchanged records are not written (write_records would skip them too)
             writes.append(
                 RecordWrite(
@@ -833,11 +830,6 @@ class _Importer:
         except (ValidationError, PermissionDenied) as exc:
             message = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
             self.errors.append(f'"","","","{message}"')
-
-
-def _same(a: dict, b: dict) -> bool:
-    # As records.services._diff sees it: an absent value and a null one are the same.
-    return a == b or all(a.get(k) == b.get(k) for k in a.keys() | b.keys())
 
 
 def _copy_values(data: dict) -> dict:
