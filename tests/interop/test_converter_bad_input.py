@@ -106,4 +106,5 @@ REDCAP_XML = """<?xml version="1.0" encoding="UTF-8"?>
 def test_a_redcap_event_naming_an_instrument_the_project_lacks_is_reported_at_the_event():
     conversion = services.convert("odm", REDCAP_XML, source="p.xml", project="proj")
     problem = next(p for p in conversion.errors if "'ghost'" in p.message)
-    assert problem.line == 6
+    assert problem.line == 8  # the event's FormRef to Form.ghost
+    assert "Event.baseline_arm_1" in problem.message
