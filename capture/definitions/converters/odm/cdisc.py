@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from ...schema import (
     LOCAL_PREFIX,
+    NAME_RE,
     Arm,
     DataElement,
     Event,
@@ -87,7 +88,14 @@ def _read_forms(conversion: Conversion, mdv, defs: _Defs, project: str) -> dict[
             form.get("Name") or form.get("OID", "form")
         )
         capture_ref = aliases.get("Capture", [None])[0]
-        name = capture_ref.split("@")[0] if capture_ref else f"{project}_{base}"
+        if capture_ref and _split_ref(capture_ref) is None:
+            conversion.error(
+                f"FormDef {form.get('OID')!r}: the Capture alias {capture_ref!r} is not <form>@<version>. "
+                "Fix: correct the alias or remove it.",
+                line=form.sourceline,
+            )
+            continue
+        name = _split_ref(capture_ref)[0] if capture_ref else f"{project}_{base}"
         while name in used_form_names:
             name = f"{name}_2"
         used_form_names.add(name)
@@ -109,7 +117,7 @@ def _read_form(conversion: Conversion, form, defs: _Defs, name: str, capture_ref
         conversion.forms.append(
             FormFile(
                 form=name,
-                version=capture_ref.split("@")[1] if capture_ref else "1.0",
+                version=_split_ref(capture_ref)[1] if capture_ref else "1.0",
                 title=form.get("Name") or name,
                 description=_text_of(form, "Description"),
                 instrument=_aliases(form).get("REDCap:instrument", [None])[0],
@@ -138,7 +146,9 @@ def _read_section(conversion: Conversion, form, group_ref, defs: _Defs) -> Secti
                     f"ItemRef {item_ref.get('ItemOID')!r} names no ItemDef.", line=item_ref.sourceline
                 )
             continue
-        items.append(_cdisc_item(conversion, item_ref, element, defs.conditions, defs.methods, defs.widgets))
+        item = _cdisc_item(conversion, item_ref, element, defs.conditions, defs.methods, defs.widgets)
+        if item is not None:
+            items.append(item)
     if not items:
         conversion.warn(
             f"ItemGroupDef {group.get('OID')!r} has no usable items; left out.", line=group.sourceline
@@ -154,7 +164,8 @@ def _read_section(conversion: Conversion, form, group_ref, defs: _Defs) -> Secti
     return Section(title=title, items=entries)
 
 
-def _cdisc_item(conversion, item_ref, element, conditions, methods, widgets) -> Item:
+def _cdisc_item(conversion, item_ref, element, conditions, methods, widgets) -> Item | None:
+    """The item of one ItemRef; None (with errors at the ItemRef) when it does not validate."""
     fields: dict = {"element": element.ref, "required": item_ref.get("Mandatory") == "Yes"}
     condition = conditions.get(item_ref.get("CollectionExceptionConditionOID"))
     if condition is not None:
@@ -175,7 +186,17 @@ def _cdisc_item(conversion, item_ref, element, conditions, methods, widgets) -> 
     widget = widgets.get(item_ref.get("ItemOID"))
     if widget and (widget != "checkbox" or element.permissible_values):
         fields["widget"] = widget
-    return Item.model_validate(fields)
+    try:
+        return Item.model_validate(fields)
+    except ValidationError as exc:
+        for err in exc.errors():
+            conversion.error(
+                f"item {element.name!r}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']} "
+                f"(got {err.get('input')!r}). Fix: correct the ItemDef's Capture alias.",
+                line=item_ref.sourceline,
+                where=f"ItemRef {item_ref.get('ItemOID')!r}",
+            )
+        return None
 
 
 def _formal(node) -> str:
@@ -237,6 +258,13 @@ def _add_event(
     """One StudyEventDef as an event of its arm; a repeating event makes its forms repeat."""
     aliases = _aliases(node)
     arm = aliases.get("Capture:arm", ["arm_1"])[0]
+    if not isinstance(arm, str) or not re.fullmatch(NAME_RE, arm):
+        conversion.error(
+            f"StudyEventDef {oid!r}: the Capture:arm alias {arm!r} is not an arm name (lower case letters, "
+            "digits and underscores). Fix: give the alias a Name such as arm_1.",
+            line=node.sourceline,
+        )
+        return
     day, before, after = 0, 0, 0
     if "Capture:day" in aliases:
         match = re.fullmatch(r"(-?\d+) -(\d+) \+(\d+)", aliases["Capture:day"][0])
@@ -277,6 +305,12 @@ def _cdisc_element(conversion, node, code_lists, project, source, names) -> Data
     raw_type = node.get("DataType", "text")
     datatype = _datatype(conversion, raw_type, where)
     capture_ref = aliases.get("Capture", [None])[0]
+    if capture_ref and _split_ref(capture_ref) is None:
+        conversion.error(
+            f"the Capture alias {capture_ref!r} is not <public id>@<version>. Fix: correct the alias or remove it.",
+            **where,
+        )
+        return None
     public_id, version = _registered_id(aliases, capture_ref)
     name = _element_name(node, aliases, capture_ref, oid, names)
     if public_id is None:
@@ -336,12 +370,17 @@ def _registered_id(aliases: dict, capture_ref: str | None) -> tuple[str | None, 
     """(public id, version) from a Capture or caDSR alias; (None, "1.0") for a local element."""
     cadsr = aliases.get("caDSR", [None])[0]
     if capture_ref:
-        public_id, version = capture_ref.split("@")
-        return public_id, version
+        return _split_ref(capture_ref)
     if cadsr and re.fullmatch(r"\d+v[0-9.]+", cadsr):
         public_id, version = cadsr.split("v", 1)
         return public_id, version
     return None, "1.0"
+
+
+def _split_ref(ref: str) -> tuple[str, str] | None:
+    """(name or public id, version) of a Capture alias `<ref>@<version>`; None when it is not one."""
+    parts = ref.split("@")
+    return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else None
 
 
 def _element_name(node, aliases: dict, capture_ref: str | None, oid: str, names: set[str]) -> str:

@@ -110,6 +110,7 @@ def _redcap_plan(conversion: Conversion, mdv) -> dict | None:
     events = _findall(mdv, "StudyEventDef")
     if not events:
         return None
+    instruments = {f.instrument for f in conversion.forms}
     plan: dict = {}
     for event in events:
         arm_num = _rc(event, "ArmNum") or "1"
@@ -128,10 +129,24 @@ def _redcap_plan(conversion: Conversion, mdv) -> dict | None:
             "day": whole(_rc(event, "DayOffset")),
             "window_before": whole(_rc(event, "OffsetMin")),
             "window_after": whole(_rc(event, "OffsetMax")),
-            "forms": [
-                _rc(ref, "FormName") or ref.get("FormOID", "").removeprefix("Form.")
-                for ref in _findall(event, "FormRef")
-            ],
+            "forms": _event_instruments(conversion, event, unique, instruments),
             "line": event.sourceline,
         }
     return plan
+
+
+def _event_instruments(conversion: Conversion, event, unique: str, instruments: set[str]) -> list[str]:
+    """The instruments of an event's FormRefs; one the project has no fields for is an error."""
+    found = []
+    for ref in _findall(event, "FormRef"):
+        instrument = _rc(ref, "FormName") or ref.get("FormOID", "").removeprefix("Form.")
+        if instrument in instruments:
+            found.append(instrument)
+        else:
+            conversion.error(
+                f"StudyEventDef {event.get('OID')!r} (event {unique!r}): FormRef {ref.get('FormOID')!r} names "
+                f"instrument {instrument!r}, which has no fields in the file. Fix: export the project XML "
+                "with all its instruments, or remove the FormRef.",
+                line=ref.sourceline,
+            )
+    return found

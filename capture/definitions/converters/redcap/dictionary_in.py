@@ -240,18 +240,21 @@ def _add_to_section(conversion: Conversion, sections: list[dict], row: Row, item
 
 
 def _add_form(conversion: Conversion, project: str, instrument: str, form: dict) -> None:
-    """The FormFile of one instrument's gathered sections."""
+    """The FormFile of one instrument's gathered sections. A section whose rows all had errors is
+    empty; it is left out (those rows are already reported), and so is a form left with no section."""
     title = instrument.replace("_", " ").capitalize()
-    sections = []
-    for section in form["sections"]:
-        sections.append(
+    gathered = [s for s in form["sections"] if s["entries"]]
+    if not gathered:
+        return
+    try:
+        sections = [
             Section(
                 title=section["title"] or title,
                 header=section["header"],
                 items=[ItemGroup.model_validate(e) if isinstance(e, dict) else e for e in section["entries"]],
             )
-        )
-    try:
+            for section in gathered
+        ]
         conversion.forms.append(
             FormFile(
                 form=f"{project}_{instrument}",
