@@ -128,6 +128,7 @@ def setup(db: str | None, subjects: int) -> dict:
 
     from capture.definitions.loader import load_definitions
     from capture.definitions.models import EventForm, Schedule
+    from capture.imaging.models import ImagingStudy
     from capture.records.models import FormRecord
     from capture.studies import services
     from capture.studies.models import Subject
@@ -181,29 +182,22 @@ def setup(db: str | None, subjects: int) -> dict:
             FormRecord.objects.bulk_create(batch)
             batch = []
     FormRecord.objects.bulk_create(batch)
-    imaging = 0
-    try:
-        from capture.imaging.models import ImagingStudy
-    except ImportError:
-        ImagingStudy = None  # noqa: N806 - a model class, absent without the imaging app
-    if ImagingStudy is not None:
-        studies = []
-        for subject in Subject.objects.filter(study=study).only("pk", "enrollment_date", "date_shift_days"):
-            for k, modalities in enumerate(["CT", "CT,PT"]):
-                studies.append(
-                    ImagingStudy(
-                        study=study,
-                        subject=subject,
-                        study_uid=f"2.25.{subject.pk}{k}",
-                        modalities=modalities,
-                        study_date=subject.enrollment_date
-                        + dt.timedelta(days=subject.date_shift_days + 56 * k),
-                        source_kind="folder",
-                        source="bench",
-                    )
+    studies = []
+    for subject in Subject.objects.filter(study=study).only("pk", "enrollment_date", "date_shift_days"):
+        for k, modalities in enumerate(["CT", "CT,PT"]):
+            studies.append(
+                ImagingStudy(
+                    study=study,
+                    subject=subject,
+                    study_uid=f"2.25.{subject.pk}{k}",
+                    modalities=modalities,
+                    study_date=subject.enrollment_date + dt.timedelta(days=subject.date_shift_days + 56 * k),
+                    source_kind="folder",
+                    source="bench",
                 )
-        ImagingStudy.objects.bulk_create(studies, batch_size=5000)
-        imaging = len(studies)
+            )
+    ImagingStudy.objects.bulk_create(studies, batch_size=5000)
+    imaging = len(studies)
     return {
         "setup_s": round(time.perf_counter() - start, 1),
         "records": FormRecord.objects.count(),
