@@ -91,3 +91,12 @@ def test_redcap_delete_writes_its_reason_in_the_audit(client, redcap_tokens, rec
     assert not FormRecord.objects.filter(pk=records["a_demo"].pk).exists()
     event = AuditEvent.objects.get(action="record.delete")
     assert event.reason == "REDCap API delete" and event.before["data"]["initials"] == "ABC"
+
+
+def test_rest_delete_of_a_locked_record_answers_423(client, api_tokens, records, personas):
+    services.set_record_lock(
+        actor=personas["data_manager"], record=records["a_demo"], locked=True, reason="source verified"
+    )
+    response = rest_delete(client, api_tokens["admin"], {"reason": "duplicate"})
+    assert response.status_code == 423 and "locked" in response.json()["detail"]
+    _kept(records["a_demo"])
