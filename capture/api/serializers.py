@@ -208,6 +208,15 @@ class RecordWriteSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, default="", allow_blank=True)
 
 
+class RecordDeleteSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="Why the record goes; kept in the audit trail.",
+    )
+
+
 class ConflictSerializer(serializers.Serializer):
     detail = serializers.CharField()
     current = RecordSerializer()

@@ -12,6 +12,7 @@ import secrets
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.http import Http404
 from django.utils import timezone
 
 from capture.audit.services import record_event
@@ -36,6 +37,47 @@ def _touch(token) -> None:
         type(token).objects.filter(pk=token.pk).update(last_used_at=now)
 
 
+def _live(model, plain: str, *related: str):
+    """The unrevoked token of `model` (ApiToken or RedcapToken) for `plain`, of an active user, or None."""
+    token = (
+        model.objects.select_related("user", *related)
+        .filter(key_hash=hash_token(plain), revoked_at__isnull=True)
+        .first()
+    )
+    if token is None or not token.user.is_active:
+        return None
+    return token
+
+
+def _audit(user, token, verb: str) -> None:
+    """A token's create/revoke event: a REDCap token in its study's chain, named by its user."""
+    if isinstance(token, RedcapToken):
+        kind, study, label = "redcap_token", token.study, user.get_username()
+    else:
+        kind, study, label = "api_token", None, f"{user.get_username()}: {token.name}"
+    record_event(
+        actor=user,
+        study=study,
+        action=f"{kind}.{verb}",
+        object_type=kind,
+        object_id=token.pk,
+        object_label=label,
+    )
+
+
+@transaction.atomic
+def _revoke(model, *, user, token_id: int):
+    """Revoke the user's own token (once: a second call changes nothing and audits nothing)."""
+    token = model.objects.select_for_update().filter(pk=token_id, user=user).first()
+    if token is None:
+        raise Http404("No such token.")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        _audit(user, token, "revoke")
+    return token
+
+
 @transaction.atomic
 def create_api_token(*, user, name: str) -> tuple[ApiToken, str]:
     """Make a personal REST API token. Returns the row and the plain token (show it once)."""
@@ -44,46 +86,20 @@ def create_api_token(*, user, name: str) -> tuple[ApiToken, str]:
         raise ValidationError("Give the token a name that says what it is for (e.g. 'weekly export').")
     plain = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(user=user, name=name[:100], prefix=plain[:10], key_hash=hash_token(plain))
-    record_event(
-        actor=user,
-        action="api_token.create",
-        object_type="api_token",
-        object_id=token.pk,
-        object_label=f"{user.get_username()}: {token.name}",
-    )
+    _audit(user, token, "create")
     return token, plain
 
 
-@transaction.atomic
 def revoke_api_token(*, user, token_id: int) -> ApiToken:
-    token = ApiToken.objects.select_for_update().filter(pk=token_id, user=user).first()
-    if token is None:
-        from django.http import Http404
-
-        raise Http404("No such token.")
-    if token.revoked_at is None:
-        token.revoked_at = timezone.now()
-        token.save(update_fields=["revoked_at"])
-        record_event(
-            actor=user,
-            action="api_token.revoke",
-            object_type="api_token",
-            object_id=token.pk,
-            object_label=f"{user.get_username()}: {token.name}",
-        )
-    return token
+    return _revoke(ApiToken, user=user, token_id=token_id)
 
 
 def user_for_api_token(plain: str):
     """The active user a REST API token belongs to, or None."""
     if not plain.startswith(API_TOKEN_PREFIX):
         return None
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(key_hash=hash_token(plain), revoked_at__isnull=True)
-        .first()
-    )
-    if token is None or not token.user.is_active:
+    token = _live(ApiToken, plain)
+    if token is None:
         return None
     _touch(token)
     return token.user
@@ -104,48 +120,20 @@ def create_redcap_token(*, user, study: Study) -> tuple[RedcapToken, str]:
         old.save(update_fields=["revoked_at"])
     plain = secrets.token_hex(16).upper()
     token = RedcapToken.objects.create(user=user, study=study, prefix=plain[:6], key_hash=hash_token(plain))
-    record_event(
-        actor=user,
-        study=study,
-        action="redcap_token.create",
-        object_type="redcap_token",
-        object_id=token.pk,
-        object_label=user.get_username(),
-    )
+    _audit(user, token, "create")
     return token, plain
 
 
-@transaction.atomic
 def revoke_redcap_token(*, user, token_id: int) -> RedcapToken:
-    token = RedcapToken.objects.select_for_update().filter(pk=token_id, user=user).first()
-    if token is None:
-        from django.http import Http404
-
-        raise Http404("No such token.")
-    if token.revoked_at is None:
-        token.revoked_at = timezone.now()
-        token.save(update_fields=["revoked_at"])
-        record_event(
-            actor=user,
-            study=token.study,
-            action="redcap_token.revoke",
-            object_type="redcap_token",
-            object_id=token.pk,
-            object_label=user.get_username(),
-        )
-    return token
+    return _revoke(RedcapToken, user=user, token_id=token_id)
 
 
 def resolve_redcap_token(plain: str) -> tuple[object, Study] | None:
     """(user, study) for a live REDCap token whose user still may see the study, or None."""
     if not REDCAP_TOKEN_RE.fullmatch(plain or ""):
         return None
-    token = (
-        RedcapToken.objects.select_related("user", "study")
-        .filter(key_hash=hash_token(plain), revoked_at__isnull=True)
-        .first()
-    )
-    if token is None or not token.user.is_active or not access.can(token.user, access.VIEW, token.study):
+    token = _live(RedcapToken, plain, "study")
+    if token is None or not access.can(token.user, access.VIEW, token.study):
         return None
     _touch(token)
     return token.user, token.study

@@ -7,7 +7,7 @@ only require an authenticated user here: they check nothing per object on GET.
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -177,7 +177,7 @@ class RecordList(_StudyScoped, generics.ListAPIView):
 
 
 class RecordDetail(_StudyScoped, generics.GenericAPIView):
-    """One form record. PUT writes the whole record through the record service.
+    """One form record. PUT writes the whole record through the record service; DELETE removes it.
 
     Send the `version` you read; if someone saved in between, the answer is 409 with both
     the current record and what you sent, and nothing is written."""
@@ -217,49 +217,44 @@ class RecordDetail(_StudyScoped, generics.GenericAPIView):
         body = s.RecordWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        context = self.get_serializer_context()
-        try:
-            record = records.save_record(
-                actor=request.user,
-                subject=subject,
-                event_name=event,
-                form_name=form,
-                values=data["values"],
-                status=data["status"],
-                instance=instance,
-                expected_version=data["version"],
-                reason=data["reason"],
-            )
-        except records.RecordValidationError as exc:
-            return Response(
-                {
-                    "detail": "Some values are not valid; fix them and send the record again.",
-                    "errors": exc.field_errors,
-                },
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        except records.EditConflictError as exc:
-            return Response(
-                {
-                    "detail": str(exc),
-                    "current": s.RecordSerializer(exc.current, context=context).data,
-                    "submitted": {
-                        "values": data["values"],
-                        "status": data["status"],
-                        "version": data["version"],
-                    },
-                },
-                status=status.HTTP_409_CONFLICT,
-            )
-        except records.RecordLockedError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_423_LOCKED)
-        except ValidationError as exc:
-            return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
+        # What was sent, for the 409 answer (capture.api.exceptions) should someone have saved in between.
+        self.submitted = {"values": data["values"], "status": data["status"], "version": data["version"]}
+        record = records.save_record(
+            actor=request.user,
+            subject=subject,
+            event_name=event,
+            form_name=form,
+            values=data["values"],
+            status=data["status"],
+            instance=instance,
+            expected_version=data["version"],
+            reason=data["reason"],
+        )
         created = record.version == 1 and data["version"] is None
         return Response(
-            s.RecordSerializer(record, context=context).data,
+            s.RecordSerializer(record, context=self.get_serializer_context()).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
+
+    @extend_schema(
+        request=s.RecordDeleteSerializer,
+        responses={204: None, 400: s.ErrorSerializer, 403: s.ErrorSerializer, 423: s.ErrorSerializer},
+    )
+    def delete(self, request, slug, subject_id, event, form, instance):
+        """Delete the record through the record service: study administrators only, with a
+        reason; a locked or signed record, or one with queries, is refused."""
+        subject = self._subject()
+        if deidentified_for(request.user, subject.study):
+            raise PermissionDenied("Your role sees de-identified data only, so it cannot delete records.")
+        record = FormRecord.objects.filter(
+            subject=subject, event__name=event, form_name=form, instance=instance
+        ).first()
+        if record is None:
+            raise Http404("No such record.")
+        body = s.RecordDeleteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        records.delete_record(actor=request.user, record=record, reason=body.validated_data["reason"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ScheduleDetail(APIView):

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import islice
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from types import SimpleNamespace
 from typing import NamedTuple
@@ -24,6 +23,8 @@ import orjson
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
+
+from capture.dbcopy import insert_rows
 
 from .models import GENESIS_HASH, AuditChain, AuditEvent
 
@@ -231,7 +232,7 @@ def append_events(*, actor, study, events: Iterable[NewEvent], reason: str = "",
     pending = list(events)
     if not pending:
         return 0
-    _insert_events(rows(), batch)
+    insert_rows(AuditEvent, list(_EVENT_COLUMNS), rows(), batch)
     head.last_seq, head.last_hash = chain["seq"], chain["prev"]
     head.save(update_fields=["last_seq", "last_hash"])
     return len(pending)
@@ -273,24 +274,6 @@ _EVENT_COLUMNS = (
     "prev_hash",
     "hash",
 )
-
-
-def _insert_events(rows: Iterator[tuple], batch: int) -> None:
-    fields = [AuditEvent._meta.get_field(name) for name in _EVENT_COLUMNS]
-    table = connection.ops.quote_name(AuditEvent._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # One COPY, fed as the rows are hashed (the server parses while Python hashes); COPY
-            # takes the JSON text as it is.
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        marks = ", ".join(["%s"] * len(fields))
-        sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"  # noqa: S608 - names from model metadata
-        while chunk := list(islice(rows, batch)):
-            cursor.executemany(sql, chunk)
 
 
 @dataclass(frozen=True)

@@ -42,12 +42,6 @@ class DataElement(models.Model):
     def ref(self) -> str:
         return f"{self.public_id}@{self.version}"
 
-    @property
-    def is_local(self) -> bool:
-        from .schema import LOCAL_PREFIX
-
-        return self.public_id.startswith(LOCAL_PREFIX)
-
 
 class PermissibleValue(models.Model):
     element = models.ForeignKey(DataElement, on_delete=models.CASCADE, related_name="permissible_values")

@@ -22,7 +22,6 @@ import os
 import posixpath
 import re
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,13 +87,6 @@ def column_letter(index: int) -> str:
         index, rest = divmod(index - 1, 26)
         letters = chr(65 + rest) + letters
     return letters
-
-
-def list_sheets(path: Path) -> list[str]:
-    path = Path(path)
-    if path.suffix.lower() in CSV_SUFFIXES:
-        return [path.stem]
-    return _open_workbook(path).sheet_names
 
 
 def read_table(
@@ -510,8 +502,3 @@ def _to_table(grid, name, sheets, merged, header_row, header_rows, max_rows, kin
         warnings=warnings,
         kind=kind,
     )
-
-
-def iter_cells(table: Table, columns: list[int]) -> Iterator[tuple[int, list]]:
-    for number, cells in table.rows:
-        yield number, [cells[c] if c < len(cells) else "" for c in columns]

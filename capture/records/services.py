@@ -10,8 +10,9 @@ and both APIs: `validation.clean_record` is the one validator (bulk.FormValidato
 memo), `record_changes` / `is_unchanged` the one diff, `merge_values` the one merge of new values
 over stored ones, and `other_events` / `SubjectEvents` what cross-event expressions read.
 
-Also here, each under `transaction.atomic` with its audit row: deleting a repeating
-instance, locking a record or a whole subject, a PI's e-signature, and queries.
+Also here, each under `transaction.atomic` with its audit row: deleting a record (every
+caller's one delete), removing a repeating instance, locking a record or a whole subject, a PI's
+e-signature, and queries.
 """
 
 from __future__ import annotations
@@ -359,36 +360,21 @@ def assert_writable(subject: Subject, record: FormRecord | None = None) -> None:
         raise RecordLockedError(record, subject=subject)
 
 
-@transaction.atomic
 def delete_instance(*, actor, record: FormRecord, reason: str) -> None:
-    """Remove one instance of a repeating form (a treatment line entered by mistake).
+    """Remove one instance of a repeating form (a treatment line entered by mistake), the entry page's way.
 
-    Instance 1 of a non-repeating form is not removed this way; its values are kept in the audit."""
-    subject = record.subject
-    _require_at_site(actor, "enter_data", subject, "remove form instances")
-    reason = _require_reason(reason, "remove this instance")
-    record = FormRecord.objects.select_for_update().get(pk=record.pk)
-    assert_writable(subject, record)
-    if not EventForm.objects.filter(event=record.event, form__name=record.form_name, repeating=True).exists():
+    Instance 1 of a non-repeating form is not removed this way; `delete_record` says who may
+    delete it and when."""
+    _require_at_site(actor, "enter_data", record.subject, "remove form instances")
+    if not _repeats(record):
         raise ValidationError(
             f"{record.form_name} does not repeat at {record.event.name}; it cannot be removed."
         )
-    if record.queries.exists():
-        raise ValidationError(f"{record} has queries; close them and keep the record, or ask a data manager.")
-    snapshot = {"status": record.status, "version": record.version, "data": record.data}
-    pk, label = record.pk, str(record)
-    record.signatures.all().delete()
-    record.delete()
-    record_event(
-        actor=actor,
-        study=subject.study,
-        action="record.delete",
-        object_type="record",
-        object_id=pk,
-        object_label=label,
-        before=snapshot,
-        reason=reason,
-    )
+    delete_record(actor=actor, record=record, reason=reason)
+
+
+def _repeats(record: FormRecord) -> bool:
+    return EventForm.objects.filter(event=record.event, form__name=record.form_name, repeating=True).exists()
 
 
 @transaction.atomic
@@ -549,3 +535,50 @@ def _audit_query(actor, query: Query, action: str, text: str) -> None:
         object_label=f"{query.record} · {query.field}",
         after={"record": query.record_id, "field": query.field, "status": query.status, "text": text},
     )
+
+
+# Deleting a whole record is not part of any data-entry role: only study administrators may.
+# Data entry may remove an extra instance of a repeating form (`delete_instance`).
+DELETE_PERMISSION = "manage_study"
+
+
+@transaction.atomic
+def delete_record(*, actor, record: FormRecord, reason: str) -> None:
+    """Delete one form record: the only delete, for the entry page, the REST and the REDCap API.
+
+    Refused without a reason, for a locked record or subject, a signed record (the signature
+    attests its values) and one with queries (their thread would lose its record). The values
+    are kept in the audit event, with the reason."""
+    subject = record.subject
+    if not _may_delete(actor, record):
+        raise PermissionDenied(f"You may not delete records of {subject}; a study administrator can.")
+    reason = _require_reason(reason, "delete this record")
+    # By primary key, without select_related: only this row is locked (see save_record).
+    record = FormRecord.objects.select_for_update().get(pk=record.pk)
+    assert_writable(subject, record)
+    if record.signatures.exists():
+        raise ValidationError(
+            f"{record} is signed; it cannot be deleted. Keep it, or correct it and sign again."
+        )
+    if record.queries.exists():
+        raise ValidationError(f"{record} has queries; close them and keep the record, or ask a data manager.")
+    snapshot = {"status": record.status, "version": record.version, "data": record.data}
+    pk, label = record.pk, str(record)
+    record.delete()
+    record_event(
+        actor=actor,
+        study=subject.study,
+        action="record.delete",
+        object_type="record",
+        object_id=pk,
+        object_label=label,
+        before=snapshot,
+        reason=reason,
+    )
+
+
+def _may_delete(actor, record: FormRecord) -> bool:
+    subject = record.subject
+    if access.may_act_at_site(actor, DELETE_PERMISSION, subject.study, subject.site):
+        return True
+    return access.may_act_at_site(actor, "enter_data", subject.study, subject.site) and _repeats(record)

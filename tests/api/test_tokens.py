@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+import pytest
+from django.http import Http404
+
 from capture.api import tokens
 from capture.api.models import ApiToken, RedcapToken
 from capture.audit.models import AuditEvent
@@ -77,3 +80,27 @@ def test_a_page_showing_a_new_token_is_never_cached(client, personas, study):
         assert response.status_code == 200
         assert "no-store" in response["Cache-Control"], response.request["PATH_INFO"]
         assert "private" in response["Cache-Control"]
+
+
+def test_revoking_either_kind_of_token_is_audited_once_in_its_chain(personas, study):
+    pi = personas["pi"]
+    api, api_plain = tokens.create_api_token(user=pi, name="nightly")
+    redcap, redcap_plain = tokens.create_redcap_token(user=pi, study=study)
+    for _ in range(2):  # a second revoke changes nothing and audits nothing
+        tokens.revoke_api_token(user=pi, token_id=api.pk)
+        tokens.revoke_redcap_token(user=pi, token_id=redcap.pk)
+    assert tokens.user_for_api_token(api_plain) is None and tokens.resolve_redcap_token(redcap_plain) is None
+    events = AuditEvent.objects.filter(object_type__in=["api_token", "redcap_token"]).order_by("id")
+    assert [(e.action, e.study_id, e.object_id, e.object_label, e.actor_id) for e in events] == [
+        ("api_token.create", None, str(api.pk), "pi: nightly", pi.pk),
+        ("redcap_token.create", study.pk, str(redcap.pk), "pi", pi.pk),
+        ("api_token.revoke", None, str(api.pk), "pi: nightly", pi.pk),
+        ("redcap_token.revoke", study.pk, str(redcap.pk), "pi", pi.pk),
+    ]
+
+
+def test_revoking_someone_elses_token_is_not_found(personas, study):
+    redcap, _ = tokens.create_redcap_token(user=personas["pi"], study=study)
+    with pytest.raises(Http404):
+        tokens.revoke_redcap_token(user=personas["monitor"], token_id=redcap.pk)
+    assert RedcapToken.objects.get(pk=redcap.pk).revoked_at is None

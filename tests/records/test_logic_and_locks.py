@@ -258,3 +258,20 @@ def test_removing_a_repeating_instance_needs_a_reason_and_keeps_the_values_in_th
     visit = _visit(personas, ecrf_subjects["a"])
     with pytest.raises(ValidationError, match="does not repeat"):
         services.delete_instance(actor=personas["admin"], record=visit, reason="x")
+
+
+def test_a_signed_repeating_instance_is_not_removed_and_keeps_its_signature(personas, ecrf_subjects):
+    record = save_record(
+        actor=personas["coordinator_a"],
+        subject=ecrf_subjects["a"],
+        event_name="follow_up",
+        form_name="treatment",
+        values={"agent": "cisplatin"},
+        instance=2,
+        status=Status.COMPLETE,
+    )
+    services.sign_record(actor=personas["pi"], record=record, password=PASSWORD)
+    with pytest.raises(ValidationError, match="signed"):
+        services.delete_instance(actor=personas["coordinator_a"], record=record, reason="entered twice")
+    assert FormRecord.objects.get(pk=record.pk).signatures.count() == 1
+    assert not AuditEvent.objects.filter(action="record.delete").exists()

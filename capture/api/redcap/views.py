@@ -12,7 +12,12 @@ import re
 from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    ValidationError,
+)
 from django.http import Http404, HttpResponse, QueryDict, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
@@ -212,6 +217,8 @@ def redcap_api(request):
         return render.error_response(_error_format(data), str(exc) or "You do not have permission.", 403)
     except Http404 as exc:
         return render.error_response(_error_format(data), str(exc) or "Not found.", 404)
+    except ValidationError as exc:  # a service's refusal, e.g. deleting a signed record
+        return render.error_response(_error_format(data), " ".join(exc.messages), 400)
 
 
 def _dispatch(user, study, p: Params) -> HttpResponse:
