@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from capture.audit.services import NewEvent, append_events, canonical_json
+from capture.dbcopy import insert_rows as _insert
 from capture.definitions.models import Event, FormDefinition
 from capture.studies import access
 from capture.studies.models import Study, Subject
@@ -370,25 +371,6 @@ def _label(w: RecordWrite) -> str:
 def append_audit_events(*, actor, study: Study, events, reason: str) -> None:
     """One record event per created or changed record, on the study's chain (audit.append_events)."""
     append_events(actor=actor, study=study, events=events, reason=reason, batch=BATCH)
-
-
-def _insert(model, names: list[str], rows) -> None:
-    """INSERT rows (values already adapted for the database; JSON as text): COPY on PostgreSQL (rows
-    may be an iterator that must not query the database), the driver's executemany elsewhere (a
-    list). The ORM's bulk_create costs several times more per row."""
-    fields = [model._meta.get_field(name) for name in names]
-    table = connection.ops.quote_name(model._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        marks = ", ".join(["%s"] * len(fields))
-        sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"  # noqa: S608 - names come from model metadata, values are parameters
-        for start in range(0, len(rows), BATCH):
-            cursor.executemany(sql, rows[start : start + BATCH])
 
 
 def _update(records: list[FormRecord], now) -> None:

@@ -735,10 +735,14 @@ def shown(c: CompiledForm, name: str, value) -> str:
     if value in ("", [], None):
         return "(blank)"
     if name in c.repeating:
+        # In the form's item order: a row read back from PostgreSQL's jsonb has its keys re-sorted.
+        order = [item["name"] for item in c.repeating[name]["items"]]
         lines = []
         for row in value:
             lines.append(
-                "; ".join(f"{c.rules[k].label}: {shown(c, k, v)}" for k, v in row.items() if k in c.rules)
+                "; ".join(
+                    f"{c.rules[k].label}: {shown(c, k, row[k])}" for k in order if k in row and k in c.rules
+                )
             )
         return " | ".join(lines) or "(no rows)"
     rule = c.rules.get(name)

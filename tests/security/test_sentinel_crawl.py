@@ -152,8 +152,10 @@ class Leaks:
         for header in ("Content-Disposition", "Location"):
             if response.has_header(header):
                 self.text(f"{where} [{header}]", response[header])
+        # The test client closes a streamed response when its content has been read, with Django's
+        # close_old_connections disconnected; calling response.close() here would fire it and, inside
+        # the module's transaction, close the PostgreSQL connection.
         body = b"".join(response.streaming_content) if response.streaming else response.content
-        response.close()
         name = ""
         if response.has_header("Content-Disposition"):
             name = response["Content-Disposition"].rpartition("filename=")[2].strip('"')

@@ -3,7 +3,7 @@
 Export reads the records the token's user may see, de-identified when their role lacks
 `view_identifiers` (identifier columns left out, dates shifted per subject). Import writes
 through `capture.records.services.save_record`, all rows or none. Delete goes through
-`capture.api.services.delete_record`.
+`capture.records.services.delete_record`.
 """
 
 from __future__ import annotations
@@ -29,13 +29,12 @@ from capture.definitions.models import FormDefinition
 from capture.records import services as record_service
 from capture.records.bulk import FormValidator, RecordWrite, write_records
 from capture.records.models import FormRecord, Status
-from capture.records.services import other_events
+from capture.records.services import DELETE_PERMISSION, delete_record, other_events
 from capture.studies import access
 from capture.studies.disclosure import Disclosure
 from capture.studies.models import Subject
 
 from ..catalog import deidentified_for, present_data
-from ..services import DELETE_PERMISSION, delete_record
 from . import render
 from .params import Params, RedcapError
 from .project import RECORD_ID, STATUS_LABELS, Column, Project, RcEvent, label_value, raw_value
