@@ -93,3 +93,28 @@ def subjects(study, personas):
         model_type="PDX",
     )
     return {"a": a, "b": b, "model": model}
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, and before it is dropped on PostgreSQL: end any session a
+    test left connected to it (a worker process or a dropped connection object not yet collected),
+    so DROP DATABASE does not fail the last test of the run. What was ended is printed, so a leak
+    shows in the log and can be traced to its test."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, application_name, state, left(query, 200) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        left = cursor.fetchall()
+        for pid, *_about in left:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    if left:
+        import sys
+
+        print(f"\nEnded {len(left)} session(s) left on the test database: {left}", file=sys.stderr)
