@@ -26,12 +26,12 @@ KINDS = ["integer", "decimal", "date", "code", "text", "boolean", "checkbox"]
 CODES = ("alpha", "beta", "gamma")
 
 
-def item_kind(n: int) -> str:
-    return KINDS[n % len(KINDS)]
+def item_kind(n: int, kinds: list[str] = KINDS) -> str:
+    return kinds[n % len(kinds)]
 
 
-def write_definitions(folder: Path, schedule: str = "bench") -> None:
-    """elements.yaml, bench_f1..4.yaml and schedule.yaml in `folder`."""
+def write_definitions(folder: Path, schedule: str = "bench", kinds: list[str] = KINDS) -> None:
+    """elements.yaml, bench_f1..4.yaml and schedule.yaml in `folder`; item n is of `item_kind(n, kinds)`."""
     import yaml
 
     elements, forms = [], []
@@ -39,7 +39,7 @@ def write_definitions(folder: Path, schedule: str = "bench") -> None:
         items = []
         for i in range(1, ITEMS_PER_FORM + 1):
             n = (f - 1) * ITEMS_PER_FORM + i
-            kind = item_kind(n)
+            kind = item_kind(n, kinds)
             element = {
                 "public_id": f"capture.bench_{n:02d}",
                 "version": "1.0",
@@ -103,11 +103,14 @@ def value(kind: str, rng: random.Random, day: int):
     return rng.choice(["stable", "progressing", "resolved", "not assessed"]) + f" {rng.randint(1, 99)}"
 
 
-def build_study(subjects: int, *, username: str, role: str, slug: str = "bench") -> dict:
+def build_study(
+    subjects: int, *, username: str, role: str, slug: str = "bench", kinds: list[str] = KINDS
+) -> dict:
     """Load the definitions, make study `slug` (site S), `username` with `role`, the subjects and
     their records. Returns {"study", "user", "records", "setup_s"}."""
     from django.contrib.auth import get_user_model
 
+    from capture.accounts.system import SYSTEM
     from capture.definitions.loader import load_definitions
     from capture.definitions.models import EventForm, Schedule
     from capture.records.models import FormRecord
@@ -115,13 +118,13 @@ def build_study(subjects: int, *, username: str, role: str, slug: str = "bench")
     from capture.studies.models import Subject
 
     with tempfile.TemporaryDirectory() as folder:
-        write_definitions(Path(folder))
-        load_definitions([Path(folder)])
+        write_definitions(Path(folder), kinds=kinds)
+        load_definitions([Path(folder)], actor=SYSTEM)
     schedule = Schedule.objects.get(name="bench")
     user = get_user_model().objects.create_user(username, password="bench-password-not-secret")  # noqa: S106 - a throw-away benchmark user
-    study = services.create_study(actor=None, slug=slug, name="Bench", schedule=schedule)
-    site = services.add_site(actor=None, study=study, code="S", name="Site")
-    services.grant_role(actor=None, study=study, user=user, role=role)
+    study = services.create_study(actor=SYSTEM, slug=slug, name="Bench", schedule=schedule)
+    site = services.add_site(actor=SYSTEM, study=study, code="S", name="Site")
+    services.grant_role(actor=SYSTEM, study=study, user=user, role=role)
     arm = schedule.arms.get()
     rng = random.Random(5)  # noqa: S311 - reproducible fake data, nothing secret
     start = time.perf_counter()
@@ -142,11 +145,13 @@ def build_study(subjects: int, *, username: str, role: str, slug: str = "bench")
         batch_size=2000,
     )
     slots = list(EventForm.objects.filter(event__arm=arm).select_related("form", "event"))
-    kinds = {f"i{n:02d}": item_kind(n) for n in range(1, FORMS * ITEMS_PER_FORM + 1)}
+    kinds_of = {f"i{n:02d}": item_kind(n, kinds) for n in range(1, FORMS * ITEMS_PER_FORM + 1)}
     batch: list[FormRecord] = []
     for subject_pk in Subject.objects.filter(study=study).values_list("pk", flat=True):
         for ef in slots:
-            data = {item["name"]: value(kinds[item["name"]], rng, ef.event.day) for item in ef.form.items()}
+            data = {
+                item["name"]: value(kinds_of[item["name"]], rng, ef.event.day) for item in ef.form.items()
+            }
             data = {name: v for name, v in data.items() if v is not None}
             batch.append(
                 FormRecord(

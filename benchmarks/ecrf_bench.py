@@ -143,6 +143,7 @@ def setup(clients: int, tmp: Path) -> dict:
     from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
 
+    from capture.accounts.system import SYSTEM
     from capture.definitions.loader import load_definitions
     from capture.definitions.models import Schedule
     from capture.records.models import Status
@@ -160,7 +161,7 @@ def setup(clients: int, tmp: Path) -> dict:
     )
     services.add_site(actor=user, study=study, code="A", name="Site A")
     site = study.sites.get()
-    services.grant_role(actor=None, study=study, user=user, role="coordinator", sites=[site])
+    services.grant_role(actor=SYSTEM, study=study, user=user, role="coordinator", sites=[site])
     import datetime as dt
 
     subjects = [

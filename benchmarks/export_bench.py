@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import resource
 import subprocess
 import sys
@@ -34,10 +33,16 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-EVENTS = 8
-FORMS = 4
-ITEMS_PER_FORM = 15
-KINDS = ["integer", "decimal", "date", "code", "text", "boolean"]
+KINDS = [
+    "integer",
+    "decimal",
+    "date",
+    "code",
+    "text",
+    "boolean",
+]  # the data of benchmarks/_data.py, no checkboxes
+sys.path.insert(0, str(ROOT))
+from benchmarks._data import EVENTS, FORMS, ITEMS_PER_FORM  # noqa: E402 - after the path that finds it
 
 
 def django_setup(db: str | None) -> None:
@@ -54,137 +59,20 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def definitions(folder: Path) -> None:
-    elements, forms = [], []
-    for f in range(1, FORMS + 1):
-        items = []
-        for i in range(1, ITEMS_PER_FORM + 1):
-            n = (f - 1) * ITEMS_PER_FORM + i
-            kind = KINDS[n % len(KINDS)]
-            element = {
-                "public_id": f"capture.bench_{n:02d}",
-                "version": "1.0",
-                "name": f"i{n:02d}",
-                "long_name": f"Bench item {n}",
-                "question": f"Benchmark item {n}",
-                "datatype": "text" if kind in ("code",) else kind,
-            }
-            if kind == "code":
-                element["permissible_values"] = [
-                    {"code": c, "meaning": c.title()} for c in ("alpha", "beta", "gamma")
-                ]
-            if kind == "decimal":
-                element["decimal_places"] = 1
-            elements.append(element)
-            items.append({"element": f"capture.bench_{n:02d}@1.0"})
-        forms.append(
-            {
-                "form": f"bench_f{f}",
-                "version": "1.0",
-                "title": f"Bench form {f}",
-                "sections": [{"title": "S", "items": items}],
-            }
-        )
-    import yaml
-
-    (folder / "elements.yaml").write_text(yaml.safe_dump({"elements": elements}))
-    for form in forms:
-        (folder / f"{form['form']}.yaml").write_text(yaml.safe_dump(form))
-    events = [
-        {
-            "name": f"e{e}",
-            "title": f"Event {e}",
-            "day": 28 * (e - 1),
-            "forms": [f"bench_f{f}@1.0" for f in range(1, FORMS + 1)],
-        }
-        for e in range(1, EVENTS + 1)
-    ]
-    schedule = {
-        "schedule": "bench",
-        "version": "1.0",
-        "title": "Bench",
-        "arms": [{"name": "patients", "title": "P", "events": events}],
-    }
-    (folder / "schedule.yaml").write_text(yaml.safe_dump(schedule))
-
-
-def value(kind: str, rng: random.Random, day: int):
-    if kind == "integer":
-        return rng.randint(0, 1000)
-    if kind == "decimal":
-        return round(rng.uniform(0, 200), 1)
-    if kind == "date":
-        return f"2025-{1 + day % 12:02d}-{1 + rng.randint(0, 27):02d}"
-    if kind == "code":
-        return rng.choice(["alpha", "beta", "gamma"])
-    if kind == "boolean":
-        return rng.choice(["0", "1"])
-    return rng.choice(["stable", "progressing", "resolved", "not assessed"]) + f" {rng.randint(1, 99)}"
-
-
 def setup(db: str | None, subjects: int) -> dict:
     django_setup(db)
     import datetime as dt
 
-    from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from capture.definitions.loader import load_definitions
-    from capture.definitions.models import EventForm, Schedule
+    from benchmarks._data import build_study
     from capture.imaging.models import ImagingStudy
-    from capture.records.models import FormRecord
-    from capture.studies import services
     from capture.studies.models import Subject
 
     call_command("migrate", verbosity=0)
-    with tempfile.TemporaryDirectory() as folder:
-        definitions(Path(folder))
-        load_definitions([Path(folder)])
-    schedule = Schedule.objects.get(name="bench")
-    user = get_user_model().objects.create_user("bench_statistician", password="bench-password-not-secret")  # noqa: S106 - a throw-away benchmark user
-    study = services.create_study(actor=None, slug="bench", name="Bench", schedule=schedule)
-    site = services.add_site(actor=None, study=study, code="S", name="Site")
-    services.grant_role(actor=None, study=study, user=user, role="statistician")
-    arm = schedule.arms.get()
-    rng = random.Random(5)  # noqa: S311 - reproducible fake data, nothing secret
+    built = build_study(subjects, username="bench_statistician", role="statistician", kinds=KINDS)
+    study = built["study"]
     start = time.perf_counter()
-    Subject.objects.bulk_create(
-        [
-            Subject(
-                study=study,
-                site=site,
-                arm=arm,
-                subject_id=f"S-{n:05d}",
-                seq=n,
-                kind="patient",
-                enrollment_date=dt.date(2025, 1, 1) + dt.timedelta(days=n % 300),
-                date_shift_days=-rng.randint(30, 365),
-            )
-            for n in range(1, subjects + 1)
-        ],
-        batch_size=2000,
-    )
-    slots = list(EventForm.objects.filter(event__arm=arm).select_related("form", "event"))
-    kinds = {f"i{n:02d}": KINDS[n % len(KINDS)] for n in range(1, FORMS * ITEMS_PER_FORM + 1)}
-    batch = []
-    for subject_pk in Subject.objects.filter(study=study).values_list("pk", flat=True):
-        for ef in slots:
-            data = {item["name"]: value(kinds[item["name"]], rng, ef.event.day) for item in ef.form.items()}
-            batch.append(
-                FormRecord(
-                    subject_id=subject_pk,
-                    event=ef.event,
-                    form=ef.form,
-                    form_name=ef.form.name,
-                    instance=1,
-                    status=2,
-                    data=data,
-                )
-            )
-        if len(batch) >= 5000:
-            FormRecord.objects.bulk_create(batch)
-            batch = []
-    FormRecord.objects.bulk_create(batch)
     studies = []
     for subject in Subject.objects.filter(study=study).only("pk", "enrollment_date", "date_shift_days"):
         for k, modalities in enumerate(["CT", "CT,PT"]):
@@ -202,8 +90,8 @@ def setup(db: str | None, subjects: int) -> dict:
     ImagingStudy.objects.bulk_create(studies, batch_size=5000)
     imaging = len(studies)
     return {
-        "setup_s": round(time.perf_counter() - start, 1),
-        "records": FormRecord.objects.count(),
+        "setup_s": round(built["setup_s"] + time.perf_counter() - start, 1),
+        "records": built["records"],
         "imaging_studies": imaging,
     }
 
