@@ -339,6 +339,11 @@ class ItemColumn:
             spec.unit,
         )
 
+    def assign(self, value, values: dict) -> None:
+        """Put a cleaned value (not None) where the record keeps it: here, a field of its own
+        (columns.py has the repeating group's and the checkbox code's)."""
+        values[self.spec.item] = value
+
     def clean_uncached(self, raw):
         """`clean` for a caller that remembers outcomes itself (a checkbox's list is its own)."""
         return self._clean(raw)

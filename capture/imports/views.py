@@ -126,7 +126,9 @@ def upload_detail(request, slug, upload_id):
         read_error = " ".join(exc.messages)
     if table is not None and not spec.get("columns") and not spec.get("subject_column"):
         spec = {**services.suggest_mapping(study, table, site=upload.site), **_reader_spec(spec, {})}
-    preview = [list(map(services._text, cells)) for _, cells in table.rows[:PREVIEW_ROWS]] if table else []
+    preview = (
+        [list(map(services.cell_text, cells)) for _, cells in table.rows[:PREVIEW_ROWS]] if table else []
+    )
     report = upload.report or {}
     return render(
         request,
