@@ -10,8 +10,6 @@ An unchanged record is neither written nor audited; a locked record or subject r
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from capture.records.bulk import FormValidator, RecordWrite, locked_subject_ids
 from capture.records.models import FormRecord, Status
 from capture.records.services import SubjectEvents, is_unchanged, merge_values
@@ -19,9 +17,7 @@ from capture.studies.models import Study
 
 from .mapping import Mapping
 from .report import MAX_CHANGES_SHOWN, Plan, Problem, cell_text
-
-if TYPE_CHECKING:
-    from .plan import RowPlan
+from .rows import RowPlan
 
 
 def compare(

@@ -10,8 +10,6 @@ record and validated by the form's rules (compare.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from capture.definitions.models import EventForm
 from capture.records.bulk import FormValidator
 from capture.studies import access
@@ -22,7 +20,6 @@ from .columns import (
     CellProblem,
     FormCells,
     FormColumns,
-    ItemColumn,
     SheetColumns,
     imported_headers,
     resolve_columns,
@@ -31,6 +28,7 @@ from .compare import compare
 from .fastpath import FastForm
 from .mapping import Mapping
 from .report import Plan, Problem, Progress, cell_text, no_progress
+from .rows import RowPlace, RowPlan
 from .structure import StudyForms, SubjectRef
 from .uploads import check_may_import
 
@@ -39,43 +37,6 @@ LINKED_CELL = (
     "The cell is a link to another workbook; its value is a copy that was not imported. "
     "Replace the link by the value (Copy, Paste Special › Values) and upload again."
 )
-
-
-@dataclass
-class RowPlan:
-    """One form record that one row of the sheet fills: where the record is, and what the row gives it."""
-
-    row: int  # the sheet's row number
-    subject: SubjectRef
-    event: object
-    event_form: EventForm
-    form_name: str
-    instance: int
-    values: dict
-    blanks: set  # (group or None, group row, item) of blank cells: cleared only in overwrite mode
-    status: int | None  # from the form's status column; None keeps the record's (or the default)
-    columns: dict[str, ItemColumn]  # where a value goes (item or group[i].item) → its column
-    cells: list  # the row as read (not a copy), to quote a cell in a problem
-    # The fast path (fastpath.py): the fields already cleaned by the form's validator as the cells
-    # were read, with their errors; `values` and `blanks` are then read only if the record exists.
-    clean: dict | None = None
-    errors: dict | None = None
-    fast: FastForm | None = None
-
-    @property
-    def label(self) -> str:
-        return f"{self.subject.subject_id} / {self.event.name} / {self.form_name} #{self.instance}"
-
-
-@dataclass
-class RowPlace:
-    """Where a row goes, before its forms: the subject, the event, the instance and the repeating form."""
-
-    subject: SubjectRef
-    event_label: str  # the event as the row names it, for a problem
-    event: object
-    instance: int
-    repeat_form: str
 
 
 def build_plan(

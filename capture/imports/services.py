@@ -12,7 +12,7 @@ This module names the workflows for the views, the jobs and the command; the wor
   uploads.py    who may import, the uploaded files, saved mappings
   structure.py  the study's schedule as lookups, the suggested mapping
   columns.py    the column objects (resolve, clean, assign)
-  plan.py       build_plan: every row cleaned into RowPlans (fastpath.py: each distinct cell once)
+  plan.py       build_plan: every row cleaned into RowPlans (rows.py; fastpath.py: each distinct cell once)
   compare.py    each RowPlan validated and compared with its stored record
   commit.py     run_import: read, plan, write or report
   annotate.py   the annotated workbook
@@ -21,7 +21,7 @@ This module names the workflows for the views, the jobs and the command; the wor
 
 from .annotate import PROBLEM_FILL, annotated_workbook
 from .commit import read, run_import
-from .plan import PROGRESS_EVERY, RowPlan, build_plan
+from .plan import PROGRESS_EVERY, build_plan
 from .report import (
     MAX_STORED_PROBLEMS,
     VALUE_SHOWN,
@@ -33,6 +33,7 @@ from .report import (
     describe,
     shorten,
 )
+from .rows import RowPlan
 from .structure import StudyForms, SubjectRef, mapping_column, redcap_spec, suggest_mapping
 from .uploads import (
     PERMISSION,
