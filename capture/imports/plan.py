@@ -142,6 +142,8 @@ class _Planner:
                 self._add_form(row, cells, place, form, instance)
 
     def _place(self, cells: list) -> RowPlace:
+        # The place stops at its first bad cell: without the subject or the event there is no
+        # record to check the other cells against. A form's cells are all checked (_add_form).
         c = self.columns
         subject = c.subject.clean(cells)
         label, event = c.event.clean(cells, subject)

@@ -45,8 +45,6 @@ from .uploads import (
     upload_path,
 )
 
-_text = cell_text  # the name the views once used
-
 __all__ = [
     "MAX_STORED_PROBLEMS",
     "PERMISSION",
