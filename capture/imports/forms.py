@@ -27,36 +27,8 @@ def spec_from_post(post, headers: list[str], previous: dict, targets: set[str]) 
 
     Column options the page does not show (a REDCap checkbox code, a group row, a per-column date
     format, a unit) are kept from the previous spec of the same column."""
-    kept = {c["column"]: c for c in previous.get("columns", [])}
-    columns = []
-    errors = []
-    for index, header in enumerate(headers):
-        target = post.get(f"target-{index}", "")
-        if not target:
-            continue
-        if target not in targets:
-            errors.append(f"Column {header!r}: {target!r} is not an item of the study's forms.")
-            continue
-        form, item = target.split(".", 1)
-        try:
-            values = parse_value_map(post.get(f"values-{index}", ""))
-        except ValidationError as exc:
-            errors.append(f"Column {header!r}: {exc.messages[0]}")
-            continue
-        old = kept.get(header, {})
-        same = old.get("form") == form and old.get("item") == item
-        columns.append(
-            ColumnSpec(
-                column=header,
-                form=form,
-                item=item,
-                values=values,
-                code=old.get("code", "") if same else "",
-                row=old.get("row", 1) if same else 1,
-                date_format=old.get("date_format", "") if same else "",
-                unit=old.get("unit", "") if same else "",
-            ).to_spec()
-        )
+    errors: list[str] = []
+    columns = _posted_columns(post, headers, previous, targets, errors)
     try:
         missing = parse_value_map(post.get("missing_values", ""))
     except ValidationError as exc:
@@ -97,6 +69,42 @@ def spec_from_post(post, headers: list[str], previous: dict, targets: set[str]) 
     }
     Mapping.from_spec(spec)
     return spec
+
+
+def _posted_columns(
+    post, headers: list[str], previous: dict, targets: set[str], errors: list[str]
+) -> list[dict]:
+    """The page's column rows as column specs; a row's problem goes to `errors`."""
+    kept = {c["column"]: c for c in previous.get("columns", [])}
+    columns = []
+    for index, header in enumerate(headers):
+        target = post.get(f"target-{index}", "")
+        if not target:
+            continue
+        if target not in targets:
+            errors.append(f"Column {header!r}: {target!r} is not an item of the study's forms.")
+            continue
+        form, item = target.split(".", 1)
+        try:
+            values = parse_value_map(post.get(f"values-{index}", ""))
+        except ValidationError as exc:
+            errors.append(f"Column {header!r}: {exc.messages[0]}")
+            continue
+        old = kept.get(header, {})
+        same = old.get("form") == form and old.get("item") == item
+        columns.append(
+            ColumnSpec(
+                column=header,
+                form=form,
+                item=item,
+                values=values,
+                code=old.get("code", "") if same else "",
+                row=old.get("row", 1) if same else 1,
+                date_format=old.get("date_format", "") if same else "",
+                unit=old.get("unit", "") if same else "",
+            ).to_spec()
+        )
+    return columns
 
 
 # A sample value on the mapping page is cut to this many characters: the page shows what a column

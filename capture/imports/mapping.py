@@ -27,6 +27,7 @@ DATE_FORMATS = {
 DEFAULT_MISSING = {"n/a": "NA", "N/A": "NA", "NA": "NA", "Unknown": "UNK", "unknown": "UNK", "-9": "UNK"}
 TRUE_CELLS = {"1", "1.0", "true", "yes", "y", "checked", "x"}
 FALSE_CELLS = {"0", "0.0", "false", "no", "n", "unchecked", ""}
+BOOLEAN_CELLS = {"y": "1", "yes": "1", "true": "1", "1": "1", "n": "0", "no": "0", "false": "0", "0": "0"}
 MEMO_LIMIT = 100_000  # cleaned values remembered per column (bounded memory)
 _EXCEL_EPOCH = dt.date(1899, 12, 30)  # Excel's 1900 date system, past its 1900-02-29 bug
 _DATE_SPLIT = re.compile(r"^\s*(\d{1,4})[/.\-\s](\d{1,2})[/.\-\s](\d{1,4})\s*$")
@@ -208,7 +209,15 @@ def parse_date(raw, fmt: str, pivot: int) -> str:
     if isinstance(raw, int | float):
         return excel_serial(raw)
     text = str(raw).strip()
-    fmt_here = "YMD" if re.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}", text) else fmt
+    order, parts = _split_date(text, fmt)
+    day, month, year = _in_order(text, order, *parts)
+    return _iso_date(text, order, day, month, year, pivot)
+
+
+def _split_date(text: str, fmt: str) -> tuple[str, tuple[str, str, str]]:
+    """(the order the parts are in, the three parts as written). A four-digit first part is a year
+    whatever the declared format, so ISO dates are never misread."""
+    order = "YMD" if re.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}", text) else fmt
     match = _DATE_SPLIT.match(text)
     if not match:
         if re.fullmatch(r"\d+(\.\d+)?", text) and fmt != "YMD":
@@ -216,26 +225,31 @@ def parse_date(raw, fmt: str, pivot: int) -> str:
                 f"{text!r} is a number, not a date; if it is an Excel serial date, format the column as a date in Excel"
             )
         raise CellError(f"{text!r} is not a date in the declared format ({DATE_FORMATS.get(fmt, fmt)})")
-    a, b, c = match.groups()
-    if len(a) == 4:
-        fmt_here = "YMD"
-    if fmt_here == "YMD":
-        year, month, day = a, b, c
-    elif fmt_here == "DMY":
-        day, month, year = a, b, c
-    elif fmt_here == "MDY":
-        month, day, year = a, b, c
-    else:  # auto: only where the order cannot be mistaken
-        x, y = int(a), int(b)
-        if x > 12 >= y:
-            day, month, year = a, b, c
-        elif y > 12 >= x:
-            month, day, year = a, b, c
-        else:
-            raise CellError(
-                f"{text!r} is ambiguous: it could be day/month or month/day. Declare the column's date format "
-                "(D/M/Y or M/D/Y) in the mapping"
-            )
+    parts = match.groups()
+    return ("YMD" if len(parts[0]) == 4 else order), parts
+
+
+def _in_order(text: str, order: str, a: str, b: str, c: str) -> tuple[str, str, str]:
+    """(day, month, year) of the parts a, b, c written in `order`."""
+    if order == "YMD":
+        return c, b, a
+    if order == "DMY":
+        return a, b, c
+    if order == "MDY":
+        return b, a, c
+    # auto: only where the order cannot be mistaken
+    x, y = int(a), int(b)
+    if x > 12 >= y:
+        return a, b, c
+    if y > 12 >= x:
+        return b, a, c
+    raise CellError(
+        f"{text!r} is ambiguous: it could be day/month or month/day. Declare the column's date format "
+        "(D/M/Y or M/D/Y) in the mapping"
+    )
+
+
+def _iso_date(text: str, order: str, day: str, month: str, year: str, pivot: int) -> str:
     if len(year) > 4 or len(year) == 3:
         raise CellError(f"{text!r}: the year {year!r} is not valid")
     y = int(year)
@@ -244,7 +258,7 @@ def parse_date(raw, fmt: str, pivot: int) -> str:
     try:
         return dt.date(y, int(month), int(day)).isoformat()
     except ValueError:
-        label = {"DMY": "D/M/Y", "MDY": "M/D/Y", "YMD": "Y-M-D"}.get(fmt_here, fmt_here)
+        label = {"DMY": "D/M/Y", "MDY": "M/D/Y", "YMD": "Y-M-D"}.get(order, order)
         raise CellError(
             f"{text!r} is not a valid {label} date (day {day}, month {month}); is the column's date format right?"
         ) from None
@@ -339,6 +353,11 @@ class ItemColumn:
             spec.unit,
         )
 
+    def assign(self, value, values: dict) -> None:
+        """Put a cleaned value (not None) where the record keeps it: here, a field of its own
+        (columns.py has the repeating group's and the checkbox code's)."""
+        values[self.spec.item] = value
+
     def clean_uncached(self, raw):
         """`clean` for a caller that remembers outcomes itself (a checkbox's list is its own)."""
         return self._clean(raw)
@@ -349,37 +368,51 @@ class ItemColumn:
             raw = raw.strip()
             if not raw:
                 return None
-            if self.plain:
-                return self.missing.get(raw, raw)
-        elif kind is float or kind is int:
-            if self.plain:
-                key = number_text(raw)
-                return self.missing.get(key, key)
         elif raw is None:
             return None
+        if self.plain and (kind is str or kind is float or kind is int):
+            key = raw if kind is str else number_text(raw)
+            return self.missing.get(key, key)
         key = number_text(raw) if isinstance(raw, float | int) else raw
         if isinstance(key, str):
+            # The value map first, then the legacy missing markers, then the study's own codes.
             mapped = _lookup(self.spec.values, key)
+            if mapped is None and key in self.missing:
+                return self.missing[key]
             if mapped is not None:
                 raw = key = mapped
-            elif key in self.missing:
-                return self.missing[key]
             if key in self.missing_codes:
                 return key
+        return self._typed(raw, key)
+
+    def _typed(self, raw, key):
+        """A cell that is not blank and not a missing-data code, as the item's kind needs it."""
         if self.factor is not None:
             return self._convert(key)
         if self.spec.code:
-            text = str(key).strip().lower()
-            if text in TRUE_CELLS:
-                return [self.spec.code]
-            if text in FALSE_CELLS:
-                return []
-            raise CellError(f"{raw!r} is not 1 or 0 (ticked or not)")
+            return self._ticked(raw, key)
         if self.multiple:
             tokens = [t.strip() for t in re.split(r"[,;|]", str(key)) if t.strip()]
             return sorted({_lookup(self.spec.values, t) or t for t in tokens})
         if self.datatype == "date" and not self.codes:
             return parse_date(raw, self.date_format, self.pivot)
+        if isinstance(raw, dt.date | dt.time | dt.timedelta):
+            return self._temporal(raw)
+        if self.datatype == "boolean" and isinstance(key, str) and key.lower() in BOOLEAN_CELLS:
+            return BOOLEAN_CELLS[key.lower()]
+        return key if isinstance(key, str) else number_text(key)
+
+    def _ticked(self, raw, key) -> list[str]:
+        """A checkbox code column: [code] when ticked, [] when not."""
+        text = str(key).strip().lower()
+        if text in TRUE_CELLS:
+            return [self.spec.code]
+        if text in FALSE_CELLS:
+            return []
+        raise CellError(f"{raw!r} is not 1 or 0 (ticked or not)")
+
+    def _temporal(self, raw) -> str:
+        """A date, date-time, time or duration cell (as the reader gives them) as text."""
         if isinstance(raw, dt.datetime):
             if self.datatype == "datetime":
                 return raw.isoformat(sep=" ")
@@ -388,15 +421,7 @@ class ItemColumn:
             return raw.date().isoformat() if raw.time() == dt.time() else raw.isoformat(sep=" ")
         if isinstance(raw, dt.date):
             return raw.isoformat()
-        if isinstance(raw, dt.time | dt.timedelta):
-            return str(raw)
-        if self.datatype == "boolean" and isinstance(key, str):
-            lowered = key.lower()
-            if lowered in ("y", "yes", "true", "1"):
-                return "1"
-            if lowered in ("n", "no", "false", "0"):
-                return "0"
-        return key if isinstance(key, str) else number_text(key)
+        return str(raw)
 
     def _convert(self, key) -> str:
         try:

@@ -5,7 +5,7 @@ benchmark's 100,000 × 40 sheet it parses several times faster than openpyxl's
 read-only mode, and it reports password protection and broken archives as
 distinct errors. CSV goes through the standard library (delimiter sniffed,
 UTF-8 with or without BOM, else cp1252). openpyxl is used only to write the
-annotated report (services.annotated_workbook).
+annotated report (annotate.annotated_workbook).
 
 Every failure is a ReadError whose message names the file and says what to do.
 Row numbers are the spreadsheet's own (1 = the first row), so a report can say
@@ -66,7 +66,7 @@ class Table:
     warnings: list[str] = field(default_factory=list)
     kind: str = "xlsx"
     # Cells whose value is a cached copy from another workbook: (row number, column index, formula).
-    # Their value is blanked here; the import reports each (services.build_plan).
+    # Their value is blanked here; the import reports each (plan.build_plan).
     external: list[tuple[int, int, str]] = field(default_factory=list)
 
     def column_letter(self, index: int) -> str:
@@ -179,81 +179,18 @@ _REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 
 
+_SAFE_XML = {"resolve_entities": False, "no_network": True, "load_dtd": False, "huge_tree": False}
+
+
 def _blank_external_links(path: Path, sheet: str, grid: list[list]) -> list[tuple[int, int, str]]:
     """Cells of `sheet` computed from another workbook (an external link): their cached value is a
     copy Capture cannot check, so it is not imported. Each such cell is blanked in `grid` and
     returned as (row number, column index, formula)."""
     from lxml import etree
 
-    safe = {"resolve_entities": False, "no_network": True, "load_dtd": False, "huge_tree": False}
-
-    def parse(fh):
-        return etree.parse(fh, etree.XMLParser(**safe))  # noqa: S320 - no DTD, no entities, no network
-
-    def iterparse(fh, events):
-        return etree.iterparse(fh, events=events, **safe)  # noqa: S320 - as above
-
     try:
         with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            if not any(n.startswith("xl/externalLinks/") for n in names):
-                return []  # no link to another workbook anywhere in the file
-            with archive.open("xl/workbook.xml") as fh:
-                book = parse(fh).getroot()
-            with archive.open("xl/_rels/workbook.xml.rels") as fh:
-                rels = {
-                    r.get("Id"): r.get("Target", "")
-                    for r in parse(fh).getroot().iter(f"{_PKG_REL}Relationship")
-                }
-            # A defined name that points to another workbook links out wherever a formula uses it.
-            linked_names = [
-                re.escape(node.get("name", ""))
-                for node in book.iter(f"{_MAIN}definedName")
-                if node.get("name") and _EXTERNAL_REF.search(node.text or "")
-            ]
-            external = (
-                re.compile(
-                    _EXTERNAL_REF.pattern
-                    + "|"
-                    + "|".join(rf"(?<![\w.])({n})(?![\w.(])" for n in linked_names)
-                )
-                if linked_names
-                else _EXTERNAL_REF
-            )
-            target = ""
-            for node in book.iter(f"{_MAIN}sheet"):
-                if node.get("name") == sheet:
-                    target = rels.get(node.get(f"{_REL}id"), "")
-            if not target:
-                return []
-            part = (
-                target.lstrip("/")
-                if target.startswith("/")
-                else posixpath.normpath(posixpath.join("xl", target))
-            )
-            found = []
-            shared: dict[str, bool] = {}  # a shared formula's index -> does its master link out
-            with archive.open(part) as fh:
-                for _, node in iterparse(fh, events=("end",)):
-                    if node.tag != f"{_MAIN}c":
-                        if node.tag == f"{_MAIN}row":
-                            node.clear()
-                        continue
-                    formula = node.find(f"{_MAIN}f")
-                    if formula is None:
-                        continue
-                    text = formula.text or ""
-                    linked = bool(external.search(text))
-                    if formula.get("t") == "shared" and formula.get("si") is not None:
-                        si = formula.get("si")
-                        if text:
-                            shared[si] = linked
-                        else:
-                            linked = shared.get(si, False)
-                    if linked:
-                        row, col = _cell_ref(node.get("r", ""))
-                        if row is not None:
-                            found.append((row, col, text or "(shared formula)"))
+            found = _linked_cells(archive, sheet)
     except (KeyError, zipfile.BadZipFile, ValueError, etree.LxmlError) as exc:
         raise ReadError(
             f"{path.name}: its links to other workbooks cannot be read ({exc}). Save it again from Excel."
@@ -262,6 +199,83 @@ def _blank_external_links(path: Path, sheet: str, grid: list[list]) -> list[tupl
     for row, col, _ in found:
         if row - 1 < len(grid) and col < len(grid[row - 1]):
             grid[row - 1][col] = None
+    return found
+
+
+def _parse_xml(archive: zipfile.ZipFile, name: str):
+    from lxml import etree
+
+    with archive.open(name) as fh:
+        return etree.parse(fh, etree.XMLParser(**_SAFE_XML)).getroot()  # noqa: S320 - no DTD, no entities, no network
+
+
+def _linked_cells(archive: zipfile.ZipFile, sheet: str) -> list[tuple[int, int, str]]:
+    """(row, column index, formula) of each cell of `sheet` whose formula links to another workbook."""
+    if not any(n.startswith("xl/externalLinks/") for n in archive.namelist()):
+        return []  # no link to another workbook anywhere in the file
+    book = _parse_xml(archive, "xl/workbook.xml")
+    part = _sheet_part(archive, book, sheet)
+    if not part:
+        return []
+    return _scan_formulas(archive, part, _external_pattern(book))
+
+
+def _sheet_part(archive: zipfile.ZipFile, book, sheet: str) -> str:
+    """The archive member that holds `sheet` ("xl/worksheets/sheet1.xml"), or "" if none does."""
+    rels = {
+        r.get("Id"): r.get("Target", "")
+        for r in _parse_xml(archive, "xl/_rels/workbook.xml.rels").iter(f"{_PKG_REL}Relationship")
+    }
+    target = ""
+    for node in book.iter(f"{_MAIN}sheet"):
+        if node.get("name") == sheet:
+            target = rels.get(node.get(f"{_REL}id"), "")
+    if not target:
+        return ""
+    return target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+
+
+def _external_pattern(book) -> re.Pattern:
+    """_EXTERNAL_REF, and the workbook's defined names that point to another workbook: such a name
+    links out wherever a formula uses it."""
+    linked_names = [
+        re.escape(node.get("name", ""))
+        for node in book.iter(f"{_MAIN}definedName")
+        if node.get("name") and _EXTERNAL_REF.search(node.text or "")
+    ]
+    if not linked_names:
+        return _EXTERNAL_REF
+    return re.compile(
+        _EXTERNAL_REF.pattern + "|" + "|".join(rf"(?<![\w.])({n})(?![\w.(])" for n in linked_names)
+    )
+
+
+def _scan_formulas(archive: zipfile.ZipFile, part: str, external: re.Pattern) -> list[tuple[int, int, str]]:
+    from lxml import etree
+
+    found = []
+    shared: dict[str, bool] = {}  # a shared formula's index -> does its master link out
+    with archive.open(part) as fh:
+        for _, node in etree.iterparse(fh, events=("end",), **_SAFE_XML):  # noqa: S320 - as _parse_xml
+            if node.tag != f"{_MAIN}c":
+                if node.tag == f"{_MAIN}row":
+                    node.clear()
+                continue
+            formula = node.find(f"{_MAIN}f")
+            if formula is None:
+                continue
+            text = formula.text or ""
+            linked = bool(external.search(text))
+            if formula.get("t") == "shared" and formula.get("si") is not None:
+                si = formula.get("si")
+                if text:
+                    shared[si] = linked
+                else:
+                    linked = shared.get(si, False)
+            if linked:
+                row, col = _cell_ref(node.get("r", ""))
+                if row is not None:
+                    found.append((row, col, text or "(shared formula)"))
     return found
 
 
@@ -438,50 +452,9 @@ def _to_table(grid, name, sheets, merged, header_row, header_rows, max_rows, kin
             f"{header_row}–{last}. Choose the row the column names are in."
         )
     width = max((len(r) for r in grid), default=0)
-    header_grid = [list(grid[i]) + [""] * (width - len(grid[i])) for i in range(first, last)]
-    # A merged header cell ("Dates" over "start" and "end") holds its text in its first cell only;
-    # spread it over the range so each column gets "Dates / start", "Dates / end".
-    for (r0, c0), (r1, c1) in merged:
-        for r in range(max(r0, first), min(r1, last - 1) + 1):
-            value = grid[r0][c0] if r0 < len(grid) and c0 < len(grid[r0]) else ""
-            for c in range(c0, c1 + 1):
-                header_grid[r - first][c] = value
-    if header_rows > 1 and not merged:
-        # CSV has no merges: an upper header cell left blank continues the one on its left.
-        for row in header_grid[:-1]:
-            for c in range(1, width):
-                if _blank(row[c]):
-                    row[c] = row[c - 1]
-    headers = []
-    for c in range(width):
-        parts = []
-        for row in header_grid:
-            text = _header_text(row[c])
-            if text and (not parts or parts[-1] != text):
-                parts.append(text)
-        headers.append(" / ".join(parts))
-    header_limit = limit("IMPORT_MAX_HEADER_CHARS")
-    for c, h in enumerate(headers):
-        if len(h) > header_limit:
-            raise ReadError(
-                f"Sheet {name!r}: the header of column {column_letter(c)} is {len(h):,} characters long; a column "
-                f"name may have {header_limit:,} (CAPTURE['IMPORT_MAX_HEADER_CHARS']). Is the header row right? "
-                "Choose the row the column names are in, or shorten the name."
-            )
-    warnings = []
-    seen: dict[str, int] = {}
-    for c, h in enumerate(headers):
-        if not h:
-            continue
-        if h in seen:
-            new = f"{h} ({column_letter(c)})"
-            warnings.append(
-                f"Columns {column_letter(seen[h])} and {column_letter(c)} are both headed {h!r}; "
-                f"the second is called {new!r} here. Rename one in the file if that is a mistake."
-            )
-            headers[c] = new
-        else:
-            seen[h] = c
+    headers = _joined_headers(_header_grid(grid, merged, first, last, width), width)
+    _check_header_lengths(headers, name)
+    warnings = _rename_duplicates(headers)
     rows = []
     for index in range(last, len(grid)):
         cells = list(grid[index])
@@ -502,3 +475,65 @@ def _to_table(grid, name, sheets, merged, header_row, header_rows, max_rows, kin
         warnings=warnings,
         kind=kind,
     )
+
+
+def _header_grid(grid, merged, first: int, last: int, width: int) -> list[list]:
+    """The header rows, each `width` cells, with merged and continued header cells filled in."""
+    header_grid = [list(grid[i]) + [""] * (width - len(grid[i])) for i in range(first, last)]
+    # A merged header cell ("Dates" over "start" and "end") holds its text in its first cell only;
+    # spread it over the range so each column gets "Dates / start", "Dates / end".
+    for (r0, c0), (r1, c1) in merged:
+        for r in range(max(r0, first), min(r1, last - 1) + 1):
+            value = grid[r0][c0] if r0 < len(grid) and c0 < len(grid[r0]) else ""
+            for c in range(c0, c1 + 1):
+                header_grid[r - first][c] = value
+    if last - first > 1 and not merged:
+        # CSV has no merges: an upper header cell left blank continues the one on its left.
+        for row in header_grid[:-1]:
+            for c in range(1, width):
+                if _blank(row[c]):
+                    row[c] = row[c - 1]
+    return header_grid
+
+
+def _joined_headers(header_grid: list[list], width: int) -> list[str]:
+    """Each column's header: its header cells' texts joined by " / " (a repeated text once)."""
+    headers = []
+    for c in range(width):
+        parts = []
+        for row in header_grid:
+            text = _header_text(row[c])
+            if text and (not parts or parts[-1] != text):
+                parts.append(text)
+        headers.append(" / ".join(parts))
+    return headers
+
+
+def _check_header_lengths(headers: list[str], name: str) -> None:
+    header_limit = limit("IMPORT_MAX_HEADER_CHARS")
+    for c, h in enumerate(headers):
+        if len(h) > header_limit:
+            raise ReadError(
+                f"Sheet {name!r}: the header of column {column_letter(c)} is {len(h):,} characters long; a column "
+                f"name may have {header_limit:,} (CAPTURE['IMPORT_MAX_HEADER_CHARS']). Is the header row right? "
+                "Choose the row the column names are in, or shorten the name."
+            )
+
+
+def _rename_duplicates(headers: list[str]) -> list[str]:
+    """Give a repeated header its column letter ("Weight (D)") in place; the warnings say so."""
+    warnings = []
+    seen: dict[str, int] = {}
+    for c, h in enumerate(headers):
+        if not h:
+            continue
+        if h in seen:
+            new = f"{h} ({column_letter(c)})"
+            warnings.append(
+                f"Columns {column_letter(seen[h])} and {column_letter(c)} are both headed {h!r}; "
+                f"the second is called {new!r} here. Rename one in the file if that is a mistake."
+            )
+            headers[c] = new
+        else:
+            seen[h] = c
+    return warnings

@@ -65,59 +65,81 @@ def index(request, slug):
 @login_required
 @require_http_methods(["GET", "POST"])
 def upload_detail(request, slug, upload_id):
+    """The mapping page of one upload: its columns, the mapping, the last dry run's report. A POST
+    loads a saved mapping, maps the file as a REDCap export, re-reads it with other reader options,
+    or starts a dry run or an import (a background job)."""
     study = access.get_study(request.user, slug, services.PERMISSION)
     upload = services.get_upload(request.user, study, upload_id)
     path = services.upload_path(upload)
     structure = services.StudyForms.of(study)
-    choices = structure.choices()
-    targets = {value for value, _ in choices}
     spec = dict(upload.spec)
     errors: list[str] = []
-
     if request.method == "POST":
         action = request.POST.get("action", "dry_run")
-        if action == "load_mapping":
-            saved = ImportMapping.objects.filter(study=study, pk=request.POST.get("mapping") or 0).first()
-            if saved is not None:
-                ImportUpload.objects.filter(pk=upload.pk).update(mapping=saved, spec=saved.spec)
-                messages.success(request, f"Mapping {saved.name!r} loaded.")
+        if action in _PAGE_ACTIONS:
+            _PAGE_ACTIONS[action](request, study, upload, structure, path)
             return redirect("imports:upload", slug=slug, upload_id=upload.pk)
-        if action == "redcap":
-            table = _table(path, spec)
-            if table is not None:
-                ImportUpload.objects.filter(pk=upload.pk).update(
-                    spec=services.redcap_spec(structure, table.headers)
-                )
-                messages.success(request, "Mapped as a REDCap records export: check the columns below.")
-            return redirect("imports:upload", slug=slug, upload_id=upload.pk)
-        if action == "preview":
-            # New sheet or header rows mean new headers: start the column mapping afresh.
-            ImportUpload.objects.filter(pk=upload.pk).update(spec=_reader_spec(request.POST, {}))
-            return redirect("imports:upload", slug=slug, upload_id=upload.pk)
-        table = _table(path, _reader_spec(request.POST, spec))
         try:
-            if table is None:
-                raise ValidationError("The file cannot be read with these options.")
-            spec = spec_from_post(request.POST, table.headers, spec, targets)
-            if request.POST.get("save_as", "").strip():
-                saved = services.save_mapping(
-                    actor=request.user, study=study, name=request.POST["save_as"], spec=spec, site=upload.site
-                )
-                ImportUpload.objects.filter(pk=upload.pk).update(mapping=saved)
-            ImportUpload.objects.filter(pk=upload.pk).update(spec=spec)
-            commit = action == "commit"
-            job = jobs.start_job(
-                actor=request.user,
-                study=study,
-                kind="import",
-                title=f"{'Import' if commit else 'Dry run'} of {upload.original_name}",
-                handler="capture.imports.jobs.run_import",
-                params={"upload": str(upload.pk), "spec": spec, "commit": commit},
-            )
+            spec = _posted_spec(request, path, spec, structure)
+            job = _start_run(request, study, upload, spec, commit=action == "commit")
             return redirect("imports:job", slug=slug, job_id=job.pk)
         except ValidationError as exc:
             errors = exc.messages
+    return render(request, "imports/upload.html", _upload_page(study, upload, structure, path, spec, errors))
 
+
+def _load_mapping(request, study, upload, structure, path) -> None:
+    saved = ImportMapping.objects.filter(study=study, pk=request.POST.get("mapping") or 0).first()
+    if saved is not None:
+        ImportUpload.objects.filter(pk=upload.pk).update(mapping=saved, spec=saved.spec)
+        messages.success(request, f"Mapping {saved.name!r} loaded.")
+
+
+def _map_as_redcap(request, study, upload, structure, path) -> None:
+    table = _table(path, dict(upload.spec))
+    if table is not None:
+        ImportUpload.objects.filter(pk=upload.pk).update(spec=services.redcap_spec(structure, table.headers))
+        messages.success(request, "Mapped as a REDCap records export: check the columns below.")
+
+
+def _preview(request, study, upload, structure, path) -> None:
+    # New sheet or header rows mean new headers: start the column mapping afresh.
+    ImportUpload.objects.filter(pk=upload.pk).update(spec=_reader_spec(request.POST, {}))
+
+
+_PAGE_ACTIONS = {"load_mapping": _load_mapping, "redcap": _map_as_redcap, "preview": _preview}
+
+
+def _posted_spec(request, path, spec: dict, structure) -> dict:
+    """The mapping the page's fields say, read against the file's headers."""
+    table = _table(path, _reader_spec(request.POST, spec))
+    if table is None:
+        raise ValidationError("The file cannot be read with these options.")
+    targets = {value for value, _ in structure.choices()}
+    return spec_from_post(request.POST, table.headers, spec, targets)
+
+
+def _start_run(request, study, upload, spec: dict, *, commit: bool):
+    """Keep the mapping with the upload (and under a name, if asked) and start the dry run or import."""
+    if request.POST.get("save_as", "").strip():
+        saved = services.save_mapping(
+            actor=request.user, study=study, name=request.POST["save_as"], spec=spec, site=upload.site
+        )
+        ImportUpload.objects.filter(pk=upload.pk).update(mapping=saved)
+    ImportUpload.objects.filter(pk=upload.pk).update(spec=spec)
+    return jobs.start_job(
+        actor=request.user,
+        study=study,
+        kind="import",
+        title=f"{'Import' if commit else 'Dry run'} of {upload.original_name}",
+        handler="capture.imports.jobs.run_import",
+        params={"upload": str(upload.pk), "spec": spec, "commit": commit},
+    )
+
+
+def _upload_page(study, upload, structure, path, spec: dict, errors: list[str]) -> dict:
+    """The mapping page's context: the file as the mapping reads it (or a suggested mapping for a
+    file not mapped yet), a preview of its first rows, and the last report."""
     table = None
     read_error = ""
     try:
@@ -126,36 +148,30 @@ def upload_detail(request, slug, upload_id):
         read_error = " ".join(exc.messages)
     if table is not None and not spec.get("columns") and not spec.get("subject_column"):
         spec = {**services.suggest_mapping(study, table, site=upload.site), **_reader_spec(spec, {})}
-    preview = [list(map(services._text, cells)) for _, cells in table.rows[:PREVIEW_ROWS]] if table else []
-    report = upload.report or {}
-    return render(
-        request,
-        "imports/upload.html",
-        {
-            "study": study,
-            "upload": upload,
-            "table": table,
-            "read_error": read_error,
-            "errors": errors,
-            "spec": spec,
-            "columns": page_columns(table.headers, spec, preview) if table else [],
-            "choices": choices,
-            "events": structure.event_names(),
-            "date_formats": DATE_FORMAT_CHOICES,
-            "missing_text": format_value_map(spec.get("missing_values", {})),
-            "extra": json.dumps(
-                {
-                    "event_values": spec.get("event_values", {}),
-                    "status_columns": spec.get("status_columns", {}),
-                    "repeat_form_column": spec.get("repeat_form_column", ""),
-                }
-            ),
-            "report": report,
-            "problems": report.get("problems", [])[:1000],
-            "mappings": ImportMapping.objects.filter(study=study),
-            "may_commit": report and not report.get("committed") and report["counts"]["problems"] == 0,
-        },
+    preview = (
+        [list(map(services.cell_text, cells)) for _, cells in table.rows[:PREVIEW_ROWS]] if table else []
     )
+    report = upload.report or {}
+    extra = {key: spec.get(key, {}) for key in ("event_values", "status_columns")}
+    extra["repeat_form_column"] = spec.get("repeat_form_column", "")
+    return {
+        "study": study,
+        "upload": upload,
+        "table": table,
+        "read_error": read_error,
+        "errors": errors,
+        "spec": spec,
+        "columns": page_columns(table.headers, spec, preview) if table else [],
+        "choices": structure.choices(),
+        "events": structure.event_names(),
+        "date_formats": DATE_FORMAT_CHOICES,
+        "missing_text": format_value_map(spec.get("missing_values", {})),
+        "extra": json.dumps(extra),
+        "report": report,
+        "problems": report.get("problems", [])[:1000],
+        "mappings": ImportMapping.objects.filter(study=study),
+        "may_commit": report and not report.get("committed") and report["counts"]["problems"] == 0,
+    }
 
 
 def _spec_or_default(spec: dict) -> dict:

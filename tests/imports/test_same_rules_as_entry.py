@@ -1,6 +1,6 @@
 """An import judges cells, and applies calculations and branching, exactly as data entry does.
 
-build_plan cleans the cells of most forms once per distinct cell (the fast path, services._FastForm)
+build_plan cleans the cells of most forms once per distinct cell (the fast path, fastpath.FastForm)
 and validates whole records otherwise; both must give the same report and the same stored values,
 and both must match what `save_record` stores for the same values.
 """

@@ -1,0 +1,98 @@
+"""Run an import: read the file, build the plan, and write it — or only report it (a dry run).
+
+A plan with any problem writes nothing (ImportRefusedError, with the whole report). A plan without
+one is written in one transaction through `capture.records.bulk.write_records` (each record audited
+as `record.create` / `record.update`), with one `import.commit` audit event for the file; a worker
+killed midway leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from capture.audit.services import record_event
+from capture.records.bulk import write_records
+from capture.studies.models import Study
+
+from . import readers
+from .mapping import Mapping
+from .models import ImportUpload
+from .plan import build_plan
+from .report import ImportRefusedError, Plan, Progress, no_progress
+from .uploads import check_may_import
+
+
+def read(path: Path, mapping: Mapping, name: str = "") -> readers.Table:
+    """Read the file as the mapping says; a ReadError becomes a ValidationError naming the file as
+    the user knows it (`name`), not as it is stored."""
+    try:
+        return readers.read_table(path, **mapping.reader_options())
+    except readers.ReadError as exc:
+        message = str(exc).replace(Path(path).name, name) if name else str(exc)
+        raise ValidationError(message) from None
+
+
+def run_import(
+    *,
+    actor,
+    study: Study,
+    path: Path,
+    mapping: Mapping,
+    commit: bool,
+    label: str = "",
+    upload: ImportUpload | None = None,
+    progress: Progress = no_progress,
+) -> dict:
+    """Dry run (commit=False) or import a file. Returns the report; a commit with any problem raises
+    ImportRefusedError and writes nothing."""
+    check_may_import(actor, study)
+    progress(0, None, "Reading the file")
+    label = label or Path(path).name
+    table = read(path, mapping, label)
+    plan = build_plan(actor=actor, study=study, table=table, mapping=mapping, progress=progress)
+    if not commit or plan.errors:
+        report = plan.report()
+        _remember(upload, report, mapping, ImportUpload.CHECKED)
+        if commit:
+            raise ImportRefusedError(report)
+        return report
+    progress(len(table.rows), len(table.rows), f"Writing {len(plan.writes)} record(s)")
+    return _write(actor, study, plan, path=path, mapping=mapping, label=label, upload=upload)
+
+
+def _remember(upload: ImportUpload | None, report: dict, mapping: Mapping, state: str) -> None:
+    """Keep the report and the mapping with the upload, for its page."""
+    if upload is not None:
+        ImportUpload.objects.filter(pk=upload.pk).update(report=report, spec=mapping.to_spec(), state=state)
+
+
+@transaction.atomic
+def _write(actor, study: Study, plan: Plan, *, path, mapping: Mapping, label: str, upload) -> dict:
+    report = plan.report(committed=True)
+    result = write_records(actor=actor, study=study, writes=plan.writes, reason=f"Import of {label}")
+    report["counts"].update(
+        new=result.created, changed=result.updated, unchanged=plan.unchanged + result.unchanged
+    )
+    digest = upload.sha256 if upload is not None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    record_event(
+        actor=actor,
+        study=study,
+        action="import.commit",
+        object_type="import",
+        object_id=upload.pk if upload is not None else digest[:16],
+        object_label=label,
+        after={
+            "file": label,
+            "sha256": digest,
+            "sheet": plan.sheet,
+            "mapping": mapping.to_spec(),
+            "counts": report["counts"],
+        },
+        reason=f"Import of {label}",
+    )
+    _remember(upload, report, mapping, ImportUpload.COMMITTED)
+    return report

@@ -1,0 +1,143 @@
+"""The study's schedule as an import sees it, and the mapping suggested for a new file.
+
+`StudyForms` turns the schedule into lookups (events per arm, forms per event, items per form) read
+once per import; `suggest_mapping` starts a mapping from the site's last one, the REDCap layout or the
+headers matched to item names, questions and aliases.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from capture.definitions.models import DataElement, EventForm, FormDefinition
+from capture.studies.models import Site, Study
+
+from . import readers
+from .mapping import ColumnSpec, Mapping, is_redcap_export, redcap_mapping, suggest_columns
+from .uploads import remembered_mapping
+
+
+class SubjectRef(NamedTuple):
+    """What an import needs of a subject; model instances for 100,000 subjects cost seconds."""
+
+    pk: int
+    subject_id: str
+    site_id: int
+    arm_id: int
+    study_id: int
+    arm_name: str
+
+
+@dataclass
+class StudyForms:
+    """The study's schedule as lookups: events per arm, forms per event, items per form."""
+
+    events: dict[tuple[int, str], object]  # (arm id, event name) → Event
+    event_forms: dict[tuple[int, str], EventForm]  # (event id, form name) → EventForm
+    forms: dict[str, FormDefinition]  # form name → a version used by the schedule
+    items: dict[str, dict[str, dict]]  # form name → item name → item
+    elements: dict[str, DataElement]  # element ref → element
+
+    @classmethod
+    def of(cls, study: Study) -> StudyForms:
+        event_forms = list(
+            EventForm.objects.filter(event__arm__schedule=study.schedule).select_related("event", "form")
+        )
+        forms = {}
+        for ef in event_forms:
+            forms.setdefault(ef.form.name, ef.form)
+        refs = {item["element"] for form in forms.values() for item in form.items()}
+        elements = {
+            e.ref: e
+            for e in DataElement.objects.filter(forms__in=list(forms.values())).prefetch_related(
+                "permissible_values"
+            )
+            if e.ref in refs
+        }
+        return cls(
+            events={(ef.event.arm_id, ef.event.name): ef.event for ef in event_forms},
+            event_forms={(ef.event_id, ef.form.name): ef for ef in event_forms},
+            forms=forms,
+            items={name: {i["name"]: i for i in form.items()} for name, form in forms.items()},
+            elements=elements,
+        )
+
+    def targets(self) -> list[dict]:
+        out = []
+        for form_name, items in self.items.items():
+            for item_name, item in items.items():
+                element = self.elements.get(item["element"])
+                texts = [item_name, item.get("label") or ""]
+                if element is not None:
+                    texts += [
+                        element.name,
+                        element.long_name,
+                        element.question,
+                        *element.spec.get("aliases", []),
+                    ]
+                out.append({"form": form_name, "item": item_name, "texts": texts})
+        return out
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(form.item, label) for a select of targets."""
+        out = []
+        for form_name, items in self.items.items():
+            for item_name, item in items.items():
+                element = self.elements.get(item["element"])
+                label = item.get("label") or (element.question if element else item_name)
+                out.append(
+                    (f"{form_name}.{item_name}", f"{self.forms[form_name].title} › {label} ({item_name})")
+                )
+        return out
+
+    def event_names(self) -> list[str]:
+        seen = []
+        for _, name in self.events:
+            if name not in seen:
+                seen.append(name)
+        return seen
+
+
+def suggest_mapping(study: Study, table: readers.Table, *, site: Site | None = None) -> dict:
+    """A mapping spec to start from: the site's last mapping if it fits the file, the REDCap layout for a
+    REDCap export, otherwise headers matched to items by name, question and aliases."""
+    structure = StudyForms.of(study)
+    remembered = remembered_mapping(study, site)
+    if remembered is not None:
+        wanted = {c["column"] for c in remembered.spec.get("columns", [])}
+        if wanted and wanted <= set(table.headers):
+            return remembered.spec
+    if is_redcap_export(table.headers):
+        return redcap_spec(structure, table.headers)
+    suggested = suggest_columns(table.headers, structure.targets())
+    subject_column = next(
+        (
+            h
+            for h in table.headers
+            if re.search(r"\b(subject|record|patient|participant|study|tcia)\b.*\b(id|code)\b|^id$", h, re.I)
+        ),
+        table.headers[0] if table.headers else "",
+    )
+    events = structure.event_names()
+    return Mapping(
+        subject_column=subject_column,
+        event=events[0] if events else "",
+        columns=[
+            mapping_column(h, s["form"], s["item"]) for h, s in suggested.items() if h != subject_column
+        ],
+    ).to_spec()
+
+
+def mapping_column(header: str, form: str, item: str) -> ColumnSpec:
+    return ColumnSpec(column=header, form=form, item=item)
+
+
+def redcap_spec(structure: StudyForms, headers: list[str]) -> dict:
+    items: dict[str, list] = {}
+    for form_name, form_items in structure.items.items():
+        for name, item in form_items.items():
+            items.setdefault(name, []).append((form_name, item.get("group")))
+    events = structure.event_names()
+    return redcap_mapping(headers, items, events, events[0] if events else "").to_spec()
