@@ -89,18 +89,72 @@ def _settle(latest, candidate_hash_at) -> str | None:
     return _next_version(latest.version)
 
 
+def _same_version(a: str, b: str) -> bool:
+    """caDSR versions are numbers: the XML export's `1` is the browser's `1.0`."""
+    try:
+        return _version_key(a + ".0" * (b.count(".") - a.count("."))) == _version_key(
+            b + ".0" * (a.count(".") - b.count("."))
+        )
+    except ValueError:
+        return a == b
+
+
+def _released(element: DataElement, problems: list[Problem], *, in_form: bool) -> DataElement:
+    """A caDSR data element (numeric public id) as loaded. caDSR never changes a released version and
+    Capture never numbers one itself: the loaded row when the definition is the same (file name and
+    version spelling aside), caDSR's own version when not loaded. A differing copy inside a Form
+    Builder form (a form's question, a narrowed value list) becomes a local variant
+    `capture.cadsr_<id>_v<version>` whose `source` names the CDE; a differing CDE export is an error."""
+    rows = m.DataElement.objects.filter(public_id=element.public_id)
+    row = next((r for r in rows if _same_version(r.version, element.version)), None)
+    if row is None:
+        return element
+    candidate = element.model_copy(update={"version": row.version, "source": row.source})
+    spec = dump(candidate)
+    if _hash(spec) == row.content_hash:
+        return candidate
+    if in_form:
+        return element.model_copy(
+            update={
+                "public_id": f"capture.cadsr_{element.public_id}_v{element.version.replace('.', '_')}",
+                "version": "1.0",
+                "source": f"local variant of caDSR CDE {element.public_id} v{element.version}, as "
+                f"{element.source} gives it; differs from the loaded one",
+            }
+        )
+    differing = sorted(k for k in spec.keys() | row.spec.keys() if spec.get(k) != row.spec.get(k))
+    problems.append(
+        Problem(
+            f"caDSR CDE {element.public_id} v{element.version} is loaded already with a different "
+            f"definition (from {row.source_file or row.source or 'an earlier load'}; differing: "
+            f"{', '.join(differing)}); caDSR never changes a released version, so Capture neither "
+            "replaces it nor invents another version number. Fix: load the loaded definition's own "
+            "export, or give the differing definition a local public id (e.g. 'capture.my_element') "
+            "in a definitions file.",
+            where=f"element {element.name}",
+        )
+    )
+    return element
+
+
 def versioned(conversion: Conversion) -> Conversion:
     """The conversion with versions settled against the database: a definition identical to the latest
-    loaded version reuses it; a changed one becomes the next version; a new one stays at its version."""
+    loaded version reuses it; a changed one becomes the next version; a new one stays at its version.
+    caDSR elements keep caDSR's version (`_released`); a clash is an error in the returned problems."""
     renamed: dict[str, str] = {}
     elements: list[DataElement] = []
-    for element in conversion.elements:
-        latest = _latest(m.DataElement.objects.filter(public_id=element.public_id))
-        version = _settle(latest, lambda v, e=element: _hash(dump(e.model_copy(update={"version": v}))))
-        if version and version != element.version:
-            new = element.model_copy(update={"version": version})
-            renamed[element.ref] = new.ref
-            element = new
+    clashes: list[Problem] = []
+    for original in conversion.elements:
+        element = original
+        if element.public_id.isdigit():
+            element = _released(element, clashes, in_form=conversion.kind == "formcart")
+        if not element.public_id.isdigit():
+            latest = _latest(m.DataElement.objects.filter(public_id=element.public_id))
+            version = _settle(latest, lambda v, e=element: _hash(dump(e.model_copy(update={"version": v}))))
+            if version and version != element.version:
+                element = element.model_copy(update={"version": version})
+        if element.ref != original.ref:
+            renamed[original.ref] = element.ref
         elements.append(element)
     by_ref = {e.ref: e for e in elements}
 
@@ -150,7 +204,7 @@ def versioned(conversion: Conversion) -> Conversion:
         elements=elements,
         forms=forms,
         schedule=schedule,
-        problems=list(conversion.problems),
+        problems=list(conversion.problems) + clashes,
         title=conversion.title,
     )
 
@@ -194,6 +248,7 @@ def import_definitions(*, actor, conversion: Conversion) -> tuple[LoadResult, Co
     conversion as loaded (with its settled versions)."""
     _require_clean(conversion)
     settled = versioned(conversion)
+    _require_clean(settled)
     result = load_parsed(settled.parsed_set(), actor=actor, audit_details=_audit_details(conversion))
     return result, settled
 
@@ -252,6 +307,7 @@ def update_study_definitions(*, actor, study: Study, conversion: Conversion) -> 
         )
     _require_clean(conversion)
     settled = versioned(conversion)
+    _require_clean(settled)
     new_ref = settled.schedule.ref
     if new_ref != study.schedule.ref and Subject.objects.filter(study=study).exists():
         raise ValidationError(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from capture.accounts.system import SYSTEM
 from capture.definitions import services
 from capture.definitions.converters import cadsr
+from capture.definitions.loader import DefinitionError, load_definitions
 from capture.definitions.models import DataElement, FormDefinition
+from capture.definitions.schema import iter_items
 
-from .conftest import DATA, OWN, shared
+from .conftest import DATA, OWN, ROOT, shared
 
 CADSR = DATA / "cadsr"
 
@@ -88,23 +91,73 @@ def test_a_form_builder_export_becomes_a_form_on_real_cde_ids(db):
     assert FormDefinition.objects.get(name="cadsr_9000001").elements.count() == 3
 
 
-def test_loading_the_same_cde_twice_changes_nothing_and_a_changed_one_gets_a_new_version(db):
+def test_loading_the_same_cde_twice_changes_nothing_whatever_the_file_is_called(db):
     data = shared(CADSR / "cde-sample-2002061.xml").read_bytes()
-    services.import_definitions(actor=None, conversion=cadsr.read_cde(data, source="a.xml"))
-    again, _ = services.import_definitions(actor=None, conversion=cadsr.read_cde(data, source="a.xml"))
+    services.import_definitions(actor=SYSTEM, conversion=cadsr.read_cde(data, source="a.xml"))
+    again, settled = services.import_definitions(
+        actor=SYSTEM, conversion=cadsr.read_cde(data, source="b.xml")
+    )
     assert again.created == [] and again.updated == []
+    assert settled.elements[0].version == "3"
+    assert list(DataElement.objects.filter(public_id="2002061").values_list("version", flat=True)) == ["3"]
+
+
+def test_a_changed_definition_of_a_loaded_cde_version_is_refused_not_given_a_made_up_version(db):
+    data = shared(CADSR / "cde-sample-2002061.xml").read_bytes()
+    services.import_definitions(actor=SYSTEM, conversion=cadsr.read_cde(data, source="a.xml"))
     changed = data.replace(b"<MaximumLength>3</MaximumLength>", b"<MaximumLength>4</MaximumLength>").replace(
         b"<Datatype>NUMBER</Datatype>", b"<Datatype>CHARACTER</Datatype>"
     )
-    result, settled = services.import_definitions(
-        actor=None, conversion=cadsr.read_cde(changed, source="a.xml")
+    with pytest.raises(DefinitionError) as refused:
+        services.import_definitions(actor=SYSTEM, conversion=cadsr.read_cde(changed, source="a.xml"))
+    (problem,) = refused.value.problems
+    assert "caDSR CDE 2002061 v3 is loaded already with a different definition" in problem
+    assert list(DataElement.objects.filter(public_id="2002061").values_list("version", flat=True)) == ["3"]
+
+
+def test_the_real_entrez_gene_cde_does_not_become_a_version_1_1_of_the_shipped_one(db):
+    # The shipped tissue elements hold caDSR 2544997 as version 1.0 (caDSR's VERSION 1), adapted.
+    load_definitions([ROOT / "crf_definitions" / "elements" / "tissue.yaml"])
+    data = shared(CADSR / "cde-sample-2544997.xml").read_bytes()
+    with pytest.raises(DefinitionError) as refused:
+        services.import_definitions(
+            actor=SYSTEM, conversion=cadsr.read_cde(data, source="cde-sample-2544997.xml")
+        )
+    assert "caDSR CDE 2544997 v1 is loaded already with a different definition" in refused.value.problems[0]
+    assert list(DataElement.objects.filter(public_id="2544997").values_list("version", flat=True)) == ["1.0"]
+
+
+def test_an_older_cde_version_keeps_its_own_number_when_a_newer_one_is_loaded(db):
+    data = shared(CADSR / "cde-sample-2001826.xml").read_bytes()
+    newer = data.replace(b"<VERSION>3</VERSION>", b"<VERSION>4.0</VERSION>")
+    assert newer != data
+    services.import_definitions(actor=SYSTEM, conversion=cadsr.read_cde(newer, source="v4.xml"))
+    _, settled = services.import_definitions(
+        actor=SYSTEM, conversion=cadsr.read_cde(data, source="cde-sample-2001826.xml")
     )
-    assert settled.elements[0].version == "4"
-    assert set(DataElement.objects.filter(public_id="2002061").values_list("version", flat=True)) == {
-        "3",
-        "4",
-    }
-    assert result.updated == []
+    assert settled.elements[0].version == "3"
+    versions = set(DataElement.objects.filter(public_id="2001826").values_list("version", flat=True))
+    assert versions == {"3", "4.0"}
+
+
+def test_a_form_whose_copy_of_a_loaded_cde_differs_gets_a_local_variant_not_a_new_cde_version(db):
+    name = "cde-sample-2001831.xml"
+    cde = cadsr.read_cde(shared(CADSR / name).read_bytes(), source=name)
+    services.import_definitions(actor=SYSTEM, conversion=cde)
+    path = OWN / "cadsr" / "formcart_recurrence.xml"
+    form = services.convert("cadsr", path.read_bytes(), source=path.name)
+    _, settled = services.import_definitions(actor=SYSTEM, conversion=form)
+    assert list(DataElement.objects.filter(public_id="2001831").values_list("version", flat=True)) == ["3"]
+    assert DataElement.objects.get(public_id="2001831").permissible_values.count() == 19
+    variant = DataElement.objects.get(public_id="capture.cadsr_2001831_v3")
+    assert variant.version == "1.0"
+    assert variant.source.startswith("local variant of caDSR CDE 2001831 v3")
+    assert variant.permissible_values.count() == 3  # the form's narrowed list
+    refs = {item.element for _, _, item in iter_items(settled.forms[0])}
+    assert "capture.cadsr_2001831_v3@1.0" in refs
+    assert "2001826@3" in refs  # not loaded before: caDSR's own id and version
+    again, _ = services.import_definitions(actor=SYSTEM, conversion=form)
+    assert again.created == [] and again.updated == []
 
 
 def test_a_file_that_is_not_a_cde_export_says_what_to_do(db):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
+from capture.accounts.system import SYSTEM
 from capture.definitions import services
 from capture.definitions.converters import cadsr, odm, redcap
+from capture.definitions.loader import DefinitionError
 from capture.definitions.models import Schedule
 from capture.studies.models import Study
 
@@ -134,3 +136,42 @@ def test_a_file_that_is_not_odm_is_refused_with_a_fix(db):
     conversion = odm.read_odm(b"<root/>", project="x", source="x.xml")
     assert conversion.errors and "Fix:" in conversion.errors[0].message
     assert not Study.objects.exists()
+
+
+def test_a_schema_invalid_odm_file_is_refused_with_the_lines_of_its_errors(db):
+    valid = shared(ODM / "odmlib_cdash-odm-test.xml").read_bytes()
+    # Line 30 holds the Demographics FormDef; ODM allows Repeating="Yes" or "No" only, and a
+    # FormDef needs a Name.
+    invalid = valid.replace(
+        b'<FormDef Name="Demographics" OID="ODM.F.DM" Repeating="No">',
+        b'<FormDef OID="ODM.F.DM" Repeating="Sometimes">',
+    )
+    assert invalid != valid
+    conversion = odm.read_odm(invalid, project="cdash", source="broken.xml")
+    schema_errors = [p for p in conversion.errors if "ODM 1.3.2 schema" in p.message]
+    assert {p.line for p in schema_errors} == {30}
+    assert any("Sometimes" in p.message for p in schema_errors)
+    assert any("'Name' is required" in p.message for p in schema_errors)
+    with pytest.raises(DefinitionError):
+        services.import_definitions(actor=SYSTEM, conversion=conversion)
+    assert not Schedule.objects.filter(name="cdash").exists()
+
+
+def test_schema_valid_odm_files_bring_no_schema_problems(db):
+    for name in ("odmlib_cdash-odm-test.xml", "odmlib_odm-data-snapshot.xml"):
+        conversion = odm.read_odm(shared(ODM / name).read_bytes(), project="cdash", source=name)
+        assert not [p for p in conversion.problems if "schema" in p.message], name
+
+
+def test_redcap_project_xml_loads_with_its_extensions_and_its_own_schema_slips_as_warnings(db):
+    data = shared(ODM / "redcapr_longitudinal_project.odm.xml").read_bytes()
+    conversion = odm.read_odm(data, project="longi", source="project.xml")
+    assert conversion.errors == [], [str(p) for p in conversion.errors]
+    slips = [p for p in conversion.warnings if "ODM 1.3.2 schema" in p.message]
+    # REDCap writes CodeList DataType="boolean" (lines 812...) and empty ItemGroupDef Names (179, 199);
+    # nothing about its redcap: attributes and elements, which are its documented extensions.
+    assert [p.line for p in slips][:3] == [179, 199, 812]
+    assert len([p for p in slips if p.line]) == 10
+    assert "18 more ODM 1.3.2 schema error(s)" in slips[-1].message  # 28 in all
+    assert not any("projectredcap" in p.message for p in slips)
+    assert "Element 'ItemGroupDef', attribute 'Name'" in slips[0].message

@@ -330,28 +330,131 @@ def test_an_expression_reading_an_undefined_field_is_reported_with_its_cell(db):
     assert problem.line == 3 and problem.column.startswith("L (Branching Logic") and "Fix:" in problem.message
 
 
-def test_codes_redcap_would_refuse_are_numbered_and_the_mapping_reported():
+def test_codes_are_written_as_stored_and_only_unwritable_ones_are_numbered():
     from capture.definitions.schema import DataElement, FormFile
 
-    element = DataElement(
-        public_id="capture.test_status",
-        version="1.0",
-        name="status",
-        long_name="Status",
-        question="Status",
-        datatype="text",
-        permissible_values=[
-            {"code": "Not Reported", "meaning": "Not reported"},
-            {"code": "Alive", "meaning": "A|B"},
-        ],
-    )
+    def element(name, codes):
+        return DataElement(
+            public_id=f"capture.test_{name}",
+            version="1.0",
+            name=name,
+            long_name=name.title(),
+            question=name.title(),
+            datatype="text",
+            permissible_values=[{"code": c, "meaning": m} for c, m in codes],
+        )
+
+    status = element("status", [("Not Reported", "Not reported"), ("Alive", "A|B")])
+    ratio = element("ratio", [("1,5", "One and a half"), ("2", "Two")])
     form = FormFile(
-        form="f", version="1.0", title="F", sections=[{"title": "S", "items": [{"element": element.ref}]}]
+        form="f",
+        version="1.0",
+        title="F",
+        sections=[{"title": "S", "items": [{"element": status.ref}, {"element": ratio.ref}]}],
     )
-    text, problems = redcap.write_dictionary([form], {element.ref: element})
-    rows = _meaning(text)
-    assert rows[1][5] == (("1", "Not reported"), ("2", "A/B"))
-    assert any("1=Not Reported" in p.message for p in problems)
+    text, problems = redcap.write_dictionary([form], {status.ref: status, ratio.ref: ratio})
+    rows = {r[0]: r for r in _meaning(text)}
+    assert rows["status"][5] == (("Not Reported", "Not reported"), ("Alive", "A/B"))
+    assert any("'Not Reported'" in p.message and "REDCap" in p.message for p in problems)
+    # A comma cannot stand in a code: the dictionary's cell is "code, label".
+    assert rows["ratio"][5] == (("1", "One and a half"), ("2", "Two"))
+    assert any("1=1,5" in p.message for p in problems)
+
+
+TEXT_CODES = {
+    "elements.yaml": """elements:
+  - public_id: capture.test_text_gender
+    version: "1.0"
+    name: gender
+    long_name: Test Text Gender
+    question: Gender
+    datatype: text
+    permissible_values:
+      - {code: female, meaning: Female}
+      - {code: male, meaning: Male}
+      - {code: not reported, meaning: Not reported}
+""",
+    "person.yaml": """form: person
+version: "1.0"
+title: Person
+sections:
+  - title: Person
+    items:
+      - element: capture.test_text_gender@1.0
+""",
+    "schedule.yaml": """schedule: text_codes
+version: "1.0"
+title: Text codes
+arms:
+  - name: patients
+    title: Patients
+    events:
+      - name: baseline
+        title: Baseline
+        forms: [person@1.0]
+""",
+}
+
+
+def test_the_downloaded_dictionary_carries_the_codes_records_store_and_imports_accept(
+    db, make_user, client, tmp_path
+):
+    import datetime as dt
+
+    from django.urls import reverse
+
+    from capture.accounts.system import SYSTEM
+    from capture.definitions.loader import load_definitions
+    from capture.imports import services as imports
+    from capture.imports.mapping import Mapping
+    from capture.records.models import FormRecord
+    from capture.studies import services as studies
+
+    for name, text in TEXT_CODES.items():
+        (tmp_path / name).write_text(text)
+    load_definitions([tmp_path])
+    study = studies.create_study(
+        actor=SYSTEM, slug="textcodes", name="Text codes", schedule=Schedule.objects.get(name="text_codes")
+    )
+    site = studies.add_site(actor=SYSTEM, study=study, code="A", name="Site A")
+    admin = make_user("textcodes_admin")
+    studies.grant_role(actor=SYSTEM, study=study, user=admin, role="study_admin", sites=[])
+    for _ in range(3):
+        studies.enroll_subject(actor=SYSTEM, study=study, site=site, enrollment_date=dt.date(2025, 3, 1))
+    client.force_login(admin)
+
+    response = client.get(reverse("definitions:export", args=[study.slug, "redcap"]))
+    assert response.status_code == 200
+    rows = {r[0]: r for r in _meaning(response.content.decode("utf-8"))}
+    choices = rows["gender"][5]
+    assert choices == (("female", "Female"), ("male", "Male"), ("not reported", "Not reported"))
+
+    # A value map built from the dictionary (label -> its code) is accepted, and stores those codes.
+    code = {label: c for c, label in choices}
+    sheet = tmp_path / "people.csv"
+    sheet.write_text("Patient,Sex\nA-0001,F\nA-0002,M\nA-0003,NR\n")
+    spec = {
+        "subject_column": "Patient",
+        "event": "baseline",
+        "columns": [
+            {
+                "column": "Sex",
+                "form": "person",
+                "item": "gender",
+                "values": {"F": code["Female"], "M": code["Male"], "NR": code["Not reported"]},
+            }
+        ],
+    }
+    report = imports.run_import(
+        actor=admin, study=study, path=sheet, mapping=Mapping.from_spec(spec), commit=True
+    )
+    assert report["counts"]["problems"] == 0, report["problems"]
+    stored = dict(FormRecord.objects.filter(subject__study=study).values_list("subject__subject_id", "data"))
+    assert {s: d["gender"] for s, d in stored.items()} == {
+        "A-0001": "female",
+        "A-0002": "male",
+        "A-0003": "not reported",
+    }
 
 
 def test_repeating_instruments_are_named_on_upload_and_unknown_ones_refused(db):

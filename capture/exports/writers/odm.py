@@ -7,6 +7,8 @@ of its extensions). Each ItemDef carries its data element as an Alias (caDSR pub
 version), each CodeListItem its NCI Thesaurus concept code (Alias context nci:ExtCodeID).
 A checkbox item becomes one boolean ItemDef per option, as in REDCap. De-identification is
 the builder's: identifier items are absent, dates shifted or turned into day offsets.
+An event is `SE.<event>`; when arms share event names (REDCap's "Enrollment" in every arm), every
+event is `SE.<arm>.<event>`, as REDCap's project XML names one event per arm.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class OdmWriter(Writer):
         self.path = self.workdir / "odm.xml"
         sel = builder.selection
         self.date_mode = builder.deid.date_mode
+        self.event_oids, self.event_names = self._event_names(sel.events)
         study_oid = f"S.{builder.study.slug}"
         mdv_oid = "MDV.1"
         now = timezone.now().astimezone(dt.UTC).isoformat(timespec="seconds")
@@ -148,6 +151,15 @@ class OdmWriter(Writer):
                 mu = etree.SubElement(basic, _q("MeasurementUnit"), OID=self._unit_oid(unit), Name=unit)
                 _text(mu, "Symbol", unit)
 
+    def _event_names(self, events) -> tuple[dict[int, str], dict[int, str]]:
+        """Each event's OID and Name, qualified by its arm when arms share event names: OIDs must
+        be unique in the file, and one pattern for all events keeps them predictable."""
+        names = [e.name for e in events]
+        if len(set(names)) == len(names):
+            return {e.pk: f"SE.{e.name}" for e in events}, {e.pk: e.title for e in events}
+        oids = {e.pk: f"SE.{e.arm.name}.{e.name}" for e in events}
+        return oids, {e.pk: f"{e.title} ({e.arm.title})" for e in events}
+
     def _events(self, mdv, sel) -> set[str]:
         """The protocol and the event definitions; returns the forms that repeat at some event."""
         protocol = etree.SubElement(mdv, _q("Protocol"))
@@ -155,7 +167,7 @@ class OdmWriter(Writer):
             etree.SubElement(
                 protocol,
                 _q("StudyEventRef"),
-                StudyEventOID=f"SE.{event.name}",
+                StudyEventOID=self.event_oids[event.pk],
                 OrderNumber=str(n),
                 Mandatory="No",
             )
@@ -164,8 +176,8 @@ class OdmWriter(Writer):
             node = etree.SubElement(
                 mdv,
                 _q("StudyEventDef"),
-                OID=f"SE.{event.name}",
-                Name=event.title,
+                OID=self.event_oids[event.pk],
+                Name=self.event_names[event.pk],
                 Repeating="No",
                 Type="Scheduled",
             )
@@ -294,7 +306,7 @@ class OdmWriter(Writer):
                     _status, data = recs[key]
                     if event_node is None:
                         event_node = etree.SubElement(
-                            node, _q("StudyEventData"), StudyEventOID=f"SE.{event.name}"
+                            node, _q("StudyEventData"), StudyEventOID=self.event_oids[event.pk]
                         )
                     form_node = etree.SubElement(event_node, _q("FormData"), FormOID=f"F.{form}")
                     if ef.repeating:

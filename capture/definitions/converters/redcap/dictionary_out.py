@@ -216,15 +216,25 @@ def _row(out: _Out, item: Item, instrument: str, header: str, matrix: ItemGroup 
 def _choices(out: _Out, item: Item, element: DataElement, field_type: str, name: str) -> str:
     """The "Choices, Calculations, OR Slider Labels" cell."""
     if field_type in ("dropdown", "radio", "checkbox"):
+        # The dictionary is the import contract: its codes are the ones records store and imports
+        # accept, even where REDCap's own upload would refuse one (a space in "not reported").
         pvs = element.permissible_values
         codes = [pv.code for pv in pvs]
-        if not all(REDCAP_CODE.match(c) for c in codes):
+        if not all(_writable(c) for c in codes):
             out.warn(
-                f"field {name!r}: REDCap codes are letters, digits and underscores; the codes were numbered "
+                f"field {name!r}: a code with a comma or a bar cannot stand in a dictionary's "
+                "'code, label | ...' cell; the codes were numbered "
                 + ", ".join(f"{n + 1}={c}" for n, c in enumerate(codes))
                 + "."
             )
             codes = [str(n + 1) for n in range(len(pvs))]
+        elif not all(REDCAP_CODE.match(c) for c in codes):
+            odd = ", ".join(repr(c) for c in codes if not REDCAP_CODE.match(c))
+            out.warn(
+                f"field {name!r}: REDCap's own dictionary upload takes codes of letters, digits and "
+                f"underscores only; {odd} is written as Capture stores and imports it. Change it in "
+                "the study's definitions before uploading this file to REDCap."
+            )
         return " | ".join(f"{c}, {pv.meaning.replace('|', '/')}" for c, pv in zip(codes, pvs, strict=True))
     if field_type == "calc":
         return item.calculation or ""
@@ -235,6 +245,11 @@ def _choices(out: _Out, item: Item, element: DataElement, field_type: str, name:
     if element.ontology:
         return element.ontology
     return ""
+
+
+def _writable(code: str) -> bool:
+    """A code the choices cell can hold: no comma or bar, no spaces at its ends."""
+    return bool(code) and code == code.strip() and "," not in code and "|" not in code
 
 
 def _validation_cell(item: Item, element: DataElement, field_type: str) -> str:

@@ -2,6 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from capture.cli import write_output
 from capture.definitions import services
 from capture.studies.models import Study
 
@@ -23,7 +24,7 @@ class Command(BaseCommand):
             raise CommandError(f"No study {study!r}. Fix: give the short name shown in the study list.")
         data, problems = services.export_odm(actor=None, study=found)
         target = out or Path(f"{study}_odm.xml")
-        target.write_bytes(data)
+        write_output(target, data)
         if problems:
             raise CommandError(
                 "\n".join(str(p) for p in problems) + f"\n{target} does not validate; please report it."

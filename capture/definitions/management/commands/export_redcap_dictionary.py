@@ -2,6 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from capture.cli import write_output
 from capture.definitions import services
 from capture.studies.models import Study
 
@@ -22,10 +23,9 @@ class Command(BaseCommand):
         if found is None:
             raise CommandError(f"No study {study!r}. Fix: give the short name shown in the study list.")
         text, schedule, problems = services.export_redcap_dictionary(actor=None, study=found)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"{study}_dictionary.csv").write_text(text, encoding="utf-8")
+        write_output(out / f"{study}_dictionary.csv", text)
         for kind, content in schedule.items():
-            (out / f"{study}_{kind}.csv").write_text(content, encoding="utf-8")
+            write_output(out / f"{study}_{kind}.csv", content)
         for problem in problems:
             self.stdout.write(f"warning: {problem}")
         self.stdout.write(

@@ -21,7 +21,6 @@ class Command(BaseCommand):
         try:
             result = load_definitions(paths or [settings.CAPTURE["DEFINITIONS_DIR"]])
         except DefinitionError as exc:
-            for problem in exc.problems:
-                self.stderr.write(problem)
-            raise CommandError(f"{len(exc.problems)} problem(s); nothing was loaded.") from None
+            problems = "\n".join(exc.problems)
+            raise CommandError(f"{problems}\n{len(exc.problems)} problem(s); nothing was loaded.") from None
         self.stdout.write(self.style.SUCCESS(f"Definitions: {result.summary()}."))

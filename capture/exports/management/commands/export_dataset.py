@@ -5,6 +5,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.http import Http404
 
+from capture.cli import output_folder
 from capture.exports import services
 from capture.exports.spec import CHECKBOX_MODES, DATE_MODES, FORMATS, LAYOUTS, ExportSpec
 from capture.studies import access
@@ -45,6 +46,7 @@ class Command(BaseCommand):
         parser.add_argument("--output", default=".", help="folder for the zip (default: here)")
 
     def handle(self, *args, **options):
+        output_folder(Path(options["output"]))
         user = get_user_model().objects.filter(username=options["user"], is_active=True).first()
         if user is None:
             raise CommandError(f"No active user {options['user']!r}. Check the username.")

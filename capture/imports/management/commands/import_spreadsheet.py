@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from capture.cli import input_file, output_folder
 from capture.imports import services
 from capture.imports.mapping import DATE_FORMATS, Mapping
 from capture.imports.models import ImportMapping
@@ -43,6 +44,10 @@ class Command(BaseCommand):
         parser.add_argument("--report", type=Path, help="write the annotated workbook (.xlsx) here")
 
     def handle(self, *args, **opts):
+        input_file(opts["file"], "spreadsheet")
+        input_file(opts["mapping_file"], "mapping (JSON)")
+        if opts["report"]:
+            output_folder(opts["report"].parent)
         study = Study.objects.filter(slug=opts["study"]).first()
         user = get_user_model().objects.filter(username=opts["user"]).first()
         if study is None or user is None:
