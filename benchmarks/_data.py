@@ -108,6 +108,7 @@ def build_study(subjects: int, *, username: str, role: str, slug: str = "bench")
     their records. Returns {"study", "user", "records", "setup_s"}."""
     from django.contrib.auth import get_user_model
 
+    from capture.accounts.system import SYSTEM
     from capture.definitions.loader import load_definitions
     from capture.definitions.models import EventForm, Schedule
     from capture.records.models import FormRecord
@@ -116,12 +117,12 @@ def build_study(subjects: int, *, username: str, role: str, slug: str = "bench")
 
     with tempfile.TemporaryDirectory() as folder:
         write_definitions(Path(folder))
-        load_definitions([Path(folder)])
+        load_definitions([Path(folder)], actor=SYSTEM)
     schedule = Schedule.objects.get(name="bench")
     user = get_user_model().objects.create_user(username, password="bench-password-not-secret")  # noqa: S106 - a throw-away benchmark user
-    study = services.create_study(actor=None, slug=slug, name="Bench", schedule=schedule)
-    site = services.add_site(actor=None, study=study, code="S", name="Site")
-    services.grant_role(actor=None, study=study, user=user, role=role)
+    study = services.create_study(actor=SYSTEM, slug=slug, name="Bench", schedule=schedule)
+    site = services.add_site(actor=SYSTEM, study=study, code="S", name="Site")
+    services.grant_role(actor=SYSTEM, study=study, user=user, role=role)
     arm = schedule.arms.get()
     rng = random.Random(5)  # noqa: S311 - reproducible fake data, nothing secret
     start = time.perf_counter()

@@ -155,19 +155,20 @@ def set_up_study() -> list[str]:
     django.setup()
     from django.contrib.auth import get_user_model
 
+    from capture.accounts.system import SYSTEM
     from capture.definitions.models import Schedule
     from capture.studies import services
 
     study = services.create_study(
-        actor=None, slug=SLUG, name="Shape", schedule=Schedule.objects.get(name="basic", version="1.0")
+        actor=SYSTEM, slug=SLUG, name="Shape", schedule=Schedule.objects.get(name="basic", version="1.0")
     )
-    site = services.add_site(actor=None, study=study, code="A", name="Site A")
+    site = services.add_site(actor=SYSTEM, study=study, code="A", name="Site A")
     for username, role in (("dm", "data_manager"), ("stat", "statistician")):
         user = get_user_model().objects.create_user(username, password=PASSWORD)
-        services.grant_role(actor=None, study=study, user=user, role=role)
+        services.grant_role(actor=SYSTEM, study=study, user=user, role=role)
     return [
         services.enroll_subject(
-            actor=None, study=study, site=site, enrollment_date=dt.date(2025, 1, 6)
+            actor=SYSTEM, study=study, site=site, enrollment_date=dt.date(2025, 1, 6)
         ).subject_id
         for _ in range(SUBJECTS)
     ]

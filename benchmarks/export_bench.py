@@ -129,6 +129,7 @@ def setup(db: str | None, subjects: int) -> dict:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
+    from capture.accounts.system import SYSTEM
     from capture.definitions.loader import load_definitions
     from capture.definitions.models import EventForm, Schedule
     from capture.imaging.models import ImagingStudy
@@ -139,12 +140,12 @@ def setup(db: str | None, subjects: int) -> dict:
     call_command("migrate", verbosity=0)
     with tempfile.TemporaryDirectory() as folder:
         definitions(Path(folder))
-        load_definitions([Path(folder)])
+        load_definitions([Path(folder)], actor=SYSTEM)
     schedule = Schedule.objects.get(name="bench")
     user = get_user_model().objects.create_user("bench_statistician", password="bench-password-not-secret")  # noqa: S106 - a throw-away benchmark user
-    study = services.create_study(actor=None, slug="bench", name="Bench", schedule=schedule)
-    site = services.add_site(actor=None, study=study, code="S", name="Site")
-    services.grant_role(actor=None, study=study, user=user, role="statistician")
+    study = services.create_study(actor=SYSTEM, slug="bench", name="Bench", schedule=schedule)
+    site = services.add_site(actor=SYSTEM, study=study, code="S", name="Site")
+    services.grant_role(actor=SYSTEM, study=study, user=user, role="statistician")
     arm = schedule.arms.get()
     rng = random.Random(5)  # noqa: S311 - reproducible fake data, nothing secret
     start = time.perf_counter()

@@ -96,6 +96,7 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         import pydicom
 
+        from capture.accounts.system import SYSTEM
         from capture.definitions.loader import load_definitions
         from capture.definitions.models import Schedule
         from capture.imaging import services as imaging
@@ -103,17 +104,17 @@ def main() -> None:
         from capture.imaging.ingest import ingest_folder
         from capture.studies import services
 
-        load_definitions([ROOT / "fixtures" / "definitions" / "basic"])
+        load_definitions([ROOT / "fixtures" / "definitions" / "basic"], actor=SYSTEM)
         study = services.create_study(
-            actor=None, slug="bench", name="Bench", schedule=Schedule.objects.get(name="basic")
+            actor=SYSTEM, slug="bench", name="Bench", schedule=Schedule.objects.get(name="basic")
         )
-        site = services.add_site(actor=None, study=study, code="A", name="A")
+        site = services.add_site(actor=SYSTEM, study=study, code="A", name="A")
         for patient in range(25):  # half the patients are known subjects, half go to the queue
             subject = services.enroll_subject(
-                actor=None, study=study, site=site, enrollment_date=dt.date(2025, 3, 1)
+                actor=SYSTEM, study=study, site=site, enrollment_date=dt.date(2025, 3, 1)
             )
             imaging.add_identifier(
-                actor=None, subject=subject, kind="patient_id", value=f"BENCH-{patient:03d}"
+                actor=SYSTEM, subject=subject, kind="patient_id", value=f"BENCH-{patient:03d}"
             )
 
         folder = tmp / "dicom"
@@ -130,13 +131,13 @@ def main() -> None:
         loop = len(paths) / (time.perf_counter() - started)
 
         started = time.perf_counter()
-        report = ingest_folder(actor=None, study=study, path=folder, processes=processes)
+        report = ingest_folder(actor=SYSTEM, study=study, path=folder, processes=processes)
         elapsed = time.perf_counter() - started
         rate = len(paths) / elapsed
         assert report.instances_new == len(paths), report.as_dict()
 
         started = time.perf_counter()
-        again = ingest_folder(actor=None, study=study, path=folder, processes=processes)
+        again = ingest_folder(actor=SYSTEM, study=study, path=folder, processes=processes)
         reingest = len(paths) / (time.perf_counter() - started)
         assert again.instances_new == 0
 

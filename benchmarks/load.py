@@ -89,6 +89,7 @@ def setup(clients: int) -> dict:
     from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
 
+    from capture.accounts.system import SYSTEM
     from capture.api.tokens import create_api_token, create_redcap_token
     from capture.definitions.loader import load_definitions
     from capture.definitions.models import Schedule
@@ -97,22 +98,22 @@ def setup(clients: int) -> dict:
 
     call_command("migrate", verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
-    load_definitions([ROOT / "fixtures" / "definitions" / "basic"])
+    load_definitions([ROOT / "fixtures" / "definitions" / "basic"], actor=SYSTEM)
     study = services.create_study(
-        actor=None, slug=SLUG, name="Load", schedule=Schedule.objects.get(name="basic", version="1.0")
+        actor=SYSTEM, slug=SLUG, name="Load", schedule=Schedule.objects.get(name="basic", version="1.0")
     )
-    sites = [services.add_site(actor=None, study=study, code=c, name=f"Site {c}") for c in "AB"]
+    sites = [services.add_site(actor=SYSTEM, study=study, code=c, name=f"Site {c}") for c in "AB"]
     shared_count = max(1, clients // 8)
     subjects = [
         services.enroll_subject(
-            actor=None, study=study, site=sites[i % 2], enrollment_date=dt.date(2025, 1, 1)
+            actor=SYSTEM, study=study, site=sites[i % 2], enrollment_date=dt.date(2025, 1, 1)
         ).subject_id
         for i in range(clients + shared_count)
     ]
     users, config = [], {"clients": []}
     for i in range(clients):
         user = get_user_model().objects.create_user(f"load{i:02d}")  # no password: a session is made below
-        services.grant_role(actor=None, study=study, user=user, role="data_manager")
+        services.grant_role(actor=SYSTEM, study=study, user=user, role="data_manager")
         users.append(user)
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)

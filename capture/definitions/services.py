@@ -13,6 +13,7 @@ import json
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
+from capture.accounts.system import require_actor
 from capture.audit.services import record_event
 from capture.studies import access
 from capture.studies import services as study_services
@@ -92,58 +93,11 @@ def _settle(latest, candidate_hash_at) -> str | None:
 def versioned(conversion: Conversion) -> Conversion:
     """The conversion with versions settled against the database: a definition identical to the latest
     loaded version reuses it; a changed one becomes the next version; a new one stays at its version."""
-    renamed: dict[str, str] = {}
-    elements: list[DataElement] = []
-    for element in conversion.elements:
-        latest = _latest(m.DataElement.objects.filter(public_id=element.public_id))
-        version = _settle(latest, lambda v, e=element: _hash(dump(e.model_copy(update={"version": v}))))
-        if version and version != element.version:
-            new = element.model_copy(update={"version": version})
-            renamed[element.ref] = new.ref
-            element = new
-        elements.append(element)
-    by_ref = {e.ref: e for e in elements}
-
-    def with_elements(form: FormFile, version: str) -> FormFile:
-        data = form.model_dump(mode="json")
-        data["version"] = version
-        for section in data["sections"]:
-            for entry in section["items"]:
-                for item in entry["items"] if "group" in entry else [entry]:
-                    item["element"] = renamed.get(item["element"], item["element"])
-        return FormFile.model_validate(data)
-
-    forms: list[FormFile] = []
-    form_renamed: dict[str, str] = {}
-    for form in conversion.forms:
-        form = with_elements(form, form.version)
-        known = dict(by_ref)
-        for _, _, item in iter_items(form):
-            if item.element not in known:
-                row = m.DataElement.objects.filter(
-                    public_id=item.element.split("@")[0], version=item.element.split("@")[1]
-                ).first()
-                if row is not None:
-                    known[item.element] = DataElement.model_validate(row.spec)
-        latest = _latest(m.FormDefinition.objects.filter(name=form.form))
-        version = _settle(latest, lambda v, f=form, k=known: _hash(compile_form(with_elements(f, v), k)))
-        if version and version != form.version:
-            new = with_elements(form, version)
-            form_renamed[form.ref] = new.ref
-            form = new
-        forms.append(form)
+    elements, renamed = _settled_elements(conversion.elements)
+    forms, form_renamed = _settled_forms(conversion.forms, elements, renamed)
     schedule = conversion.schedule
     if schedule is not None:
-        data = schedule.model_dump(mode="json")
-        for arm in data["arms"]:
-            for event in arm["events"]:
-                for entry in event["forms"]:
-                    entry["form"] = form_renamed.get(entry["form"], entry["form"])
-        schedule = ScheduleFile.model_validate(data)
-        latest = _latest(m.Schedule.objects.filter(name=schedule.schedule))
-        version = _settle(latest, lambda v, s=schedule: _hash(dump(s.model_copy(update={"version": v}))))
-        if version and version != schedule.version:
-            schedule = schedule.model_copy(update={"version": version})
+        schedule = _settled_schedule(schedule, form_renamed)
     return Conversion(
         source=conversion.source,
         kind=conversion.kind,
@@ -153,6 +107,82 @@ def versioned(conversion: Conversion) -> Conversion:
         problems=list(conversion.problems),
         title=conversion.title,
     )
+
+
+def _settled_elements(converted: list[DataElement]) -> tuple[list[DataElement], dict[str, str]]:
+    """The elements at their settled versions, and {converted ref: settled ref} for those renamed."""
+    renamed: dict[str, str] = {}
+    elements: list[DataElement] = []
+    for element in converted:
+        latest = _latest(m.DataElement.objects.filter(public_id=element.public_id))
+        version = _settle(latest, lambda v, e=element: _hash(dump(e.model_copy(update={"version": v}))))
+        if version and version != element.version:
+            new = element.model_copy(update={"version": version})
+            renamed[element.ref] = new.ref
+            element = new
+        elements.append(element)
+    return elements, renamed
+
+
+def _with_elements(form: FormFile, version: str, renamed: dict[str, str]) -> FormFile:
+    """The form at `version`, its items pointing at the renamed elements."""
+    data = form.model_dump(mode="json")
+    data["version"] = version
+    for section in data["sections"]:
+        for entry in section["items"]:
+            for item in entry["items"] if "group" in entry else [entry]:
+                item["element"] = renamed.get(item["element"], item["element"])
+    return FormFile.model_validate(data)
+
+
+def _known_elements(form: FormFile, by_ref: dict[str, DataElement]) -> dict[str, DataElement]:
+    """The converted elements, plus the loaded ones the form names that the conversion lacks."""
+    known = dict(by_ref)
+    for _, _, item in iter_items(form):
+        if item.element not in known:
+            public_id, _, version = item.element.partition("@")
+            row = m.DataElement.objects.filter(public_id=public_id, version=version).first()
+            if row is not None:
+                known[item.element] = DataElement.model_validate(row.spec)
+    return known
+
+
+def _settled_forms(
+    converted: list[FormFile], elements: list[DataElement], renamed: dict[str, str]
+) -> tuple[list[FormFile], dict[str, str]]:
+    """The forms at their settled versions (compiled with their elements to compare), and
+    {converted ref: settled ref} for those renamed."""
+    by_ref = {e.ref: e for e in elements}
+    forms: list[FormFile] = []
+    form_renamed: dict[str, str] = {}
+    for form in converted:
+        form = _with_elements(form, form.version, renamed)
+        known = _known_elements(form, by_ref)
+        latest = _latest(m.FormDefinition.objects.filter(name=form.form))
+        version = _settle(
+            latest, lambda v, f=form, k=known: _hash(compile_form(_with_elements(f, v, renamed), k))
+        )
+        if version and version != form.version:
+            new = _with_elements(form, version, renamed)
+            form_renamed[form.ref] = new.ref
+            form = new
+        forms.append(form)
+    return forms, form_renamed
+
+
+def _settled_schedule(schedule: ScheduleFile, form_renamed: dict[str, str]) -> ScheduleFile:
+    """The schedule naming the settled forms, at its settled version."""
+    data = schedule.model_dump(mode="json")
+    for arm in data["arms"]:
+        for event in arm["events"]:
+            for entry in event["forms"]:
+                entry["form"] = form_renamed.get(entry["form"], entry["form"])
+    schedule = ScheduleFile.model_validate(data)
+    latest = _latest(m.Schedule.objects.filter(name=schedule.schedule))
+    version = _settle(latest, lambda v, s=schedule: _hash(dump(s.model_copy(update={"version": v}))))
+    if version and version != schedule.version:
+        schedule = schedule.model_copy(update={"version": version})
+    return schedule
 
 
 def plan(conversion: Conversion) -> dict[str, list[str]]:
@@ -191,15 +221,16 @@ def _audit_details(conversion: Conversion) -> dict:
 @transaction.atomic
 def import_definitions(*, actor, conversion: Conversion) -> tuple[LoadResult, Conversion]:
     """Load the elements, forms and schedule of a conversion (no study). Returns the load result and the
-    conversion as loaded (with its settled versions)."""
+    conversion as loaded (with its settled versions). Only staff (or the system) load definitions."""
+    if not may_create_studies(require_actor(actor)):
+        raise PermissionDenied("Only staff may load definitions. Ask an administrator to make you staff.")
     _require_clean(conversion)
     settled = versioned(conversion)
     result = load_parsed(settled.parsed_set(), actor=actor, audit_details=_audit_details(conversion))
     return result, settled
 
 
-def may_create_studies(user) -> bool:
-    return bool(user and user.is_authenticated and user.is_active and (user.is_superuser or user.is_staff))
+may_create_studies = study_services.may_create_studies
 
 
 @transaction.atomic
@@ -207,7 +238,7 @@ def create_study_from_conversion(
     *, actor, conversion: Conversion, slug: str, name: str, description: str = ""
 ) -> tuple[Study, LoadResult]:
     """Load a converted dictionary or project file and create a study on its schedule."""
-    if actor is not None and not may_create_studies(actor):
+    if not may_create_studies(require_actor(actor)):
         raise PermissionDenied("Only staff may create studies. Ask an administrator to make you staff.")
     if conversion.schedule is None:
         raise ValidationError(
@@ -241,7 +272,7 @@ def update_study_definitions(*, actor, study: Study, conversion: Conversion) -> 
     with enrolled subjects keeps its schedule: moving subjects and their records to a new schedule
     version is a protocol amendment, which Capture does not do yet.
     """
-    if actor is not None and not access.can(actor, "manage_study", study):
+    if not access.can(require_actor(actor), "manage_study", study):
         raise PermissionDenied(f"Your role in {study.name} does not allow changing its definitions.")
     if conversion.schedule is None:
         raise ValidationError(f"{conversion.source} defines no schedule. Fix: upload the whole project.")
@@ -336,6 +367,8 @@ def export_odm(*, actor, study: Study) -> tuple[bytes, list[Problem]]:
 
 
 def _audit_export(actor, study: Study, kind: str, problems: list[Problem]) -> None:
+    if not access.can(require_actor(actor), access.VIEW, study):
+        raise PermissionDenied(f"You have no role in {study.name}.")
     record_event(
         actor=actor,
         study=study,

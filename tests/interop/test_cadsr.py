@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from capture.accounts.system import SYSTEM
 from capture.definitions import services
 from capture.definitions.converters import cadsr
 from capture.definitions.models import DataElement, FormDefinition
@@ -27,7 +28,7 @@ def test_every_shared_cde_export_loads_with_its_values_and_concepts(db, name):
     text = path.read_text()
     valid_values = {v.split("</VALIDVALUE>")[0] for v in text.split("<VALIDVALUE>")[1:]}
     assert {pv.code for pv in element.permissible_values} == valid_values
-    services.import_definitions(actor=None, conversion=conversion)
+    services.import_definitions(actor=SYSTEM, conversion=conversion)
     row = DataElement.objects.get(public_id=element.public_id, version=element.version)
     assert row.permissible_values.count() == len(valid_values)
     assert name in row.source
@@ -84,20 +85,20 @@ def test_a_form_builder_export_becomes_a_form_on_real_cde_ids(db):
         ("Spine", "C25326:C12464"),
     ]
     assert any("without a data element" in p.message for p in conversion.warnings)
-    services.import_definitions(actor=None, conversion=conversion)
+    services.import_definitions(actor=SYSTEM, conversion=conversion)
     assert FormDefinition.objects.get(name="cadsr_9000001").elements.count() == 3
 
 
 def test_loading_the_same_cde_twice_changes_nothing_and_a_changed_one_gets_a_new_version(db):
     data = shared(CADSR / "cde-sample-2002061.xml").read_bytes()
-    services.import_definitions(actor=None, conversion=cadsr.read_cde(data, source="a.xml"))
-    again, _ = services.import_definitions(actor=None, conversion=cadsr.read_cde(data, source="a.xml"))
+    services.import_definitions(actor=SYSTEM, conversion=cadsr.read_cde(data, source="a.xml"))
+    again, _ = services.import_definitions(actor=SYSTEM, conversion=cadsr.read_cde(data, source="a.xml"))
     assert again.created == [] and again.updated == []
     changed = data.replace(b"<MaximumLength>3</MaximumLength>", b"<MaximumLength>4</MaximumLength>").replace(
         b"<Datatype>NUMBER</Datatype>", b"<Datatype>CHARACTER</Datatype>"
     )
     result, settled = services.import_definitions(
-        actor=None, conversion=cadsr.read_cde(changed, source="a.xml")
+        actor=SYSTEM, conversion=cadsr.read_cde(changed, source="a.xml")
     )
     assert settled.elements[0].version == "4"
     assert set(DataElement.objects.filter(public_id="2002061").values_list("version", flat=True)) == {
