@@ -12,6 +12,7 @@ import json
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 
 from capture.accounts.system import require_actor
 from capture.audit.services import record_event
@@ -189,7 +190,7 @@ def plan(conversion: Conversion) -> dict[str, list[str]]:
     """What confirming would do, without writing: definitions that are new, new versions of loaded
     ones, or already loaded and unchanged (for the preview page)."""
     settled = versioned(conversion)
-    rows = [
+    rows: list[tuple[str, QuerySet, str, str]] = [
         ("element", m.DataElement.objects.filter(public_id=e.public_id), e.version, e.ref)
         for e in settled.elements
     ]
@@ -248,6 +249,7 @@ def create_study_from_conversion(
     if Study.objects.filter(slug=slug).exists():
         raise ValidationError(f"A study with the short name {slug!r} exists already; choose another.")
     result, settled = import_definitions(actor=actor, conversion=conversion)
+    assert settled.schedule is not None  # versioning keeps the conversion's schedule
     schedule = m.Schedule.objects.get(name=settled.schedule.schedule, version=settled.schedule.version)
     study = study_services.create_study(
         actor=actor, slug=slug, name=name, schedule=schedule, description=description
@@ -283,6 +285,7 @@ def update_study_definitions(*, actor, study: Study, conversion: Conversion) -> 
         )
     _require_clean(conversion)
     settled = versioned(conversion)
+    assert settled.schedule is not None  # versioning keeps the conversion's schedule
     new_ref = settled.schedule.ref
     if new_ref != study.schedule.ref and Subject.objects.filter(study=study).exists():
         raise ValidationError(
@@ -327,7 +330,7 @@ def study_definitions(study: Study) -> tuple[list[FormFile], dict[str, DataEleme
     }
     # Forms keep the order they were first loaded in (a dictionary's instrument order), not the order
     # events happen to name them in.
-    first = {}
+    first: dict[str, int] = {}
     for name, pk in m.FormDefinition.objects.filter(name__in={r.name for r in rows.values()}).values_list(
         "name", "pk"
     ):

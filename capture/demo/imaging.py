@@ -35,7 +35,9 @@ SCANS = [
 
 
 def _write(path: Path, name: str, modality: str, patient_id: str, date: dt.date, key: str) -> None:
-    ds = pydicom.dcmread(get_testdata_file(name))
+    source = get_testdata_file(name)
+    assert isinstance(source, str)  # a file of pydicom's test data, by name
+    ds = pydicom.dcmread(source)
     ds.PatientID = patient_id
     ds.PatientName = f"DEMO^{patient_id}"
     ds.AccessionNumber = f"ACC{zlib.crc32(key.encode()):010d}"
