@@ -123,3 +123,9 @@ def test_system_actor_enrols_without_a_user_row(study):
     )
     event = AuditEvent.objects.get(action="subject.enroll", object_id=str(subject.pk))
     assert (event.actor_id, event.actor_label) == (None, "system")
+
+
+def test_export_dataset_takes_as_for_the_person_it_exports_for(personas, study, tmp_path):
+    with pytest.raises(CommandError, match="outsider has no study 'trial'"):
+        _run("export_dataset", "--study", "trial", "--as", "outsider", "--output", str(tmp_path))
+    assert not list(tmp_path.iterdir())
