@@ -35,10 +35,13 @@ RELEASE = "imaging.quarantine.release"
 REJECT = "imaging.quarantine.reject"
 
 
+WHAT = {"import_data": "linking images", "export_deidentified": "de-identified copies of images"}
+
+
 def require(actor, study: Study, codename: str = "import_data") -> None:
     """The actor must hold the permission (the system actor holds every one; None is refused)."""
     if not access.can(require_actor(actor), codename, study):
-        raise PermissionDenied(f"Your role in {study.name} does not allow linking images.")
+        raise PermissionDenied(f"Your role in {study.name} does not allow {WHAT.get(codename, codename)}.")
 
 
 def parse_da(value: str) -> dt.date | None:

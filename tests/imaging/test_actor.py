@@ -56,7 +56,7 @@ def test_ingest_command_as_a_data_manager_names_them(linked, personas, dicom_tre
 
 
 def test_deidentified_copies_need_the_export_permission(linked, personas, study, dicom_tree, tmp_path):
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(PermissionDenied, match="does not allow de-identified copies of images"):
         deidentify_tree(actor=personas["coordinator_a"], study=study, src=dicom_tree, dst=tmp_path / "out")
     assert not (tmp_path / "out").exists()
     with pytest.raises(CommandError, match="does not allow"):
