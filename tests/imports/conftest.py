@@ -39,7 +39,7 @@ def hnscc_study(db, personas):
     study_services.grant_role(
         actor=SYSTEM, study=study, user=personas["coordinator_a"], role="coordinator", sites=[site]
     )
-    # actor=None: set-up skips enroll_subject's permission check, which dominates 215 enrolments.
+    # The system actor: a superuser to the permission check, which then reads nothing (215 enrolments).
     study.enrol = lambda n: [
         study_services.enroll_subject(
             actor=SYSTEM, study=study, site=site, enrollment_date=dt.date(2020, 1, 1)
