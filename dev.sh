@@ -15,12 +15,15 @@ ensure_venv() {
     say "Creating the virtualenv in $VENV"
     python3 -m venv "$VENV"
   fi
-  # Reinstall only when pyproject.toml changed since the last install.
+  # Reinstall only when the lock or pyproject.toml changed since the last install. The lock
+  # (requirements/lock.txt: runtime and dev dependencies, every version pinned) is what gets
+  # installed; Capture itself goes in editable, without resolving anything again.
   local stamp="$VENV/.capture-installed"
-  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    say "Installing Capture and its dependencies"
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements/lock.txt -nt "$stamp" ]; then
+    say "Installing Capture and its locked dependencies"
     "$PY" -m pip install --quiet --upgrade pip
-    "$PY" -m pip install --quiet -e ".[dev]"
+    "$PY" -m pip install --quiet -r requirements/lock.txt
+    "$PY" -m pip install --quiet --no-deps -e .
     touch "$stamp"
   fi
 }

@@ -501,18 +501,19 @@ def prepare(subjects: int, slug: str) -> None:
     only); the user bench_dm, who must exist, gets the data manager role."""
     from django.contrib.auth import get_user_model
 
+    from capture.accounts.system import SYSTEM
     from capture.definitions.loader import load_definitions
     from capture.definitions.models import Schedule
     from capture.studies import services
     from capture.studies.models import Subject
 
     root = Path(__file__).resolve().parent.parent
-    load_definitions([root / "crf_definitions"])
+    load_definitions([root / "crf_definitions"], actor=SYSTEM)
     schedule = Schedule.objects.get(name="qin_coclinical")
-    study = services.create_study(actor=None, slug=slug, name="Realistic", schedule=schedule)
-    site = services.add_site(actor=None, study=study, code="R", name="Realistic site")
+    study = services.create_study(actor=SYSTEM, slug=slug, name="Realistic", schedule=schedule)
+    site = services.add_site(actor=SYSTEM, study=study, code="R", name="Realistic site")
     user = get_user_model().objects.get(username="bench_dm")
-    services.grant_role(actor=None, study=study, user=user, role="data_manager")
+    services.grant_role(actor=SYSTEM, study=study, user=user, role="data_manager")
     arm = schedule.arms.get(name="patients")
     Subject.objects.bulk_create(
         [

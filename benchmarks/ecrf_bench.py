@@ -154,12 +154,12 @@ def setup(clients: int, tmp: Path) -> dict:
     folder = tmp / "definitions"
     folder.mkdir()
     write_definitions(folder)
-    load_definitions([folder])
+    load_definitions([folder], actor=SYSTEM)
     user = get_user_model().objects.create_user("bench", password="bench-password-not-secret")  # noqa: S106
     study = services.create_study(
-        actor=user, slug="bench", name="Bench", schedule=Schedule.objects.get(name="bench")
+        actor=SYSTEM, slug="bench", name="Bench", schedule=Schedule.objects.get(name="bench")
     )
-    services.add_site(actor=user, study=study, code="A", name="Site A")
+    services.add_site(actor=SYSTEM, study=study, code="A", name="Site A")
     site = study.sites.get()
     services.grant_role(actor=SYSTEM, study=study, user=user, role="coordinator", sites=[site])
     import datetime as dt

@@ -104,7 +104,7 @@ def main() -> None:
         from capture.imaging.ingest import ingest_folder
         from capture.studies import services
 
-        load_definitions([ROOT / "fixtures" / "definitions" / "basic"])
+        load_definitions([ROOT / "fixtures" / "definitions" / "basic"], actor=SYSTEM)
         study = services.create_study(
             actor=SYSTEM, slug="bench", name="Bench", schedule=Schedule.objects.get(name="basic")
         )

@@ -182,20 +182,21 @@ def prepare(db_path: str, rows: int, work: Path, realistic: bool = True) -> None
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
+    from capture.accounts.system import SYSTEM
     from capture.definitions.loader import load_definitions
     from capture.definitions.models import Schedule
     from capture.studies import services
     from capture.studies.models import Subject
 
     call_command("migrate", verbosity=0)
-    load_definitions([definitions_dir(work / "defs")])
+    load_definitions([definitions_dir(work / "defs")], actor=SYSTEM)
     user, _ = get_user_model().objects.get_or_create(username="bench_dm")
     slug = f"bench{int(time.time())}"
     study = services.create_study(
-        actor=None, slug=slug, name="Bench", schedule=Schedule.objects.get(name="bench")
+        actor=SYSTEM, slug=slug, name="Bench", schedule=Schedule.objects.get(name="bench")
     )
-    site = services.add_site(actor=None, study=study, code="S", name="Bench site")
-    services.grant_role(actor=None, study=study, user=user, role="data_manager")
+    site = services.add_site(actor=SYSTEM, study=study, code="S", name="Bench site")
+    services.grant_role(actor=SYSTEM, study=study, user=user, role="data_manager")
     arm = study.schedule.arms.get()
     Subject.objects.bulk_create(
         [

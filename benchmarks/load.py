@@ -89,6 +89,7 @@ def setup(clients: int) -> dict:
     from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
 
+    from capture.accounts.system import SYSTEM
     from capture.api.tokens import create_api_token, create_redcap_token
     from capture.definitions.loader import load_definitions
     from capture.definitions.models import Schedule
@@ -97,22 +98,22 @@ def setup(clients: int) -> dict:
 
     call_command("migrate", verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
-    load_definitions([ROOT / "fixtures" / "definitions" / "basic"])
+    load_definitions([ROOT / "fixtures" / "definitions" / "basic"], actor=SYSTEM)
     study = services.create_study(
-        actor=None, slug=SLUG, name="Load", schedule=Schedule.objects.get(name="basic", version="1.0")
+        actor=SYSTEM, slug=SLUG, name="Load", schedule=Schedule.objects.get(name="basic", version="1.0")
     )
-    sites = [services.add_site(actor=None, study=study, code=c, name=f"Site {c}") for c in "AB"]
+    sites = [services.add_site(actor=SYSTEM, study=study, code=c, name=f"Site {c}") for c in "AB"]
     shared_count = max(1, clients // 8)
     subjects = [
         services.enroll_subject(
-            actor=None, study=study, site=sites[i % 2], enrollment_date=dt.date(2025, 1, 1)
+            actor=SYSTEM, study=study, site=sites[i % 2], enrollment_date=dt.date(2025, 1, 1)
         ).subject_id
         for i in range(clients + shared_count)
     ]
     users, config = [], {"clients": []}
     for i in range(clients):
         user = get_user_model().objects.create_user(f"load{i:02d}")  # no password: a session is made below
-        services.grant_role(actor=None, study=study, user=user, role="data_manager")
+        services.grant_role(actor=SYSTEM, study=study, user=user, role="data_manager")
         users.append(user)
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)
@@ -326,6 +327,92 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000 if ordered else 0.0
 
 
+def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
+    """gunicorn serving Capture on 127.0.0.1:`port`, once it answers."""
+    server = subprocess.Popen(  # noqa: S603 - gunicorn with arguments built here
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "capture.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--timeout",
+            "60",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ},
+    )
+    for _ in range(300):
+        if server.poll() is not None:
+            raise SystemExit("gunicorn stopped while starting; its output is above.")
+        try:
+            if request(port, "GET", "/accounts/login/", {})[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        raise SystemExit("gunicorn did not answer within 30 s.")
+    return server
+
+
+def run_clients(clients: list, seconds: float) -> float:
+    """Warm the clients up, then let them send traffic for `seconds`; the seconds it took."""
+    t = time.perf_counter()
+    warm = [threading.Thread(target=c.prepare) for c in clients]
+    for w in warm:
+        w.start()
+    for w in warm:
+        w.join()
+    print(f"warmed up in {time.perf_counter() - t:.1f} s; {seconds:g} s of traffic")
+    started = time.perf_counter()
+    for c in clients:
+        c.stop = started + seconds
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join()
+    elapsed = time.perf_counter() - started
+    return elapsed
+
+
+def report(clients: list, elapsed: float, workers: int, n_clients: int) -> bool:
+    """Print latencies, throughput, errors and lost updates; True when there were neither."""
+    latency: dict[str, list[float]] = defaultdict(list)
+    for c in clients:
+        for kind, values in c.latency.items():
+            latency[kind] += values
+    errors = [e for c in clients for e in c.errors]
+    lost, counts = verify(clients)
+    total = sum(len(v) for v in latency.values())
+    print(
+        f"\nload · PostgreSQL · gunicorn {workers} sync workers · {n_clients} clients · "
+        f"{elapsed:.0f} s · {os.cpu_count()} CPUs (shared with the clients)"
+    )
+    print(f"{'kind':<14}{'requests':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    latency.pop("first GET", None)
+    total = sum(len(v) for v in latency.values())
+    for kind in ("save own", "save shared", "dashboard", "api rest", "api redcap"):
+        values = latency.get(kind, [])
+        print(f"{kind:<14}{len(values):>10}{percentile(values, 0.5):>10.0f}{percentile(values, 0.99):>10.0f}")
+    every = [x for v in latency.values() for x in v]
+    print(f"{'all':<14}{total:>10}{percentile(every, 0.5):>10.0f}{percentile(every, 0.99):>10.0f}")
+    print(f"\n{total / elapsed:.0f} requests/s")
+    print(
+        f"saves answered success: {counts['saves']}, answered as edit conflicts: {counts['conflicts']}, "
+        f"records checked: {counts['records']}"
+    )
+    print(f"errors (5xx, refused, unexpected): {len(errors)}")
+    print(f"lost updates: {len(lost)}")
+    for line in (errors + lost)[:20]:
+        print("  " + line)
+    return not (errors or lost)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60)
@@ -359,87 +446,14 @@ def main() -> None:
         )
         t = time.perf_counter()
         port = free_port()
-        server = subprocess.Popen(  # noqa: S603 - gunicorn with arguments built here
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "capture.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(args.workers),
-                "--timeout",
-                "60",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env={**os.environ},
-        )
-        for _ in range(300):
-            if server.poll() is not None:
-                raise SystemExit("gunicorn stopped while starting; its output is above.")
-            try:
-                if request(port, "GET", "/accounts/login/", {})[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit("gunicorn did not answer within 30 s.")
-
+        server = start_gunicorn(port, args.workers)
         print(f"gunicorn up after {time.perf_counter() - t:.1f} s")
-        t = time.perf_counter()
         clients = [Client(i, port, c, 0.0) for i, c in enumerate(config["clients"])]
-        warm = [threading.Thread(target=c.prepare) for c in clients]
-        for w in warm:
-            w.start()
-        for w in warm:
-            w.join()
-        print(f"warmed up in {time.perf_counter() - t:.1f} s; {args.seconds:g} s of traffic")
-        started = time.perf_counter()
-        for c in clients:
-            c.stop = started + args.seconds
-        for c in clients:
-            c.start()
-        for c in clients:
-            c.join()
-        elapsed = time.perf_counter() - started
+        elapsed = run_clients(clients, args.seconds)
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
         server = None
-
-        latency: dict[str, list[float]] = defaultdict(list)
-        for c in clients:
-            for kind, values in c.latency.items():
-                latency[kind] += values
-        errors = [e for c in clients for e in c.errors]
-        lost, counts = verify(clients)
-        total = sum(len(v) for v in latency.values())
-        print(
-            f"\nload · PostgreSQL · gunicorn {args.workers} sync workers · {args.clients} clients · "
-            f"{elapsed:.0f} s · {os.cpu_count()} CPUs (shared with the clients)"
-        )
-        print(f"{'kind':<14}{'requests':>10}{'p50 ms':>10}{'p99 ms':>10}")
-        latency.pop("first GET", None)
-        total = sum(len(v) for v in latency.values())
-        for kind in ("save own", "save shared", "dashboard", "api rest", "api redcap"):
-            values = latency.get(kind, [])
-            print(
-                f"{kind:<14}{len(values):>10}{percentile(values, 0.5):>10.0f}{percentile(values, 0.99):>10.0f}"
-            )
-        every = [x for v in latency.values() for x in v]
-        print(f"{'all':<14}{total:>10}{percentile(every, 0.5):>10.0f}{percentile(every, 0.99):>10.0f}")
-        print(f"\n{total / elapsed:.0f} requests/s")
-        print(
-            f"saves answered success: {counts['saves']}, answered as edit conflicts: {counts['conflicts']}, "
-            f"records checked: {counts['records']}"
-        )
-        print(f"errors (5xx, refused, unexpected): {len(errors)}")
-        print(f"lost updates: {len(lost)}")
-        for line in (errors + lost)[:20]:
-            print("  " + line)
-        if errors or lost:
+        if not report(clients, elapsed, args.workers, args.clients):
             raise SystemExit(1)
     finally:
         if server is not None:

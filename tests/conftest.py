@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
+from capture.accounts.system import SYSTEM
 from capture.definitions.loader import load_definitions
 from capture.definitions.models import Schedule
 from capture.studies import services
@@ -32,7 +33,7 @@ PERSONAS = {
 
 @pytest.fixture
 def basic_definitions(db):
-    load_definitions([BASIC])
+    load_definitions([BASIC], actor=SYSTEM)
     return Schedule.objects.get(name="basic", version="1.0")
 
 
@@ -46,7 +47,7 @@ def make_user(db):
 
 @pytest.fixture
 def study(basic_definitions, make_user):
-    owner = make_user("owner")
+    owner = make_user("owner", is_staff=True)  # staff create studies
     study = services.create_study(actor=owner, slug="trial", name="Trial", schedule=basic_definitions)
     services.add_site(actor=owner, study=study, code="A", name="Site A")
     services.add_site(actor=owner, study=study, code="B", name="Site B")
@@ -55,7 +56,7 @@ def study(basic_definitions, make_user):
 
 @pytest.fixture
 def other_study(basic_definitions, make_user):
-    owner = make_user("other_owner")
+    owner = make_user("other_owner", is_staff=True)
     other = services.create_study(actor=owner, slug="other", name="Other", schedule=basic_definitions)
     services.add_site(actor=owner, study=other, code="X", name="Site X")
     return other
@@ -68,10 +69,10 @@ def personas(study, other_study, make_user):
     for name, (role, codes) in PERSONAS.items():
         users[name] = make_user(name)
         services.grant_role(
-            actor=None, study=study, user=users[name], role=role, sites=[sites[c] for c in codes]
+            actor=SYSTEM, study=study, user=users[name], role=role, sites=[sites[c] for c in codes]
         )
     users["outsider"] = make_user("outsider")
-    services.grant_role(actor=None, study=other_study, user=users["outsider"], role="study_admin")
+    services.grant_role(actor=SYSTEM, study=other_study, user=users["outsider"], role="study_admin")
     return users
 
 

@@ -152,7 +152,7 @@ class RecordSerializer(serializers.ModelSerializer):
     subject = serializers.CharField(source="subject.subject_id", read_only=True)
     event = serializers.CharField(source="event.name", read_only=True)
     form = serializers.CharField(source="form.ref", read_only=True)
-    data = serializers.SerializerMethodField()
+    data = serializers.SerializerMethodField()  # type: ignore[assignment]  # DRF declares fields as class attributes
     created_at = serializers.SerializerMethodField()
     updated_at = serializers.SerializerMethodField()
     updated_by = serializers.CharField(source="updated_by.username", read_only=True, default=None)
@@ -180,7 +180,7 @@ class RecordSerializer(serializers.ModelSerializer):
         policy = policy_of(self.context)
         if policy.identified:
             return record.data
-        fields = form_fields(record.form, self.context.setdefault("_fields", {}))
+        fields = form_fields(record.form, self.context.setdefault("_fields", {}))  # type: ignore[attr-defined]  # the context is the dict DRF passes
         return policy.record_data(record.subject, {f.name: f for f in fields}, record.data)
 
     @extend_schema_field(OpenApiTypes.DATETIME)
@@ -225,7 +225,7 @@ class ConflictSerializer(serializers.Serializer):
 
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
-    errors = serializers.DictField(child=serializers.CharField(), required=False)
+    errors = serializers.DictField(child=serializers.CharField(), required=False)  # type: ignore[assignment]  # DRF declares fields as class attributes
 
 
 class AuditEventSerializer(serializers.Serializer):

@@ -66,7 +66,7 @@ class _StudyScoped:
 
     def study(self) -> Study:
         if not hasattr(self, "_study_obj"):
-            self._study_obj = _study(self.request, self.kwargs["slug"])
+            self._study_obj = _study(self.request, self.kwargs["slug"])  # type: ignore[attr-defined]  # a mixin of APIView, which has request and kwargs
         return self._study_obj
 
     def get_serializer_context(self):

@@ -81,7 +81,7 @@ def record_event(
         seq=head.last_seq + 1,
         study=study,
         actor=actor_obj,
-        actor_label=actor_obj.get_username() if actor_obj else "system",
+        actor_label=actor.get_username() if actor is not None else "system",  # SystemActor: its label
         timestamp=now,
         action=action,
         object_type=object_type,
@@ -170,7 +170,7 @@ def append_events(*, actor, study, events: Iterable[NewEvent], reason: str = "",
         "chain": key,
         "study_id": study.pk if study is not None else None,
         "actor_id": actor_obj.pk if actor_obj else None,
-        "actor_label": actor_obj.get_username() if actor_obj else "system",
+        "actor_label": actor.get_username() if actor is not None else "system",
         "timestamp": timezone.now().astimezone(dt.UTC),
         "reason": reason,
     }

@@ -171,7 +171,7 @@ def _describe(error: UnexpectedInput, expression: str) -> ExpressionError:
             expression,
         )
     if isinstance(error, UnexpectedCharacters):
-        pos = error.pos_in_stream
+        pos = error.pos_in_stream or 0
         char = expression[pos] if pos < len(expression) else ""
         hint = ""
         if char in "'\"":

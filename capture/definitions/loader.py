@@ -17,15 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from capture.accounts.system import require_actor
 from capture.audit.services import record_event
+from capture.studies.services import may_create_studies
 
 from . import models as m
-from .schema import ElementFile, FormFile, ItemGroup, ScheduleFile, dump, iter_items
+from .schema import DataElement, ElementFile, FormFile, ItemGroup, ScheduleFile, dump, iter_items
 
-KINDS = {"elements": ElementFile, "form": FormFile, "schedule": ScheduleFile}
+KINDS: dict[str, type[BaseModel]] = {"elements": ElementFile, "form": FormFile, "schedule": ScheduleFile}
 
 
 class DefinitionError(Exception):
@@ -38,7 +41,7 @@ class DefinitionError(Exception):
 
 @dataclass
 class ParsedSet:
-    elements: dict[str, tuple[str, object]] = field(default_factory=dict)  # ref -> (file, DataElement)
+    elements: dict[str, tuple[str, DataElement]] = field(default_factory=dict)  # ref -> (file, element)
     forms: dict[str, tuple[str, FormFile]] = field(default_factory=dict)
     schedules: dict[str, tuple[str, ScheduleFile]] = field(default_factory=dict)
 
@@ -275,8 +278,11 @@ def compile_form(form: FormFile, elements: dict) -> dict:
 # ---------------------------------------------------------------------------- writing
 
 
-def load_definitions(paths: Iterable[Path], *, actor=None) -> LoadResult:
-    """Parse and validate every file below `paths`, then write them (see `load_parsed`)."""
+def load_definitions(paths: Iterable[Path], *, actor) -> LoadResult:
+    """Parse and validate every file below `paths`, then write them (see `load_parsed`). Only staff
+    (or the system actor) load definitions into the registry."""
+    if not may_create_studies(require_actor(actor)):
+        raise PermissionDenied("Only staff may load definitions. Ask an administrator to make you staff.")
     return load_parsed(parse_paths(list(paths)), actor=actor)
 
 
@@ -288,12 +294,14 @@ def check_parsed(parsed: ParsedSet) -> None:
         raise DefinitionError(problems)
 
 
-def load_parsed(parsed: ParsedSet, *, actor=None, audit_details: dict | None = None) -> LoadResult:
+def load_parsed(parsed: ParsedSet, *, actor, audit_details: dict | None = None) -> LoadResult:
     """Write already validated definitions in one transaction, refusing changes to used versions.
 
     `parsed` comes from `parse_paths` or a converter (capture/definitions/converters), which must
     have run `check_parsed` on it. `audit_details` (e.g. the source file) goes into the audit row.
+    The caller has decided that `actor` may load them (`load_definitions`, definitions/services).
     """
+    require_actor(actor)
     result = LoadResult()
     with transaction.atomic():
         form_specs = _compile_forms(parsed)
@@ -329,9 +337,11 @@ def _compile_forms(parsed: ParsedSet) -> dict[str, dict]:
 def _refuse_changes_to_used_versions(parsed: ParsedSet, form_specs: dict[str, dict]) -> None:
     problems = []
     for ref, (path, element) in parsed.elements.items():
-        row = m.DataElement.objects.filter(public_id=element.public_id, version=element.version).first()
-        if row and row.content_hash != _hash(dump(element)):
-            used = m.FormDefinition.objects.filter(elements=row, records__isnull=False).distinct()
+        element_row = m.DataElement.objects.filter(
+            public_id=element.public_id, version=element.version
+        ).first()
+        if element_row and element_row.content_hash != _hash(dump(element)):
+            used = m.FormDefinition.objects.filter(elements=element_row, records__isnull=False).distinct()
             if used.exists():
                 forms = ", ".join(f.ref for f in used)
                 problems.append(
@@ -340,17 +350,17 @@ def _refuse_changes_to_used_versions(parsed: ParsedSet, form_specs: dict[str, di
                     "version (and the forms that should use it new versions too)."
                 )
     for ref, (path, form) in parsed.forms.items():
-        row = m.FormDefinition.objects.filter(name=form.form, version=form.version).first()
-        if row and row.content_hash != _hash(form_specs[ref]) and row.records.exists():
+        form_row = m.FormDefinition.objects.filter(name=form.form, version=form.version).first()
+        if form_row and form_row.content_hash != _hash(form_specs[ref]) and form_row.records.exists():
             problems.append(
                 f"{path}: form {ref} differs from the loaded version, which has "
-                f"{row.records.count()} record(s). A used version never changes. Fix: load the changed "
+                f"{form_row.records.count()} record(s). A used version never changes. Fix: load the changed "
                 f'form as a new version (e.g. version: "{_next_version(form.version)}").'
             )
     for ref, (path, schedule) in parsed.schedules.items():
-        row = m.Schedule.objects.filter(name=schedule.schedule, version=schedule.version).first()
-        changed = row is not None and row.content_hash != _hash(dump(schedule))
-        if changed and row.arms.filter(subjects__isnull=False).exists():
+        schedule_row = m.Schedule.objects.filter(name=schedule.schedule, version=schedule.version).first()
+        changed = schedule_row is not None and schedule_row.content_hash != _hash(dump(schedule))
+        if changed and schedule_row and schedule_row.arms.filter(subjects__isnull=False).exists():
             problems.append(
                 f"{path}: schedule {ref} differs from the loaded version, which studies with enrolled "
                 "subjects use. A used version never changes. Fix: load it as a new version."

@@ -12,7 +12,9 @@ import json
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 
+from capture.accounts.system import require_actor
 from capture.audit.services import record_event
 from capture.studies import access
 from capture.studies import services as study_services
@@ -141,63 +143,12 @@ def versioned(conversion: Conversion) -> Conversion:
     """The conversion with versions settled against the database: a definition identical to the latest
     loaded version reuses it; a changed one becomes the next version; a new one stays at its version.
     caDSR elements keep caDSR's version (`_released`); a clash is an error in the returned problems."""
-    renamed: dict[str, str] = {}
-    elements: list[DataElement] = []
     clashes: list[Problem] = []
-    for original in conversion.elements:
-        element = original
-        if element.public_id.isdigit():
-            element = _released(element, clashes, in_form=conversion.kind == "formcart")
-        if not element.public_id.isdigit():
-            latest = _latest(m.DataElement.objects.filter(public_id=element.public_id))
-            version = _settle(latest, lambda v, e=element: _hash(dump(e.model_copy(update={"version": v}))))
-            if version and version != element.version:
-                element = element.model_copy(update={"version": version})
-        if element.ref != original.ref:
-            renamed[original.ref] = element.ref
-        elements.append(element)
-    by_ref = {e.ref: e for e in elements}
-
-    def with_elements(form: FormFile, version: str) -> FormFile:
-        data = form.model_dump(mode="json")
-        data["version"] = version
-        for section in data["sections"]:
-            for entry in section["items"]:
-                for item in entry["items"] if "group" in entry else [entry]:
-                    item["element"] = renamed.get(item["element"], item["element"])
-        return FormFile.model_validate(data)
-
-    forms: list[FormFile] = []
-    form_renamed: dict[str, str] = {}
-    for form in conversion.forms:
-        form = with_elements(form, form.version)
-        known = dict(by_ref)
-        for _, _, item in iter_items(form):
-            if item.element not in known:
-                row = m.DataElement.objects.filter(
-                    public_id=item.element.split("@")[0], version=item.element.split("@")[1]
-                ).first()
-                if row is not None:
-                    known[item.element] = DataElement.model_validate(row.spec)
-        latest = _latest(m.FormDefinition.objects.filter(name=form.form))
-        version = _settle(latest, lambda v, f=form, k=known: _hash(compile_form(with_elements(f, v), k)))
-        if version and version != form.version:
-            new = with_elements(form, version)
-            form_renamed[form.ref] = new.ref
-            form = new
-        forms.append(form)
+    elements, renamed = _settled_elements(conversion.elements, clashes, in_form=conversion.kind == "formcart")
+    forms, form_renamed = _settled_forms(conversion.forms, elements, renamed)
     schedule = conversion.schedule
     if schedule is not None:
-        data = schedule.model_dump(mode="json")
-        for arm in data["arms"]:
-            for event in arm["events"]:
-                for entry in event["forms"]:
-                    entry["form"] = form_renamed.get(entry["form"], entry["form"])
-        schedule = ScheduleFile.model_validate(data)
-        latest = _latest(m.Schedule.objects.filter(name=schedule.schedule))
-        version = _settle(latest, lambda v, s=schedule: _hash(dump(s.model_copy(update={"version": v}))))
-        if version and version != schedule.version:
-            schedule = schedule.model_copy(update={"version": version})
+        schedule = _settled_schedule(schedule, form_renamed)
     return Conversion(
         source=conversion.source,
         kind=conversion.kind,
@@ -209,11 +160,94 @@ def versioned(conversion: Conversion) -> Conversion:
     )
 
 
+def _settled_elements(
+    converted: list[DataElement], clashes: list[Problem], *, in_form: bool
+) -> tuple[list[DataElement], dict[str, str]]:
+    """The elements at their settled versions, and {converted ref: settled ref} for those renamed.
+    caDSR elements (numeric public ids) keep caDSR's version (`_released`); local ones are settled."""
+    renamed: dict[str, str] = {}
+    elements: list[DataElement] = []
+    for original in converted:
+        element = original
+        if element.public_id.isdigit():
+            element = _released(element, clashes, in_form=in_form)
+        if not element.public_id.isdigit():
+            latest = _latest(m.DataElement.objects.filter(public_id=element.public_id))
+            version = _settle(latest, lambda v, e=element: _hash(dump(e.model_copy(update={"version": v}))))
+            if version and version != element.version:
+                element = element.model_copy(update={"version": version})
+        if element.ref != original.ref:
+            renamed[original.ref] = element.ref
+        elements.append(element)
+    return elements, renamed
+
+
+def _with_elements(form: FormFile, version: str, renamed: dict[str, str]) -> FormFile:
+    """The form at `version`, its items pointing at the renamed elements."""
+    data = form.model_dump(mode="json")
+    data["version"] = version
+    for section in data["sections"]:
+        for entry in section["items"]:
+            for item in entry["items"] if "group" in entry else [entry]:
+                item["element"] = renamed.get(item["element"], item["element"])
+    return FormFile.model_validate(data)
+
+
+def _known_elements(form: FormFile, by_ref: dict[str, DataElement]) -> dict[str, DataElement]:
+    """The converted elements, plus the loaded ones the form names that the conversion lacks."""
+    known = dict(by_ref)
+    for _, _, item in iter_items(form):
+        if item.element not in known:
+            public_id, _, version = item.element.partition("@")
+            row = m.DataElement.objects.filter(public_id=public_id, version=version).first()
+            if row is not None:
+                known[item.element] = DataElement.model_validate(row.spec)
+    return known
+
+
+def _settled_forms(
+    converted: list[FormFile], elements: list[DataElement], renamed: dict[str, str]
+) -> tuple[list[FormFile], dict[str, str]]:
+    """The forms at their settled versions (compiled with their elements to compare), and
+    {converted ref: settled ref} for those renamed."""
+    by_ref = {e.ref: e for e in elements}
+    forms: list[FormFile] = []
+    form_renamed: dict[str, str] = {}
+    for form in converted:
+        form = _with_elements(form, form.version, renamed)
+        known = _known_elements(form, by_ref)
+        latest = _latest(m.FormDefinition.objects.filter(name=form.form))
+        version = _settle(
+            latest, lambda v, f=form, k=known: _hash(compile_form(_with_elements(f, v, renamed), k))
+        )
+        if version and version != form.version:
+            new = _with_elements(form, version, renamed)
+            form_renamed[form.ref] = new.ref
+            form = new
+        forms.append(form)
+    return forms, form_renamed
+
+
+def _settled_schedule(schedule: ScheduleFile, form_renamed: dict[str, str]) -> ScheduleFile:
+    """The schedule naming the settled forms, at its settled version."""
+    data = schedule.model_dump(mode="json")
+    for arm in data["arms"]:
+        for event in arm["events"]:
+            for entry in event["forms"]:
+                entry["form"] = form_renamed.get(entry["form"], entry["form"])
+    schedule = ScheduleFile.model_validate(data)
+    latest = _latest(m.Schedule.objects.filter(name=schedule.schedule))
+    version = _settle(latest, lambda v, s=schedule: _hash(dump(s.model_copy(update={"version": v}))))
+    if version and version != schedule.version:
+        schedule = schedule.model_copy(update={"version": version})
+    return schedule
+
+
 def plan(conversion: Conversion) -> dict[str, list[str]]:
     """What confirming would do, without writing: definitions that are new, new versions of loaded
     ones, or already loaded and unchanged (for the preview page)."""
     settled = versioned(conversion)
-    rows = [
+    rows: list[tuple[str, QuerySet, str, str]] = [
         ("element", m.DataElement.objects.filter(public_id=e.public_id), e.version, e.ref)
         for e in settled.elements
     ]
@@ -245,7 +279,9 @@ def _audit_details(conversion: Conversion) -> dict:
 @transaction.atomic
 def import_definitions(*, actor, conversion: Conversion) -> tuple[LoadResult, Conversion]:
     """Load the elements, forms and schedule of a conversion (no study). Returns the load result and the
-    conversion as loaded (with its settled versions)."""
+    conversion as loaded (with its settled versions). Only staff (or the system) load definitions."""
+    if not may_create_studies(require_actor(actor)):
+        raise PermissionDenied("Only staff may load definitions. Ask an administrator to make you staff.")
     _require_clean(conversion)
     settled = versioned(conversion)
     _require_clean(settled)
@@ -253,8 +289,7 @@ def import_definitions(*, actor, conversion: Conversion) -> tuple[LoadResult, Co
     return result, settled
 
 
-def may_create_studies(user) -> bool:
-    return bool(user and user.is_authenticated and user.is_active and (user.is_superuser or user.is_staff))
+may_create_studies = study_services.may_create_studies
 
 
 @transaction.atomic
@@ -262,7 +297,7 @@ def create_study_from_conversion(
     *, actor, conversion: Conversion, slug: str, name: str, description: str = ""
 ) -> tuple[Study, LoadResult]:
     """Load a converted dictionary or project file and create a study on its schedule."""
-    if actor is not None and not may_create_studies(actor):
+    if not may_create_studies(require_actor(actor)):
         raise PermissionDenied("Only staff may create studies. Ask an administrator to make you staff.")
     if conversion.schedule is None:
         raise ValidationError(
@@ -272,6 +307,7 @@ def create_study_from_conversion(
     if Study.objects.filter(slug=slug).exists():
         raise ValidationError(f"A study with the short name {slug!r} exists already; choose another.")
     result, settled = import_definitions(actor=actor, conversion=conversion)
+    assert settled.schedule is not None  # versioning keeps the conversion's schedule
     schedule = m.Schedule.objects.get(name=settled.schedule.schedule, version=settled.schedule.version)
     study = study_services.create_study(
         actor=actor, slug=slug, name=name, schedule=schedule, description=description
@@ -296,7 +332,7 @@ def update_study_definitions(*, actor, study: Study, conversion: Conversion) -> 
     with enrolled subjects keeps its schedule: moving subjects and their records to a new schedule
     version is a protocol amendment, which Capture does not do yet.
     """
-    if actor is not None and not access.can(actor, "manage_study", study):
+    if not access.can(require_actor(actor), "manage_study", study):
         raise PermissionDenied(f"Your role in {study.name} does not allow changing its definitions.")
     if conversion.schedule is None:
         raise ValidationError(f"{conversion.source} defines no schedule. Fix: upload the whole project.")
@@ -308,6 +344,7 @@ def update_study_definitions(*, actor, study: Study, conversion: Conversion) -> 
     _require_clean(conversion)
     settled = versioned(conversion)
     _require_clean(settled)
+    assert settled.schedule is not None  # versioning keeps the conversion's schedule
     new_ref = settled.schedule.ref
     if new_ref != study.schedule.ref and Subject.objects.filter(study=study).exists():
         raise ValidationError(
@@ -352,7 +389,7 @@ def study_definitions(study: Study) -> tuple[list[FormFile], dict[str, DataEleme
     }
     # Forms keep the order they were first loaded in (a dictionary's instrument order), not the order
     # events happen to name them in.
-    first = {}
+    first: dict[str, int] = {}
     for name, pk in m.FormDefinition.objects.filter(name__in={r.name for r in rows.values()}).values_list(
         "name", "pk"
     ):
@@ -392,6 +429,8 @@ def export_odm(*, actor, study: Study) -> tuple[bytes, list[Problem]]:
 
 
 def _audit_export(actor, study: Study, kind: str, problems: list[Problem]) -> None:
+    if not access.can(require_actor(actor), access.VIEW, study):
+        raise PermissionDenied(f"You have no role in {study.name}.")
     record_event(
         actor=actor,
         study=study,

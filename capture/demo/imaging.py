@@ -18,8 +18,11 @@ import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
+from capture.accounts.system import SystemActor
 from capture.imaging import services
 from capture.imaging.ingest import ingest_folder
+
+DEMO = SystemActor(label="system: demo")  # the seed's actor: audit events say the demo made them
 
 # (days from enrolment, test file, modality): baseline CT, PET/CT on treatment, MR at follow-up,
 # and one scan between windows so the timeline shows "outside every window".
@@ -32,7 +35,9 @@ SCANS = [
 
 
 def _write(path: Path, name: str, modality: str, patient_id: str, date: dt.date, key: str) -> None:
-    ds = pydicom.dcmread(get_testdata_file(name))
+    source = get_testdata_file(name)
+    assert isinstance(source, str)  # a file of pydicom's test data, by name
+    ds = pydicom.dcmread(source)
     ds.PatientID = patient_id
     ds.PatientName = f"DEMO^{patient_id}"
     ds.AccessionNumber = f"ACC{zlib.crc32(key.encode()):010d}"
@@ -62,11 +67,11 @@ def seed_imaging(
         for index, subject in enumerate(subjects):
             patient_id = f"MRN{100000 + subject.pk}"
             if index < patients:
-                services.add_identifier(actor=None, subject=subject, kind="patient_id", value=patient_id)
+                services.add_identifier(actor=DEMO, subject=subject, kind="patient_id", value=patient_id)
             for day, name, modality in SCANS:
                 when = subject.enrollment_date + dt.timedelta(days=day + rng.randint(-2, 2))
                 if when > dt.date.today():  # noqa: DTZ011 - demo dates are calendar dates
                     continue
                 key = f"{study.slug}:{subject.subject_id}:{day}"
                 _write(Path(tmp) / subject.subject_id / f"{day}.dcm", name, modality, patient_id, when, key)
-        return ingest_folder(actor=None, study=study, path=Path(tmp))
+        return ingest_folder(actor=DEMO, study=study, path=Path(tmp))

@@ -20,7 +20,7 @@ from capture.records.services import RecordValidationError, save_record
 from capture.studies import services
 from capture.studies.models import Study, Subject
 
-from .imaging import seed_imaging
+from .imaging import DEMO, seed_imaging
 
 DEMO_SLUG = "qin-coclinical-demo"
 SCHEDULE_REF = ("qin_coclinical", "1.0")
@@ -72,21 +72,20 @@ def seed(*, patients: int = 60, models: int = 20, seed_value: int = 7, imaging: 
 
     rng = random.Random(seed_value)
     schedule = Schedule.objects.get(name=SCHEDULE_REF[0], version=SCHEDULE_REF[1])
-    admin = users["admin"]
     with transaction.atomic():
         study = services.create_study(
-            actor=admin,
+            actor=DEMO,
             slug=DEMO_SLUG,
             name="QIN Co-Clinical Imaging (demo)",
             schedule=schedule,
             description="A demonstration co-clinical study: patients and the PDX models derived from them.",
         )
         sites = {
-            code: services.add_site(actor=admin, study=study, code=code, name=name) for code, name in SITES
+            code: services.add_site(actor=DEMO, study=study, code=code, name=name) for code, name in SITES
         }
         for username, role, codes in USERS:
             services.grant_role(
-                actor=admin, study=study, user=users[username], role=role, sites=[sites[c] for c in codes]
+                actor=DEMO, study=study, user=users[username], role=role, sites=[sites[c] for c in codes]
             )
         today = dt.date.today()  # noqa: DTZ011 - demo dates are calendar dates
         patient_rows = []
@@ -94,12 +93,12 @@ def seed(*, patients: int = 60, models: int = 20, seed_value: int = 7, imaging: 
             site = list(sites.values())[n % len(sites)]
             enrolled = today - dt.timedelta(days=rng.randint(30, 720))
             patient_rows.append(
-                services.enroll_subject(actor=admin, study=study, site=site, enrollment_date=enrolled)
+                services.enroll_subject(actor=DEMO, study=study, site=site, enrollment_date=enrolled)
             )
         donors = rng.sample(patient_rows, k=min(models, len(patient_rows)))
         model_rows = [
             services.enroll_subject(
-                actor=admin,
+                actor=DEMO,
                 study=study,
                 site=donor.site,
                 kind=Subject.ANIMAL,
@@ -110,7 +109,7 @@ def seed(*, patients: int = 60, models: int = 20, seed_value: int = 7, imaging: 
             for donor in donors
         ]
         for subject in patient_rows + model_rows:
-            _fill_records(subject, admin, rng)
+            _fill_records(subject, DEMO, rng)
     if imaging and patients:
         # Scans for most patients, linked by a registered PatientID; two wait in the assignment queue.
         queued = min(2, patients)

@@ -59,7 +59,7 @@ def _values(col: Column) -> str:
 
 def _concepts(col: Column) -> str:
     if col.option is not None:  # a checkbox option carries the concept of its permissible value
-        return "".join(c for code, _, c in col.item.element.codes if code == col.option)
+        return "".join(c for code, _, c in col.item.element.codes if code == col.option)  # type: ignore[union-attr]  # an option column has its item
     return "; ".join(c for _, _, c in col.codes if c)
 
 

@@ -137,7 +137,7 @@ def _hint(name: str, known: set[str]) -> str:
 
 def _flatten(data: dict) -> dict:
     """A record's values with each repeating group's items as lists (how sum([x]) reads them)."""
-    flat = {}
+    flat: dict = {}
     for key, value in data.items():
         if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
             for row in value:

@@ -62,7 +62,7 @@ class Cells:
     def _value_of(self, col: Column):
         """(record data, subject) -> the cell of a record column."""
         conv = converter(col, self.missing_codes, self.deid)
-        name, group, row = col.item.name, col.item.group, col.row
+        name, group, row = col.item.name, col.item.group, col.row  # type: ignore[union-attr]  # record columns have an item
         if row is None:
             return lambda data, s: conv(data.get(name), s)
         index = row - 1
@@ -86,7 +86,7 @@ class Cells:
         if key == "arm":
             return subject.arm.name
         if key == "derived_from":
-            return deid.subject_key(subject.derived_from.subject_id) if subject.derived_from_id else None
+            return deid.subject_key(subject.derived_from.subject_id) if subject.derived_from_id else None  # type: ignore[union-attr]  # derived_from_id is set
         if key == "model_type":
             return subject.model_type or None
         if key == "enrollment_date":
@@ -108,7 +108,7 @@ class Cells:
         if col.source == "status":
             return lambda datas, statuses, subjects: statuses
         conv = converter(col, self.missing_codes, self.deid)
-        name, group, row = col.item.name, col.item.group, col.row
+        name, group, row = col.item.name, col.item.group, col.row  # type: ignore[union-attr]  # record columns have an item
         if row is None:
             return lambda datas, statuses, subjects: [
                 conv(d.get(name), s) for d, s in zip(datas, subjects, strict=True)
@@ -156,7 +156,7 @@ class RecordColumns:
             if fast is None:
                 self.others.append((n, cells.column_maker(col)))
             else:
-                plain.append((n, col.item.name, fast))
+                plain.append((n, col.item.name, fast))  # type: ignore[union-attr]  # record columns have an item
         self.plain = [(n, fast) for n, _, fast in plain]
         self.names = tuple(name for _, name, _ in plain)
         self.pick = itemgetter(*self.names) if len(self.names) > 1 else None
@@ -307,6 +307,6 @@ def convert(col: Column, raw, subject: Subject, missing_codes, deid: Deidentifie
         return int(raw)
     if datatype == "decimal":
         return float(raw)
-    element_type = col.item.element.datatype
+    element_type = col.item.element.datatype  # type: ignore[union-attr]  # record columns have an item
     value = dt.date.fromisoformat(raw) if element_type == "date" else dt.datetime.fromisoformat(raw)
     return deid.date(value, subject)

@@ -204,8 +204,8 @@ def _write(builder: DatasetBuilder, workdir: Path, progress: Callable | None) ->
         odm = writers[spec.formats.index("odm")]
         if progress:
             progress(total, total, "Checking the ODM file against the ODM 1.3.2 schema")
-        if odm.path.stat().st_size <= ODM_VALIDATE_MAX_BYTES:
-            errors = validate_odm(odm.path)
+        if odm.path.stat().st_size <= ODM_VALIDATE_MAX_BYTES:  # type: ignore[attr-defined]  # the ODM writer writes one file
+            errors = validate_odm(odm.path)  # type: ignore[attr-defined]  # the ODM writer writes one file
             if errors:
                 # Our own output failing the schema is a bug, not the user's problem.
                 raise RuntimeError("The ODM export does not validate: " + "; ".join(errors[:5]))

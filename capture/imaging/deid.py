@@ -251,8 +251,10 @@ def _has_value(elem) -> bool:
     value = elem.value
     if value is None:
         return False
-    if isinstance(value, bytes | str):
-        return bool(value.strip(b"\x00 " if isinstance(value, bytes) else "\x00 "))
+    if isinstance(value, bytes):
+        return bool(value.strip(b"\x00 "))
+    if isinstance(value, str):
+        return bool(value.strip("\x00 "))
     return elem.VM > 0
 
 

@@ -198,7 +198,7 @@ def list_files(root: Path) -> list[Path]:
     """Every regular file under `root` (a file is taken as it is), in a stable order."""
     if root.is_file():
         return [root]
-    found = []
+    found: list[Path] = []
     for folder, dirs, files in os.walk(root):
         dirs.sort()
         found.extend(Path(folder) / name for name in sorted(files))

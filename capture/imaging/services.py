@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from capture.accounts.system import require_actor, user_or_none
 from capture.audit.services import record_event
 from capture.studies import access, pseudonyms
 from capture.studies.models import Study, Subject
@@ -34,10 +35,13 @@ RELEASE = "imaging.quarantine.release"
 REJECT = "imaging.quarantine.reject"
 
 
+WHAT = {"import_data": "linking images", "export_deidentified": "de-identified copies of images"}
+
+
 def require(actor, study: Study, codename: str = "import_data") -> None:
-    """Commands run as the system (actor None); a person must hold the permission."""
-    if actor is not None and not access.can(actor, codename, study):
-        raise PermissionDenied(f"Your role in {study.name} does not allow linking images.")
+    """The actor must hold the permission (the system actor holds every one; None is refused)."""
+    if not access.can(require_actor(actor), codename, study):
+        raise PermissionDenied(f"Your role in {study.name} does not allow {WHAT.get(codename, codename)}.")
 
 
 def parse_da(value: str) -> dt.date | None:
@@ -322,8 +326,7 @@ def add_identifier(*, actor, subject: Subject, kind: str, value: str) -> tuple[S
     studies that carry it. Returns the identifier row and how many studies it linked."""
     study = subject.study
     require(actor, study)
-    if actor is not None:
-        access.get_subject(actor, study, subject.subject_id)  # 404 if the actor may not see the subject
+    access.get_subject(actor, study, subject.subject_id)  # 404 if the actor may not see the subject
     if kind not in dict(SourceIdentifier.KINDS):
         raise ValidationError(
             f"Unknown identifier kind {kind!r}; use one of {', '.join(dict(SourceIdentifier.KINDS))}."
@@ -373,7 +376,7 @@ def _assign(actor, row: ImagingStudy, subject: Subject, reason: str) -> None:
     row.study_date = shifted(row.pending_date, subject)
     row.pending_date = None
     row.assigned_at = timezone.now()
-    row.assigned_by = actor if actor is not None and actor.pk else None
+    row.assigned_by = user_or_none(actor)
     row.save(update_fields=["subject", "study_date", "pending_date", "assigned_at", "assigned_by"])
     record_event(
         actor=actor,
@@ -397,8 +400,7 @@ def assign_study(*, actor, imaging_study: ImagingStudy, subject: Subject, reason
     require(actor, study)
     if subject.study_id != study.pk:
         raise ValidationError("The subject belongs to another study.")
-    if actor is not None:
-        access.get_subject(actor, study, subject.subject_id)
+    access.get_subject(actor, study, subject.subject_id)
     row = ImagingStudy.objects.select_for_update().get(pk=imaging_study.pk)
     if row.subject_id is not None:
         raise ValidationError(
@@ -458,8 +460,7 @@ def decide_quarantine(*, actor, item: QuarantinedInstance, release: bool, reason
     de-identification run writes it) or rejects it (it is never shared). Audited, with the reason."""
     study = item.study
     require(actor, study)
-    if actor is not None:
-        access.get_subject(actor, study, item.subject.subject_id)  # 404 if the actor may not see it
+    access.get_subject(actor, study, item.subject.subject_id)  # 404 if the actor may not see it
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError(
@@ -470,7 +471,7 @@ def decide_quarantine(*, actor, item: QuarantinedInstance, release: bool, reason
         raise ValidationError(f"This image was already {row.status}; it is no longer waiting for review.")
     row.status = QuarantinedInstance.RELEASED if release else QuarantinedInstance.REJECTED
     row.decided_at = timezone.now()
-    row.decided_by = actor if actor is not None and actor.pk else None
+    row.decided_by = user_or_none(actor)
     row.decision_reason = reason[:500]
     row.save(update_fields=["status", "decided_at", "decided_by", "decision_reason"])
     record_event(

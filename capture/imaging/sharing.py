@@ -18,7 +18,7 @@ from capture.audit.services import record_event
 from capture.studies import pseudonyms
 from capture.studies.models import Study
 
-from . import deid
+from . import deid, services
 from .dicomread import list_files, open_dicom
 from .models import QuarantinedInstance, SourceIdentifier
 
@@ -62,7 +62,9 @@ def pixel_hash(ds) -> str:
 def deidentify_tree(*, actor, study: Study, src: Path, dst: Path) -> CopyReport:
     """Write de-identified copies of the DICOM files under `src` to `dst`. Each file is copied
     whole or not at all; a file that cannot be copied is refused by name and the run goes on;
-    the run always ends with one audit event (with the quarantine rows it adds)."""
+    the run always ends with one audit event (with the quarantine rows it adds). The actor must
+    hold `export_deidentified` on the study."""
+    services.require(actor, study, "export_deidentified")
     if not src.exists():
         raise FileNotFoundError(f"{src} does not exist; give a folder (or a file) of DICOM files.")
     if dst.exists() and dst.resolve() == src.resolve():

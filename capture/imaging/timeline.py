@@ -125,7 +125,6 @@ def _stop_name(name: str) -> list[str]:
 def build(user, subject: Subject) -> Timeline:
     """The timeline of `subject` as `user` may see it (the caller has checked access)."""
     disclosure = Disclosure.for_user(user, subject.study)
-    enrolled = subject.enrollment_date
 
     def show(date: dt.date) -> str:
         return disclosure.date(subject, date).isoformat()
@@ -133,14 +132,13 @@ def build(user, subject: Subject) -> Timeline:
     timeline = Timeline(
         subject_id=subject.subject_id,
         anchor="enrollment",
-        enrollment_date=show(enrolled),
+        enrollment_date=show(subject.enrollment_date),
         dates_shifted=disclosure.shifts_dates,
     )
     events = list(subject.arm.events.order_by("order"))
     timeline.windows = [
         Window(e.name, e.title, e.day, e.day - e.window_before, e.day + e.window_after) for e in events
     ]
-
     records = list(
         FormRecord.objects.filter(subject=subject)
         .select_related("form", "event")
@@ -149,55 +147,76 @@ def build(user, subject: Subject) -> Timeline:
     items_by_form = _date_items(records)
     for record in records:
         items = items_by_form.get(record.form_id, [])
-        by_name = {i["name"]: i for i in items if not i["repeating"]}
-        used: set[str] = set()
-        for name in by_name:
-            if not START.search(name):
+        bars, used = _bars(record, items, subject.enrollment_date, show)
+        timeline.treatments += bars
+        timeline.assessments += _marks(record, items, used, subject.enrollment_date, show)
+    timeline.imaging = _scans(subject, timeline.windows, disclosure, show)
+    return timeline
+
+
+def _bars(record: FormRecord, items: list[dict], enrolled: dt.date, show) -> tuple[list[Bar], set[str]]:
+    """The record's start/stop date pairs as bars, and the names of the items they used."""
+    by_name = {i["name"]: i for i in items if not i["repeating"]}
+    bars: list[Bar] = []
+    used: set[str] = set()
+    for name in by_name:
+        if not START.search(name):
+            continue
+        start = _parse(record.data.get(name))
+        stop_name = next((n for n in _stop_name(name) if n in by_name), None)
+        if start is None or stop_name is None:
+            continue
+        stop = _parse(record.data.get(stop_name))
+        used |= {name, stop_name}
+        bars.append(
+            Bar(
+                label=record.form.title,
+                form=record.form_name,
+                event=record.event.name,
+                start_day=(start - enrolled).days,
+                end_day=(stop - enrolled).days if stop else None,
+                start_date=show(start),
+                end_date=show(stop) if stop else None,
+            )
+        )
+    return bars, used
+
+
+def _marks(record: FormRecord, items: list[dict], used: set[str], enrolled: dt.date, show) -> list[Mark]:
+    """The record's other dates (in every row of a repeating group) as marks."""
+    marks: list[Mark] = []
+    for item in items:
+        rows = record.data.get(item["group"]) if item["repeating"] else [record.data]
+        for row in rows if isinstance(rows, list) else []:
+            if item["name"] in used or not isinstance(row, dict):
                 continue
-            start = _parse(record.data.get(name))
-            stop_name = next((n for n in _stop_name(name) if n in by_name), None)
-            if start is None or stop_name is None:
+            date = _parse(row.get(item["name"]))
+            if date is None:
                 continue
-            stop = _parse(record.data.get(stop_name))
-            used |= {name, stop_name}
-            timeline.treatments.append(
-                Bar(
-                    label=record.form.title,
+            marks.append(
+                Mark(
+                    label=f"{record.form.title} ({record.event.title})",
                     form=record.form_name,
                     event=record.event.name,
-                    start_day=(start - enrolled).days,
-                    end_day=(stop - enrolled).days if stop else None,
-                    start_date=show(start),
-                    end_date=show(stop) if stop else None,
+                    item=item["name"],
+                    day=(date - enrolled).days,
+                    date=show(date),
                 )
             )
-        for item in items:
-            rows = record.data.get(item["group"]) if item["repeating"] else [record.data]
-            for row in rows if isinstance(rows, list) else []:
-                if item["name"] in used or not isinstance(row, dict):
-                    continue
-                date = _parse(row.get(item["name"]))
-                if date is None:
-                    continue
-                timeline.assessments.append(
-                    Mark(
-                        label=f"{record.form.title} ({record.event.title})",
-                        form=record.form_name,
-                        event=record.event.name,
-                        item=item["name"],
-                        day=(date - enrolled).days,
-                        date=show(date),
-                    )
-                )
+    return marks
 
+
+def _scans(subject: Subject, windows: list[Window], disclosure: Disclosure, show) -> list[Scan]:
+    """The subject's imaging studies, each placed in the schedule window that holds it."""
+    found: list[Scan] = []
     scans = (
         ImagingStudy.objects.filter(subject=subject).select_related("subject").order_by("study_date", "pk")
     )
     for scan in scans:
         day = scan.day_offset()
-        window = _window_for(timeline.windows, day)
+        window = _window_for(windows, day)
         date = scan.real_date()
-        timeline.imaging.append(
+        found.append(
             Scan(
                 study_uid=scan.study_uid,
                 day=day,
@@ -214,7 +233,7 @@ def build(user, subject: Subject) -> Timeline:
                 in_window=window is not None,
             )
         )
-    return timeline
+    return found
 
 
 def _window_for(windows: list[Window], day: int | None) -> Window | None:

@@ -2,6 +2,7 @@
 this and override; values that differ per deployment come from the environment."""
 
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -131,7 +132,7 @@ STATIC_ROOT = VAR_DIR / "static"
 MEDIA_ROOT = VAR_DIR / "media"
 
 # Capture's own options, one namespaced dict (STYLE.md §6).
-CAPTURE = {
+CAPTURE: dict[str, Any] = {
     "DEFINITIONS_DIR": BASE_DIR / "crf_definitions",
     "DASHBOARD_PAGE_SIZE": 100,
     # With CAPTURE_REQUIRE_2FA=true every user must log in with an authenticator code.

@@ -65,7 +65,7 @@ def _permissions_sql(vendor: str) -> str:
     cache: quoting differs between databases."""
     q = connection.ops.quote_name
     perm, own, grp = Permission._meta, UserObjectPermission._meta, GroupObjectPermission._meta
-    member = get_user_model()._meta.get_field("groups").remote_field.through._meta
+    member = get_user_model()._meta.get_field("groups").remote_field.through._meta  # type: ignore[union-attr]  # a many-to-many has its through model
 
     def col(meta, name):
         return f"{q(meta.db_table)}.{q(meta.get_field(name).column)}"
@@ -73,7 +73,7 @@ def _permissions_sql(vendor: str) -> str:
     def read(meta, who: str, join: str) -> str:
         return (
             f"SELECT {col(perm, 'codename')} FROM {q(meta.db_table)} "  # noqa: S608 - names from the models; values are parameters
-            f"INNER JOIN {q(perm.db_table)} ON {col(meta, 'permission')} = {q(perm.db_table)}.{q(perm.pk.column)}"
+            f"INNER JOIN {q(perm.db_table)} ON {col(meta, 'permission')} = {q(perm.db_table)}.{q(perm.pk.column)}"  # type: ignore[arg-type]  # Permission has its pk column
             f"{join} WHERE {who} = %s AND {col(meta, 'content_type')} = %s AND {col(meta, 'object_pk')} = %s"
             f" AND {col(perm, 'content_type')} = %s"
         )
@@ -236,7 +236,7 @@ def study_access(user, slug: str, codename: str = VIEW) -> StudyAccess:
     if user.is_authenticated and user.is_active:
         study = next(iter(Study.objects.filter(slug=slug).order_by()[:1]), None)  # slug is unique
     perms = permissions(user, study) if study is not None else frozenset()
-    if VIEW not in perms:
+    if study is None or VIEW not in perms:
         raise Http404("No such study.")
     found = StudyAccess(user, study, perms)
     found.require(codename)

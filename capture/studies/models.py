@@ -76,7 +76,7 @@ class Study(models.Model):
 
     class Meta:
         ordering = ["name"]
-        permissions = STUDY_PERMISSIONS
+        permissions = STUDY_PERMISSIONS  # type: ignore[assignment]  # a list of (str, str) is what Django reads
         verbose_name_plural = "studies"
 
     def __str__(self) -> str:

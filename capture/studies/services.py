@@ -1,7 +1,8 @@
 """Workflows on studies: create a study, add sites, grant roles, enrol subjects.
 
-Each function runs in one transaction, checks its preconditions, writes, and
-records the audit event in the same transaction.
+Each function runs in one transaction, checks its actor's permission and its preconditions,
+writes, and records the audit event in the same transaction. Staff (and the system actor) create
+studies; staff or the study's managers add sites and grant roles (the admin is staff's tool).
 """
 
 from __future__ import annotations
@@ -12,12 +13,23 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
+from capture.accounts.system import require_actor
 from capture.audit.services import record_event
 from capture.definitions.models import Arm, Schedule
 
 from . import access, pseudonyms
 from .models import STUDY_PERMISSIONS, Membership, Site, Study, Subject, validate_id_pattern
 from .roles import ROLES
+
+
+def may_create_studies(user) -> bool:
+    """Staff and the system actor create studies and load definitions into the registry."""
+    return bool(user and user.is_authenticated and user.is_active and (user.is_superuser or user.is_staff))
+
+
+def _require_manager(actor, study: Study) -> None:
+    if not (may_create_studies(require_actor(actor)) or access.can(actor, "manage_study", study)):
+        raise PermissionDenied(f"Your role in {study.name} does not allow managing its sites and roles.")
 
 
 def _study_snapshot(study: Study) -> dict:
@@ -40,6 +52,8 @@ def create_study(
     subject_id_pattern: str = "{site}-{seq:04d}",
     description: str = "",
 ) -> Study:
+    if not may_create_studies(require_actor(actor)):
+        raise PermissionDenied("Only staff may create studies. Ask an administrator to make you staff.")
     validate_id_pattern(subject_id_pattern)
     if Study.objects.filter(slug=slug).exists():
         raise ValidationError(f"A study with the short name {slug!r} exists already; choose another.")
@@ -64,6 +78,7 @@ def create_study(
 
 @transaction.atomic
 def add_site(*, actor, study: Study, code: str, name: str) -> Site:
+    _require_manager(actor, study)
     site = Site(study=study, code=code, name=name)
     site.full_clean()
     site.save()
@@ -83,6 +98,7 @@ def add_site(*, actor, study: Study, code: str, name: str) -> Site:
 def grant_role(*, actor, study: Study, user, role: str, sites: list[Site] | None = None) -> Membership:
     """Give `user` exactly the permissions of `role` on `study`, limited to `sites`
     unless the role sees all sites. Replaces any earlier role."""
+    _require_manager(actor, study)
     if role not in ROLES:
         raise ValidationError(f"Unknown role {role!r}; choose one of {', '.join(ROLES)}.")
     bundle = ROLES[role]
@@ -119,6 +135,7 @@ def grant_role(*, actor, study: Study, user, role: str, sites: list[Site] | None
 
 @transaction.atomic
 def revoke_role(*, actor, study: Study, user) -> None:
+    _require_manager(actor, study)
     membership = Membership.objects.filter(user=user, study=study).first()
     if membership is None:
         return
@@ -172,7 +189,7 @@ def enroll_subject(
     reason: str = "",
 ) -> Subject:
     """Enrol a subject at `site`, giving it the next study id of the study's pattern."""
-    if actor is not None and not access.may_act_at_site(actor, "enroll_subject", study, site):
+    if not access.may_act_at_site(require_actor(actor), "enroll_subject", study, site):
         raise PermissionDenied(f"You may not enrol subjects at site {site.code}.")
     if site.study_id != study.pk:
         raise ValidationError("The site does not belong to this study.")

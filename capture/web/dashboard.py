@@ -31,7 +31,7 @@ class Cell:
 
     @property
     def css(self) -> str:
-        return STATUS_CLASS[self.status]
+        return STATUS_CLASS[self.status]  # type: ignore[index]  # a shown slot has a status
 
     @property
     def label(self) -> str:

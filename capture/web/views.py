@@ -191,7 +191,7 @@ def _shown(item: dict, value, elements: dict, disclosure: Disclosure, subject) -
         return value
     meanings = {pv.code: pv.meaning for pv in element.permissible_values.all()}
     if isinstance(value, list):
-        return ", ".join(meanings.get(v, v) for v in value)
+        return ", ".join(meanings.get(v, v) for v in value)  # type: ignore[misc]  # codes and meanings are text
     if element.datatype == "boolean" and not meanings:
         return {"1": "Yes", "0": "No"}.get(value, value)
     text = meanings.get(str(value), str(value))
@@ -199,10 +199,10 @@ def _shown(item: dict, value, elements: dict, disclosure: Disclosure, subject) -
 
 
 class EnrollForm(forms.Form):
-    site = forms.ModelChoiceField(queryset=None, empty_label=None)
+    site = forms.ModelChoiceField(queryset=None, empty_label=None)  # type: ignore[var-annotated]  # the queryset is set per study in __init__
     kind = forms.ChoiceField(choices=Subject.KINDS, initial=Subject.PATIENT)
     enrollment_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    derived_from = forms.ModelChoiceField(
+    derived_from = forms.ModelChoiceField(  # type: ignore[var-annotated]  # the queryset is set per study in __init__
         queryset=None, required=False, help_text="For an animal model: the patient it derives from."
     )
     model_type = forms.ChoiceField(
@@ -215,7 +215,7 @@ class EnrollForm(forms.Form):
             ("CDX", "Cell-line xenograft"),
         ],
     )
-    arm = forms.ModelChoiceField(queryset=None, required=False, empty_label="(first arm for the kind)")
+    arm = forms.ModelChoiceField(queryset=None, required=False, empty_label="(first arm for the kind)")  # type: ignore[var-annotated]  # the queryset is set per study in __init__
 
     def __init__(self, *args, user, study, **kwargs):
         super().__init__(*args, **kwargs)

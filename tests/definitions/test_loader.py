@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from capture.accounts.system import SYSTEM
 from capture.audit.models import AuditEvent
 from capture.definitions.loader import DefinitionError, load_definitions
 from capture.definitions.models import DataElement, EventForm, FormDefinition, Schedule
@@ -21,12 +22,12 @@ def defs(tmp_path) -> Path:
 
 def _problems(paths) -> list[str]:
     with pytest.raises(DefinitionError) as caught:
-        load_definitions(paths)
+        load_definitions(paths, actor=SYSTEM)
     return caught.value.problems
 
 
 def test_load_creates_elements_forms_and_schedule(db, defs):
-    result = load_definitions([defs])
+    result = load_definitions([defs], actor=SYSTEM)
     assert "form demographics@1.0" in result.created
     sex = DataElement.objects.get(public_id="capture.test_sex", version="1.0")
     assert [(pv.code, pv.meaning) for pv in sex.permissible_values.all()] == [("1", "Female"), ("2", "Male")]
@@ -36,9 +37,9 @@ def test_load_creates_elements_forms_and_schedule(db, defs):
 
 
 def test_loading_the_same_files_again_changes_nothing(db, defs):
-    load_definitions([defs])
+    load_definitions([defs], actor=SYSTEM)
     events = AuditEvent.objects.count()
-    again = load_definitions([defs])
+    again = load_definitions([defs], actor=SYSTEM)
     assert again.created == [] and again.updated == []
     assert AuditEvent.objects.count() == events, "an idempotent load must not write audit rows"
 
@@ -100,10 +101,10 @@ def test_yaml_syntax_error_names_the_file(db, defs):
 
 
 def test_changed_unused_form_is_updated_in_place_and_audited(db, defs):
-    load_definitions([defs])
+    load_definitions([defs], actor=SYSTEM)
     path = defs / "animal.yaml"
     path.write_text(path.read_text().replace("title: Animal model", "title: Animal model (revised)"))
-    result = load_definitions([defs])
+    result = load_definitions([defs], actor=SYSTEM)
     assert result.updated == ["form animal@1.0"]
     assert FormDefinition.objects.get(name="animal").title == "Animal model (revised)"
     assert AuditEvent.objects.filter(action="definitions.form.update", object_id="animal@1.0").exists()
@@ -162,7 +163,7 @@ def test_new_version_loads_beside_the_used_one_and_records_keep_theirs(subjects,
         .replace('version: "1.0"', 'version: "1.1"')
         .replace("title: Animal model", "title: Animal model v1.1")
     )
-    load_definitions([defs])
+    load_definitions([defs], actor=SYSTEM)
     assert set(FormDefinition.objects.filter(name="animal").values_list("version", flat=True)) == {
         "1.0",
         "1.1",
@@ -172,9 +173,9 @@ def test_new_version_loads_beside_the_used_one_and_records_keep_theirs(subjects,
 
 
 def test_shipped_definitions_load_and_reload_idempotently(db):
-    first = load_definitions([ROOT / "crf_definitions"])
+    first = load_definitions([ROOT / "crf_definitions"], actor=SYSTEM)
     assert first.created, "crf_definitions/ should define something"
     assert FormDefinition.objects.count() >= 12
     assert Schedule.objects.filter(name="qin_coclinical").exists()
-    again = load_definitions([ROOT / "crf_definitions"])
+    again = load_definitions([ROOT / "crf_definitions"], actor=SYSTEM)
     assert again.created == [] and again.updated == []

@@ -3,6 +3,8 @@
 from django.test import Client
 from django.urls import reverse
 
+from capture.accounts.system import SYSTEM
+from capture.audit.models import AuditEvent
 from capture.audit.services import verify_all
 from capture.definitions.loader import load_definitions
 from capture.demo import study as demo
@@ -14,7 +16,7 @@ from tests.conftest import ROOT
 
 
 def test_demo_study_has_sites_patients_models_records_and_one_user_per_role(db):
-    load_definitions([ROOT / "crf_definitions"])
+    load_definitions([ROOT / "crf_definitions"], actor=SYSTEM)
     result = demo.seed(patients=9, models=3)
     study = result.study
     assert result.created and study.sites.count() == 3
@@ -34,6 +36,9 @@ def test_demo_study_has_sites_patients_models_records_and_one_user_per_role(db):
         "monitor",
     }
     assert verify_all()[1] == []
+    # The seed acts as the labelled system actor, not as the demo's admin user.
+    labels = set(AuditEvent.objects.filter(study=study).values_list("actor_label", flat=True))
+    assert labels == {"system: demo"}
 
     coordinator = type(study.memberships.first().user).objects.get(username="coordinator_bos")
     visible = access.subjects_visible_to(coordinator, study)
@@ -48,7 +53,7 @@ def test_demo_study_has_sites_patients_models_records_and_one_user_per_role(db):
 
 
 def test_seeding_again_keeps_the_study_and_resets_passwords(db):
-    load_definitions([ROOT / "crf_definitions"])
+    load_definitions([ROOT / "crf_definitions"], actor=SYSTEM)
     first = demo.seed(patients=3, models=1, imaging=False)
     second = demo.seed(patients=3, models=1, imaging=False)
     assert not second.created and second.study == first.study

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from capture.accounts.system import SYSTEM
 from capture.definitions.loader import load_definitions
 from capture.definitions.models import Schedule
 from capture.exports.services import export_dataset
@@ -127,16 +128,16 @@ class Registry:
 
 @pytest.fixture
 def registry(make_user) -> Registry:
-    load_definitions([REGISTRY_DEFINITIONS])
+    load_definitions([REGISTRY_DEFINITIONS], actor=SYSTEM)
     schedule = Schedule.objects.get(name="registry", version="1.0")
-    admin = make_user("registry_admin")
+    admin = make_user("registry_admin", is_staff=True)
     study = services.create_study(actor=admin, slug="registry", name="Registry", schedule=schedule)
     site = services.add_site(actor=admin, study=study, code="A", name="Site A")
-    services.grant_role(actor=None, study=study, user=admin, role="study_admin", sites=[])
+    services.grant_role(actor=SYSTEM, study=study, user=admin, role="study_admin", sites=[])
     pi = make_user("registry_pi")
-    services.grant_role(actor=None, study=study, user=pi, role="pi", sites=[])
+    services.grant_role(actor=SYSTEM, study=study, user=pi, role="pi", sites=[])
     statistician = make_user("registry_statistician")
-    services.grant_role(actor=None, study=study, user=statistician, role="statistician", sites=[])
+    services.grant_role(actor=SYSTEM, study=study, user=statistician, role="statistician", sites=[])
     subjects = []
     for mrn, born, diagnosed, shift, score, note in PATIENTS:
         subject = services.enroll_subject(

@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from guardian.shortcuts import assign_perm
 
+from capture.accounts.system import SYSTEM
 from capture.exports.services import request_export
 from capture.exports.spec import ExportSpec
 from capture.jobs.models import Job
@@ -137,7 +138,7 @@ def test_an_exporter_restricted_to_a_site_gets_only_its_subjects(
     from capture.studies.services import grant_role
 
     user = make_user("site_a_exporter")
-    grant_role(actor=None, study=study, user=user, role="coordinator", sites=[study.sites.get(code="A")])
+    grant_role(actor=SYSTEM, study=study, user=user, role="coordinator", sites=[study.sites.get(code="A")])
     assign_perm("studies.export_deidentified", user, study)
     _, manifest, folder = run_export(user, study, formats=["csv", "odm"])
     frame = pd.read_csv(folder / "dataset.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")

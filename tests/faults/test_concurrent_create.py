@@ -11,6 +11,7 @@ from collections import Counter
 
 from django.db import connection
 
+from capture.accounts.system import SYSTEM
 from capture.records.services import EditConflictError, save_record
 from capture.studies import services
 
@@ -25,7 +26,7 @@ def test_two_first_saves_of_one_record_give_one_save_and_one_conflict(study, per
     outcomes: list[str] = []
     for _ in range(PAIRS):
         subject = services.enroll_subject(
-            actor=None, study=study, site=site, enrollment_date=study.created_at.date()
+            actor=SYSTEM, study=study, site=site, enrollment_date=study.created_at.date()
         )
         barrier = threading.Barrier(2)
 

@@ -18,6 +18,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
+from capture.accounts.system import SYSTEM
 from capture.imaging import services as imaging
 from tests.requirements import need
 
@@ -96,7 +97,7 @@ def dicom_tree(tmp_path):
 @pytest.fixture
 def linked(subjects):
     """Subject A-0001's PatientID registered (as a hash)."""
-    imaging.add_identifier(actor=None, subject=subjects["a"], kind="patient_id", value="MRN-1001")
+    imaging.add_identifier(actor=SYSTEM, subject=subjects["a"], kind="patient_id", value="MRN-1001")
     return subjects
 
 

@@ -8,6 +8,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from capture.accounts.system import SYSTEM
 from capture.audit.models import AuditEvent
 from capture.imaging import deid
 from capture.imaging.sharing import check_tree, deidentify_tree
@@ -23,7 +24,7 @@ def _source(tmp_path, name="a.dcm", study="annex", **extra):
 
 
 def _copy(study, tmp_path):
-    report = deidentify_tree(actor=None, study=study, src=tmp_path / "in", dst=tmp_path / "out")
+    report = deidentify_tree(actor=SYSTEM, study=study, src=tmp_path / "in", dst=tmp_path / "out")
     return report, [pydicom.dcmread(p) for p in sorted((tmp_path / "out").rglob("*.dcm"))]
 
 

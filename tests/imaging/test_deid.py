@@ -4,6 +4,7 @@ import pydicom
 import pytest
 from django.core.management import CommandError, call_command
 
+from capture.accounts.system import SYSTEM
 from capture.imaging import deid, services
 from capture.imaging.ingest import ingest_folder
 from capture.imaging.models import ImagingStudy, QuarantinedInstance
@@ -44,7 +45,7 @@ RISKY = ["02_JPEG2000.dcm", "08_SC_rgb_rle.dcm", "10_ExplVR_BigEnd.dcm"]  # SC c
 
 
 def test_copies_of_every_test_file_pass_check_deid_with_zero_findings(study, originals, tmp_path):
-    report = deidentify_tree(actor=None, study=study, src=originals, dst=tmp_path / "out")
+    report = deidentify_tree(actor=SYSTEM, study=study, src=originals, dst=tmp_path / "out")
     assert report.refused == [] and report.written == len(FILES) - len(RISKY)
     assert [q["file"] for q in report.quarantined] == RISKY
     checked, problems = check_tree(tmp_path / "out")
@@ -53,9 +54,9 @@ def test_copies_of_every_test_file_pass_check_deid_with_zero_findings(study, ori
     # Released after review, they are written too, and the whole tree still checks clean.
     for item in QuarantinedInstance.objects.all():
         services.decide_quarantine(
-            actor=None, item=item, release=True, reason="pixels checked, no burned-in text"
+            actor=SYSTEM, item=item, release=True, reason="pixels checked, no burned-in text"
         )
-    report = deidentify_tree(actor=None, study=study, src=originals, dst=tmp_path / "out")
+    report = deidentify_tree(actor=SYSTEM, study=study, src=originals, dst=tmp_path / "out")
     assert report.written == len(FILES) and report.quarantined == []
     assert check_tree(tmp_path / "out") == (len(FILES), [])
 
@@ -73,7 +74,7 @@ def test_check_deid_reports_what_the_originals_still_carry(originals):
 def test_the_copy_carries_the_subject_id_shifted_dates_and_no_private_tags(
     linked, study, originals, tmp_path
 ):
-    deidentify_tree(actor=None, study=study, src=originals, dst=tmp_path / "out")
+    deidentify_tree(actor=SYSTEM, study=study, src=originals, dst=tmp_path / "out")
     a = linked["a"]
     ds = pydicom.dcmread(next((tmp_path / "out" / "A-0001").rglob("*.dcm")))
     assert str(ds.PatientName) == "A-0001" and ds.PatientID == "A-0001"
@@ -85,11 +86,11 @@ def test_the_copy_carries_the_subject_id_shifted_dates_and_no_private_tags(
 
 
 def test_uids_are_remapped_consistently_and_match_capture_s_index(linked, study, originals, tmp_path):
-    deidentify_tree(actor=None, study=study, src=originals, dst=tmp_path / "out")
+    deidentify_tree(actor=SYSTEM, study=study, src=originals, dst=tmp_path / "out")
     copies = [pydicom.dcmread(p) for p in (tmp_path / "out").rglob("*.dcm")]
     assert len({c.StudyInstanceUID for c in copies}) == 1, "one source study stays one study"
     assert all(c.file_meta.MediaStorageSOPInstanceUID == c.SOPInstanceUID for c in copies)
-    ingest_folder(actor=None, study=study, path=originals)
+    ingest_folder(actor=SYSTEM, study=study, path=originals)
     assert ImagingStudy.objects.get(subject=linked["a"]).study_uid == copies[0].StudyInstanceUID
 
 
@@ -98,7 +99,7 @@ def test_a_file_with_burned_in_annotation_is_refused(linked, study, tmp_path):
         "CT_small.dcm", tmp_path / "in" / "burned.dcm", patient_id="MRN-1001", study_date="20250310",
         study="burn", BurnedInAnnotation="YES",
     )  # fmt: skip
-    report = deidentify_tree(actor=None, study=study, src=tmp_path / "in", dst=tmp_path / "out")
+    report = deidentify_tree(actor=SYSTEM, study=study, src=tmp_path / "in", dst=tmp_path / "out")
     assert report.written == 0
     assert "BurnedInAnnotation is YES" in report.refused[0]["reason"]
     with pytest.raises(deid.RefusedError):
@@ -111,7 +112,7 @@ def test_a_file_of_an_unlinked_patient_is_refused_with_the_fix(study, subjects, 
     dicom_copy(
         "CT_small.dcm", tmp_path / "in" / "x.dcm", patient_id="MRN-404", study_date="20250310", study="x"
     )
-    report = deidentify_tree(actor=None, study=study, src=tmp_path / "in", dst=tmp_path / "out")
+    report = deidentify_tree(actor=SYSTEM, study=study, src=tmp_path / "in", dst=tmp_path / "out")
     assert report.written == 0 and "assign its study in the imaging queue" in report.refused[0]["reason"]
 
 

@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.urls import reverse
 
+from capture.accounts.system import SYSTEM
 from capture.imaging import dicomweb
 from capture.imaging.models import ImagingStudy
 from capture.studies import pseudonyms
@@ -37,7 +38,7 @@ def server(archive, settings):
 
 def test_it_finds_a_subjects_studies_by_patient_id_and_links_them(server, study, subjects):
     result = dicomweb.link(
-        actor=None, study=study, server="orthanc", subject=subjects["a"], patient_id="ORTH-1"
+        actor=SYSTEM, study=study, server="orthanc", subject=subjects["a"], patient_id="ORTH-1"
     )
     assert (result["studies_found"], result["studies_new"], result["linked"]) == (2, 2, 2)
     pet = ImagingStudy.objects.get(subject=subjects["a"], series_count=2)
@@ -49,9 +50,9 @@ def test_it_finds_a_subjects_studies_by_patient_id_and_links_them(server, study,
 
 
 def test_linking_again_adds_nothing(server, study, subjects):
-    dicomweb.link(actor=None, study=study, server="orthanc", subject=subjects["a"], patient_id="ORTH-1")
+    dicomweb.link(actor=SYSTEM, study=study, server="orthanc", subject=subjects["a"], patient_id="ORTH-1")
     again = dicomweb.link(
-        actor=None, study=study, server="orthanc", subject=subjects["a"], patient_id="ORTH-1"
+        actor=SYSTEM, study=study, server="orthanc", subject=subjects["a"], patient_id="ORTH-1"
     )
     assert again["studies_new"] == 0 and again["series_new"] == 0
     assert ImagingStudy.objects.count() == 2
@@ -60,8 +61,8 @@ def test_linking_again_adds_nothing(server, study, subjects):
 def test_a_whole_server_sync_links_known_patients_and_queues_the_rest(server, study, subjects):
     from capture.imaging import services
 
-    services.add_identifier(actor=None, subject=subjects["b"], kind="patient_id", value="ORTH-2")
-    result = dicomweb.link(actor=None, study=study, server="orthanc")
+    services.add_identifier(actor=SYSTEM, subject=subjects["b"], kind="patient_id", value="ORTH-2")
+    result = dicomweb.link(actor=SYSTEM, study=study, server="orthanc")
     assert result["studies_found"] == 3 and result["linked"] == 1 and result["queued"] == 2
     assert ImagingStudy.objects.get(subject=subjects["b"]).modalities == "MR"
 
@@ -91,13 +92,13 @@ def test_a_data_manager_links_from_the_subject_page(client, server, personas, su
 
 def test_an_unknown_server_name_lists_the_configured_ones(server, study, subjects):
     with pytest.raises(ValidationError, match="choose one of: orthanc"):
-        dicomweb.link(actor=None, study=study, server="pacs", subject=subjects["a"], patient_id="ORTH-1")
+        dicomweb.link(actor=SYSTEM, study=study, server="pacs", subject=subjects["a"], patient_id="ORTH-1")
 
 
 def test_an_unreachable_server_says_what_to_check(settings, study, subjects):
     settings.CAPTURE = {**settings.CAPTURE, "DICOMWEB_SERVERS": {"down": "http://127.0.0.1:9/dicom-web"}}
     with pytest.raises(ValidationError, match="did not answer the search"):
-        dicomweb.link(actor=None, study=study, server="down", subject=subjects["a"], patient_id="X")
+        dicomweb.link(actor=SYSTEM, study=study, server="down", subject=subjects["a"], patient_id="X")
     assert not ImagingStudy.objects.exists()
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 
+from capture.accounts.system import SYSTEM
 from capture.imaging import timeline
 from capture.imaging.ingest import ingest_folder
 
@@ -23,7 +24,7 @@ def described(linked, study, tmp_path):
         "CT_small.dcm", tmp_path / "in" / "ct.dcm", patient_id="MRN-1001", study_date="20250305",
         study="desc", StudyDescription=STUDY_TEXT, SeriesDescription=SERIES_TEXT,
     )  # fmt: skip
-    ingest_folder(actor=None, study=study, path=tmp_path / "in")
+    ingest_folder(actor=SYSTEM, study=study, path=tmp_path / "in")
     return linked
 
 
@@ -60,7 +61,7 @@ def test_the_queue_shows_the_description_through_the_policy(client, personas, st
         "CT_small.dcm", tmp_path / "q.dcm", patient_id="MRN-77", study_date="20250305", study="q",
         StudyDescription=STUDY_TEXT,
     )  # fmt: skip
-    ingest_folder(actor=None, study=study, path=tmp_path)
+    ingest_folder(actor=SYSTEM, study=study, path=tmp_path)
     client.force_login(personas["data_manager"])
     assert STUDY_TEXT in client.get(reverse("imaging:queue", args=["trial"])).content.decode()
 

@@ -3,6 +3,7 @@ import datetime as dt
 import pytest
 from django.core.management import CommandError, call_command
 
+from capture.accounts.system import SYSTEM
 from capture.audit.models import AuditEvent
 from capture.imaging import dicomread
 from capture.imaging.ingest import ingest_folder
@@ -13,7 +14,7 @@ from .conftest import dicom_copy
 
 
 def test_it_links_known_patients_and_queues_the_others(linked, study, dicom_tree):
-    report = ingest_folder(actor=None, study=study, path=dicom_tree)
+    report = ingest_folder(actor=SYSTEM, study=study, path=dicom_tree)
     assert (report.files, report.studies_new, report.linked, report.queued) == (7, 4, 3, 1)
     a = linked["a"]
     assert ImagingStudy.objects.filter(subject=a).count() == 3
@@ -22,7 +23,7 @@ def test_it_links_known_patients_and_queues_the_others(linked, study, dicom_tree
 
 
 def test_it_lists_unreadable_files_with_the_reason_and_goes_on(linked, study, dicom_tree):
-    report = ingest_folder(actor=None, study=study, path=dicom_tree)
+    report = ingest_folder(actor=SYSTEM, study=study, path=dicom_tree)
     reasons = {item["file"]: item["reason"] for item in report.unreadable}
     assert set(reasons) == {"README.txt", "damaged.dcm"}
     assert "not a DICOM file" in reasons["README.txt"]
@@ -30,9 +31,9 @@ def test_it_lists_unreadable_files_with_the_reason_and_goes_on(linked, study, di
 
 
 def test_reingesting_the_same_files_adds_nothing(linked, study, dicom_tree):
-    ingest_folder(actor=None, study=study, path=dicom_tree)
+    ingest_folder(actor=SYSTEM, study=study, path=dicom_tree)
     counts = (ImagingStudy.objects.count(), ImagingSeries.objects.count(), ImagingInstance.objects.count())
-    again = ingest_folder(actor=None, study=study, path=dicom_tree)
+    again = ingest_folder(actor=SYSTEM, study=study, path=dicom_tree)
     assert (again.studies_new, again.series_new, again.instances_new) == (0, 0, 0)
     assert counts == (
         ImagingStudy.objects.count(),
@@ -44,7 +45,7 @@ def test_reingesting_the_same_files_adds_nothing(linked, study, dicom_tree):
 
 
 def test_it_stores_shifted_dates_and_deidentified_uids_not_raw_identifiers(linked, study, dicom_tree):
-    ingest_folder(actor=None, study=study, path=dicom_tree)
+    ingest_folder(actor=SYSTEM, study=study, path=dicom_tree)
     a = linked["a"]
     ct = ImagingStudy.objects.get(subject=a, modalities="CT")
     assert ct.study_date == dt.date(2025, 3, 1) + dt.timedelta(days=a.date_shift_days)
@@ -57,7 +58,7 @@ def test_it_stores_shifted_dates_and_deidentified_uids_not_raw_identifiers(linke
 
 
 def test_it_indexes_scanner_body_part_and_pet_dose(linked, study, dicom_tree):
-    ingest_folder(actor=None, study=study, path=dicom_tree)
+    ingest_folder(actor=SYSTEM, study=study, path=dicom_tree)
     pet = ImagingStudy.objects.get(modalities="PT")
     assert pet.radiopharmaceutical == "Fluorodeoxyglucose"
     assert pet.injected_dose_mbq == pytest.approx(370.0)
@@ -67,7 +68,7 @@ def test_it_indexes_scanner_body_part_and_pet_dose(linked, study, dicom_tree):
 
 
 def test_it_writes_one_audit_event_per_ingest(linked, study, dicom_tree):
-    ingest_folder(actor=None, study=study, path=dicom_tree)
+    ingest_folder(actor=SYSTEM, study=study, path=dicom_tree)
     event = AuditEvent.objects.get(action="imaging.ingest")
     assert event.after["studies_new"] == 4 and event.after["unreadable"] == 2
 
@@ -83,7 +84,7 @@ def test_a_later_ingest_links_a_new_study_of_an_assigned_patient(linked, study, 
     dicom_copy(
         "CT_small.dcm", tmp_path / "x.dcm", patient_id="MRN-1001", study_date="20250601", study="later"
     )
-    report = ingest_folder(actor=None, study=study, path=tmp_path)
+    report = ingest_folder(actor=SYSTEM, study=study, path=tmp_path)
     assert report.linked == 1
 
 

@@ -3,6 +3,7 @@ import datetime as dt
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from capture.accounts.system import SYSTEM
 from capture.studies import pseudonyms, services
 
 
@@ -56,5 +57,5 @@ def test_production_without_a_master_key_stops_with_a_hint(study, settings, monk
         pseudonyms.source_hash(study, "MRN-1")
     with pytest.raises(ImproperlyConfigured):
         services.enroll_subject(
-            actor=None, study=study, site=study.sites.first(), enrollment_date=dt.date(2025, 3, 1)
+            actor=SYSTEM, study=study, site=study.sites.first(), enrollment_date=dt.date(2025, 3, 1)
         )

@@ -10,6 +10,7 @@ from django.urls import reverse
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid
 
+from capture.accounts.system import SYSTEM
 from capture.audit.models import AuditEvent
 from capture.imaging import deid
 from capture.imaging.models import QuarantinedInstance
@@ -63,7 +64,7 @@ def ultrasound(linked, tmp_path):
 
 
 def _run(study, tmp_path):
-    return deidentify_tree(actor=None, study=study, src=tmp_path / "in", dst=tmp_path / "out")
+    return deidentify_tree(actor=SYSTEM, study=study, src=tmp_path / "in", dst=tmp_path / "out")
 
 
 def test_an_ultrasound_without_burned_in_annotation_is_quarantined_not_copied(study, ultrasound, tmp_path):
@@ -176,7 +177,7 @@ def test_changed_pixels_after_a_release_wait_for_review_again(client, personas, 
 
     _run(study, tmp_path)
     services.decide_quarantine(
-        actor=None, item=QuarantinedInstance.objects.get(), release=True, reason=REASON
+        actor=SYSTEM, item=QuarantinedInstance.objects.get(), release=True, reason=REASON
     )
     small_image(ultrasound, fill=200)  # same image UIDs, other pixels
     report = _run(study, tmp_path)

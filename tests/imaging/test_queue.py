@@ -3,6 +3,7 @@ import datetime as dt
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
+from capture.accounts.system import SYSTEM
 from capture.audit.models import AuditEvent
 from capture.imaging import services
 from capture.imaging.ingest import ingest_folder
@@ -15,7 +16,7 @@ from .conftest import dicom_copy
 def queued(study, subjects, tmp_path):
     dicom_copy("CT_small.dcm", tmp_path / "1.dcm", patient_id="MRN-7", study_date="20250305", study="q1")
     dicom_copy("MR_small.dcm", tmp_path / "2.dcm", patient_id="MRN-7", study_date="20250420", study="q2")
-    ingest_folder(actor=None, study=study, path=tmp_path)
+    ingest_folder(actor=SYSTEM, study=study, path=tmp_path)
     return ImagingStudy.objects.unassigned().order_by("pending_date")
 
 
@@ -58,7 +59,7 @@ def test_a_subject_of_another_study_is_refused(personas, subjects, queued, other
     from capture.studies.services import enroll_subject
 
     stranger = enroll_subject(
-        actor=None, study=other_study, site=other_study.sites.get(), enrollment_date=dt.date(2025, 3, 1)
+        actor=SYSTEM, study=other_study, site=other_study.sites.get(), enrollment_date=dt.date(2025, 3, 1)
     )
     with pytest.raises(ValidationError, match="another study"):
         services.assign_study(actor=personas["admin"], imaging_study=queued.first(), subject=stranger)
@@ -72,9 +73,9 @@ def test_registering_an_identifier_links_the_queued_studies_that_carry_it(person
 
 
 def test_one_identifier_cannot_name_two_subjects(personas, subjects):
-    services.add_identifier(actor=None, subject=subjects["a"], kind="mrn", value="MRN-9")
+    services.add_identifier(actor=SYSTEM, subject=subjects["a"], kind="mrn", value="MRN-9")
     with pytest.raises(ValidationError, match="already linked to another subject"):
-        services.add_identifier(actor=None, subject=subjects["b"], kind="mrn", value="MRN-9")
+        services.add_identifier(actor=SYSTEM, subject=subjects["b"], kind="mrn", value="MRN-9")
 
 
 @pytest.mark.parametrize("persona", ["coordinator_a", "statistician", "outsider"])

@@ -2,6 +2,7 @@ import datetime as dt
 
 import pytest
 
+from capture.accounts.system import SYSTEM
 from capture.definitions.loader import load_definitions
 from capture.definitions.models import Schedule
 from capture.imaging import services as imaging
@@ -20,8 +21,8 @@ ENROLLED = dt.date(2025, 3, 1)
 def tl(make_user, tmp_path):
     """A study on the timeline schedule: one patient with a treatment (day 0 to 42), response
     assessments on day 1 and 57, scans on day 0 (baseline), 58 (week 8) and 80 (no window)."""
-    load_definitions([ROOT / "fixtures" / "imaging" / "definitions"])
-    owner = make_user("tl_owner")
+    load_definitions([ROOT / "fixtures" / "imaging" / "definitions"], actor=SYSTEM)
+    owner = make_user("tl_owner", is_staff=True)
     study = services.create_study(
         actor=owner, slug="tl", name="Timeline", schedule=Schedule.objects.get(name="imaging_timeline")
     )
@@ -29,8 +30,8 @@ def tl(make_user, tmp_path):
     users = {}
     for name, role in (("coordinator", "coordinator"), ("statistician", "statistician")):
         users[name] = make_user(f"tl_{name}")
-        services.grant_role(actor=None, study=study, user=users[name], role=role, sites=[site])
-    subject = services.enroll_subject(actor=None, study=study, site=site, enrollment_date=ENROLLED)
+        services.grant_role(actor=SYSTEM, study=study, user=users[name], role=role, sites=[site])
+    subject = services.enroll_subject(actor=SYSTEM, study=study, site=site, enrollment_date=ENROLLED)
     save_record(
         actor=None,
         subject=subject,
@@ -56,11 +57,11 @@ def tl(make_user, tmp_path):
         form_name="response",
         values={"assessment_date": "2025-04-27"},
     )
-    imaging.add_identifier(actor=None, subject=subject, kind="patient_id", value="TL-1")
+    imaging.add_identifier(actor=SYSTEM, subject=subject, kind="patient_id", value="TL-1")
     for day, name in ((0, "CT_small.dcm"), (58, "MR_small.dcm"), (80, "CT_small.dcm")):
         date = (ENROLLED + dt.timedelta(days=day)).strftime("%Y%m%d")
         dicom_copy(name, tmp_path / f"{day}.dcm", patient_id="TL-1", study_date=date, study=f"tl-{day}")
-    ingest_folder(actor=None, study=study, path=tmp_path)
+    ingest_folder(actor=SYSTEM, study=study, path=tmp_path)
     return {"study": study, "subject": subject, **users}
 
 

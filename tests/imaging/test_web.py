@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
+from capture.accounts.system import SYSTEM
 from capture.imaging.ingest import ingest_folder
 from capture.imaging.models import ImagingStudy, SourceIdentifier
 from capture.jobs.models import Job
@@ -54,7 +55,7 @@ def test_anonymous_users_are_sent_to_log_in(client, subjects):
 @pytest.fixture
 def queued_study(study, subjects, tmp_path):
     dicom_copy("CT_small.dcm", tmp_path / "q.dcm", patient_id="MRN-55", study_date="20250305", study="wq")
-    ingest_folder(actor=None, study=study, path=tmp_path)
+    ingest_folder(actor=SYSTEM, study=study, path=tmp_path)
     return ImagingStudy.objects.get()
 
 
@@ -150,7 +151,7 @@ def test_another_users_ingest_job_is_not_shown(
 def test_the_timeline_page_shows_the_picture_and_the_json_the_same_data(
     client, personas, linked, study, dicom_tree
 ):
-    ingest_folder(actor=None, study=study, path=dicom_tree)
+    ingest_folder(actor=SYSTEM, study=study, path=dicom_tree)
     client.force_login(personas["statistician"])
     page = client.get(reverse("imaging:timeline", args=["trial", "A-0001"]))
     assert b"<svg" in page.content and b"<script" not in page.content
@@ -182,11 +183,11 @@ def test_the_imaging_list_shows_only_the_subjects_of_the_users_sites(
 ):
     from capture.imaging import services
 
-    services.add_identifier(actor=None, subject=subjects["a"], kind="patient_id", value="PA")
-    services.add_identifier(actor=None, subject=subjects["b"], kind="patient_id", value="PB")
+    services.add_identifier(actor=SYSTEM, subject=subjects["a"], kind="patient_id", value="PA")
+    services.add_identifier(actor=SYSTEM, subject=subjects["b"], kind="patient_id", value="PB")
     dicom_copy("CT_small.dcm", tmp_path / "a.dcm", patient_id="PA", study_date="20250305", study="la")
     dicom_copy("MR_small.dcm", tmp_path / "b.dcm", patient_id="PB", study_date="20250305", study="lb")
-    ingest_folder(actor=None, study=study, path=tmp_path)
+    ingest_folder(actor=SYSTEM, study=study, path=tmp_path)
     client.force_login(personas["coordinator_a"])
     page = client.get(reverse("imaging:list", args=["trial"])).content
     assert b"A-0001" in page and b"B-0001" not in page and b"Queue" not in page

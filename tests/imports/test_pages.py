@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from openpyxl import load_workbook
 
+from capture.accounts.system import SYSTEM
 from capture.imports.models import ImportMapping, ImportUpload
 from capture.records.models import FormRecord
 
@@ -72,7 +73,7 @@ def test_an_upload_belongs_to_who_sent_it_and_study_admins(client, trial, person
     other_dm = personas["data_manager"].__class__.objects.create_user("dm2")
     from capture.studies.services import grant_role
 
-    grant_role(actor=None, study=trial, user=other_dm, role="data_manager")
+    grant_role(actor=SYSTEM, study=trial, user=other_dm, role="data_manager")
     client.force_login(other_dm)
     assert client.get(url).status_code == 404
     assert client.get(reverse("imports:upload", args=["trial", uuid.uuid4()])).status_code == 404

@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from capture.accounts.system import SYSTEM
 from capture.audit.services import chain_key, verify_chain
 from capture.definitions.loader import load_definitions
 from capture.definitions.models import Schedule
@@ -137,13 +138,13 @@ def _logic_definitions(folder):
 
 
 def test_an_import_applies_calculations_and_branching_as_data_entry_does(db, personas, tmp_path):
-    load_definitions([_logic_definitions(tmp_path / "defs")])
+    load_definitions([_logic_definitions(tmp_path / "defs")], actor=SYSTEM)
     study = study_services.create_study(
-        actor=None, slug="logic", name="Logic", schedule=Schedule.objects.get(name="logic")
+        actor=SYSTEM, slug="logic", name="Logic", schedule=Schedule.objects.get(name="logic")
     )
-    site = study_services.add_site(actor=None, study=study, code="L", name="Logic site")
+    site = study_services.add_site(actor=SYSTEM, study=study, code="L", name="Logic site")
     dm = personas["data_manager"]
-    study_services.grant_role(actor=None, study=study, user=dm, role="data_manager")
+    study_services.grant_role(actor=SYSTEM, study=study, user=dm, role="data_manager")
     subjects = [
         study_services.enroll_subject(actor=dm, study=study, site=site, enrollment_date=dt.date(2020, 1, 1))
         for _ in range(4)

@@ -30,7 +30,7 @@ def test_every_shared_cde_export_loads_with_its_values_and_concepts(db, name):
     text = path.read_text()
     valid_values = {v.split("</VALIDVALUE>")[0] for v in text.split("<VALIDVALUE>")[1:]}
     assert {pv.code for pv in element.permissible_values} == valid_values
-    services.import_definitions(actor=None, conversion=conversion)
+    services.import_definitions(actor=SYSTEM, conversion=conversion)
     row = DataElement.objects.get(public_id=element.public_id, version=element.version)
     assert row.permissible_values.count() == len(valid_values)
     assert name in row.source
@@ -87,7 +87,7 @@ def test_a_form_builder_export_becomes_a_form_on_real_cde_ids(db):
         ("Spine", "C25326:C12464"),
     ]
     assert any("without a data element" in p.message for p in conversion.warnings)
-    services.import_definitions(actor=None, conversion=conversion)
+    services.import_definitions(actor=SYSTEM, conversion=conversion)
     assert FormDefinition.objects.get(name="cadsr_9000001").elements.count() == 3
 
 
@@ -117,7 +117,7 @@ def test_a_changed_definition_of_a_loaded_cde_version_is_refused_not_given_a_mad
 
 def test_the_real_entrez_gene_cde_does_not_become_a_version_1_1_of_the_shipped_one(db):
     # The shipped tissue elements hold caDSR 2544997 as version 1.0 (caDSR's VERSION 1), adapted.
-    load_definitions([ROOT / "crf_definitions" / "elements" / "tissue.yaml"])
+    load_definitions([ROOT / "crf_definitions" / "elements" / "tissue.yaml"], actor=SYSTEM)
     data = shared(CADSR / "cde-sample-2544997.xml").read_bytes()
     with pytest.raises(DefinitionError) as refused:
         services.import_definitions(

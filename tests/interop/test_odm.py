@@ -48,7 +48,7 @@ def test_the_redcap_project_xml_imports_as_the_same_study_as_its_dictionary(db, 
 
 
 def test_a_study_exports_odm_that_validates_against_the_odmlib_schema(db, study):
-    data, problems = services.export_odm(actor=None, study=study)
+    data, problems = services.export_odm(actor=SYSTEM, study=study)
     assert problems == []
     assert odm.validate_odm(data) == []
     root = etree.fromstring(data)
@@ -63,7 +63,7 @@ def test_a_study_exports_odm_that_validates_against_the_odmlib_schema(db, study)
 def test_concept_codes_and_cadsr_ids_travel_as_alias_and_come_back(db, make_user):
     path = OWN / "cadsr" / "formcart_recurrence.xml"
     form_conversion = cadsr.read_formcart(path.read_bytes(), source=path.name)
-    services.import_definitions(actor=None, conversion=form_conversion)
+    services.import_definitions(actor=SYSTEM, conversion=form_conversion)
     data, problems = odm.write_odm(
         form_conversion.forms,
         form_conversion.elements_by_ref(),
@@ -100,7 +100,7 @@ def test_odm_export_and_import_round_trip_keeps_branching_calculations_and_sched
     study, _ = services.create_study_from_conversion(
         actor=make_user("boss", is_staff=True), conversion=conversion, slug="lo", name="Lo"
     )
-    data, problems = services.export_odm(actor=None, study=study)
+    data, problems = services.export_odm(actor=SYSTEM, study=study)
     assert problems == [], [str(p) for p in problems]
     back = odm.read_odm(data, project="lo", source="lo.xml")
     assert back.errors == [], [str(p) for p in back.errors]
@@ -118,7 +118,7 @@ def test_cdisc_odm_132_metadata_imports_with_aliases_as_names(db, name):
     conversion = odm.read_odm(shared(ODM / name).read_bytes(), project="cdash", source=name)
     assert conversion.errors == [], [str(p) for p in conversion.errors]
     assert conversion.forms and conversion.schedule is not None
-    services.import_definitions(actor=None, conversion=conversion)
+    services.import_definitions(actor=SYSTEM, conversion=conversion)
     assert Schedule.objects.filter(name="cdash").exists()
 
 

@@ -36,6 +36,7 @@ from django.utils import dateformat
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
+from capture.accounts.system import SYSTEM
 from capture.audit.models import GENESIS_HASH, AuditChain, AuditEvent
 from capture.definitions.loader import load_definitions
 from capture.definitions.models import EventForm, Schedule
@@ -206,18 +207,18 @@ PERSONAS = {
 
 def build_world(tmp_dir: Path) -> World:
     """Seed the sentinel study (see the module docstring); DICOM files are written under `tmp_dir`."""
-    load_definitions([ROOT / "crf_definitions"])
+    load_definitions([ROOT / "crf_definitions"], actor=SYSTEM)
     schedule = Schedule.objects.get(name="qin_coclinical", version="1.0")
     User = get_user_model()  # noqa: N806 - Django's idiom
     users = {name: User.objects.create_user(username=f"sntl_{name}", password=PASSWORD) for name in PERSONAS}
     admin = users["admin"]
-    study = services.create_study(actor=admin, slug="sentinel", name="Sentinel trial", schedule=schedule)
+    study = services.create_study(actor=SYSTEM, slug="sentinel", name="Sentinel trial", schedule=schedule)
     sites = {
-        code: services.add_site(actor=admin, study=study, code=code, name=f"Site {code}") for code in "AB"
+        code: services.add_site(actor=SYSTEM, study=study, code=code, name=f"Site {code}") for code in "AB"
     }
     for name, (role, codes) in PERSONAS.items():
         services.grant_role(
-            actor=None, study=study, user=users[name], role=role, sites=[sites[c] for c in codes]
+            actor=SYSTEM, study=study, user=users[name], role=role, sites=[sites[c] for c in codes]
         )
 
     a = services.enroll_subject(actor=admin, study=study, site=sites["A"], enrollment_date=ENROLLED_A)
@@ -371,11 +372,11 @@ def _fill_every_form(subject: Subject, actor, rng: random.Random, skip) -> None:
 
 def _ingest_dicom(study, subject: Subject, tmp_dir: Path) -> list:
     """A CT of subject A (linked through its registered PatientID) and one nobody claimed yet."""
-    imaging.add_identifier(actor=None, subject=subject, kind="patient_id", value=MRN_A)
+    imaging.add_identifier(actor=SYSTEM, subject=subject, kind="patient_id", value=MRN_A)
     folder = Path(tempfile.mkdtemp(prefix="dicom-", dir=tmp_dir))
     _write_dicom(folder / "a.dcm", MRN_A, SCAN_A, STUDY_DESCRIPTION, REAL_STUDY_UID)
     _write_dicom(folder / "queued.dcm", MRN_QUEUED, SCAN_QUEUED, QUEUED_DESCRIPTION, generate_uid())
-    ingest_folder(actor=None, study=study, path=folder, processes=1)
+    ingest_folder(actor=SYSTEM, study=study, path=folder, processes=1)
     found = list(study.imaging_studies.all())
     assert len(found) == 2 and sum(1 for s in found if s.subject_id == subject.pk) == 1, found
     return found

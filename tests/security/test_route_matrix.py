@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from capture.accounts.system import SYSTEM
 from capture.jobs import services as jobs
 from capture.records.services import save_record
 from capture.studies import services
@@ -181,7 +182,7 @@ def world(personas, subjects, study, other_study):
     """Objects of each kind, own and foreign."""
     admin = personas["admin"]
     other_subject = services.enroll_subject(
-        actor=None, study=other_study, site=other_study.sites.get(), enrollment_date=dt.date(2025, 1, 1)
+        actor=SYSTEM, study=other_study, site=other_study.sites.get(), enrollment_date=dt.date(2025, 1, 1)
     )
     for key in ("a", "b"):
         save_record(

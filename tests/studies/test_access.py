@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
+from capture.accounts.system import SYSTEM
 from capture.studies import access, pseudonyms, services
 from capture.studies.models import Subject
 from tests.conftest import PASSWORD
@@ -84,7 +85,7 @@ def test_role_permission_table(personas, study):
 
 def test_changing_a_role_replaces_its_permissions(personas, study):
     user = personas["data_manager"]
-    services.grant_role(actor=None, study=study, user=user, role="statistician")
+    services.grant_role(actor=SYSTEM, study=study, user=user, role="statistician")
     # guardian caches permissions per user object; a fresh object sees the change.
     fresh = type(user).objects.get(pk=user.pk)
     assert not access.can(fresh, "enter_data", study)
@@ -122,7 +123,7 @@ def test_model_must_derive_from_a_patient_of_the_same_study(subjects, study, oth
             enrollment_date=dt.date(2025, 1, 1),
         )
     outsider_patient = services.enroll_subject(
-        actor=None, study=other_study, site=other_study.sites.get(), enrollment_date=dt.date(2025, 1, 1)
+        actor=SYSTEM, study=other_study, site=other_study.sites.get(), enrollment_date=dt.date(2025, 1, 1)
     )
     with pytest.raises(ValidationError, match="same study"):
         services.enroll_subject(
@@ -161,10 +162,10 @@ def test_web_enrolment_form_offers_only_the_users_sites(client, study, personas)
 def test_subject_page_hides_models_at_sites_the_user_cannot_see(client, study, personas):
     sites = {s.code: s for s in study.sites.all()}
     patient = services.enroll_subject(
-        actor=None, study=study, site=sites["B"], enrollment_date=dt.date(2025, 1, 1)
+        actor=SYSTEM, study=study, site=sites["B"], enrollment_date=dt.date(2025, 1, 1)
     )
     services.enroll_subject(
-        actor=None,
+        actor=SYSTEM,
         study=study,
         site=sites["A"],
         enrollment_date=dt.date(2025, 1, 2),

@@ -6,6 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from guardian.shortcuts import assign_perm
 
+from capture.accounts.system import SYSTEM
 from capture.studies import access, services
 from capture.studies.models import STUDY_PERMISSIONS
 
@@ -105,6 +106,6 @@ def test_request_cache_reads_permissions_once_per_request_and_afresh_on_the_next
 
     with django_assert_num_queries(2):  # the permissions, the membership's sites
         assert request() == [True, True, True]
-    services.revoke_role(actor=None, study=study, user=user)
+    services.revoke_role(actor=SYSTEM, study=study, user=user)
     assert request() == [False, False, False]  # the next request reads the revocation
     assert access.may_act_at_site(user, "enter_data", study, site) is False

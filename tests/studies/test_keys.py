@@ -13,6 +13,7 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from capture.accounts.system import SYSTEM
 from capture.studies import pseudonyms, services
 from capture.studies.models import KeyFingerprint
 from tests.conftest import ROOT
@@ -70,7 +71,7 @@ def test_a_database_made_under_another_key_refuses_to_run(study, subjects, monke
         pseudonyms.source_hash(study, "MRN-1")
     with pytest.raises(ImproperlyConfigured, match="Fix: set CAPTURE_PSEUDONYM_KEY"):
         services.enroll_subject(
-            actor=None, study=study, site=study.sites.first(), enrollment_date=subjects["a"].enrollment_date
+            actor=SYSTEM, study=study, site=study.sites.first(), enrollment_date=subjects["a"].enrollment_date
         )
     monkeypatch.delenv("CAPTURE_PSEUDONYM_KEY")
     assert pseudonyms.source_hash(study, "MRN-1"), "the right key works again"

@@ -200,7 +200,7 @@ def _question_text(node, long_name: str) -> str:
     question = long_name
     documents = _child(node, "REFERENCEDOCUMENTSLIST")
     if documents is not None:
-        texts = {}
+        texts: dict[str, str] = {}
         for item in documents:
             texts.setdefault(_text(item, "DocumentType"), _text(item, "DocumentText"))
         question = texts.get("Preferred Question Text") or texts.get("Alternate Question Text") or question
@@ -304,9 +304,9 @@ def _form(node, conversion, source, elements, names) -> FormFile | None:
     public_id = _text(node, "publicID|publicId")
     version = _text(node, "version") or "1.0"
     where = f"form {public_id or title!r} ({_where(node)})"
-    sections = []
+    sections: list[Section] = []
     for module in sorted(_children(node, "module"), key=lambda n: _order(n)):
-        entries = []
+        entries: list[Item] = []
         repeats = _text(module, "maximumQuestionRepeat")
         for question in sorted(_children(module, "question"), key=lambda n: _order(n)):
             item = _question(question, conversion, source, elements, names, where)
@@ -318,15 +318,16 @@ def _form(node, conversion, source, elements, names) -> FormFile | None:
             )
             continue
         module_title = _text(module, "longName") or f"Module {len(sections) + 1}"
+        items: list[Item | ItemGroup] = list(entries)
         if repeats.isdigit() and int(repeats) > 1:
             group = _name_from(module_title)
-            entries = [
+            items = [
                 ItemGroup(
                     group=group, label=module_title, repeating=True, max_repeats=int(repeats), items=entries
                 )
             ]
         sections.append(
-            Section(title=module_title, description=_text(module, "instruction", "text"), items=entries)
+            Section(title=module_title, description=_text(module, "instruction", "text"), items=items)
         )
     if not sections:
         conversion.error(

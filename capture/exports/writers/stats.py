@@ -48,13 +48,13 @@ class StatsWriter(Writer):
         raise NotImplementedError
 
     def begin(self, table) -> None:
-        self._data = [[] for _ in table.columns]
+        self._data: list[list] = [[] for _ in table.columns]
         self._maps = [
             stat_codes(col) if col.datatype == "code" and col.source != "context" else None
             for col in table.columns
         ]
         self._numeric = [_is_numeric(col) for col in table.columns]
-        self._used_missing = [set() for _ in table.columns]
+        self._used_missing: list[set] = [set() for _ in table.columns]
 
     def write(self, table, batch) -> None:
         cell = self._cell

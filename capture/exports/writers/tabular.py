@@ -24,7 +24,7 @@ class CsvWriter(Writer):
         self._handle = path.open("w", newline="", encoding="utf-8-sig")
         self._csv = csv.writer(self._handle)
         self._csv.writerow([c.name for c in table.columns])
-        self._formats = None
+        self._formats: list | None = None
         self.files.append(path)
 
     def write(self, table, batch) -> None:

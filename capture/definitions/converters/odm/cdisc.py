@@ -88,14 +88,15 @@ def _read_forms(conversion: Conversion, mdv, defs: _Defs, project: str) -> dict[
             form.get("Name") or form.get("OID", "form")
         )
         capture_ref = aliases.get("Capture", [None])[0]
-        if capture_ref and _split_ref(capture_ref) is None:
+        split = _split_ref(capture_ref) if capture_ref else None
+        if capture_ref and split is None:
             conversion.error(
                 f"FormDef {form.get('OID')!r}: the Capture alias {capture_ref!r} is not <form>@<version>. "
                 "Fix: correct the alias or remove it.",
                 line=form.sourceline,
             )
             continue
-        name = _split_ref(capture_ref)[0] if capture_ref else f"{project}_{base}"
+        name = split[0] if split else f"{project}_{base}"
         while name in used_form_names:
             name = f"{name}_2"
         used_form_names.add(name)
@@ -105,7 +106,7 @@ def _read_forms(conversion: Conversion, mdv, defs: _Defs, project: str) -> dict[
 
 
 def _read_form(conversion: Conversion, form, defs: _Defs, name: str, capture_ref: str | None) -> None:
-    sections = []
+    sections: list[Section] = []
     for group_ref in _findall(form, "ItemGroupRef"):
         section = _read_section(conversion, form, group_ref, defs)
         if section is not None:
@@ -117,7 +118,7 @@ def _read_form(conversion: Conversion, form, defs: _Defs, name: str, capture_ref
         conversion.forms.append(
             FormFile(
                 form=name,
-                version=_split_ref(capture_ref)[1] if capture_ref else "1.0",
+                version=_ref_version(capture_ref),
                 title=form.get("Name") or name,
                 description=_text_of(form, "Description"),
                 instrument=_aliases(form).get("REDCap:instrument", [None])[0],
@@ -156,11 +157,11 @@ def _read_section(conversion: Conversion, form, group_ref, defs: _Defs) -> Secti
         return None
     title = group.get("Name") or group.get("OID")
     if group.get("Repeating") == "Yes":
-        entries = [
+        entries: list[Item | ItemGroup] = [
             ItemGroup(group=_slug(group.get("OID", "group")), label=title, repeating=True, items=items)
         ]
     else:
-        entries = items
+        entries = list(items)
     return Section(title=title, items=entries)
 
 
@@ -370,11 +371,19 @@ def _registered_id(aliases: dict, capture_ref: str | None) -> tuple[str | None, 
     """(public id, version) from a Capture or caDSR alias; (None, "1.0") for a local element."""
     cadsr = aliases.get("caDSR", [None])[0]
     if capture_ref:
-        return _split_ref(capture_ref)
+        parts = _split_ref(capture_ref)
+        assert parts is not None  # _cdisc_element refused a malformed alias
+        return parts
     if cadsr and re.fullmatch(r"\d+v[0-9.]+", cadsr):
         public_id, version = cadsr.split("v", 1)
         return public_id, version
     return None, "1.0"
+
+
+def _ref_version(capture_ref: str | None) -> str:
+    """The version of a form's Capture alias (checked when the form was read); "1.0" without one."""
+    parts = _split_ref(capture_ref) if capture_ref else None
+    return parts[1] if parts else "1.0"
 
 
 def _split_ref(ref: str) -> tuple[str, str] | None:

@@ -110,7 +110,7 @@ def _redcap_plan(conversion: Conversion, mdv) -> dict | None:
     events = _findall(mdv, "StudyEventDef")
     if not events:
         return None
-    instruments = {f.instrument for f in conversion.forms}
+    instruments = {f.instrument for f in conversion.forms if f.instrument}
     plan: dict = {}
     for event in events:
         arm_num = _rc(event, "ArmNum") or "1"

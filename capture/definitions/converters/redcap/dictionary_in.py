@@ -47,7 +47,7 @@ def read_dictionary(
             line=2,
         )
         return conversion
-    instruments = [f.instrument for f in conversion.forms]
+    instruments = [f.instrument for f in conversion.forms if f.instrument]
     unknown = sorted(set(repeating_forms) - set(instruments))
     if unknown:
         conversion.error(

@@ -1,7 +1,9 @@
 from pathlib import Path
 
+from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
+from capture.accounts.system import actor_from_options, add_actor_argument
 from capture.cli import write_output
 from capture.definitions import services
 from capture.studies.models import Study
@@ -16,13 +18,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("study", help="the study's short name (slug)")
+        add_actor_argument(parser)
         parser.add_argument("--out", type=Path, help="file to write")
 
     def handle(self, *args, study, out, **options):
+        actor = actor_from_options(options, "export_odm")
         found = Study.objects.filter(slug=study).first()
         if found is None:
             raise CommandError(f"No study {study!r}. Fix: give the short name shown in the study list.")
-        data, problems = services.export_odm(actor=None, study=found)
+        try:
+            data, problems = services.export_odm(actor=actor, study=found)
+        except PermissionDenied as exc:
+            raise CommandError(str(exc)) from None
         target = out or Path(f"{study}_odm.xml")
         write_output(target, data)
         if problems:

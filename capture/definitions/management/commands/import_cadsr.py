@@ -1,7 +1,9 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
+from django.core.exceptions import PermissionDenied
+from django.core.management.base import BaseCommand, CommandError
 
+from capture.accounts.system import actor_from_options, add_actor_argument
 from capture.definitions import services
 from capture.definitions.loader import DefinitionError
 
@@ -18,15 +20,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("files", nargs="+", type=Path)
         parser.add_argument("--check", action="store_true", help="convert and report only")
+        add_actor_argument(parser)
 
     def handle(self, *args, files, check, **options):
+        actor = actor_from_options(options, "import_cadsr")
         for path in files:
             conversion = services.convert("cadsr", read(path), source=path.name)
             report(self, conversion)
             if check:
                 continue
             try:
-                result, _ = services.import_definitions(actor=None, conversion=conversion)
+                result, _ = services.import_definitions(actor=actor, conversion=conversion)
             except DefinitionError as exc:
                 raise definition_error(exc) from None
+            except PermissionDenied as exc:
+                raise CommandError(str(exc)) from None
             self.stdout.write(self.style.SUCCESS(f"{path.name}: {result.summary()}."))

@@ -1,8 +1,9 @@
 from pathlib import Path
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from capture.accounts.system import actor_from_options, add_actor_argument
 from capture.definitions import services
 from capture.definitions.converters.redcap import project_key
 from capture.definitions.loader import DefinitionError
@@ -27,8 +28,10 @@ class Command(BaseCommand):
             "--project", default="", help="project key for ids (default: from the study or file)"
         )
         parser.add_argument("--check", action="store_true", help="convert and report only")
+        add_actor_argument(parser)
 
     def handle(self, *args, file, study, name, project, check, **options):
+        actor = actor_from_options(options, "import_odm")
         existing = Study.objects.filter(slug=study).select_related("schedule").first() if study else None
         key = existing.schedule.name if existing else (project or project_key(study or file.stem))
         conversion = services.convert("odm", read(file), source=file.name, project=key, title=name)
@@ -37,15 +40,17 @@ class Command(BaseCommand):
             return
         try:
             if existing:
-                result = services.update_study_definitions(actor=None, study=existing, conversion=conversion)
+                result = services.update_study_definitions(actor=actor, study=existing, conversion=conversion)
             elif study:
                 _, result = services.create_study_from_conversion(
-                    actor=None, conversion=conversion, slug=study, name=name or conversion.title or study
+                    actor=actor, conversion=conversion, slug=study, name=name or conversion.title or study
                 )
             else:
-                result, _ = services.import_definitions(actor=None, conversion=conversion)
+                result, _ = services.import_definitions(actor=actor, conversion=conversion)
         except DefinitionError as exc:
             raise definition_error(exc) from None
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
+        except PermissionDenied as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(f"{file.name}: {result.summary()}."))

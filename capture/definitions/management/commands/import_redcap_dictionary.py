@@ -1,8 +1,9 @@
 from pathlib import Path
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from capture.accounts.system import actor_from_options, add_actor_argument
 from capture.definitions import services
 from capture.definitions.converters.redcap import project_key
 from capture.definitions.loader import DefinitionError
@@ -36,10 +37,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--repeating", nargs="*", default=[], help="instruments that repeat")
         parser.add_argument("--check", action="store_true", help="convert and report only")
+        add_actor_argument(parser)
 
     def handle(
         self, *args, dictionary, study, name, project, arms, events, mapping, repeating, check, **options
     ):
+        actor = actor_from_options(options, "import_redcap_dictionary")
         existing = Study.objects.filter(slug=study).select_related("schedule").first()
         key = existing.schedule.name if existing else (project or project_key(study))
         conversion = services.convert(
@@ -59,12 +62,12 @@ class Command(BaseCommand):
             return
         try:
             if existing:
-                result = services.update_study_definitions(actor=None, study=existing, conversion=conversion)
+                result = services.update_study_definitions(actor=actor, study=existing, conversion=conversion)
                 existing.refresh_from_db()
                 message = f"Study {existing.slug} now runs on {existing.schedule.ref}: {result.summary()}."
             else:
                 made, result = services.create_study_from_conversion(
-                    actor=None, conversion=conversion, slug=study, name=name or study
+                    actor=actor, conversion=conversion, slug=study, name=name or study
                 )
                 message = (
                     f"Created study {made.slug} on {made.schedule.ref}: {result.summary()}. Add sites next."
@@ -73,4 +76,6 @@ class Command(BaseCommand):
             raise definition_error(exc) from None
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
+        except PermissionDenied as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(message))

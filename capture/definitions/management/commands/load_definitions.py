@@ -1,8 +1,10 @@
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
+from capture.accounts.system import actor_from_options, add_actor_argument
 from capture.definitions.loader import DefinitionError, load_definitions
 
 
@@ -16,11 +18,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="*", type=Path, help="files or folders of definitions")
+        add_actor_argument(parser)
 
     def handle(self, *args, paths, **options):
         try:
-            result = load_definitions(paths or [settings.CAPTURE["DEFINITIONS_DIR"]])
+            result = load_definitions(
+                paths or [settings.CAPTURE["DEFINITIONS_DIR"]],
+                actor=actor_from_options(options, "load_definitions"),
+            )
         except DefinitionError as exc:
             problems = "\n".join(exc.problems)
             raise CommandError(f"{problems}\n{len(exc.problems)} problem(s); nothing was loaded.") from None
+        except PermissionDenied as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(f"Definitions: {result.summary()}."))

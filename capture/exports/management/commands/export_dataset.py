@@ -26,7 +26,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--study", required=True, help="the study's short name (slug)")
-        parser.add_argument("--user", required=True, help="username the export is made as")
+        # An export is always a person's (their sites, their rights, their reason): no system actor.
+        parser.add_argument(
+            "--as",
+            "--user",
+            dest="user",
+            required=True,
+            metavar="USER",
+            help="username the export is made as",
+        )
         parser.add_argument("--format", default="csv", help=f"comma-separated: {', '.join(FORMATS)}")
         parser.add_argument("--layout", default="wide", choices=list(LAYOUTS))
         parser.add_argument("--forms", default="", help="comma-separated form names")

@@ -1,10 +1,12 @@
 from pathlib import Path
 
+from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
+from capture.accounts.system import actor_from_options, add_actor_argument
 from capture.imaging.sharing import deidentify_tree
 
-from ._common import get_study
+from ._common import get_study, refusal
 
 
 class Command(BaseCommand):
@@ -23,12 +25,16 @@ class Command(BaseCommand):
         parser.add_argument("src", type=Path)
         parser.add_argument("dst", type=Path)
         parser.add_argument("--study", required=True, help="the study's short name (slug)")
+        add_actor_argument(parser)
 
     def handle(self, *args, src, dst, study, **options):
+        actor = actor_from_options(options, "deidentify_dicom")
         try:
-            report = deidentify_tree(actor=None, study=get_study(study), src=src, dst=dst)
+            report = deidentify_tree(actor=actor, study=get_study(study), src=src, dst=dst)
         except (FileNotFoundError, ValueError) as exc:
             raise CommandError(str(exc)) from None
+        except PermissionDenied as exc:
+            raise refusal(exc) from None
         for item in report.refused:
             self.stderr.write(f"refused: {item['file']}: {item['reason']}")
         for item in report.quarantined:

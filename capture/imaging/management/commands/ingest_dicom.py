@@ -1,11 +1,12 @@
 from pathlib import Path
 
-from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.management.base import BaseCommand
 
+from capture.accounts.system import actor_from_options, add_actor_argument
 from capture.imaging.ingest import ingest_folder
 
-from ._common import get_study
+from ._common import get_study, refusal
 
 
 class Command(BaseCommand):
@@ -19,15 +20,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("path", type=Path)
         parser.add_argument("--study", required=True, help="the study's short name (slug)")
+        add_actor_argument(parser)
         parser.add_argument(
             "--processes", type=int, default=None, help="worker processes (default: all cores)"
         )
 
     def handle(self, *args, path, study, processes, **options):
+        actor = actor_from_options(options, "ingest_dicom")
         try:
-            report = ingest_folder(actor=None, study=get_study(study), path=path, processes=processes)
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from None
+            report = ingest_folder(actor=actor, study=get_study(study), path=path, processes=processes)
+        except (PermissionDenied, ValidationError) as exc:
+            raise refusal(exc) from None
         for item in report.unreadable:
             self.stderr.write(f"unreadable: {item['file']}: {item['reason']}")
         self.stdout.write(

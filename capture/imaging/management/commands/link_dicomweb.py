@@ -1,9 +1,10 @@
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from capture.accounts.system import actor_from_options, add_actor_argument
 from capture.imaging import dicomweb
 
-from ._common import get_study
+from ._common import get_study, refusal
 
 
 class Command(BaseCommand):
@@ -16,11 +17,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--study", required=True, help="the study's short name (slug)")
+        add_actor_argument(parser)
         parser.add_argument("--server", required=True, help="a name from CAPTURE_DICOMWEB_SERVERS")
         parser.add_argument("--subject", default="", help="a subject id, e.g. A-0001")
         parser.add_argument("--patient-id", default="", help="the subject's PatientID in the archive")
 
     def handle(self, *args, study, server, subject, patient_id, **options):
+        actor = actor_from_options(options, "link_dicomweb")
         study_obj = get_study(study)
         subject_obj = None
         if subject:
@@ -29,10 +32,10 @@ class Command(BaseCommand):
                 raise CommandError(f"No subject {subject!r} in {study_obj.slug}.")
         try:
             result = dicomweb.link(
-                actor=None, study=study_obj, server=server, subject=subject_obj, patient_id=patient_id
+                actor=actor, study=study_obj, server=server, subject=subject_obj, patient_id=patient_id
             )
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from None
+        except (PermissionDenied, ValidationError) as exc:
+            raise refusal(exc) from None
         self.stdout.write(
             f"{result['studies_found']} studies found on {server}: {result['studies_new']} new "
             f"({result['linked']} linked, {result['queued']} queued)."
