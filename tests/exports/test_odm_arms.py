@@ -23,7 +23,7 @@ NSMAP = {"o": NS}
 
 @pytest.fixture
 def two_arm_study(make_user):
-    load_definitions([TWO_ARMS])
+    load_definitions([TWO_ARMS], actor=SYSTEM)
     schedule = Schedule.objects.get(name="two_arms", version="1.0")
     study = services.create_study(actor=SYSTEM, slug="two-arms", name="Two arms", schedule=schedule)
     site = services.add_site(actor=SYSTEM, study=study, code="A", name="Site A")

@@ -413,7 +413,7 @@ def test_the_downloaded_dictionary_carries_the_codes_records_store_and_imports_a
 
     for name, text in TEXT_CODES.items():
         (tmp_path / name).write_text(text)
-    load_definitions([tmp_path])
+    load_definitions([tmp_path], actor=SYSTEM)
     study = studies.create_study(
         actor=SYSTEM, slug="textcodes", name="Text codes", schedule=Schedule.objects.get(name="text_codes")
     )
