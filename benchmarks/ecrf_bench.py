@@ -143,6 +143,7 @@ def setup(clients: int, tmp: Path) -> dict:
     from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
 
+    from capture.accounts.system import SYSTEM
     from capture.definitions.loader import load_definitions
     from capture.definitions.models import Schedule
     from capture.records.models import Status
@@ -153,14 +154,14 @@ def setup(clients: int, tmp: Path) -> dict:
     folder = tmp / "definitions"
     folder.mkdir()
     write_definitions(folder)
-    load_definitions([folder])
+    load_definitions([folder], actor=SYSTEM)
     user = get_user_model().objects.create_user("bench", password="bench-password-not-secret")  # noqa: S106
     study = services.create_study(
         actor=user, slug="bench", name="Bench", schedule=Schedule.objects.get(name="bench")
     )
     services.add_site(actor=user, study=study, code="A", name="Site A")
     site = study.sites.get()
-    services.grant_role(actor=None, study=study, user=user, role="coordinator", sites=[site])
+    services.grant_role(actor=SYSTEM, study=study, user=user, role="coordinator", sites=[site])
     import datetime as dt
 
     subjects = [

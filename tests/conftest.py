@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
+from capture.accounts.system import SYSTEM
 from capture.definitions.loader import load_definitions
 from capture.definitions.models import Schedule
 from capture.studies import services
@@ -32,7 +33,7 @@ PERSONAS = {
 
 @pytest.fixture
 def basic_definitions(db):
-    load_definitions([BASIC])
+    load_definitions([BASIC], actor=SYSTEM)
     return Schedule.objects.get(name="basic", version="1.0")
 
 
@@ -68,10 +69,10 @@ def personas(study, other_study, make_user):
     for name, (role, codes) in PERSONAS.items():
         users[name] = make_user(name)
         services.grant_role(
-            actor=None, study=study, user=users[name], role=role, sites=[sites[c] for c in codes]
+            actor=SYSTEM, study=study, user=users[name], role=role, sites=[sites[c] for c in codes]
         )
     users["outsider"] = make_user("outsider")
-    services.grant_role(actor=None, study=other_study, user=users["outsider"], role="study_admin")
+    services.grant_role(actor=SYSTEM, study=other_study, user=users["outsider"], role="study_admin")
     return users
 
 

@@ -24,6 +24,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
+from capture.accounts.system import require_actor, user_or_none
 from capture.dbcopy import insert_rows
 
 from .models import GENESIS_HASH, AuditChain, AuditEvent
@@ -64,6 +65,7 @@ def record_event(
     """Append one event to the study's chain (or the global chain)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_event must run inside the transaction of the change it records.")
+    actor_obj = user_or_none(require_actor(actor))
     key = chain_key(study)
     # Lock the chain head for the rest of the transaction: a concurrent writer waits here and
     # then reads the head this event leaves, so sequence numbers and previous hashes follow.
@@ -73,7 +75,6 @@ def record_event(
         # get_or_create settles that on the unique key, and the lock is taken as above.
         AuditChain.objects.get_or_create(key=key)
         head = AuditChain.objects.select_for_update().get(key=key)
-    actor_obj = actor if actor is not None and getattr(actor, "pk", None) else None
     # Microsecond precision is all the databases keep; truncate now so the hash survives the round trip.
     now = timezone.now().astimezone(dt.UTC)
     event = AuditEvent(
@@ -81,7 +82,7 @@ def record_event(
         seq=head.last_seq + 1,
         study=study,
         actor=actor_obj,
-        actor_label=actor_obj.get_username() if actor_obj else "system",
+        actor_label=actor.get_username(),
         timestamp=now,
         action=action,
         object_type=object_type,
@@ -162,15 +163,15 @@ def append_events(*, actor, study, events: Iterable[NewEvent], reason: str = "",
     Rows go in with COPY on PostgreSQL and executemany elsewhere."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("append_events must run inside the transaction of the changes it records.")
+    actor_obj = user_or_none(require_actor(actor))
     key = chain_key(study)
     AuditChain.objects.get_or_create(key=key)
     head = AuditChain.objects.select_for_update().get(key=key)
-    actor_obj = actor if actor is not None and getattr(actor, "pk", None) else None
     fixed = {
         "chain": key,
         "study_id": study.pk if study is not None else None,
         "actor_id": actor_obj.pk if actor_obj else None,
-        "actor_label": actor_obj.get_username() if actor_obj else "system",
+        "actor_label": actor.get_username(),
         "timestamp": timezone.now().astimezone(dt.UTC),
         "reason": reason,
     }

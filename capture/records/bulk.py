@@ -26,6 +26,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from capture.accounts.system import require_actor, user_or_none
 from capture.audit.services import NewEvent, append_events, canonical_json
 from capture.dbcopy import insert_rows as _insert
 from capture.definitions.models import Event, FormDefinition
@@ -187,13 +188,13 @@ def write_records(*, actor, study: Study, writes: list[RecordWrite], reason: str
     """Create or update the records of `writes` and audit each; see the module docstring for the rules."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("write_records must run inside the caller's transaction (all or nothing).")
-    if actor is not None:
-        allowed = set(access.sites_visible_to(actor, study).values_list("pk", flat=True))
-        if not access.can(actor, "enter_data", study):
-            raise PermissionDenied(f"Your role in {study.name} does not allow entering data.")
-        for w in writes:
-            if w.subject.study_id != study.pk or w.subject.site_id not in allowed:
-                raise PermissionDenied(f"You may not enter data for {w.subject.subject_id}.")
+    require_actor(actor)
+    allowed = set(access.sites_visible_to(actor, study).values_list("pk", flat=True))
+    if not access.can(actor, "enter_data", study):
+        raise PermissionDenied(f"Your role in {study.name} does not allow entering data.")
+    for w in writes:
+        if w.subject.study_id != study.pk or w.subject.site_id not in allowed:
+            raise PermissionDenied(f"You may not enter data for {w.subject.subject_id}.")
     statuses = set(Status.values)
     for w in writes:
         if w.status not in statuses:
@@ -213,7 +214,8 @@ def write_records(*, actor, study: Study, writes: list[RecordWrite], reason: str
             FormRecord.objects.select_for_update().filter(pk__in=chunk).select_related("event", "subject")
         ):
             current[record.pk] = record
-    user_id = actor.pk if actor is not None and actor.pk else None
+    user = user_or_none(actor)
+    user_id = user.pk if user is not None else None
     to_create: list[RecordWrite] = []
     to_update: list[FormRecord] = []
     updates: list[NewEvent] = []

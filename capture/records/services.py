@@ -24,6 +24,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Exists
 
+from capture.accounts.system import is_system, require_actor, user_or_none
 from capture.audit.services import record_event
 from capture.definitions.models import Event, EventForm
 from capture.studies import access
@@ -185,7 +186,7 @@ def save_record(
     `resolve_slot(subject, event_name, form_name)` when the caller has it already.
     """
     study = subject.study
-    if actor is not None and not access.may_act_at_site(actor, "enter_data", study, subject.site):
+    if not access.may_act_at_site(require_actor(actor), "enter_data", study, subject.site):
         raise PermissionDenied(f"You may not enter data for {subject}.")
     if status not in Status.values:
         raise ValidationError(f"Unknown status {status!r}; use 0, 1 or 2.")
@@ -248,7 +249,7 @@ def save_record(
                     instance=instance,
                     status=status,
                     data=clean,
-                    updated_by=actor if actor and actor.pk else None,
+                    updated_by=user_or_none(actor),
                 )
         except IntegrityError:
             current = (
@@ -279,7 +280,7 @@ def save_record(
     record.data = clean
     record.status = status
     record.version += 1
-    record.updated_by = actor if actor and actor.pk else None
+    record.updated_by = user_or_none(actor)
     record.save(update_fields=["data", "status", "version", "updated_by", "updated_at"])
     record_event(
         actor=actor,
@@ -341,8 +342,14 @@ class SubjectEvents:
 
 
 def _require_at_site(actor, codename: str, subject: Subject, what: str) -> None:
-    if not access.may_act_at_site(actor, codename, subject.study, subject.site):
+    if not access.may_act_at_site(require_actor(actor), codename, subject.study, subject.site):
         raise PermissionDenied(f"Your role does not allow you to {what} for {subject}.")
+
+
+def _require_person(actor, what: str) -> None:
+    # A lock, a signature and a query thread name the person behind them (a required user row).
+    if is_system(actor):
+        raise PermissionDenied(f"Only a person may {what}; run the command with --as USER.")
 
 
 def _require_reason(reason: str, what: str) -> str:
@@ -407,6 +414,7 @@ def set_record_lock(*, actor, record: FormRecord, locked: bool, reason: str) -> 
 def set_subject_lock(*, actor, subject: Subject, locked: bool, reason: str) -> None:
     """Lock every record of the subject and refuse new ones; unlocking gives back what it locked."""
     _require_at_site(actor, "lock_records", subject, "lock or unlock subjects")
+    _require_person(actor, "lock or unlock a subject")
     reason = _require_reason(reason, "lock or unlock the subject")
     current = SubjectLock.objects.select_for_update().filter(subject=subject).first()
     if locked == (current is not None):
@@ -443,6 +451,7 @@ def may_sign(user, subject: Subject) -> bool:
 def sign_record(*, actor, record: FormRecord, password: str) -> Signature:
     """A PI's e-signature: the password is asked again, the version signed is kept."""
     subject = record.subject
+    _require_person(require_actor(actor), "sign a record")
     if not may_sign(actor, subject):
         raise PermissionDenied(f"Only the study's principal investigator may sign records of {subject}.")
     if not password or not actor.check_password(password):
@@ -475,6 +484,7 @@ def field_exists(record: FormRecord, field: str) -> bool:
 def open_query(*, actor, record: FormRecord, field: str, text: str) -> Query:
     subject = record.subject
     _require_at_site(actor, "verify_data", subject, "raise queries")
+    _require_person(actor, "raise a query")
     if not field_exists(record, field):
         raise ValidationError(f"{field!r} is not a field of {record.form.ref}.")
     text = (text or "").strip()
@@ -490,6 +500,7 @@ def open_query(*, actor, record: FormRecord, field: str, text: str) -> Query:
 def answer_query(*, actor, query: Query, text: str) -> Query:
     subject = query.record.subject
     _require_at_site(actor, "enter_data", subject, "answer queries")
+    _require_person(actor, "answer a query")
     query = Query.objects.select_for_update().get(pk=query.pk)
     if query.status == Query.CLOSED:
         raise ValidationError("This query is closed; ask a monitor to reopen it.")
@@ -508,6 +519,7 @@ def close_query(*, actor, query: Query, text: str = "", reopen: bool = False) ->
     """Close a query (or reopen it, with a new question)."""
     subject = query.record.subject
     _require_at_site(actor, "verify_data", subject, "close or reopen queries")
+    _require_person(actor, "close or reopen a query")
     query = Query.objects.select_for_update().get(pk=query.pk)
     text = (text or "").strip()
     if reopen:
@@ -579,6 +591,6 @@ def delete_record(*, actor, record: FormRecord, reason: str) -> None:
 
 def _may_delete(actor, record: FormRecord) -> bool:
     subject = record.subject
-    if access.may_act_at_site(actor, DELETE_PERMISSION, subject.study, subject.site):
+    if access.may_act_at_site(require_actor(actor), DELETE_PERMISSION, subject.study, subject.site):
         return True
     return access.may_act_at_site(actor, "enter_data", subject.study, subject.site) and _repeats(record)

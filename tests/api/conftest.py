@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from capture.accounts.system import SYSTEM
 from capture.api import tokens
 from capture.definitions.loader import load_definitions
 from capture.definitions.models import Schedule
@@ -102,14 +103,14 @@ def records(subjects, personas):
 @pytest.fixture
 def classic_study(basic_definitions, personas):
     """A one-event study (REDCap's classic project) with demographics and a repeating lesions form."""
-    load_definitions([CLASSIC])
+    load_definitions([CLASSIC], actor=SYSTEM)
     admin = personas["admin"]
     study = services.create_study(
         actor=admin, slug="classic", name="Classic", schedule=Schedule.objects.get(name="classic")
     )
     site = services.add_site(actor=admin, study=study, code="C", name="Site C")
-    services.grant_role(actor=None, study=study, user=admin, role="study_admin")
-    services.grant_role(actor=None, study=study, user=personas["statistician"], role="statistician")
+    services.grant_role(actor=SYSTEM, study=study, user=admin, role="study_admin")
+    services.grant_role(actor=SYSTEM, study=study, user=personas["statistician"], role="statistician")
     subject = services.enroll_subject(
         actor=admin, study=study, site=site, enrollment_date=dt.date(2025, 1, 10)
     )

@@ -7,6 +7,7 @@ import re
 import pytest
 from django.http import Http404
 
+from capture.accounts.system import SYSTEM
 from capture.api import tokens
 from capture.api.models import ApiToken, RedcapToken
 from capture.audit.models import AuditEvent
@@ -35,7 +36,7 @@ def test_a_redcap_token_dies_with_the_users_role(personas, study):
     from capture.studies.services import revoke_role
 
     _, plain = tokens.create_redcap_token(user=personas["monitor"], study=study)
-    revoke_role(actor=None, study=study, user=personas["monitor"])
+    revoke_role(actor=SYSTEM, study=study, user=personas["monitor"])
     assert tokens.resolve_redcap_token(plain) is None
 
 

@@ -2,6 +2,7 @@ import datetime as dt
 
 import pytest
 
+from capture.accounts.system import SYSTEM
 from capture.definitions.loader import load_definitions
 from capture.definitions.models import Schedule
 from capture.imaging import services as imaging
@@ -32,7 +33,7 @@ def tl(make_user, tmp_path):
         services.grant_role(actor=None, study=study, user=users[name], role=role, sites=[site])
     subject = services.enroll_subject(actor=None, study=study, site=site, enrollment_date=ENROLLED)
     save_record(
-        actor=None,
+        actor=SYSTEM,
         subject=subject,
         event_name="baseline",
         form_name="treatment",
@@ -43,14 +44,14 @@ def tl(make_user, tmp_path):
         },
     )
     save_record(
-        actor=None,
+        actor=SYSTEM,
         subject=subject,
         event_name="baseline",
         form_name="response",
         values={"assessment_date": "2025-03-02"},
     )
     save_record(
-        actor=None,
+        actor=SYSTEM,
         subject=subject,
         event_name="week_8",
         form_name="response",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from capture.accounts.system import SYSTEM
 from capture.definitions.loader import load_definitions
 from capture.definitions.models import Schedule
 from capture.studies import services
@@ -16,7 +17,7 @@ ECRF_DEFINITIONS = Path(__file__).resolve().parent / "ecrf_definitions"
 
 @pytest.fixture
 def ecrf_study(personas, make_user):
-    load_definitions([ECRF_DEFINITIONS])
+    load_definitions([ECRF_DEFINITIONS], actor=SYSTEM)
     schedule = Schedule.objects.get(name="ecrf")
     owner = make_user("ecrf_owner")
     study = services.create_study(actor=owner, slug="ecrf", name="ECRF trial", schedule=schedule)
@@ -25,7 +26,7 @@ def ecrf_study(personas, make_user):
     sites = {s.code: s for s in study.sites.all()}
     for name, (role, codes) in PERSONAS.items():
         services.grant_role(
-            actor=None, study=study, user=personas[name], role=role, sites=[sites[c] for c in codes]
+            actor=SYSTEM, study=study, user=personas[name], role=role, sites=[sites[c] for c in codes]
         )
     return study
 

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from capture.accounts.system import SYSTEM
 from capture.api import tokens
 from capture.audit.models import AuditEvent
 from capture.definitions.loader import load_definitions
@@ -92,13 +93,13 @@ def _definitions(folder):
 
 @pytest.fixture
 def world(db, personas, tmp_path_factory):
-    load_definitions([_definitions(tmp_path_factory.mktemp("defs") / "onerule")])
+    load_definitions([_definitions(tmp_path_factory.mktemp("defs") / "onerule")], actor=SYSTEM)
     study = study_services.create_study(
-        actor=None, slug="onerule", name="One rule", schedule=Schedule.objects.get(name="onerule")
+        actor=SYSTEM, slug="onerule", name="One rule", schedule=Schedule.objects.get(name="onerule")
     )
-    site = study_services.add_site(actor=None, study=study, code="R", name="Rule site")
+    site = study_services.add_site(actor=SYSTEM, study=study, code="R", name="Rule site")
     dm = personas["data_manager"]
-    study_services.grant_role(actor=None, study=study, user=dm, role="data_manager")
+    study_services.grant_role(actor=SYSTEM, study=study, user=dm, role="data_manager")
     return {
         "study": study,
         "site": site,

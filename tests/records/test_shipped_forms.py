@@ -2,6 +2,7 @@
 
 from django.conf import settings
 
+from capture.accounts.system import SYSTEM
 from capture.definitions.expressions import evaluate, parse
 from capture.definitions.loader import load_definitions
 from capture.definitions.models import FormDefinition
@@ -11,7 +12,7 @@ from capture.studies.models import DEFAULT_MISSING_CODES
 
 
 def test_every_shipped_form_renders_with_its_logic(db):
-    load_definitions([settings.CAPTURE["DEFINITIONS_DIR"]])
+    load_definitions([settings.CAPTURE["DEFINITIONS_DIR"]], actor=SYSTEM)
     forms = list(FormDefinition.objects.all())
     assert len(forms) >= 10
     for form in forms:

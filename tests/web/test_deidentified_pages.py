@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
+from capture.accounts.system import SYSTEM
 from capture.audit.models import AuditEvent
 from capture.definitions.loader import load_definitions
 from capture.definitions.models import Schedule
@@ -55,7 +56,7 @@ def qin(personas, make_user):
     """The shipped co-clinical study with one site A patient: demographics saved twice (so the
     history has a change), signed by the PI, queried on the MRN and the date of birth by the
     monitor, and the subject locked by the data manager."""
-    load_definitions([settings.CAPTURE["DEFINITIONS_DIR"]])
+    load_definitions([settings.CAPTURE["DEFINITIONS_DIR"]], actor=SYSTEM)
     owner = make_user("qin_owner")
     study = services.create_study(
         actor=owner, slug="qin", name="QIN", schedule=Schedule.objects.get(name="qin_coclinical")
@@ -65,7 +66,7 @@ def qin(personas, make_user):
     sites = {s.code: s for s in study.sites.all()}
     for name, (role, codes) in PERSONAS.items():
         services.grant_role(
-            actor=None, study=study, user=personas[name], role=role, sites=[sites[c] for c in codes]
+            actor=SYSTEM, study=study, user=personas[name], role=role, sites=[sites[c] for c in codes]
         )
     subject = services.enroll_subject(
         actor=personas["admin"], study=study, site=sites["A"], enrollment_date=ENROLLED

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
+from capture.accounts.system import SYSTEM
 from capture.definitions.loader import load_definitions
 from capture.definitions.models import Schedule
 from capture.records.services import save_record
@@ -27,7 +28,7 @@ ROWS = [
 
 @pytest.fixture
 def contacts(personas, make_user):
-    load_definitions([DEFINITIONS])
+    load_definitions([DEFINITIONS], actor=SYSTEM)
     owner = make_user("deid_owner")
     study = services.create_study(
         actor=owner, slug="deid", name="De-identified", schedule=Schedule.objects.get(name="deid")
@@ -35,7 +36,7 @@ def contacts(personas, make_user):
     site = services.add_site(actor=owner, study=study, code="A", name="Site A")
     for name, (role, codes) in PERSONAS.items():
         services.grant_role(
-            actor=None, study=study, user=personas[name], role=role, sites=[site] if codes else []
+            actor=SYSTEM, study=study, user=personas[name], role=role, sites=[site] if codes else []
         )
     subject = services.enroll_subject(
         actor=personas["admin"], study=study, site=site, enrollment_date=dt.date(2025, 4, 1)
