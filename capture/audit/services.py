@@ -175,27 +175,37 @@ def append_events(*, actor, study, events: Iterable[NewEvent], reason: str = "",
         "timestamp": timezone.now().astimezone(dt.UTC),
         "reason": reason,
     }
-    token = uuid.uuid4().hex
-    probe = _Draft(**fixed, **{name: f"{token}:{name}" for name in _PER_EVENT})
-    template = json.dumps(probe.content(), sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
-    pieces = re.split(f'"{token}:(\\w+)"', template)  # text, field, text, field, …, text
-    position = {name: str(i) for i, name in enumerate(_PER_EVENT)}
-    fmt = "".join(
-        piece.replace("{", "{{").replace("}", "}}") if i % 2 == 0 else "{" + position[piece] + "}"
-        for i, piece in enumerate(pieces)
-    )
-    quote = encode_basestring_ascii  # what json.dumps does to a str
-    # The timestamp as the database takes it (text on SQLite); the hash has the datetime's own text.
-    stamp = AuditEvent._meta.get_field("timestamp").get_db_prep_save(fixed["timestamp"], connection)
-    chain = {"seq": head.last_seq, "prev": head.last_hash}
+    # Materialised first: the rows are made (and hashed) while COPY sends them, so building an
+    # event must not query the database.
+    pending = list(events)
+    if not pending:
+        return 0
+    rows = _ChainRows(fixed, head.last_seq, head.last_hash)
+    insert_rows(AuditEvent, list(_EVENT_COLUMNS), rows.of(pending), batch)
+    head.last_seq, head.last_hash = rows.seq, rows.prev
+    head.save(update_fields=["last_seq", "last_hash"])
+    return len(pending)
 
-    def rows() -> Iterator[tuple]:
-        seq, prev = chain["seq"], chain["prev"]
+
+class _ChainRows:
+    """The rows of events appended after (seq, prev): each hashed from a template of
+    AuditEvent.content() with its per-event fields spliced in. `seq` and `prev` follow the rows
+    made so far (the chain's new head once all are made)."""
+
+    def __init__(self, fixed: dict, seq: int, prev: str):
+        self.fixed, self.seq, self.prev = fixed, seq, prev
+        self.first_seq = seq + 1
+        self.fmt = _hash_format(fixed)
+        # The timestamp as the database takes it (text on SQLite); the hash has the datetime's own text.
+        self.stamp = AuditEvent._meta.get_field("timestamp").get_db_prep_save(fixed["timestamp"], connection)
+
+    def of(self, pending: list[NewEvent]) -> Iterator[tuple]:
+        fixed, quote = self.fixed, encode_basestring_ascii  # what json.dumps does to a str
         for event in pending:
-            seq += 1
+            seq, prev = self.seq + 1, self.prev
             object_id = str(event.object_id)
             object_label = str(event.object_label)[:255]
-            text = fmt.format(
+            text = self.fmt.format(
                 quote(event.action),
                 quote(event.object_type),
                 quote(object_id),
@@ -206,37 +216,40 @@ def append_events(*, actor, study, events: Iterable[NewEvent], reason: str = "",
                 seq,
             )
             digest = hashlib.sha256(text.encode()).hexdigest()
-            if seq == chain["seq"] + 1:
+            if seq == self.first_seq:
                 _check_template(fixed, event, seq, prev, digest)
             yield (
-                key,
+                fixed["chain"],
                 seq,
                 fixed["study_id"],
                 fixed["actor_id"],
                 fixed["actor_label"],
-                stamp,
+                self.stamp,
                 event.action,
                 event.object_type,
                 object_id,
                 object_label,
                 event.before,
                 event.after,
-                reason,
+                fixed["reason"],
                 prev,
                 digest,
             )
-            prev = digest
-        chain["seq"], chain["prev"] = seq, prev
+            self.seq, self.prev = seq, digest
 
-    # Materialised first: the rows are made (and hashed) while COPY sends them, so building an
-    # event must not query the database.
-    pending = list(events)
-    if not pending:
-        return 0
-    insert_rows(AuditEvent, list(_EVENT_COLUMNS), rows(), batch)
-    head.last_seq, head.last_hash = chain["seq"], chain["prev"]
-    head.save(update_fields=["last_seq", "last_hash"])
-    return len(pending)
+
+def _hash_format(fixed: dict) -> str:
+    """AuditEvent.content()'s canonical JSON for the `fixed` fields, as a str.format template
+    whose numbered fields are _PER_EVENT's, in order."""
+    token = uuid.uuid4().hex
+    probe = _Draft(**fixed, **{name: f"{token}:{name}" for name in _PER_EVENT})
+    template = json.dumps(probe.content(), sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+    pieces = re.split(f'"{token}:(\\w+)"', template)  # text, field, text, field, …, text
+    position = {name: str(i) for i, name in enumerate(_PER_EVENT)}
+    return "".join(
+        piece.replace("{", "{{").replace("}", "}}") if i % 2 == 0 else "{" + position[piece] + "}"
+        for i, piece in enumerate(pieces)
+    )
 
 
 def _check_template(fixed: dict, event: NewEvent, seq: int, prev: str, digest: str) -> None:

@@ -165,7 +165,6 @@ def merge_values(stored: dict, values: dict, *, groups, blanks=(), overwrite: bo
     return merged
 
 
-@transaction.atomic
 def save_record(
     *,
     actor,
@@ -185,8 +184,8 @@ def save_record(
     a different current version raises EditConflictError and writes nothing. `slot` is
     `resolve_slot(subject, event_name, form_name)` when the caller has it already.
     """
-    study = subject.study
-    if not access.may_act_at_site(require_actor(actor), "enter_data", study, subject.site):
+    require_actor(actor)
+    if not access.may_act_at_site(actor, "enter_data", subject.study, subject.site):
         raise PermissionDenied(f"You may not enter data for {subject}.")
     if status not in Status.values:
         raise ValidationError(f"Unknown status {status!r}; use 0, 1 or 2.")
@@ -196,82 +195,111 @@ def save_record(
         raise ValidationError(
             f"Form {form_name!r} does not repeat at {event_name!r}; its only instance is 1."
         )
+    where = _Where(subject, slot, form_name, instance)
+    with transaction.atomic():
+        record = _writable_record(where, expected_version)
+        form = record.form if record is not None else slot.event_form.form
+        clean = _validated(form, values, subject, status, record)
+        if record is None:
+            return _create(actor, where, form, clean, status, reason)
+        return _update(actor, record, clean, status, reason)
 
+
+@dataclass(frozen=True)
+class _Where:
+    """The record a save writes: the subject, its slot, the form's name and the instance."""
+
+    subject: Subject
+    slot: Slot
+    form_name: str
+    instance: int
+
+    def records(self):
+        return FormRecord.objects.filter(
+            subject=self.subject, event=self.slot.event, form_name=self.form_name, instance=self.instance
+        )
+
+    def __str__(self) -> str:
+        return f"{self.subject} / {self.slot.event.name} / {self.form_name} #{self.instance}"
+
+
+def _writable_record(where: _Where, expected_version: int | None) -> FormRecord | None:
+    """The stored record, locked for the rest of the transaction (None if not saved yet); raises
+    when it moved past `expected_version`, or when it or its subject is locked."""
+    subject = where.subject
     # No ORDER BY: the Meta ordering would join, and so lock FOR UPDATE, the subject, study,
     # event, arm and schedule rows too, which serialised every save in a study and deadlocked
     # concurrent ones on PostgreSQL. The lookup is unique. The subject's lock is read in the
     # same statement; should a subject lock commit while this waits for the row, the row it
     # then reads carries `locked` (locking a subject sets it on every record).
     found = (
-        FormRecord.objects.select_for_update()
-        .filter(subject=subject, event=slot.event, form_name=form_name, instance=instance)
+        where.records()
+        .select_for_update()
         .annotate(subject_locked=Exists(SubjectLock.objects.filter(subject=subject)))
         .order_by()[:1]
     )
     record = next(iter(found), None)
-    if record is not None:
-        # The rows it points at are loaded already (its label and the audit row name them).
-        record.subject, record.event = subject, slot.event
-        if record.form_id == slot.event_form.form_id:
-            record.form = slot.event_form.form
-    if record is not None and record.version != expected_version:
+    if record is None:
+        if expected_version is not None:
+            raise ValidationError(f"{where} no longer exists.")
+        if SubjectLock.objects.filter(subject=subject).exists():
+            raise RecordLockedError(None, subject=subject)
+        return None
+    # The rows it points at are loaded already (its label and the audit row name them).
+    record.subject, record.event = subject, where.slot.event
+    if record.form_id == where.slot.event_form.form_id:
+        record.form = where.slot.event_form.form
+    if record.version != expected_version:
         raise EditConflictError(record)
-    if record is None and expected_version is not None:
-        raise ValidationError(f"{subject} / {event_name} / {form_name} #{instance} no longer exists.")
-    if record is not None and record.locked:
+    if record.locked:
         raise RecordLockedError(record)
-    if record.subject_locked if record is not None else SubjectLock.objects.filter(subject=subject).exists():
+    if record.subject_locked:
         raise RecordLockedError(record, subject=subject)
+    return record
 
-    form = record.form if record is not None else slot.event_form.form
+
+def _validated(form, values: dict, subject: Subject, status: int, record: FormRecord | None) -> dict:
+    """The clean values (validation.clean_values, with the subject's other events), or
+    RecordValidationError."""
     compiled_form = compiled(form)
     clean, errors = clean_values(
         form,
         values,
-        missing_codes=study.missing_code_set(),
+        missing_codes=subject.study.missing_code_set(),
         complete=status == Status.COMPLETE,
         events=other_events(subject, form, exclude=record, compiled_form=compiled_form),
         compiled_form=compiled_form,
     )
     if errors:
         raise RecordValidationError(errors)
+    return clean
 
-    if record is None:
-        try:
-            # A savepoint: two first saves of one record race to this insert (there is no row to
-            # lock yet); the loser's unique violation becomes the edit conflict it is.
-            with transaction.atomic():
-                record = FormRecord.objects.create(
-                    subject=subject,
-                    event=slot.event,
-                    form=form,
-                    form_name=form_name,
-                    instance=instance,
-                    status=status,
-                    data=clean,
-                    updated_by=user_or_none(actor),
-                )
-        except IntegrityError:
-            current = (
-                FormRecord.objects.select_for_update()
-                .filter(subject=subject, event=slot.event, form_name=form_name, instance=instance)
-                .order_by()
-                .first()
+
+def _create(actor, where: _Where, form, clean: dict, status: int, reason: str) -> FormRecord:
+    try:
+        # A savepoint: two first saves of one record race to this insert (there is no row to
+        # lock yet); the loser's unique violation becomes the edit conflict it is.
+        with transaction.atomic():
+            record = FormRecord.objects.create(
+                subject=where.subject,
+                event=where.slot.event,
+                form=form,
+                form_name=where.form_name,
+                instance=where.instance,
+                status=status,
+                data=clean,
+                updated_by=user_or_none(actor),
             )
-            if current is None:
-                raise
-            raise EditConflictError(current) from None
-        record_event(
-            actor=actor,
-            study=study,
-            action="record.create",
-            object_type="record",
-            object_id=record.pk,
-            object_label=str(record),
-            after={"status": status, "data": clean},
-            reason=reason,
-        )
-        return record
+    except IntegrityError:
+        current = where.records().select_for_update().order_by().first()
+        if current is None:
+            raise
+        raise EditConflictError(current) from None
+    _audit_record(actor, record, "record.create", None, {"status": status, "data": clean}, reason)
+    return record
+
+
+def _update(actor, record: FormRecord, clean: dict, status: int, reason: str) -> FormRecord:
     before, after = record_changes(record, clean, status)
     if not before:
         return record  # nothing changed: no new version, no audit noise
@@ -282,10 +310,15 @@ def save_record(
     record.version += 1
     record.updated_by = user_or_none(actor)
     record.save(update_fields=["data", "status", "version", "updated_by", "updated_at"])
+    _audit_record(actor, record, "record.update", before, after, reason)
+    return record
+
+
+def _audit_record(actor, record: FormRecord, action: str, before, after, reason: str = "") -> None:
     record_event(
         actor=actor,
-        study=study,
-        action="record.update",
+        study=record.subject.study,
+        action=action,
         object_type="record",
         object_id=record.pk,
         object_label=str(record),
@@ -293,7 +326,6 @@ def save_record(
         after=after,
         reason=reason,
     )
-    return record
 
 
 def other_events(
