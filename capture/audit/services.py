@@ -67,19 +67,12 @@ def record_event(
         raise RuntimeError("record_event must run inside the transaction of the change it records.")
     actor_obj = user_or_none(require_actor(actor))
     key = chain_key(study)
-    # Lock the chain head for the rest of the transaction: a concurrent writer waits here and
-    # then reads the head this event leaves, so sequence numbers and previous hashes follow.
-    head = AuditChain.objects.select_for_update().filter(key=key).first()
-    if head is None:
-        # The chain's first event. Another writer may be creating the head at the same moment;
-        # get_or_create settles that on the unique key, and the lock is taken as above.
-        AuditChain.objects.get_or_create(key=key)
-        head = AuditChain.objects.select_for_update().get(key=key)
+    seq, prev_hash = _advance_head(key)
     # Microsecond precision is all the databases keep; truncate now so the hash survives the round trip.
     now = timezone.now().astimezone(dt.UTC)
     event = AuditEvent(
         chain=key,
-        seq=head.last_seq + 1,
+        seq=seq,
         study=study,
         actor=actor_obj,
         actor_label=actor.get_username(),
@@ -91,14 +84,56 @@ def record_event(
         before=_plain(before),
         after=_plain(after),
         reason=reason,
-        prev_hash=head.last_hash,
+        prev_hash=prev_hash,
     )
     event.hash = event.compute_hash()
-    event.save()
-    head.last_seq = event.seq
-    head.last_hash = event.hash
-    head.save(update_fields=["last_seq", "last_hash"])
+    _insert_and_seal(event)
     return event
+
+
+def _advance_head(key: str) -> tuple[int, str]:
+    """Move the chain head one event on, in one statement: (the new event's number, the hash of
+    the event before it). The UPDATE locks the head row for the rest of the transaction, so a
+    concurrent writer waits at its own UPDATE and then reads the head this event leaves (on
+    PostgreSQL, READ COMMITTED re-reads the row it waited for; SQLite allows one writer)."""
+    table = connection.ops.quote_name(AuditChain._meta.db_table)
+    sql = f"UPDATE {table} SET last_seq = last_seq + 1 WHERE {connection.ops.quote_name('key')} = %s RETURNING last_seq, last_hash"  # noqa: S608 - names from model metadata
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key])
+        row = cursor.fetchone()
+        if row is None:
+            # The chain's first event. Another writer may be creating the head at the same moment;
+            # get_or_create settles that on the unique key, and the UPDATE then locks it as above.
+            AuditChain.objects.get_or_create(key=key)
+            cursor.execute(sql, [key])
+            row = cursor.fetchone()
+    return int(row[0]), row[1]
+
+
+_INSERT_FIELDS = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
+
+
+def _insert_and_seal(event: AuditEvent) -> None:
+    """Insert the event and set the chain head's hash to its hash: one statement on PostgreSQL
+    (a data-modifying WITH), two elsewhere."""
+    if connection.vendor != "postgresql":
+        event.save()
+        AuditChain.objects.filter(key=event.chain).update(last_hash=event.hash)
+        return
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in _INSERT_FIELDS)
+    values = [f.get_db_prep_save(f.pre_save(event, True), connection) for f in _INSERT_FIELDS]
+    sql = (
+        f"WITH event AS (INSERT INTO {qn(AuditEvent._meta.db_table)} ({columns}) "  # noqa: S608 - names from model metadata
+        f"VALUES ({', '.join(['%s'] * len(values))}) RETURNING id) "
+        f"UPDATE {qn(AuditChain._meta.db_table)} SET last_hash = %s WHERE {qn('key')} = %s "
+        "RETURNING (SELECT id FROM event)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, event.hash, event.chain])
+        event.pk = cursor.fetchone()[0]
+    event._state.adding = False
+    event._state.db = connection.alias
 
 
 class NewEvent(NamedTuple):

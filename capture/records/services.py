@@ -22,16 +22,17 @@ from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists
+from django.db.models import Exists, OuterRef
 
 from capture.accounts.system import is_system, require_actor, user_or_none
 from capture.audit.services import record_event
-from capture.definitions.models import Event, EventForm
+from capture.definitions.models import EventForm
 from capture.studies import access
 from capture.studies.models import Subject
 
-from .compiled import compiled, remember_stamp, stamp_annotations
+from .compiled import compiled
 from .models import FormRecord, Query, QueryMessage, Signature, Status, SubjectLock
+from .slots import Slot, is_slot_of, resolve_slot
 from .validation import clean_values
 
 
@@ -71,44 +72,6 @@ class ReasonRequiredError(ValidationError):
         super().__init__(
             "This form is Complete: give a reason for the change (it is kept in the audit trail)."
         )
-
-
-@dataclass(frozen=True)
-class Slot:
-    """Where a record sits: the event and form (with its version) valid for the subject."""
-
-    event: Event
-    event_form: EventForm
-
-
-def resolve_slot(subject: Subject, event_name: str, form_name: str) -> Slot:
-    # One arm, one event name: ordering by the event form's own order is the Meta ordering,
-    # without its joins to the arm and schedule.
-    event_form = (
-        EventForm.objects.select_related("event", "form")
-        .filter(event__arm=subject.arm_id, event__name=event_name, form__name=form_name)
-        .annotate(**stamp_annotations("form"))
-        .order_by("order", "pk")
-        .first()
-    )
-    if event_form is None:
-        raise ValidationError(
-            f"Form {form_name!r} is not collected at event {event_name!r} for {subject} (arm {subject.arm.name})."
-        )
-    remember_stamp(event_form.form, event_form.elements_loaded_at, event_form.elements_count)
-    return Slot(event_form.event, event_form)
-
-
-def _is_slot_of(slot: Slot | None, subject: Subject, event_name: str, form_name: str) -> bool:
-    # A slot is read from the schedule's rows: the subject's arm, the event's name and the
-    # form's name make it the one resolve_slot would find.
-    return (
-        slot is not None
-        and slot.event.arm_id == subject.arm_id
-        and slot.event.name == event_name
-        and slot.event_form.event_id == slot.event.pk
-        and slot.event_form.form.name == form_name
-    )
 
 
 def _diff(before: dict, after: dict) -> tuple[dict, dict]:
@@ -177,32 +140,43 @@ def save_record(
     expected_version: int | None = None,
     reason: str = "",
     slot: Slot | None = None,
+    locked: LockedRecord | None = None,
 ) -> FormRecord:
     """Create or replace the values of one form record.
 
     `expected_version` is the version the user started from (None for a new record);
     a different current version raises EditConflictError and writes nothing. `slot` is
-    `resolve_slot(subject, event_name, form_name)` when the caller has it already.
+    `resolve_slot(subject, event_name, form_name)` when the caller has it already; `locked`,
+    `lock_record(...)` of the same record when the caller read it in its own transaction (the
+    entry page's POST), so the record is read once. Every error is raised before anything is
+    written, so such a caller's transaction may go on after catching one.
     """
     require_actor(actor)
     if not access.may_act_at_site(actor, "enter_data", subject.study, subject.site):
         raise PermissionDenied(f"You may not enter data for {subject}.")
     if status not in Status.values:
         raise ValidationError(f"Unknown status {status!r}; use 0, 1 or 2.")
-    if not _is_slot_of(slot, subject, event_name, form_name):
+    if not is_slot_of(slot, subject, event_name, form_name):
         slot = resolve_slot(subject, event_name, form_name)
     if instance < 1 or (instance > 1 and not slot.event_form.repeating):
         raise ValidationError(
             f"Form {form_name!r} does not repeat at {event_name!r}; its only instance is 1."
         )
     where = _Where(subject, slot, form_name, instance)
+    if locked is not None and locked.key == where.key and transaction.get_connection().in_atomic_block:
+        return _save(actor, where, locked.record, values, status, expected_version, reason)
     with transaction.atomic():
-        record = _writable_record(where, expected_version)
-        form = record.form if record is not None else slot.event_form.form
-        clean = _validated(form, values, subject, status, record)
-        if record is None:
-            return _create(actor, where, form, clean, status, reason)
-        return _update(actor, record, clean, status, reason)
+        record = _read_locked(where)
+        return _save(actor, where, record, values, status, expected_version, reason)
+
+
+def _save(actor, where, record, values: dict, status: int, expected_version, reason: str) -> FormRecord:
+    record = _writable(where, record, expected_version)
+    form = record.form if record is not None else where.slot.event_form.form
+    clean = _validated(form, values, where.subject, status, record)
+    if record is None:
+        return _create(actor, where, form, clean, status, reason)
+    return _update(actor, record, clean, status, reason)
 
 
 @dataclass(frozen=True)
@@ -214,6 +188,10 @@ class _Where:
     form_name: str
     instance: int
 
+    @property
+    def key(self) -> tuple:
+        return (self.subject.pk, self.slot.event.pk, self.form_name, self.instance)
+
     def records(self):
         return FormRecord.objects.filter(
             subject=self.subject, event=self.slot.event, form_name=self.form_name, instance=self.instance
@@ -223,38 +201,64 @@ class _Where:
         return f"{self.subject} / {self.slot.event.name} / {self.form_name} #{self.instance}"
 
 
-def _writable_record(where: _Where, expected_version: int | None) -> FormRecord | None:
-    """The stored record, locked for the rest of the transaction (None if not saved yet); raises
-    when it moved past `expected_version`, or when it or its subject is locked."""
-    subject = where.subject
+@dataclass(frozen=True)
+class LockedRecord:
+    """A record read FOR UPDATE by `lock_record` in the caller's transaction (None: not saved yet)."""
+
+    key: tuple
+    record: FormRecord | None
+
+
+def lock_record(subject: Subject, slot: Slot, form_name: str, instance: int) -> LockedRecord:
+    """The record at `slot`, locked for the rest of the caller's transaction, for a page that
+    shows it and then hands it to save_record (`locked=`): with its editor and whether it has
+    open queries, as entry_page.find_record reads it."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("lock_record must run inside the transaction that saves the record.")
+    where = _Where(subject, slot, form_name, instance)
+    return LockedRecord(where.key, _read_locked(where, for_page=True))
+
+
+def _read_locked(where: _Where, *, for_page: bool = False) -> FormRecord | None:
+    """The stored record, locked for the rest of the transaction, with whether its subject is
+    locked (`subject_locked`); None if not saved yet."""
     # No ORDER BY: the Meta ordering would join, and so lock FOR UPDATE, the subject, study,
     # event, arm and schedule rows too, which serialised every save in a study and deadlocked
-    # concurrent ones on PostgreSQL. The lookup is unique. The subject's lock is read in the
-    # same statement; should a subject lock commit while this waits for the row, the row it
-    # then reads carries `locked` (locking a subject sets it on every record).
+    # concurrent ones on PostgreSQL; OF self keeps the page's join to the editor unlocked. The
+    # lookup is unique. The subject's lock is read in the same statement; should a subject lock
+    # commit while this waits for the row, the row it then reads carries `locked` (locking a
+    # subject sets it on every record).
     found = (
         where.records()
-        .select_for_update()
-        .annotate(subject_locked=Exists(SubjectLock.objects.filter(subject=subject)))
-        .order_by()[:1]
+        .select_for_update(of=("self",))
+        .annotate(subject_locked=Exists(SubjectLock.objects.filter(subject=where.subject)))
     )
-    record = next(iter(found), None)
+    if for_page:
+        open_queries = Query.objects.filter(record=OuterRef("pk")).exclude(status=Query.CLOSED)
+        found = found.select_related("updated_by").annotate(has_open_queries=Exists(open_queries))
+    record = next(iter(found.order_by()[:1]), None)
+    if record is not None:
+        # The rows it points at are loaded already (its label and the audit row name them).
+        record.subject, record.event = where.subject, where.slot.event
+        if record.form_id == where.slot.event_form.form_id:
+            record.form = where.slot.event_form.form
+    return record
+
+
+def _writable(where: _Where, record: FormRecord | None, expected_version: int | None) -> FormRecord | None:
+    """`record`, unless it moved past `expected_version` or it or its subject is locked."""
     if record is None:
         if expected_version is not None:
             raise ValidationError(f"{where} no longer exists.")
-        if SubjectLock.objects.filter(subject=subject).exists():
-            raise RecordLockedError(None, subject=subject)
+        if SubjectLock.objects.filter(subject=where.subject).exists():
+            raise RecordLockedError(None, subject=where.subject)
         return None
-    # The rows it points at are loaded already (its label and the audit row name them).
-    record.subject, record.event = subject, where.slot.event
-    if record.form_id == where.slot.event_form.form_id:
-        record.form = where.slot.event_form.form
     if record.version != expected_version:
         raise EditConflictError(record)
     if record.locked:
         raise RecordLockedError(record)
     if record.subject_locked:
-        raise RecordLockedError(record, subject=subject)
+        raise RecordLockedError(record, subject=where.subject)
     return record
 
 
