@@ -432,17 +432,9 @@ def set_record_lock(*, actor, record: FormRecord, locked: bool, reason: str) -> 
         raise ValidationError(f"{subject} is locked as a whole; unlock the subject instead.")
     record.locked = locked
     record.save(update_fields=["locked", "updated_at"])
-    record_event(
-        actor=actor,
-        study=subject.study,
-        action="record.lock" if locked else "record.unlock",
-        object_type="record",
-        object_id=record.pk,
-        object_label=str(record),
-        before={"locked": not locked},
-        after={"locked": locked},
-        reason=reason,
-    )
+    record.subject = subject
+    action = "record.lock" if locked else "record.unlock"
+    _audit_record(actor, record, action, {"locked": not locked}, {"locked": locked}, reason)
     return record
 
 
@@ -498,14 +490,9 @@ def sign_record(*, actor, record: FormRecord, password: str) -> Signature:
     signature = Signature.objects.create(
         record=record, signer=actor, record_version=record.version, meaning=SIGNATURE_MEANING
     )
-    record_event(
-        actor=actor,
-        study=subject.study,
-        action="record.sign",
-        object_type="record",
-        object_id=record.pk,
-        object_label=str(record),
-        after={"version": record.version, "meaning": SIGNATURE_MEANING},
+    record.subject = subject
+    _audit_record(
+        actor, record, "record.sign", None, {"version": record.version, "meaning": SIGNATURE_MEANING}
     )
     return signature
 
