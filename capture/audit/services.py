@@ -12,12 +12,12 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii
 from types import SimpleNamespace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 from django.core.serializers.json import DjangoJSONEncoder
@@ -121,7 +121,7 @@ def _insert_and_seal(event: AuditEvent) -> None:
         AuditChain.objects.filter(key=event.chain).update(last_hash=event.hash)
         return
     qn = connection.ops.quote_name
-    columns = ", ".join(qn(f.column) for f in _INSERT_FIELDS)
+    columns = ", ".join(qn(f.column or f.attname) for f in _INSERT_FIELDS)
     values = [f.get_db_prep_save(f.pre_save(event, True), connection) for f in _INSERT_FIELDS]
     sql = (
         f"WITH event AS (INSERT INTO {qn(AuditEvent._meta.db_table)} ({columns}) "  # noqa: S608 - names from model metadata
@@ -176,11 +176,18 @@ def _has_large_float(value) -> bool:
     return False
 
 
+_content: Callable[[Any], dict] = AuditEvent.content
+_compute_hash: Callable[[Any], str] = AuditEvent.compute_hash
+
+
 class _Draft(SimpleNamespace):
     """An event's fields without a model instance, hashed by AuditEvent's own content()."""
 
-    content = AuditEvent.content
-    compute_hash = AuditEvent.compute_hash
+    def content(self) -> dict:
+        return _content(self)
+
+    def compute_hash(self) -> str:
+        return _compute_hash(self)
 
 
 _PER_EVENT = ("action", "object_type", "object_id", "object_label", "before", "after", "prev_hash", "seq")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
@@ -59,7 +60,7 @@ class FormValidator:
         self.form = form
         self.compiled = c = compiled(form)
         self.groups = c.repeating
-        self._fields = {name: {} for name in _shape(c)[0]}
+        self._fields: dict[str, dict] = {name: {} for name in _shape(c)[0]}
         self._missing: frozenset[str] = frozenset()
 
     def _codes(self, missing_codes) -> frozenset[str]:
@@ -328,7 +329,7 @@ def _insert_new(writes: list[RecordWrite], now, user_id) -> list[tuple[int, Reco
     stamp = FormRecord._meta.get_field("created_at").get_db_prep_save(now, connection)
     if connection.vendor == "postgresql":
         return _copy_new(writes, stamp, user_id)
-    out = []
+    out: list[tuple[int, RecordWrite, str]] = []
     for start in range(0, len(writes), BATCH):
         chunk = writes[start : start + BATCH]
         texts = [canonical_json(w.data, plain=True) for w in chunk]
@@ -394,7 +395,7 @@ def append_audit_events(*, actor, study: Study, events, reason: str) -> None:
 
 def _update(records: list[FormRecord], now) -> None:
     names = ["data", "status", "version", "updated_by", "updated_at"]
-    fields = [FormRecord._meta.get_field(name) for name in names]
+    fields: list[Any] = [FormRecord._meta.get_field(name) for name in names]
     sets = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields)
     sql = f"UPDATE {connection.ops.quote_name(FormRecord._meta.db_table)} SET {sets} WHERE id = %s"  # noqa: S608 - names come from model metadata, values are parameters
     stamp = fields[4].get_db_prep_save(now, connection)

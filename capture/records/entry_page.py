@@ -324,9 +324,12 @@ class EntryPage:
                 .values_list("instance", "status")
             )
         complete = record is not None and record.status == Status.COMPLETE
-        signatures = list(record.signatures.select_related("signer")) if complete else []
+        signatures = (
+            list(record.signatures.select_related("signer")) if complete and record is not None else []
+        )
         for signature in signatures:
-            signature.shown_at = self.disclosure.timestamp(subject, signature.signed_at)
+            # The time as this user may see it, for the template (not a model field).
+            signature.shown_at = self.disclosure.timestamp(subject, signature.signed_at)  # type: ignore[attr-defined]
         return {
             "instances": instances,
             "can_edit": self.may_enter and not locked,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -156,7 +157,7 @@ def save_record(
         raise PermissionDenied(f"You may not enter data for {subject}.")
     if status not in Status.values:
         raise ValidationError(f"Unknown status {status!r}; use 0, 1 or 2.")
-    if not is_slot_of(slot, subject, event_name, form_name):
+    if slot is None or not is_slot_of(slot, subject, event_name, form_name):
         slot = resolve_slot(subject, event_name, form_name)
     if instance < 1 or (instance > 1 and not slot.event_form.repeating):
         raise ValidationError(
@@ -257,7 +258,7 @@ def _writable(where: _Where, record: FormRecord | None, expected_version: int | 
         raise EditConflictError(record)
     if record.locked:
         raise RecordLockedError(record)
-    if record.subject_locked:
+    if cast(Any, record).subject_locked:  # annotated by _read_locked
         raise RecordLockedError(record, subject=where.subject)
     return record
 
@@ -452,6 +453,7 @@ def set_subject_lock(*, actor, subject: Subject, locked: bool, reason: str) -> N
         FormRecord.objects.filter(pk__in=ids).update(locked=True)
         SubjectLock.objects.create(subject=subject, locked_by=actor, reason=reason, record_ids=ids)
     else:
+        assert current is not None  # locked == False here, and it was locked
         ids = current.record_ids
         FormRecord.objects.filter(pk__in=ids).update(locked=False)
         current.delete()

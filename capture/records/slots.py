@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
@@ -70,7 +71,8 @@ def resolve_slot(subject: Subject, event_name: str, form_name: str) -> Slot:
         raise ValidationError(
             f"Form {form_name!r} is not collected at event {event_name!r} for {subject} (arm {subject.arm.name})."
         )
-    remember_stamp(event_form.form, event_form.elements_loaded_at, event_form.elements_count)
+    stamp = cast(Any, event_form)  # stamp_annotations' names, which the type checker cannot see
+    remember_stamp(event_form.form, stamp.elements_loaded_at, stamp.elements_count)
     slot = Slot(event_form.event, event_form)
     if event_form.form_used:
         with _lock:

@@ -21,7 +21,7 @@ from capture.definitions.models import FormDefinition
 from .compiled import FieldRule, compiled
 from .logic import apply_logic
 
-BLANK = ("", None, [])
+BLANK: tuple = ("", None, [])
 
 __all__ = ["BLANK", "FieldRule", "clean_record", "clean_values", "rules_for"]
 

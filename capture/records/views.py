@@ -364,7 +364,9 @@ def query_detail(request, slug, pk):
 def _dated(user, study, queries) -> list[tuple[Query, object]]:
     """Each query with its last change as this user may see it (shifted with its subject's dates)."""
     disclosure = Disclosure.for_user(user, study)
-    dated = [(q, disclosure.timestamp(q.record.subject, q.updated_at)) for q in queries]
+    dated: list[tuple[Query, object]] = [
+        (q, disclosure.timestamp(q.record.subject, q.updated_at)) for q in queries
+    ]
     if not disclosure.identified:
         # In the order of the times shown: the real order would tell how subjects' shifts differ.
         dated.sort(key=lambda pair: (pair[1] is not None, pair[1]), reverse=True)
