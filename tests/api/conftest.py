@@ -106,9 +106,9 @@ def classic_study(basic_definitions, personas):
     load_definitions([CLASSIC], actor=SYSTEM)
     admin = personas["admin"]
     study = services.create_study(
-        actor=admin, slug="classic", name="Classic", schedule=Schedule.objects.get(name="classic")
+        actor=SYSTEM, slug="classic", name="Classic", schedule=Schedule.objects.get(name="classic")
     )
-    site = services.add_site(actor=admin, study=study, code="C", name="Site C")
+    site = services.add_site(actor=SYSTEM, study=study, code="C", name="Site C")
     services.grant_role(actor=SYSTEM, study=study, user=admin, role="study_admin")
     services.grant_role(actor=SYSTEM, study=study, user=personas["statistician"], role="statistician")
     subject = services.enroll_subject(

@@ -57,7 +57,7 @@ def qin(personas, make_user):
     history has a change), signed by the PI, queried on the MRN and the date of birth by the
     monitor, and the subject locked by the data manager."""
     load_definitions([settings.CAPTURE["DEFINITIONS_DIR"]], actor=SYSTEM)
-    owner = make_user("qin_owner")
+    owner = make_user("qin_owner", is_staff=True)
     study = services.create_study(
         actor=owner, slug="qin", name="QIN", schedule=Schedule.objects.get(name="qin_coclinical")
     )

@@ -29,7 +29,7 @@ ROWS = [
 @pytest.fixture
 def contacts(personas, make_user):
     load_definitions([DEFINITIONS], actor=SYSTEM)
-    owner = make_user("deid_owner")
+    owner = make_user("deid_owner", is_staff=True)
     study = services.create_study(
         actor=owner, slug="deid", name="De-identified", schedule=Schedule.objects.get(name="deid")
     )
