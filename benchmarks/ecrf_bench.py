@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/ecrf_bench.py --toy          # CI: 2 s per scenario, 4 clients
     .venv/bin/python benchmarks/ecrf_bench.py                # 20 s per scenario, 16 clients
     .venv/bin/python benchmarks/ecrf_bench.py --postgres     # on a throw-away PostgreSQL cluster
+    .venv/bin/python benchmarks/ecrf_bench.py --postgres --profile 200   # where a GET and a save spend
     DATABASE_URL=postgres://… .venv/bin/python benchmarks/ecrf_bench.py
 
 One gunicorn (sync workers, DEBUG off) on 127.0.0.1 serves Capture with two reference views
@@ -260,6 +261,90 @@ def layer_timings(subject_ids: list[str], rounds: int) -> dict:
     return {k: statistics.median(v) for k, v in timings.items()}
 
 
+def profile(config: dict, rounds: int, top: int = 18) -> None:
+    """cProfile of `rounds` Capture GETs (Django's test client: the whole middleware stack, no
+    HTTP) and `rounds` save_record calls, with the time spent waiting for the database measured
+    apart (a wrapper round every statement): where a request's time goes."""
+    import cProfile
+    import pstats
+    from collections import Counter
+
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+
+    from capture.records.services import save_record
+    from capture.studies.models import Subject
+
+    client = Client()
+    name, key = config["session"].split("=", 1)
+    client.cookies[name] = key
+    assert name == settings.SESSION_COOKIE_NAME
+    url = "/studies/bench/subjects/{}/v1/bench/1/edit/".format(config["subjects"][0])
+    user = get_user_model().objects.get(username="bench")
+    subject = Subject.objects.get(study__slug="bench", subject_id=config["subjects"][-1])
+    db = Counter()
+
+    def timed(execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            db["seconds"] += time.perf_counter() - started
+            db["statements"] += 1
+
+    version = [None]
+
+    def save(n):
+        saved = save_record(
+            actor=user,
+            subject=subject,
+            event_name="v1",
+            form_name="bench",
+            values=values_for(n),
+            status=1,
+            expected_version=version[0],
+        )
+        version[0] = saved.version
+
+    for label, call in (("GET entry page", lambda n: client.get(url)), ("save_record", save)):
+        call(0)  # warm: compiled form, kept slot
+        db.clear()
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        with connection.execute_wrapper(timed):
+            profiler.enable()
+            for n in range(1, rounds + 1):
+                call(n)
+            profiler.disable()
+        total = (time.perf_counter() - started) / rounds * 1000
+        per_db = db["seconds"] / rounds * 1000
+        print(
+            f"\nprofile · {label}: {total:.2f} ms a call (profiler on), of which {per_db:.2f} ms waiting for "
+            f"{db['statements'] / rounds:.0f} statements; functions by own time:"
+        )
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("tottime").print_stats(top)
+        print(f"{label}: Capture's own functions and Django's big steps, by cumulative time:")
+        stats.sort_stats("cumulative").print_stats(r"capture/|template/base.py.*\(render\)|execute_sql", top)
+
+
+def print_chain_check() -> None:
+    """Speed must not cost integrity: every concurrent save's audit event is in the study's chain."""
+    from django.db import connection
+
+    from capture.audit.models import AuditEvent
+    from capture.audit.services import verify_all
+
+    connection.close()  # the server's writes are committed; read them afresh
+    checked, problems = verify_all()
+    saves = AuditEvent.objects.filter(action__startswith="record.").count()
+    print(f"audit chain: {checked} events ({saves} record saves), {len(problems)} problems")
+    if problems:
+        raise SystemExit("the audit chain does not verify: " + "; ".join(map(str, problems[:5])))
+
+
 # ---------------------------------------------------------------------------- load
 
 
@@ -397,6 +482,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) * 2 + 1)
     parser.add_argument("--postgres", action="store_true", help="start a throw-away PostgreSQL cluster")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="profile N GETs and N saves in-process instead"
+    )
     args = parser.parse_args()
     if args.toy:
         args.seconds, args.clients = 2, 4
@@ -414,6 +502,9 @@ def main() -> None:
             os.environ["BENCH_SQLITE"] = str(tmp / "bench.sqlite3")
         database = "PostgreSQL" if os.environ.get("DATABASE_URL") else "SQLite"
         config = setup(args.clients, tmp)
+        if args.profile:
+            profile(config, args.profile)
+            return
         layers = layer_timings(config["subjects"], 30 if args.toy else 300)
         port = free_port()
         server = subprocess.Popen(  # noqa: S603 - gunicorn, arguments built here
@@ -518,6 +609,7 @@ def main() -> None:
             f"  validate + save:  plain ModelForm {layers['plain save']:.2f}  ·  Capture save_record "
             f"{layers['capture save']:.2f}  →  {layers['plain save'] / layers['capture save']:.2f} ×"
         )
+        print_chain_check()
         if any(r["errors"] for r in results.values()):
             raise SystemExit("some requests failed; the figures above are not valid.")
     finally:

@@ -12,18 +12,19 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii
 from types import SimpleNamespace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
+from capture.accounts.system import require_actor, user_or_none
 from capture.dbcopy import insert_rows
 
 from .models import GENESIS_HASH, AuditChain, AuditEvent
@@ -64,24 +65,17 @@ def record_event(
     """Append one event to the study's chain (or the global chain)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_event must run inside the transaction of the change it records.")
+    actor_obj = user_or_none(require_actor(actor))
     key = chain_key(study)
-    # Lock the chain head for the rest of the transaction: a concurrent writer waits here and
-    # then reads the head this event leaves, so sequence numbers and previous hashes follow.
-    head = AuditChain.objects.select_for_update().filter(key=key).first()
-    if head is None:
-        # The chain's first event. Another writer may be creating the head at the same moment;
-        # get_or_create settles that on the unique key, and the lock is taken as above.
-        AuditChain.objects.get_or_create(key=key)
-        head = AuditChain.objects.select_for_update().get(key=key)
-    actor_obj = actor if actor is not None and getattr(actor, "pk", None) else None
+    seq, prev_hash = _advance_head(key)
     # Microsecond precision is all the databases keep; truncate now so the hash survives the round trip.
     now = timezone.now().astimezone(dt.UTC)
     event = AuditEvent(
         chain=key,
-        seq=head.last_seq + 1,
+        seq=seq,
         study=study,
         actor=actor_obj,
-        actor_label=actor.get_username() if actor is not None else "system",  # SystemActor: its label
+        actor_label=actor.get_username(),
         timestamp=now,
         action=action,
         object_type=object_type,
@@ -90,14 +84,56 @@ def record_event(
         before=_plain(before),
         after=_plain(after),
         reason=reason,
-        prev_hash=head.last_hash,
+        prev_hash=prev_hash,
     )
     event.hash = event.compute_hash()
-    event.save()
-    head.last_seq = event.seq
-    head.last_hash = event.hash
-    head.save(update_fields=["last_seq", "last_hash"])
+    _insert_and_seal(event)
     return event
+
+
+def _advance_head(key: str) -> tuple[int, str]:
+    """Move the chain head one event on, in one statement: (the new event's number, the hash of
+    the event before it). The UPDATE locks the head row for the rest of the transaction, so a
+    concurrent writer waits at its own UPDATE and then reads the head this event leaves (on
+    PostgreSQL, READ COMMITTED re-reads the row it waited for; SQLite allows one writer)."""
+    table = connection.ops.quote_name(AuditChain._meta.db_table)
+    sql = f"UPDATE {table} SET last_seq = last_seq + 1 WHERE {connection.ops.quote_name('key')} = %s RETURNING last_seq, last_hash"  # noqa: S608 - names from model metadata
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key])
+        row = cursor.fetchone()
+        if row is None:
+            # The chain's first event. Another writer may be creating the head at the same moment;
+            # get_or_create settles that on the unique key, and the UPDATE then locks it as above.
+            AuditChain.objects.get_or_create(key=key)
+            cursor.execute(sql, [key])
+            row = cursor.fetchone()
+    return int(row[0]), row[1]
+
+
+_INSERT_FIELDS = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
+
+
+def _insert_and_seal(event: AuditEvent) -> None:
+    """Insert the event and set the chain head's hash to its hash: one statement on PostgreSQL
+    (a data-modifying WITH), two elsewhere."""
+    if connection.vendor != "postgresql":
+        event.save()
+        AuditChain.objects.filter(key=event.chain).update(last_hash=event.hash)
+        return
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column or f.attname) for f in _INSERT_FIELDS)
+    values = [f.get_db_prep_save(f.pre_save(event, True), connection) for f in _INSERT_FIELDS]
+    sql = (
+        f"WITH event AS (INSERT INTO {qn(AuditEvent._meta.db_table)} ({columns}) "  # noqa: S608 - names from model metadata
+        f"VALUES ({', '.join(['%s'] * len(values))}) RETURNING id) "
+        f"UPDATE {qn(AuditChain._meta.db_table)} SET last_hash = %s WHERE {qn('key')} = %s "
+        "RETURNING (SELECT id FROM event)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, event.hash, event.chain])
+        event.pk = cursor.fetchone()[0]
+    event._state.adding = False
+    event._state.db = connection.alias
 
 
 class NewEvent(NamedTuple):
@@ -140,11 +176,18 @@ def _has_large_float(value) -> bool:
     return False
 
 
+_content: Callable[[Any], dict] = AuditEvent.content
+_compute_hash: Callable[[Any], str] = AuditEvent.compute_hash
+
+
 class _Draft(SimpleNamespace):
     """An event's fields without a model instance, hashed by AuditEvent's own content()."""
 
-    content = AuditEvent.content
-    compute_hash = AuditEvent.compute_hash
+    def content(self) -> dict:
+        return _content(self)
+
+    def compute_hash(self) -> str:
+        return _compute_hash(self)
 
 
 _PER_EVENT = ("action", "object_type", "object_id", "object_label", "before", "after", "prev_hash", "seq")
@@ -162,39 +205,49 @@ def append_events(*, actor, study, events: Iterable[NewEvent], reason: str = "",
     Rows go in with COPY on PostgreSQL and executemany elsewhere."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("append_events must run inside the transaction of the changes it records.")
+    actor_obj = user_or_none(require_actor(actor))
     key = chain_key(study)
     AuditChain.objects.get_or_create(key=key)
     head = AuditChain.objects.select_for_update().get(key=key)
-    actor_obj = actor if actor is not None and getattr(actor, "pk", None) else None
     fixed = {
         "chain": key,
         "study_id": study.pk if study is not None else None,
         "actor_id": actor_obj.pk if actor_obj else None,
-        "actor_label": actor.get_username() if actor is not None else "system",
+        "actor_label": actor.get_username(),
         "timestamp": timezone.now().astimezone(dt.UTC),
         "reason": reason,
     }
-    token = uuid.uuid4().hex
-    probe = _Draft(**fixed, **{name: f"{token}:{name}" for name in _PER_EVENT})
-    template = json.dumps(probe.content(), sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
-    pieces = re.split(f'"{token}:(\\w+)"', template)  # text, field, text, field, …, text
-    position = {name: str(i) for i, name in enumerate(_PER_EVENT)}
-    fmt = "".join(
-        piece.replace("{", "{{").replace("}", "}}") if i % 2 == 0 else "{" + position[piece] + "}"
-        for i, piece in enumerate(pieces)
-    )
-    quote = encode_basestring_ascii  # what json.dumps does to a str
-    # The timestamp as the database takes it (text on SQLite); the hash has the datetime's own text.
-    stamp = AuditEvent._meta.get_field("timestamp").get_db_prep_save(fixed["timestamp"], connection)
-    chain = {"seq": head.last_seq, "prev": head.last_hash}
+    # Materialised first: the rows are made (and hashed) while COPY sends them, so building an
+    # event must not query the database.
+    pending = list(events)
+    if not pending:
+        return 0
+    rows = _ChainRows(fixed, head.last_seq, head.last_hash)
+    insert_rows(AuditEvent, list(_EVENT_COLUMNS), rows.of(pending), batch)
+    head.last_seq, head.last_hash = rows.seq, rows.prev
+    head.save(update_fields=["last_seq", "last_hash"])
+    return len(pending)
 
-    def rows() -> Iterator[tuple]:
-        seq, prev = chain["seq"], chain["prev"]
+
+class _ChainRows:
+    """The rows of events appended after (seq, prev): each hashed from a template of
+    AuditEvent.content() with its per-event fields spliced in. `seq` and `prev` follow the rows
+    made so far (the chain's new head once all are made)."""
+
+    def __init__(self, fixed: dict, seq: int, prev: str):
+        self.fixed, self.seq, self.prev = fixed, seq, prev
+        self.first_seq = seq + 1
+        self.fmt = _hash_format(fixed)
+        # The timestamp as the database takes it (text on SQLite); the hash has the datetime's own text.
+        self.stamp = AuditEvent._meta.get_field("timestamp").get_db_prep_save(fixed["timestamp"], connection)
+
+    def of(self, pending: list[NewEvent]) -> Iterator[tuple]:
+        fixed, quote = self.fixed, encode_basestring_ascii  # what json.dumps does to a str
         for event in pending:
-            seq += 1
+            seq, prev = self.seq + 1, self.prev
             object_id = str(event.object_id)
             object_label = str(event.object_label)[:255]
-            text = fmt.format(
+            text = self.fmt.format(
                 quote(event.action),
                 quote(event.object_type),
                 quote(object_id),
@@ -205,37 +258,40 @@ def append_events(*, actor, study, events: Iterable[NewEvent], reason: str = "",
                 seq,
             )
             digest = hashlib.sha256(text.encode()).hexdigest()
-            if seq == chain["seq"] + 1:
+            if seq == self.first_seq:
                 _check_template(fixed, event, seq, prev, digest)
             yield (
-                key,
+                fixed["chain"],
                 seq,
                 fixed["study_id"],
                 fixed["actor_id"],
                 fixed["actor_label"],
-                stamp,
+                self.stamp,
                 event.action,
                 event.object_type,
                 object_id,
                 object_label,
                 event.before,
                 event.after,
-                reason,
+                fixed["reason"],
                 prev,
                 digest,
             )
-            prev = digest
-        chain["seq"], chain["prev"] = seq, prev
+            self.seq, self.prev = seq, digest
 
-    # Materialised first: the rows are made (and hashed) while COPY sends them, so building an
-    # event must not query the database.
-    pending = list(events)
-    if not pending:
-        return 0
-    insert_rows(AuditEvent, list(_EVENT_COLUMNS), rows(), batch)
-    head.last_seq, head.last_hash = chain["seq"], chain["prev"]
-    head.save(update_fields=["last_seq", "last_hash"])
-    return len(pending)
+
+def _hash_format(fixed: dict) -> str:
+    """AuditEvent.content()'s canonical JSON for the `fixed` fields, as a str.format template
+    whose numbered fields are _PER_EVENT's, in order."""
+    token = uuid.uuid4().hex
+    probe = _Draft(**fixed, **{name: f"{token}:{name}" for name in _PER_EVENT})
+    template = json.dumps(probe.content(), sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+    pieces = re.split(f'"{token}:(\\w+)"', template)  # text, field, text, field, …, text
+    position = {name: str(i) for i, name in enumerate(_PER_EVENT)}
+    return "".join(
+        piece.replace("{", "{{").replace("}", "}}") if i % 2 == 0 else "{" + position[piece] + "}"
+        for i, piece in enumerate(pieces)
+    )
 
 
 def _check_template(fixed: dict, event: NewEvent, seq: int, prev: str, digest: str) -> None:

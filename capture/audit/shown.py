@@ -147,14 +147,15 @@ def _subjects_of(events: list[AuditEvent], study) -> dict[int, Any]:
     found = Subject.objects.filter(study=study).filter(
         Q(pk__in=set(subject_pks.values())) | Q(subject_id__in=set(subject_ids.values()))
     )
-    by_pk, by_id = {}, {}
+    by_pk: dict[int | None, Subject] = {}
+    by_id: dict[str | None, Subject] = {}
     for subject in found.only("pk", "subject_id", "date_shift_days"):
         by_pk[subject.pk], by_id[subject.subject_id] = subject, subject
     out = {}
     for e in events:
-        subject = by_pk.get(subject_pks.get(e.pk)) or by_id.get(subject_ids.get(e.pk))
-        if subject is not None:
-            out[e.pk] = subject
+        owner = by_pk.get(subject_pks.get(e.pk)) or by_id.get(subject_ids.get(e.pk))
+        if owner is not None:
+            out[e.pk] = owner
     return out
 
 

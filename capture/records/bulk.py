@@ -21,11 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from capture.accounts.system import require_actor, user_or_none
 from capture.audit.services import NewEvent, append_events, canonical_json
 from capture.dbcopy import insert_rows as _insert
 from capture.definitions.models import Event, FormDefinition
@@ -58,7 +60,7 @@ class FormValidator:
         self.form = form
         self.compiled = c = compiled(form)
         self.groups = c.repeating
-        self._fields = {name: {} for name in _shape(c)[0]}
+        self._fields: dict[str, dict] = {name: {} for name in _shape(c)[0]}
         self._missing: frozenset[str] = frozenset()
 
     def _codes(self, missing_codes) -> frozenset[str]:
@@ -187,13 +189,32 @@ def write_records(*, actor, study: Study, writes: list[RecordWrite], reason: str
     """Create or update the records of `writes` and audit each; see the module docstring for the rules."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("write_records must run inside the caller's transaction (all or nothing).")
-    if actor is not None:
-        allowed = set(access.sites_visible_to(actor, study).values_list("pk", flat=True))
-        if not access.can(actor, "enter_data", study):
-            raise PermissionDenied(f"Your role in {study.name} does not allow entering data.")
-        for w in writes:
-            if w.subject.study_id != study.pk or w.subject.site_id not in allowed:
-                raise PermissionDenied(f"You may not enter data for {w.subject.subject_id}.")
+    _check_writes(require_actor(actor), study, writes)
+    user = user_or_none(actor)
+    user_id = user.pk if user is not None else None
+    now = timezone.now()
+    to_create = [w for w in writes if w.existing_id is None]
+    to_update, updates, unchanged = _changed_records(writes, _locked_current(writes), user_id)
+    if to_update:
+        _update(to_update, now)
+    record_ids = [int(e.object_id) for e in updates]
+    created = _insert_new(to_create, now, user_id)
+    record_ids += [pk for pk, _, _ in created]
+    # Records first, then the chain (as save_record does), so the chain head is locked briefly.
+    append_audit_events(actor=actor, study=study, events=_events(updates, created), reason=reason)
+    return BulkResult(
+        created=len(to_create), updated=len(to_update), unchanged=unchanged, record_ids=record_ids
+    )
+
+
+def _check_writes(actor, study: Study, writes: list[RecordWrite]) -> None:
+    """The actor may enter data at every subject's site; statuses are known; no subject is locked."""
+    allowed = set(access.sites_visible_to(actor, study).values_list("pk", flat=True))
+    if not access.can(actor, "enter_data", study):
+        raise PermissionDenied(f"Your role in {study.name} does not allow entering data.")
+    for w in writes:
+        if w.subject.study_id != study.pk or w.subject.site_id not in allowed:
+            raise PermissionDenied(f"You may not enter data for {w.subject.subject_id}.")
     statuses = set(Status.values)
     for w in writes:
         if w.status not in statuses:
@@ -205,6 +226,9 @@ def write_records(*, actor, study: Study, writes: list[RecordWrite], reason: str
                 f"{w.subject.subject_id} is locked; a data manager must unlock the subject before its data can change."
             )
 
+
+def _locked_current(writes: list[RecordWrite]) -> dict[int, FormRecord]:
+    """The stored records the writes change, by id, locked for the rest of the transaction."""
     existing_ids = [w.existing_id for w in writes if w.existing_id is not None]
     current: dict[int, FormRecord] = {}
     for start in range(0, len(existing_ids), BATCH):
@@ -213,15 +237,19 @@ def write_records(*, actor, study: Study, writes: list[RecordWrite], reason: str
             FormRecord.objects.select_for_update().filter(pk__in=chunk).select_related("event", "subject")
         ):
             current[record.pk] = record
-    user_id = actor.pk if actor is not None and actor.pk else None
-    to_create: list[RecordWrite] = []
+    return current
+
+
+def _changed_records(
+    writes: list[RecordWrite], current: dict[int, FormRecord], user_id
+) -> tuple[list[FormRecord], list[NewEvent], int]:
+    """(the records to update, with their new values and version; their audit events; how many
+    are unchanged). Refuses a record that moved since it was read, or a locked one that changes."""
     to_update: list[FormRecord] = []
     updates: list[NewEvent] = []
     unchanged = 0
-    now = timezone.now()
     for w in writes:
         if w.existing_id is None:
-            to_create.append(w)
             continue
         record = current.get(w.existing_id)
         if record is None or record.version != w.existing_version:
@@ -249,16 +277,7 @@ def write_records(*, actor, study: Study, writes: list[RecordWrite], reason: str
                 canonical_json(after, plain=True),
             )
         )
-    if to_update:
-        _update(to_update, now)
-    record_ids = [int(e.object_id) for e in updates]
-    created = _insert_new(to_create, now, user_id)
-    record_ids += [pk for pk, _, _ in created]
-    # Records first, then the chain (as save_record does), so the chain head is locked briefly.
-    append_audit_events(actor=actor, study=study, events=_events(updates, created), reason=reason)
-    return BulkResult(
-        created=len(to_create), updated=len(to_update), unchanged=unchanged, record_ids=record_ids
-    )
+    return to_update, updates, unchanged
 
 
 def _events(updates: list[NewEvent], created: list[tuple[int, RecordWrite, str]]) -> Iterator[NewEvent]:
@@ -270,92 +289,93 @@ def _events(updates: list[NewEvent], created: list[tuple[int, RecordWrite, str]]
         )
 
 
+_NEW_COLUMNS = [
+    "subject",
+    "event",
+    "form",
+    "form_name",
+    "instance",
+    "status",
+    "version",
+    "data",
+    "locked",
+    "created_at",
+    "updated_at",
+    "updated_by",
+]
+
+
+def _new_row(w: RecordWrite, text: str, stamp, user_id) -> tuple:
+    # The values of _NEW_COLUMNS: version 1, not locked, created and updated now.
+    return (
+        w.subject.pk,
+        w.event.pk,
+        w.form.pk,
+        w.form_name,
+        w.instance,
+        w.status,
+        1,
+        text,
+        False,
+        stamp,
+        stamp,
+        user_id,
+    )
+
+
 def _insert_new(writes: list[RecordWrite], now, user_id) -> list[tuple[int, RecordWrite, str]]:
     """Insert the new records a batch at a time; return (id, write, values as canonical JSON) for
     each, so its audit event reuses the text instead of serialising the values again."""
     stamp = FormRecord._meta.get_field("created_at").get_db_prep_save(now, connection)
-    table = connection.ops.quote_name(FormRecord._meta.db_table)
-    names = [
-        "subject",
-        "event",
-        "form",
-        "form_name",
-        "instance",
-        "status",
-        "version",
-        "data",
-        "locked",
-        "created_at",
-        "updated_at",
-        "updated_by",
-    ]
     if connection.vendor == "postgresql":
-        # Ids from the table's sequence first, then one COPY fed as the values are serialised
-        # (the server parses rows while Python writes the next ones).
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                [FormRecord._meta.db_table, len(writes)],
-            )
-            new_ids = [pk for (pk,) in cursor.fetchall()]
-        texts: list[str] = []
-
-        def rows() -> Iterator[tuple]:
-            for pk, w in zip(new_ids, writes, strict=True):
-                text = canonical_json(w.data, plain=True)
-                texts.append(text)
-                yield (
-                    pk,
-                    w.subject.pk,
-                    w.event.pk,
-                    w.form.pk,
-                    w.form_name,
-                    w.instance,
-                    w.status,
-                    1,
-                    text,
-                    False,
-                    stamp,
-                    stamp,
-                    user_id,
-                )
-
-        _insert(FormRecord, ["id", *names], rows())
-        return list(zip(new_ids, writes, texts, strict=True))
-    out = []
+        return _copy_new(writes, stamp, user_id)
+    out: list[tuple[int, RecordWrite, str]] = []
     for start in range(0, len(writes), BATCH):
         chunk = writes[start : start + BATCH]
         texts = [canonical_json(w.data, plain=True) for w in chunk]
-        rows = [
-            (
-                w.subject.pk,
-                w.event.pk,
-                w.form.pk,
-                w.form_name,
-                w.instance,
-                w.status,
-                1,
-                text,
-                False,
-                stamp,
-                stamp,
-                user_id,
-            )
-            for w, text in zip(chunk, texts, strict=True)
-        ]
-        _insert(FormRecord, names, rows)
-        # Read the new ids back by the unique key: executemany has no RETURNING.
-        subject_ids = list({w.subject.pk for w in chunk})
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT id, subject_id, event_id, form_name, instance FROM {table} "  # noqa: S608 - names from model metadata
-                f"WHERE created_at = %s AND subject_id IN ({', '.join(['%s'] * len(subject_ids))})",
-                [stamp, *subject_ids],
-            )
-            found = {tuple(key): pk for pk, *key in cursor.fetchall()}
-        new_ids = [found[(w.subject.pk, w.event.pk, w.form_name, w.instance)] for w in chunk]
+        _insert(
+            FormRecord,
+            _NEW_COLUMNS,
+            [_new_row(w, t, stamp, user_id) for w, t in zip(chunk, texts, strict=True)],
+        )
+        new_ids = _inserted_ids(chunk, stamp)
         out.extend(zip(new_ids, chunk, texts, strict=True))
     return out
+
+
+def _copy_new(writes: list[RecordWrite], stamp, user_id) -> list[tuple[int, RecordWrite, str]]:
+    # Ids from the table's sequence first, then one COPY fed as the values are serialised
+    # (the server parses rows while Python writes the next ones).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [FormRecord._meta.db_table, len(writes)],
+        )
+        new_ids = [pk for (pk,) in cursor.fetchall()]
+    texts: list[str] = []
+
+    def rows() -> Iterator[tuple]:
+        for pk, w in zip(new_ids, writes, strict=True):
+            text = canonical_json(w.data, plain=True)
+            texts.append(text)
+            yield (pk, *_new_row(w, text, stamp, user_id))
+
+    _insert(FormRecord, ["id", *_NEW_COLUMNS], rows())
+    return list(zip(new_ids, writes, texts, strict=True))
+
+
+def _inserted_ids(chunk: list[RecordWrite], stamp) -> list[int]:
+    # Read the new ids back by the unique key: executemany has no RETURNING.
+    table = connection.ops.quote_name(FormRecord._meta.db_table)
+    subject_ids = list({w.subject.pk for w in chunk})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, subject_id, event_id, form_name, instance FROM {table} "  # noqa: S608 - names from model metadata
+            f"WHERE created_at = %s AND subject_id IN ({', '.join(['%s'] * len(subject_ids))})",
+            [stamp, *subject_ids],
+        )
+        found = {tuple(key): pk for pk, *key in cursor.fetchall()}
+    return [found[(w.subject.pk, w.event.pk, w.form_name, w.instance)] for w in chunk]
 
 
 def locked_subject_ids(study: Study) -> set[int]:
@@ -375,7 +395,7 @@ def append_audit_events(*, actor, study: Study, events, reason: str) -> None:
 
 def _update(records: list[FormRecord], now) -> None:
     names = ["data", "status", "version", "updated_by", "updated_at"]
-    fields = [FormRecord._meta.get_field(name) for name in names]
+    fields: list[Any] = [FormRecord._meta.get_field(name) for name in names]
     sets = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields)
     sql = f"UPDATE {connection.ops.quote_name(FormRecord._meta.db_table)} SET {sets} WHERE id = %s"  # noqa: S608 - names come from model metadata, values are parameters
     stamp = fields[4].get_db_prep_save(now, connection)

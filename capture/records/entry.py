@@ -525,7 +525,7 @@ class _Fill:
         self.row_index = row_index
 
     def render(self, parts: list, values: dict, prefix: str = "") -> str:
-        out = []
+        out: list[str] = []
         add = out.append
         missing = self.missing
         for part in parts:
@@ -587,7 +587,7 @@ def render_form(
     rows: dict,
     hidden: set[str],
     errors: dict[str, str],
-    masked: set[str] = frozenset(),
+    masked: set[str] | frozenset[str] = frozenset(),
     links: dict[str, str] | None = None,
     conflicts: dict[str, str] | None = None,
 ) -> tuple[SafeString, Skeleton]:
@@ -692,7 +692,7 @@ def normalised(c: CompiledForm, name: str, raw, missing: frozenset[str]):
         return display(raw)
 
 
-def merge(c: CompiledForm, base: dict, mine: dict, theirs: dict, missing: frozenset[str]):
+def merge(c: CompiledForm, base: dict, mine: tuple[dict, dict], theirs: dict, missing: frozenset[str]):
     """Three-way merge of one form's values, in display form.
 
     A field only the other user changed takes their value; one only this user changed keeps
@@ -748,7 +748,7 @@ def shown(c: CompiledForm, name: str, value) -> str:
     rule = c.rules.get(name)
     choices = (rule.codes or ({"1": "Yes", "0": "No"} if rule.datatype == "boolean" else {})) if rule else {}
     if isinstance(value, list):
-        return ", ".join(choices.get(v, v) for v in value)
+        return ", ".join(str(choices.get(v, v)) for v in value)
     return choices.get(str(value), str(value))
 
 

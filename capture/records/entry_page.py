@@ -85,12 +85,13 @@ def _store_file(study):
 class EntryPage:
     """One request's entry page for `instance` of the form at `slot` (resolved by the caller)."""
 
-    def __init__(self, user, study_access, subject, slot, form_name: str, instance: int):
+    def __init__(self, user, study_access, subject, slot, form_name: str, instance: int, *, lock=False):
+        """`lock`: the page is for a POST, inside the transaction that saves it; a user who may
+        save reads the record locked (services.lock_record), and the save reads it no more."""
         if instance < 1 or (instance > 1 and not slot.event_form.repeating):
             raise Http404("This form does not repeat here.")
         self.user, self.study, self.subject, self.slot = user, study_access.study, subject, slot
         self.form_name, self.instance = form_name, instance
-        self.record = find_record(subject, slot, form_name, instance)
         # The subject is visible, so its site is: `can` here means `access.may_act_at_site`.
         self.can = study_access.can
         self.disclosure = Disclosure.for_user(user, self.study)
@@ -98,6 +99,12 @@ class EntryPage:
         # would be those values, so the page never saves for them, whatever their role allows.
         self.deidentified_entry = self.can("enter_data") and not self.disclosure.identified
         self.may_enter = self.can("enter_data") and self.disclosure.identified
+        self.locked = None
+        if lock and self.may_enter:
+            self.locked = services.lock_record(subject, slot, form_name, instance)
+            self.record = self.locked.record
+        else:
+            self.record = find_record(subject, slot, form_name, instance)
         # The slot's form instance when it is the record's version, so that the record service
         # (given the slot) compiles the same instance.
         record = self.record
@@ -140,6 +147,7 @@ class EntryPage:
                 expected_version=as_int(post.get("__version"), None),
                 reason=self.reason,
                 slot=self.slot,
+                locked=self.locked,
             )
         except services.RecordValidationError as exc:
             self.errors = exc.field_errors
@@ -316,9 +324,12 @@ class EntryPage:
                 .values_list("instance", "status")
             )
         complete = record is not None and record.status == Status.COMPLETE
-        signatures = list(record.signatures.select_related("signer")) if complete else []
+        signatures = (
+            list(record.signatures.select_related("signer")) if complete and record is not None else []
+        )
         for signature in signatures:
-            signature.shown_at = self.disclosure.timestamp(subject, signature.signed_at)
+            # The time as this user may see it, for the template (not a model field).
+            signature.shown_at = self.disclosure.timestamp(subject, signature.signed_at)  # type: ignore[attr-defined]
         return {
             "instances": instances,
             "can_edit": self.may_enter and not locked,

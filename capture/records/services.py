@@ -19,18 +19,21 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists
+from django.db.models import Exists, OuterRef
 
+from capture.accounts.system import is_system, require_actor, user_or_none
 from capture.audit.services import record_event
-from capture.definitions.models import Event, EventForm
+from capture.definitions.models import EventForm
 from capture.studies import access
 from capture.studies.models import Subject
 
-from .compiled import compiled, remember_stamp, stamp_annotations
+from .compiled import compiled
 from .models import FormRecord, Query, QueryMessage, Signature, Status, SubjectLock
+from .slots import Slot, is_slot_of, resolve_slot
 from .validation import clean_values
 
 
@@ -70,44 +73,6 @@ class ReasonRequiredError(ValidationError):
         super().__init__(
             "This form is Complete: give a reason for the change (it is kept in the audit trail)."
         )
-
-
-@dataclass(frozen=True)
-class Slot:
-    """Where a record sits: the event and form (with its version) valid for the subject."""
-
-    event: Event
-    event_form: EventForm
-
-
-def resolve_slot(subject: Subject, event_name: str, form_name: str) -> Slot:
-    # One arm, one event name: ordering by the event form's own order is the Meta ordering,
-    # without its joins to the arm and schedule.
-    event_form = (
-        EventForm.objects.select_related("event", "form")
-        .filter(event__arm=subject.arm_id, event__name=event_name, form__name=form_name)
-        .annotate(**stamp_annotations("form"))
-        .order_by("order", "pk")
-        .first()
-    )
-    if event_form is None:
-        raise ValidationError(
-            f"Form {form_name!r} is not collected at event {event_name!r} for {subject} (arm {subject.arm.name})."
-        )
-    remember_stamp(event_form.form, event_form.elements_loaded_at, event_form.elements_count)
-    return Slot(event_form.event, event_form)
-
-
-def _is_slot_of(slot: Slot | None, subject: Subject, event_name: str, form_name: str) -> bool:
-    # A slot is read from the schedule's rows: the subject's arm, the event's name and the
-    # form's name make it the one resolve_slot would find.
-    return (
-        slot is not None
-        and slot.event.arm_id == subject.arm_id
-        and slot.event.name == event_name
-        and slot.event_form.event_id == slot.event.pk
-        and slot.event_form.form.name == form_name
-    )
 
 
 def _diff(before: dict, after: dict) -> tuple[dict, dict]:
@@ -164,7 +129,6 @@ def merge_values(stored: dict, values: dict, *, groups, blanks=(), overwrite: bo
     return merged
 
 
-@transaction.atomic
 def save_record(
     *,
     actor,
@@ -177,100 +141,170 @@ def save_record(
     expected_version: int | None = None,
     reason: str = "",
     slot: Slot | None = None,
+    locked: LockedRecord | None = None,
 ) -> FormRecord:
     """Create or replace the values of one form record.
 
     `expected_version` is the version the user started from (None for a new record);
     a different current version raises EditConflictError and writes nothing. `slot` is
-    `resolve_slot(subject, event_name, form_name)` when the caller has it already.
+    `resolve_slot(subject, event_name, form_name)` when the caller has it already; `locked`,
+    `lock_record(...)` of the same record when the caller read it in its own transaction (the
+    entry page's POST), so the record is read once. Every error is raised before anything is
+    written, so such a caller's transaction may go on after catching one.
     """
-    study = subject.study
-    if actor is not None and not access.may_act_at_site(actor, "enter_data", study, subject.site):
+    require_actor(actor)
+    if not access.may_act_at_site(actor, "enter_data", subject.study, subject.site):
         raise PermissionDenied(f"You may not enter data for {subject}.")
     if status not in Status.values:
         raise ValidationError(f"Unknown status {status!r}; use 0, 1 or 2.")
-    if not _is_slot_of(slot, subject, event_name, form_name):
+    if slot is None or not is_slot_of(slot, subject, event_name, form_name):
         slot = resolve_slot(subject, event_name, form_name)
     if instance < 1 or (instance > 1 and not slot.event_form.repeating):
         raise ValidationError(
             f"Form {form_name!r} does not repeat at {event_name!r}; its only instance is 1."
         )
+    where = _Where(subject, slot, form_name, instance)
+    if locked is not None and locked.key == where.key and transaction.get_connection().in_atomic_block:
+        return _save(actor, where, locked.record, values, status, expected_version, reason)
+    with transaction.atomic():
+        record = _read_locked(where)
+        return _save(actor, where, record, values, status, expected_version, reason)
 
+
+def _save(actor, where, record, values: dict, status: int, expected_version, reason: str) -> FormRecord:
+    record = _writable(where, record, expected_version)
+    form = record.form if record is not None else where.slot.event_form.form
+    clean = _validated(form, values, where.subject, status, record)
+    if record is None:
+        return _create(actor, where, form, clean, status, reason)
+    return _update(actor, record, clean, status, reason)
+
+
+@dataclass(frozen=True)
+class _Where:
+    """The record a save writes: the subject, its slot, the form's name and the instance."""
+
+    subject: Subject
+    slot: Slot
+    form_name: str
+    instance: int
+
+    @property
+    def key(self) -> tuple:
+        return (self.subject.pk, self.slot.event.pk, self.form_name, self.instance)
+
+    def records(self):
+        return FormRecord.objects.filter(
+            subject=self.subject, event=self.slot.event, form_name=self.form_name, instance=self.instance
+        )
+
+    def __str__(self) -> str:
+        return f"{self.subject} / {self.slot.event.name} / {self.form_name} #{self.instance}"
+
+
+@dataclass(frozen=True)
+class LockedRecord:
+    """A record read FOR UPDATE by `lock_record` in the caller's transaction (None: not saved yet)."""
+
+    key: tuple
+    record: FormRecord | None
+
+
+def lock_record(subject: Subject, slot: Slot, form_name: str, instance: int) -> LockedRecord:
+    """The record at `slot`, locked for the rest of the caller's transaction, for a page that
+    shows it and then hands it to save_record (`locked=`): with its editor and whether it has
+    open queries, as entry_page.find_record reads it."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("lock_record must run inside the transaction that saves the record.")
+    where = _Where(subject, slot, form_name, instance)
+    return LockedRecord(where.key, _read_locked(where, for_page=True))
+
+
+def _read_locked(where: _Where, *, for_page: bool = False) -> FormRecord | None:
+    """The stored record, locked for the rest of the transaction, with whether its subject is
+    locked (`subject_locked`); None if not saved yet."""
     # No ORDER BY: the Meta ordering would join, and so lock FOR UPDATE, the subject, study,
     # event, arm and schedule rows too, which serialised every save in a study and deadlocked
-    # concurrent ones on PostgreSQL. The lookup is unique. The subject's lock is read in the
-    # same statement; should a subject lock commit while this waits for the row, the row it
-    # then reads carries `locked` (locking a subject sets it on every record).
+    # concurrent ones on PostgreSQL; OF self keeps the page's join to the editor unlocked. The
+    # lookup is unique. The subject's lock is read in the same statement; should a subject lock
+    # commit while this waits for the row, the row it then reads carries `locked` (locking a
+    # subject sets it on every record).
     found = (
-        FormRecord.objects.select_for_update()
-        .filter(subject=subject, event=slot.event, form_name=form_name, instance=instance)
-        .annotate(subject_locked=Exists(SubjectLock.objects.filter(subject=subject)))
-        .order_by()[:1]
+        where.records()
+        .select_for_update(of=("self",))
+        .annotate(subject_locked=Exists(SubjectLock.objects.filter(subject=where.subject)))
     )
-    record = next(iter(found), None)
+    if for_page:
+        open_queries = Query.objects.filter(record=OuterRef("pk")).exclude(status=Query.CLOSED)
+        found = found.select_related("updated_by").annotate(has_open_queries=Exists(open_queries))
+    record = next(iter(found.order_by()[:1]), None)
     if record is not None:
         # The rows it points at are loaded already (its label and the audit row name them).
-        record.subject, record.event = subject, slot.event
-        if record.form_id == slot.event_form.form_id:
-            record.form = slot.event_form.form
-    if record is not None and record.version != expected_version:
-        raise EditConflictError(record)
-    if record is None and expected_version is not None:
-        raise ValidationError(f"{subject} / {event_name} / {form_name} #{instance} no longer exists.")
-    if record is not None and record.locked:
-        raise RecordLockedError(record)
-    if record.subject_locked if record is not None else SubjectLock.objects.filter(subject=subject).exists():
-        raise RecordLockedError(record, subject=subject)
+        record.subject, record.event = where.subject, where.slot.event
+        if record.form_id == where.slot.event_form.form_id:
+            record.form = where.slot.event_form.form
+    return record
 
-    form = record.form if record is not None else slot.event_form.form
+
+def _writable(where: _Where, record: FormRecord | None, expected_version: int | None) -> FormRecord | None:
+    """`record`, unless it moved past `expected_version` or it or its subject is locked."""
+    if record is None:
+        if expected_version is not None:
+            raise ValidationError(f"{where} no longer exists.")
+        if SubjectLock.objects.filter(subject=where.subject).exists():
+            raise RecordLockedError(None, subject=where.subject)
+        return None
+    if record.version != expected_version:
+        raise EditConflictError(record)
+    if record.locked:
+        raise RecordLockedError(record)
+    if cast(Any, record).subject_locked:  # annotated by _read_locked
+        raise RecordLockedError(record, subject=where.subject)
+    return record
+
+
+def _validated(form, values: dict, subject: Subject, status: int, record: FormRecord | None) -> dict:
+    """The clean values (validation.clean_values, with the subject's other events), or
+    RecordValidationError."""
     compiled_form = compiled(form)
     clean, errors = clean_values(
         form,
         values,
-        missing_codes=study.missing_code_set(),
+        missing_codes=subject.study.missing_code_set(),
         complete=status == Status.COMPLETE,
         events=other_events(subject, form, exclude=record, compiled_form=compiled_form),
         compiled_form=compiled_form,
     )
     if errors:
         raise RecordValidationError(errors)
+    return clean
 
-    if record is None:
-        try:
-            # A savepoint: two first saves of one record race to this insert (there is no row to
-            # lock yet); the loser's unique violation becomes the edit conflict it is.
-            with transaction.atomic():
-                record = FormRecord.objects.create(
-                    subject=subject,
-                    event=slot.event,
-                    form=form,
-                    form_name=form_name,
-                    instance=instance,
-                    status=status,
-                    data=clean,
-                    updated_by=actor if actor and actor.pk else None,
-                )
-        except IntegrityError:
-            current = (
-                FormRecord.objects.select_for_update()
-                .filter(subject=subject, event=slot.event, form_name=form_name, instance=instance)
-                .order_by()
-                .first()
+
+def _create(actor, where: _Where, form, clean: dict, status: int, reason: str) -> FormRecord:
+    try:
+        # A savepoint: two first saves of one record race to this insert (there is no row to
+        # lock yet); the loser's unique violation becomes the edit conflict it is.
+        with transaction.atomic():
+            record = FormRecord.objects.create(
+                subject=where.subject,
+                event=where.slot.event,
+                form=form,
+                form_name=where.form_name,
+                instance=where.instance,
+                status=status,
+                data=clean,
+                updated_by=user_or_none(actor),
             )
-            if current is None:
-                raise
-            raise EditConflictError(current) from None
-        record_event(
-            actor=actor,
-            study=study,
-            action="record.create",
-            object_type="record",
-            object_id=record.pk,
-            object_label=str(record),
-            after={"status": status, "data": clean},
-            reason=reason,
-        )
-        return record
+    except IntegrityError:
+        current = where.records().select_for_update().order_by().first()
+        if current is None:
+            raise
+        raise EditConflictError(current) from None
+    _audit_record(actor, record, "record.create", None, {"status": status, "data": clean}, reason)
+    return record
+
+
+def _update(actor, record: FormRecord, clean: dict, status: int, reason: str) -> FormRecord:
     before, after = record_changes(record, clean, status)
     if not before:
         return record  # nothing changed: no new version, no audit noise
@@ -279,12 +313,17 @@ def save_record(
     record.data = clean
     record.status = status
     record.version += 1
-    record.updated_by = actor if actor and actor.pk else None
+    record.updated_by = user_or_none(actor)
     record.save(update_fields=["data", "status", "version", "updated_by", "updated_at"])
+    _audit_record(actor, record, "record.update", before, after, reason)
+    return record
+
+
+def _audit_record(actor, record: FormRecord, action: str, before, after, reason: str = "") -> None:
     record_event(
         actor=actor,
-        study=study,
-        action="record.update",
+        study=record.subject.study,
+        action=action,
         object_type="record",
         object_id=record.pk,
         object_label=str(record),
@@ -292,7 +331,6 @@ def save_record(
         after=after,
         reason=reason,
     )
-    return record
 
 
 def other_events(
@@ -341,8 +379,14 @@ class SubjectEvents:
 
 
 def _require_at_site(actor, codename: str, subject: Subject, what: str) -> None:
-    if not access.may_act_at_site(actor, codename, subject.study, subject.site):
+    if not access.may_act_at_site(require_actor(actor), codename, subject.study, subject.site):
         raise PermissionDenied(f"Your role does not allow you to {what} for {subject}.")
+
+
+def _require_person(actor, what: str) -> None:
+    # A lock, a signature and a query thread name the person behind them (a required user row).
+    if is_system(actor):
+        raise PermissionDenied(f"Only a person may {what}; run the command with --as USER.")
 
 
 def _require_reason(reason: str, what: str) -> str:
@@ -389,17 +433,9 @@ def set_record_lock(*, actor, record: FormRecord, locked: bool, reason: str) -> 
         raise ValidationError(f"{subject} is locked as a whole; unlock the subject instead.")
     record.locked = locked
     record.save(update_fields=["locked", "updated_at"])
-    record_event(
-        actor=actor,
-        study=subject.study,
-        action="record.lock" if locked else "record.unlock",
-        object_type="record",
-        object_id=record.pk,
-        object_label=str(record),
-        before={"locked": not locked},
-        after={"locked": locked},
-        reason=reason,
-    )
+    record.subject = subject
+    action = "record.lock" if locked else "record.unlock"
+    _audit_record(actor, record, action, {"locked": not locked}, {"locked": locked}, reason)
     return record
 
 
@@ -407,6 +443,7 @@ def set_record_lock(*, actor, record: FormRecord, locked: bool, reason: str) -> 
 def set_subject_lock(*, actor, subject: Subject, locked: bool, reason: str) -> None:
     """Lock every record of the subject and refuse new ones; unlocking gives back what it locked."""
     _require_at_site(actor, "lock_records", subject, "lock or unlock subjects")
+    _require_person(actor, "lock or unlock a subject")
     reason = _require_reason(reason, "lock or unlock the subject")
     current = SubjectLock.objects.select_for_update().filter(subject=subject).first()
     if locked == (current is not None):
@@ -416,6 +453,7 @@ def set_subject_lock(*, actor, subject: Subject, locked: bool, reason: str) -> N
         FormRecord.objects.filter(pk__in=ids).update(locked=True)
         SubjectLock.objects.create(subject=subject, locked_by=actor, reason=reason, record_ids=ids)
     else:
+        assert current is not None  # locked == False here, and it was locked
         ids = current.record_ids
         FormRecord.objects.filter(pk__in=ids).update(locked=False)
         current.delete()
@@ -443,6 +481,7 @@ def may_sign(user, subject: Subject) -> bool:
 def sign_record(*, actor, record: FormRecord, password: str) -> Signature:
     """A PI's e-signature: the password is asked again, the version signed is kept."""
     subject = record.subject
+    _require_person(require_actor(actor), "sign a record")
     if not may_sign(actor, subject):
         raise PermissionDenied(f"Only the study's principal investigator may sign records of {subject}.")
     if not password or not actor.check_password(password):
@@ -453,14 +492,9 @@ def sign_record(*, actor, record: FormRecord, password: str) -> Signature:
     signature = Signature.objects.create(
         record=record, signer=actor, record_version=record.version, meaning=SIGNATURE_MEANING
     )
-    record_event(
-        actor=actor,
-        study=subject.study,
-        action="record.sign",
-        object_type="record",
-        object_id=record.pk,
-        object_label=str(record),
-        after={"version": record.version, "meaning": SIGNATURE_MEANING},
+    record.subject = subject
+    _audit_record(
+        actor, record, "record.sign", None, {"version": record.version, "meaning": SIGNATURE_MEANING}
     )
     return signature
 
@@ -475,6 +509,7 @@ def field_exists(record: FormRecord, field: str) -> bool:
 def open_query(*, actor, record: FormRecord, field: str, text: str) -> Query:
     subject = record.subject
     _require_at_site(actor, "verify_data", subject, "raise queries")
+    _require_person(actor, "raise a query")
     if not field_exists(record, field):
         raise ValidationError(f"{field!r} is not a field of {record.form.ref}.")
     text = (text or "").strip()
@@ -490,6 +525,7 @@ def open_query(*, actor, record: FormRecord, field: str, text: str) -> Query:
 def answer_query(*, actor, query: Query, text: str) -> Query:
     subject = query.record.subject
     _require_at_site(actor, "enter_data", subject, "answer queries")
+    _require_person(actor, "answer a query")
     query = Query.objects.select_for_update().get(pk=query.pk)
     if query.status == Query.CLOSED:
         raise ValidationError("This query is closed; ask a monitor to reopen it.")
@@ -508,6 +544,7 @@ def close_query(*, actor, query: Query, text: str = "", reopen: bool = False) ->
     """Close a query (or reopen it, with a new question)."""
     subject = query.record.subject
     _require_at_site(actor, "verify_data", subject, "close or reopen queries")
+    _require_person(actor, "close or reopen a query")
     query = Query.objects.select_for_update().get(pk=query.pk)
     text = (text or "").strip()
     if reopen:
@@ -579,6 +616,6 @@ def delete_record(*, actor, record: FormRecord, reason: str) -> None:
 
 def _may_delete(actor, record: FormRecord) -> bool:
     subject = record.subject
-    if access.may_act_at_site(actor, DELETE_PERMISSION, subject.study, subject.site):
+    if access.may_act_at_site(require_actor(actor), DELETE_PERMISSION, subject.study, subject.site):
         return True
     return access.may_act_at_site(actor, "enter_data", subject.study, subject.site) and _repeats(record)

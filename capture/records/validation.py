@@ -21,7 +21,7 @@ from capture.definitions.models import FormDefinition
 from .compiled import FieldRule, compiled
 from .logic import apply_logic
 
-BLANK = ("", None, [])
+BLANK: tuple = ("", None, [])
 
 __all__ = ["BLANK", "FieldRule", "clean_record", "clean_values", "rules_for"]
 
@@ -35,74 +35,103 @@ def _clean_scalar(rule: FieldRule, raw):
     if isinstance(raw, str):
         raw = raw.strip()
     if rule.multiple:
-        values = raw if isinstance(raw, list) else [v for v in str(raw).split(",") if v.strip()]
-        values = sorted({str(v).strip() for v in values})
-        unknown = [v for v in values if v not in rule.codes]
-        if unknown:
-            raise ValueError(f"{', '.join(unknown)} is not one of the choices")
-        return values
+        return _clean_checkbox(rule, raw)
     if rule.codes:
         code = str(raw)
         if code not in rule.codes:
             raise ValueError(f"{code!r} is not one of the choices ({', '.join(rule.codes)})")
         return code
-    kind = rule.datatype
-    if kind == "text":
-        text = str(raw)
-        if rule.max_length and len(text) > rule.max_length:
-            raise ValueError(f"is {len(text)} characters long; at most {rule.max_length} are allowed")
-        return text
-    if kind == "integer":
-        try:
-            number = Decimal(str(raw))
-        except InvalidOperation:
-            raise ValueError(f"{raw!r} is not a whole number") from None
-        if not number.is_finite() or number != number.to_integral_value():
-            raise ValueError(f"{raw!r} is not a whole number")
-        _check_range(rule, number)
-        return int(number)
-    if kind == "decimal":
-        try:
-            number = Decimal(str(raw))
-        except InvalidOperation:
-            raise ValueError(f"{raw!r} is not a number") from None
-        if not number.is_finite():
-            raise ValueError(f"{raw!r} is not a number")
-        # Trailing zeros are not extra precision: "12.50" has one decimal place.
-        if rule.decimal_places is not None and -number.normalize().as_tuple().exponent > rule.decimal_places:  # type: ignore[operator]
-            raise ValueError(f"has more than {rule.decimal_places} decimal place(s)")
-        _check_range(rule, number)
-        return float(number)
-    if kind == "date":
-        try:
-            value = dt.date.fromisoformat(str(raw))
-        except ValueError:
-            raise ValueError(f"{raw!r} is not a date; type it as YYYY-MM-DD or pick it") from None
-        if rule.min_value and value.isoformat() < rule.min_value:
-            raise ValueError(f"is before {rule.min_value}")
-        if rule.max_value and value.isoformat() > rule.max_value:
-            raise ValueError(f"is after {rule.max_value}")
-        return value.isoformat()
-    if kind == "datetime":
-        try:
-            value = dt.datetime.fromisoformat(str(raw))
-        except ValueError:
-            raise ValueError(f"{raw!r} is not a date and time (YYYY-MM-DD HH:MM)") from None
-        return value.isoformat(sep=" ", timespec="minutes" if value.second == 0 else "seconds")
-    if kind == "time":
-        try:
-            value = dt.time.fromisoformat(str(raw))
-        except ValueError:
-            raise ValueError(f"{raw!r} is not a time (HH:MM)") from None
-        return value.isoformat(timespec="minutes")
-    if kind == "boolean":
-        text = str(raw).lower()
-        if text in ("1", "true", "yes"):
-            return "1"
-        if text in ("0", "false", "no"):
-            return "0"
-        raise ValueError(f"{raw!r} is not yes or no")
-    return str(raw)  # file: the stored file's name
+    clean = _BY_DATATYPE.get(rule.datatype)
+    return clean(rule, raw) if clean is not None else str(raw)  # file: the stored file's name
+
+
+def _clean_checkbox(rule: FieldRule, raw) -> list[str]:
+    values = raw if isinstance(raw, list) else [v for v in str(raw).split(",") if v.strip()]
+    values = sorted({str(v).strip() for v in values})
+    unknown = [v for v in values if v not in rule.codes]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)} is not one of the choices")
+    return values
+
+
+def _clean_text(rule: FieldRule, raw) -> str:
+    text = str(raw)
+    if rule.max_length and len(text) > rule.max_length:
+        raise ValueError(f"is {len(text)} characters long; at most {rule.max_length} are allowed")
+    return text
+
+
+def _clean_integer(rule: FieldRule, raw) -> int:
+    try:
+        number = Decimal(str(raw))
+    except InvalidOperation:
+        raise ValueError(f"{raw!r} is not a whole number") from None
+    if not number.is_finite() or number != number.to_integral_value():
+        raise ValueError(f"{raw!r} is not a whole number")
+    _check_range(rule, number)
+    return int(number)
+
+
+def _clean_decimal(rule: FieldRule, raw) -> float:
+    try:
+        number = Decimal(str(raw))
+    except InvalidOperation:
+        raise ValueError(f"{raw!r} is not a number") from None
+    if not number.is_finite():
+        raise ValueError(f"{raw!r} is not a number")
+    # Trailing zeros are not extra precision: "12.50" has one decimal place.
+    if rule.decimal_places is not None and -number.normalize().as_tuple().exponent > rule.decimal_places:  # type: ignore[operator]
+        raise ValueError(f"has more than {rule.decimal_places} decimal place(s)")
+    _check_range(rule, number)
+    return float(number)
+
+
+def _clean_date(rule: FieldRule, raw) -> str:
+    try:
+        value = dt.date.fromisoformat(str(raw))
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a date; type it as YYYY-MM-DD or pick it") from None
+    if rule.min_value and value.isoformat() < rule.min_value:
+        raise ValueError(f"is before {rule.min_value}")
+    if rule.max_value and value.isoformat() > rule.max_value:
+        raise ValueError(f"is after {rule.max_value}")
+    return value.isoformat()
+
+
+def _clean_datetime(rule: FieldRule, raw) -> str:
+    try:
+        value = dt.datetime.fromisoformat(str(raw))
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a date and time (YYYY-MM-DD HH:MM)") from None
+    return value.isoformat(sep=" ", timespec="minutes" if value.second == 0 else "seconds")
+
+
+def _clean_time(rule: FieldRule, raw) -> str:
+    try:
+        value = dt.time.fromisoformat(str(raw))
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a time (HH:MM)") from None
+    return value.isoformat(timespec="minutes")
+
+
+def _clean_boolean(rule: FieldRule, raw) -> str:
+    text = str(raw).lower()
+    if text in ("1", "true", "yes"):
+        return "1"
+    if text in ("0", "false", "no"):
+        return "0"
+    raise ValueError(f"{raw!r} is not yes or no")
+
+
+_BY_DATATYPE = {
+    "text": _clean_text,
+    "integer": _clean_integer,
+    "decimal": _clean_decimal,
+    "date": _clean_date,
+    "datetime": _clean_datetime,
+    "time": _clean_time,
+    "boolean": _clean_boolean,
+}
 
 
 def _check_range(rule: FieldRule, number: Decimal) -> None:

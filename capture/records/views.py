@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import Max, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -62,15 +63,19 @@ def entry_page(request, slug, subject_id, event, form, instance):
     """One form of one subject at one event: shown to whoever sees the subject, saved by a role
     that may enter data and sees identifiers (records.entry_page decides both)."""
     study_access, subject, slot = _open(request, slug, subject_id, event, form)
-    page = EntryPage(request.user, study_access, subject, slot, form, instance)
     study = study_access.study
-    if request.method == "POST":
+    if request.method != "POST":
+        page = EntryPage(request.user, study_access, subject, slot, form, instance)
+        return render(request, "records/entry.html", page.context())
+    # One transaction from reading the record (locked) to saving it: the record is read once.
+    with transaction.atomic():
+        page = EntryPage(request.user, study_access, subject, slot, form, instance, lock=True)
         saved = page.submit(request.POST, request.FILES)
-        if saved is not None:
-            messages.success(request, f"Saved {saved.form.title} (version {saved.version}).")
-            if request.POST.get("__next") == "subject":
-                return redirect("web:subject", slug=study.slug, subject_id=subject.subject_id)
-            return redirect(_entry_url(study, subject, event, form, instance))
+    if saved is not None:
+        messages.success(request, f"Saved {saved.form.title} (version {saved.version}).")
+        if request.POST.get("__next") == "subject":
+            return redirect("web:subject", slug=study.slug, subject_id=subject.subject_id)
+        return redirect(_entry_url(study, subject, event, form, instance))
     return render(request, "records/entry.html", page.context())
 
 
@@ -359,7 +364,9 @@ def query_detail(request, slug, pk):
 def _dated(user, study, queries) -> list[tuple[Query, object]]:
     """Each query with its last change as this user may see it (shifted with its subject's dates)."""
     disclosure = Disclosure.for_user(user, study)
-    dated = [(q, disclosure.timestamp(q.record.subject, q.updated_at)) for q in queries]
+    dated: list[tuple[Query, object]] = [
+        (q, disclosure.timestamp(q.record.subject, q.updated_at)) for q in queries
+    ]
     if not disclosure.identified:
         # In the order of the times shown: the real order would tell how subjects' shifts differ.
         dated.sort(key=lambda pair: (pair[1] is not None, pair[1]), reverse=True)

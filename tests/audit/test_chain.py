@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 
+from capture.accounts.system import SYSTEM
 from capture.audit.models import AppendOnlyError, AuditEvent
 from capture.audit.services import record_event, verify_all
 from capture.records.services import save_record
@@ -149,7 +150,7 @@ def test_audit_events_cannot_be_changed_or_deleted_through_the_orm(subjects, stu
 
 def test_record_event_outside_a_transaction_is_refused(transactional_db):
     with pytest.raises(RuntimeError, match="inside the transaction"):
-        record_event(actor=None, action="x", object_type="x", object_id=1)
+        record_event(actor=SYSTEM, action="x", object_type="x", object_id=1)
 
 
 def test_verify_audit_command_fails_on_tampering(subjects, study, capsys):
@@ -167,7 +168,9 @@ def test_verify_audit_command_fails_on_tampering(subjects, study, capsys):
 def test_a_large_float_in_an_event_still_verifies_after_the_database_round_trip(subjects, study):
     # PostgreSQL's jsonb gives 1e16 back as the integer 10000000000000000: the hash must match that.
     with transaction.atomic():
-        record_event(actor=None, study=study, action="test", object_type="x", object_id=1, after={"x": 1e16})
+        record_event(
+            actor=SYSTEM, study=study, action="test", object_type="x", object_id=1, after={"x": 1e16}
+        )
     assert verify_all()[1] == []
 
 

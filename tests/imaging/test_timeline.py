@@ -33,7 +33,7 @@ def tl(make_user, tmp_path):
         services.grant_role(actor=SYSTEM, study=study, user=users[name], role=role, sites=[site])
     subject = services.enroll_subject(actor=SYSTEM, study=study, site=site, enrollment_date=ENROLLED)
     save_record(
-        actor=None,
+        actor=SYSTEM,
         subject=subject,
         event_name="baseline",
         form_name="treatment",
@@ -44,14 +44,14 @@ def tl(make_user, tmp_path):
         },
     )
     save_record(
-        actor=None,
+        actor=SYSTEM,
         subject=subject,
         event_name="baseline",
         form_name="response",
         values={"assessment_date": "2025-03-02"},
     )
     save_record(
-        actor=None,
+        actor=SYSTEM,
         subject=subject,
         event_name="week_8",
         form_name="response",

@@ -10,6 +10,7 @@ from django.db import transaction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from capture.accounts.system import SYSTEM
 from capture.audit.models import AuditEvent
 from capture.audit.services import (
     NewEvent,
@@ -153,7 +154,7 @@ def test_events_appended_in_bulk_verify_like_events_recorded_one_by_one(study, p
         "n": [1, 1.5, None, True],
     }
     with transaction.atomic():
-        record_event(actor=None, study=study, action="x.before", object_type="x", object_id=1)
+        record_event(actor=SYSTEM, study=study, action="x.before", object_type="x", object_id=1)
         appended = append_events(
             actor=personas["data_manager"],
             study=study,
@@ -167,7 +168,7 @@ def test_events_appended_in_bulk_verify_like_events_recorded_one_by_one(study, p
             ]
             + [NewEvent("x.update", "x", "9", "label", canonical_json({"a": 1}), canonical_json({"a": 2.0}))],
         )
-        record_event(actor=None, study=study, action="x.after", object_type="x", object_id=2)
+        record_event(actor=SYSTEM, study=study, action="x.after", object_type="x", object_id=2)
     assert appended == 6
     events = list(AuditEvent.objects.filter(chain=chain_key(study), object_type="x"))
     assert [e.action for e in events] == ["x.before"] + ["x.create"] * 5 + ["x.update", "x.after"]
