@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "capture.exports",
     "capture.api",
     "capture.web",
+    "capture.administration",
     "capture.demo",
 ]
 

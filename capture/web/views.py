@@ -111,6 +111,7 @@ def subject_detail(request, slug, subject_id):
             "can_enter": "enter_data" in perms and disclosure.identified,
             "can_lock": "lock_records" in perms,
             "can_link_imaging": "import_data" in perms,
+            "can_move": "manage_study" in perms,
             "subject_lock": subject_lock,
             "locked_at": disclosure.timestamp(subject, subject_lock.locked_at) if subject_lock else None,
         },
