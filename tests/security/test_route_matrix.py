@@ -119,7 +119,9 @@ ROUTES: dict[str, Route | None] = {
     # Study administration (capture/administration): reading for the audit roles, changing for managers.
     "administration:members": Route(perm="view_audit"),
     "administration:member_add": Route(perm="manage_study", methods=("POST",)),  # an empty form: 200
-    "administration:member": Route(perm="manage_study", methods=("GET", "POST"), ok=404, kwargs={"pk": 999999}),
+    "administration:member": Route(
+        perm="manage_study", methods=("GET", "POST"), ok=404, kwargs={"pk": 999999}
+    ),
     "administration:sites": Route(perm="view_audit"),
     "administration:site_add": Route(perm="manage_study", methods=("POST",)),
     "administration:site": Route(perm="manage_study", methods=("GET", "POST"), ok=404, kwargs={"pk": 999999}),
