@@ -201,7 +201,8 @@ def enroll_subject(
         raise ValidationError("The enrolment date is in the future.")
 
     # Lock the site row: concurrent enrolments at one site must get distinct sequence numbers.
-    Site.objects.select_for_update().get(pk=site.pk)
+    if Site.objects.select_for_update().get(pk=site.pk).retired_at is not None:
+        raise ValidationError(f"Site {site.code} is retired: it takes no new subjects.")
     last = Subject.objects.filter(site=site).order_by("-seq").values_list("seq", flat=True).first() or 0
     seq = last + 1
     subject_id = study.subject_id_pattern.format(site=site.code, seq=seq, study=study.slug)
@@ -285,7 +286,12 @@ def _open_sites(study: Study, sites) -> list[Site]:
     sites = list(sites or [])
     if any(site.study_id != study.pk for site in sites):
         raise ValidationError("Every site must belong to the study.")
-    retired = [site.code for site in sites if site.retired_at is not None]
+    # Read from the database: the caller's Site objects may be older than a retirement.
+    retired = sorted(
+        Site.objects.filter(pk__in=[s.pk for s in sites], retired_at__isnull=False).values_list(
+            "code", flat=True
+        )
+    )
     if retired:
         raise ValidationError(f"Site {', '.join(retired)} is retired; choose an open site.")
     return sites

@@ -220,7 +220,7 @@ class EnrollForm(forms.Form):
 
     def __init__(self, *args, user, study, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["site"].queryset = access.sites_visible_to(user, study)
+        self.fields["site"].queryset = access.sites_visible_to(user, study).filter(retired_at__isnull=True)
         self.fields["derived_from"].queryset = access.subjects_visible_to(user, study).patients()
         self.fields["arm"].queryset = Arm.objects.filter(schedule=study.schedule)
         self.fields["enrollment_date"].initial = timezone.localdate()
