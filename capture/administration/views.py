@@ -360,6 +360,7 @@ def _audit_page(request, found, policy, audit_filter, events, verified=None):
             "study": study,
             "rows": shown,
             "filter": audit_filter,
+            "filter_errors": audit_filter.errors,  # `filter.errors` would read the filter named "errors"
             "query": audit_filter.query_string(),
             "next_before": next_before,
             "first_page": not request.GET.get("before"),
