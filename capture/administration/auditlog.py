@@ -1,9 +1,9 @@
 """The audit log page's query: one study's events, newest first, filtered, paged by keyset.
 
-Events of a study are one hash chain whose `seq` grows with time, so "newest first" is
-`ORDER BY seq DESC` on the chain's unique (chain, seq) index, and the next page starts below the
-last seq shown (`?before=`): no OFFSET, so page 1,000 costs what page 1 costs. Each filter has an
-index (capture/audit/models.py). Events are about a site's subjects when they name one of them
+Events of a study are one hash chain. "Newest first" is `ORDER BY timestamp DESC, seq DESC`, and
+the next page starts below the last event shown (`?before=<its seq>`, whose timestamp is read back):
+keyset paging, no OFFSET, so page 1,000 costs what page 1 costs. Each filter has an index that
+ends in (timestamp, seq) (capture/audit/models.py), so a filtered page is one index range. Events are about a site's subjects when they name one of them
 (subject events by id, record and query events by their record); a user limited to some sites
 sees only those, and no study-wide event. Values are shown through capture/audit/shown.py.
 """
@@ -135,18 +135,31 @@ def events_for(user, study: Study, audit_filter: AuditFilter, policy: Disclosure
             events = events.filter(timestamp__gte=start)
         if end:
             events = events.filter(timestamp__lt=end + dt.timedelta(days=1))
-    return events.order_by("-seq")
+    return events.order_by("-timestamp", "-seq")
+
+
+def below(events: QuerySet, timestamp, seq: int) -> QuerySet:
+    """The events after (older than) the one at (timestamp, seq) in the page order. The plain
+    `timestamp <=` bound lets the database start its index range there."""
+    return events.filter(Q(timestamp__lte=timestamp) & (Q(timestamp__lt=timestamp) | Q(seq__lt=seq)))
 
 
 def page_of(
-    events: QuerySet, before: str | None, size: int = PAGE_SIZE
+    events: QuerySet, study: Study, before: str | None, size: int = PAGE_SIZE
 ) -> tuple[list[AuditEvent], int | None]:
     """One page below the seq `before` (the first page without it), and the next page's cursor."""
     if before:
-        if not before.isdigit():
-            raise ValidationError("The page link is broken: 'before' is an event number.")
-        events = events.filter(seq__lt=int(before))
-    rows = list(events.select_related(None)[: size + 1])
+        cursor = (
+            AuditEvent.objects.filter(chain=chain_key(study), seq=int(before)).values_list(
+                "timestamp", flat=True
+            )
+            if before.isdigit()
+            else []
+        )
+        if not cursor:
+            raise ValidationError("The page link is broken: 'before' names no event of this study.")
+        events = below(events, cursor[0], int(before))
+    rows = list(events[: size + 1])
     more = len(rows) > size
     rows = rows[:size]
     return rows, (rows[-1].seq if more and rows else None)
@@ -207,9 +220,9 @@ def csv_rows(events: QuerySet, policy: Disclosure, study: Study) -> Iterator[str
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_HEADER)
     items = None if policy.identified else study_items(study)
-    before = None
+    last = None
     while True:
-        batch = events.filter(seq__lt=before) if before is not None else events
+        batch = below(events, last.timestamp, last.seq) if last is not None else events
         rows = list(batch[:CSV_BATCH])
         if not rows:
             return
@@ -233,4 +246,4 @@ def csv_rows(events: QuerySet, policy: Disclosure, study: Study) -> Iterator[str
             )
         if len(rows) < CSV_BATCH:
             return
-        before = rows[-1].seq
+        last = rows[-1]

@@ -346,7 +346,7 @@ def audit(request, slug):
 def _audit_page(request, found, policy, audit_filter, events, verified=None):
     study = found.study
     try:
-        rows, next_before = auditlog.page_of(events, request.GET.get("before"))
+        rows, next_before = auditlog.page_of(events, study, request.GET.get("before"))
     except ValidationError as exc:
         raise Http404(_errors(exc)) from None
     shown = [

@@ -71,12 +71,12 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["object_type", "object_id"]),
             # The audit log page (capture/administration/auditlog.py) reads one study's chain newest
-            # first (the unique chain+seq index) and filters by user, action, date and subject: one
-            # index each, so a filtered page stays an index range scan at a million events.
-            models.Index(fields=["chain", "actor_label", "seq"], name="audit_chain_actor_seq"),
-            models.Index(fields=["chain", "action", "seq"], name="audit_chain_action_seq"),
-            models.Index(fields=["chain", "timestamp"], name="audit_chain_time"),
-            # A subject's events are found by label (its id, or "<id> / ..."): prefix search, which
+            # first, by (timestamp, seq), and filters by user, action, date and subject: an index
+            # for each, ending in the order, so a filtered page is one index range at a million events.
+            models.Index(fields=["chain", "timestamp", "seq"], name="audit_chain_time_seq"),
+            models.Index(fields=["chain", "actor_label", "timestamp", "seq"], name="audit_chain_actor_time"),
+            models.Index(fields=["chain", "action", "timestamp", "seq"], name="audit_chain_action_time"),
+            # A subject's events are found by label (its id, or "<id> / ..."): a prefix search, which
             # PostgreSQL answers from an index only with the pattern operator class.
             models.Index(
                 fields=["chain", "object_label"],
