@@ -203,15 +203,7 @@ def enroll_subject(
     # Lock the site row: concurrent enrolments at one site must get distinct sequence numbers.
     if Site.objects.select_for_update().get(pk=site.pk).retired_at is not None:
         raise ValidationError(f"Site {site.code} is retired: it takes no new subjects.")
-    last = Subject.objects.filter(site=site).order_by("-seq").values_list("seq", flat=True).first() or 0
-    seq = last + 1
-    subject_id = study.subject_id_pattern.format(site=site.code, seq=seq, study=study.slug)
-    # A subject moved away (move_subject) keeps its id: the site's next number may name it.
-    while Subject.objects.filter(study=study, subject_id=subject_id).exclude(site=site).exists() and (
-        "{site" in study.subject_id_pattern
-    ):
-        seq += 1
-        subject_id = study.subject_id_pattern.format(site=site.code, seq=seq, study=study.slug)
+    seq, subject_id = next_subject_id(study, site)
     if Subject.objects.filter(study=study, subject_id=subject_id).exists():
         raise ValidationError(
             f"The subject id pattern gives {subject_id!r}, which is taken; the pattern must include {{site}} "
@@ -550,3 +542,40 @@ def set_missing_codes(*, actor, study: Study, codes: list[dict]) -> Study:
         after={"missing_codes": codes},
     )
     return study
+
+
+def next_subject_id(study: Study, site: Site) -> tuple[int, str]:
+    """The sequence number and id the next subject enrolled at `site` gets (enroll_subject takes
+    it under the site's row lock; the enrol page shows it)."""
+    last = Subject.objects.filter(site=site).order_by("-seq").values_list("seq", flat=True).first() or 0
+    seq = last + 1
+    subject_id = study.subject_id_pattern.format(site=site.code, seq=seq, study=study.slug)
+    # A subject moved away (move_subject) keeps its id: the site's next number may name it.
+    while Subject.objects.filter(study=study, subject_id=subject_id).exclude(site=site).exists() and (
+        "{site" in study.subject_id_pattern
+    ):
+        seq += 1
+        subject_id = study.subject_id_pattern.format(site=site.code, seq=seq, study=study.slug)
+    return seq, subject_id
+
+
+def id_pattern_in_words(pattern: str) -> str:
+    """A subject id pattern as a sentence: '{site}-{seq:04d}' is "the site's code, then '-', then
+    the subject's number at the site, 4 digits with leading zeros"."""
+    import string
+
+    parts = []
+    for literal, name, spec, _ in string.Formatter().parse(pattern):
+        if literal:
+            parts.append(f"'{literal}'")
+        if name == "site":
+            parts.append("the site's code")
+        elif name == "study":
+            parts.append("the study's short name")
+        elif name == "seq":
+            digits = re.fullmatch(r"0?(\d+)d", spec or "")
+            width = (
+                f", {digits.group(1)} digits with leading zeros" if digits and spec.startswith("0") else ""
+            )
+            parts.append(f"the subject's number at the site{width}")
+    return ", then ".join(parts)
