@@ -66,6 +66,8 @@ def _members_page(request, found, add_form=None, status=200):
         "study": study,
         "memberships": rows,
         "may_manage": found.can(MANAGE),
+        # A system timestamp: withheld from a de-identified reader, as the audit trail's are.
+        "identified": Disclosure.for_user(request.user, study).identified,
         "add_form": add_form or forms.AddMemberForm(study=study),
         "today": timezone.localdate(),
         **_role_table(),
@@ -209,6 +211,7 @@ def _sites_page(request, found, add_form=None):
             "study": study,
             "sites": rows,
             "may_manage": found.can(MANAGE),
+            "identified": Disclosure.for_user(request.user, study).identified,  # retirement dates
             "add_form": add_form or forms.SiteForm(),
         },
     )
