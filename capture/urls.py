@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("capture.exports.urls")),
     path("", include("capture.api.urls")),
     path("", include("capture.definitions.urls")),
+    path("", include("capture.administration.urls")),
     path("", include("capture.web.urls")),
     path("", include("capture.records.urls")),
 ]

@@ -32,7 +32,10 @@ from .parsers import PARSERS
 
 
 def _study(request, slug: str, codename: str = access.VIEW) -> Study:
-    return access.get_study(request.user, slug, codename)
+    study = access.get_study(request.user, slug, codename)
+    if getattr(request, "auth", None) is not None:  # a token, not a session: the member's API rights apply
+        access.require_api(request.user, study, write=request.method not in ("GET", "HEAD", "OPTIONS"))
+    return study
 
 
 class StudyList(generics.ListAPIView):

@@ -68,7 +68,22 @@ class AuditEvent(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["chain", "seq"], name="audit_unique_chain_seq")]
         ordering = ["chain", "seq"]
-        indexes = [models.Index(fields=["object_type", "object_id"])]
+        indexes = [
+            models.Index(fields=["object_type", "object_id"]),
+            # The audit log page (capture/administration/auditlog.py) reads one study's chain newest
+            # first, by (timestamp, seq), and filters by user, action, date and subject: an index
+            # for each, ending in the order, so a filtered page is one index range at a million events.
+            models.Index(fields=["chain", "timestamp", "seq"], name="audit_chain_time_seq"),
+            models.Index(fields=["chain", "actor_label", "timestamp", "seq"], name="audit_chain_actor_time"),
+            models.Index(fields=["chain", "action", "timestamp", "seq"], name="audit_chain_action_time"),
+            # A subject's events are found by label (its id, or "<id> / ..."): a prefix search, which
+            # PostgreSQL answers from an index only with the pattern operator class.
+            models.Index(
+                fields=["chain", "object_label"],
+                name="audit_chain_label",
+                opclasses=["varchar_pattern_ops", "varchar_pattern_ops"],
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.chain}#{self.seq} {self.action} {self.object_type}:{self.object_id}"

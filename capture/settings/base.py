@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "capture.exports",
     "capture.api",
     "capture.web",
+    "capture.administration",
     "capture.demo",
 ]
 

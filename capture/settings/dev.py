@@ -8,3 +8,5 @@ SECRET_KEY = "dev-only-not-secret-0f1b6e2a9c"  # noqa: S105 - development only, 
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# Invitations (capture/administration) are printed, not sent.
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"

@@ -246,3 +246,31 @@ def study_access(user, slug: str, codename: str = VIEW) -> StudyAccess:
 def role_of(user, study: Study) -> str | None:
     membership = Membership.objects.filter(user=user, study=study).only("role").first()
     return membership.role if membership else None
+
+
+def require_api(user, study: Study, *, write: bool, today=None) -> None:
+    """403 unless the member's API rights in the study allow this token request: `write` (an
+    import, a change, a delete) needs `api_import`, a read needs `api_export`, and neither is
+    allowed after `api_expires`. The role's permissions still decide the rest; a user with no
+    membership (a superuser) has no API limits here."""
+    import datetime as dt
+
+    membership = (
+        Membership.objects.filter(user=user, study=study)
+        .only("api_export", "api_import", "api_expires")
+        .first()
+        if getattr(user, "pk", None)
+        else None
+    )
+    if membership is None:
+        return
+    today = today or dt.date.today()  # noqa: DTZ011 - an expiry day, as the administrator typed it
+    if membership.api_expires is not None and today > membership.api_expires:
+        raise PermissionDenied(
+            f"Your API rights in {study.name} ended on {membership.api_expires.isoformat()}; "
+            "ask a study administrator to extend them."
+        )
+    if write and not membership.api_import:
+        raise PermissionDenied(f"Your API rights in {study.name} do not include importing or changing data.")
+    if not write and not membership.api_export:
+        raise PermissionDenied(f"Your API rights in {study.name} do not include exporting data.")

@@ -90,6 +90,8 @@ class Site(models.Model):
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="sites")
     code = models.CharField(max_length=16, validators=[validate_site_code])
     name = models.CharField(max_length=255)
+    # A retired site takes no new subjects or members; its subjects and history stay.
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["study", "code"]
@@ -154,6 +156,12 @@ class Membership(models.Model):
     role = models.CharField(max_length=32)
     all_sites = models.BooleanField(default=False)
     sites = models.ManyToManyField(Site, blank=True, related_name="members")
+    # A suspended member keeps the row (and their history) but holds no permission on the study.
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    # What this member's API tokens may do in the study, on top of the role (capture/administration).
+    api_export = models.BooleanField(default=True, help_text="API tokens may export records.")
+    api_import = models.BooleanField(default=True, help_text="API tokens may import records.")
+    api_expires = models.DateField(null=True, blank=True, help_text="API rights end after this day.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "study"], name="membership_unique")]

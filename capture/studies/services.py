@@ -8,9 +8,11 @@ studies; staff or the study's managers add sites and grant roles (the admin is s
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
 from capture.accounts.system import require_actor
@@ -215,10 +217,9 @@ def enroll_subject(
         raise ValidationError("The enrolment date is in the future.")
 
     # Lock the site row: concurrent enrolments at one site must get distinct sequence numbers.
-    Site.objects.select_for_update().get(pk=site.pk)
-    last = Subject.objects.filter(site=site).order_by("-seq").values_list("seq", flat=True).first() or 0
-    seq = last + 1
-    subject_id = study.subject_id_pattern.format(site=site.code, seq=seq, study=study.slug)
+    if Site.objects.select_for_update().get(pk=site.pk).retired_at is not None:
+        raise ValidationError(f"Site {site.code} is retired: it takes no new subjects.")
+    seq, subject_id = next_subject_id(study, site)
     if Subject.objects.filter(study=study, subject_id=subject_id).exists():
         raise ValidationError(
             f"The subject id pattern gives {subject_id!r}, which is taken; the pattern must include {{site}} "
@@ -247,3 +248,350 @@ def enroll_subject(
         reason=reason,
     )
     return subject
+
+
+# ---------------------------------------------------------------------------- administration
+# The study administrator's workflows (capture/administration pages). Each checks that the actor
+# may manage the study, keeps at least one active administrator, and audits in its transaction.
+
+ADMIN_ROLE = "study_admin"
+
+
+def _require_manage(actor, study: Study) -> None:
+    require_actor(actor)
+    if not access.can(actor, "manage_study", study):
+        raise PermissionDenied(f"Your role in {study.name} does not allow managing it.")
+
+
+def _active_admins(study: Study):
+    return Membership.objects.filter(study=study, role=ADMIN_ROLE, suspended_at__isnull=True)
+
+
+def _keep_an_administrator(actor, membership: Membership, *, stays_admin: bool) -> None:
+    """Refuse a change that would leave the study with no active administrator, or take the
+    acting administrator's own administration away (they would lock themselves out)."""
+    if stays_admin or membership.role != ADMIN_ROLE or membership.suspended_at is not None:
+        return
+    if getattr(actor, "pk", None) == membership.user_id:
+        raise ValidationError(
+            "You cannot take away your own administration of the study; ask another administrator."
+        )
+    if not _active_admins(membership.study).exclude(pk=membership.pk).exists():
+        raise ValidationError(
+            "This is the study's last administrator: make another member an administrator first."
+        )
+
+
+def _api_snapshot(membership: Membership) -> dict:
+    return {
+        "api_export": membership.api_export,
+        "api_import": membership.api_import,
+        "api_expires": membership.api_expires.isoformat() if membership.api_expires else None,
+    }
+
+
+def _open_sites(study: Study, sites) -> list[Site]:
+    sites = list(sites or [])
+    if any(site.study_id != study.pk for site in sites):
+        raise ValidationError("Every site must belong to the study.")
+    # Read from the database: the caller's Site objects may be older than a retirement.
+    retired = sorted(
+        Site.objects.filter(pk__in=[s.pk for s in sites], retired_at__isnull=False).values_list(
+            "code", flat=True
+        )
+    )
+    if retired:
+        raise ValidationError(f"Site {', '.join(retired)} is retired; choose an open site.")
+    return sites
+
+
+@transaction.atomic
+def add_member(
+    *,
+    actor,
+    study: Study,
+    user,
+    role: str,
+    sites=None,
+    api_export: bool = True,
+    api_import: bool = True,
+    api_expires: dt.date | None = None,
+) -> Membership:
+    """Give a user who has no role in the study yet a role, sites and API rights."""
+    _require_manage(actor, study)
+    if Membership.objects.filter(study=study, user=user).exists():
+        raise ValidationError(f"{user.get_username()} is a member already; change their role instead.")
+    membership = grant_role(actor=actor, study=study, user=user, role=role, sites=_open_sites(study, sites))
+    if (api_export, api_import, api_expires) != (True, True, None):
+        set_api_rights(
+            actor=actor,
+            study=study,
+            membership=membership,
+            export=api_export,
+            import_=api_import,
+            expires=api_expires,
+        )
+    return membership
+
+
+@transaction.atomic
+def change_member(*, actor, study: Study, membership: Membership, role: str, sites=None) -> Membership:
+    """A member's new role and sites (a suspended member stays suspended: no permission is given)."""
+    _require_manage(actor, study)
+    membership = Membership.objects.select_for_update().get(pk=membership.pk, study=study)
+    _keep_an_administrator(actor, membership, stays_admin=role == ADMIN_ROLE)
+    suspended = membership.suspended_at is not None
+    changed = grant_role(
+        actor=actor, study=study, user=membership.user, role=role, sites=_open_sites(study, sites)
+    )
+    if suspended:
+        for codename, _ in STUDY_PERMISSIONS:
+            remove_perm(f"studies.{codename}", membership.user, study)
+    return changed
+
+
+@transaction.atomic
+def suspend_member(*, actor, study: Study, membership: Membership, reason: str = "") -> Membership:
+    """Withdraw every permission, keep the membership and its history; `reinstate_member` undoes it."""
+    _require_manage(actor, study)
+    membership = Membership.objects.select_for_update().get(pk=membership.pk, study=study)
+    if membership.suspended_at is not None:
+        return membership
+    _keep_an_administrator(actor, membership, stays_admin=False)
+    for codename, _ in STUDY_PERMISSIONS:
+        remove_perm(f"studies.{codename}", membership.user, study)
+    membership.suspended_at = timezone.now()
+    membership.save(update_fields=["suspended_at"])
+    record_event(
+        actor=actor,
+        study=study,
+        action="membership.suspend",
+        object_type="membership",
+        object_id=membership.pk,
+        object_label=membership.user.get_username(),
+        before={"suspended": False},
+        after={"suspended": True},
+        reason=reason,
+    )
+    return membership
+
+
+@transaction.atomic
+def reinstate_member(*, actor, study: Study, membership: Membership) -> Membership:
+    _require_manage(actor, study)
+    membership = Membership.objects.select_for_update().get(pk=membership.pk, study=study)
+    if membership.suspended_at is None:
+        return membership
+    for codename in ROLES[membership.role].permissions:
+        assign_perm(f"studies.{codename}", membership.user, study)
+    membership.suspended_at = None
+    membership.save(update_fields=["suspended_at"])
+    record_event(
+        actor=actor,
+        study=study,
+        action="membership.reinstate",
+        object_type="membership",
+        object_id=membership.pk,
+        object_label=membership.user.get_username(),
+        before={"suspended": True},
+        after={"suspended": False},
+    )
+    return membership
+
+
+@transaction.atomic
+def remove_member(*, actor, study: Study, membership: Membership) -> None:
+    """End a membership. The user and every audit event naming them stay."""
+    _require_manage(actor, study)
+    membership = Membership.objects.select_for_update().get(pk=membership.pk, study=study)
+    _keep_an_administrator(actor, membership, stays_admin=False)
+    revoke_role(actor=actor, study=study, user=membership.user)
+
+
+@transaction.atomic
+def set_api_rights(
+    *, actor, study: Study, membership: Membership, export: bool, import_: bool, expires: dt.date | None
+) -> Membership:
+    """What the member's API tokens may do in the study (within their role), and until when."""
+    _require_manage(actor, study)
+    membership = Membership.objects.select_for_update().get(pk=membership.pk, study=study)
+    before = _api_snapshot(membership)
+    membership.api_export, membership.api_import, membership.api_expires = export, import_, expires
+    after = _api_snapshot(membership)
+    if before == after:
+        return membership
+    membership.save(update_fields=["api_export", "api_import", "api_expires"])
+    record_event(
+        actor=actor,
+        study=study,
+        action="membership.api_rights",
+        object_type="membership",
+        object_id=membership.pk,
+        object_label=membership.user.get_username(),
+        before=before,
+        after=after,
+    )
+    return membership
+
+
+@transaction.atomic
+def open_site(*, actor, study: Study, code: str, name: str) -> Site:
+    """A new site (a REDCap data access group: its code is the DAG's unique name)."""
+    _require_manage(actor, study)
+    if Site.objects.filter(study=study, code__iexact=code).exists():
+        raise ValidationError(f"The study has a site {code!r} already; choose another code.")
+    return add_site(actor=actor, study=study, code=code, name=name)
+
+
+@transaction.atomic
+def rename_site(*, actor, study: Study, site: Site, name: str) -> Site:
+    """A site's new name; its code (part of subject ids, a REDCap DAG's unique name) stays."""
+    _require_manage(actor, study)
+    site = Site.objects.select_for_update().get(pk=site.pk, study=study)
+    name = name.strip()
+    if not name:
+        raise ValidationError("A site needs a name.")
+    if name == site.name:
+        return site
+    before = {"name": site.name}
+    site.name = name
+    site.save(update_fields=["name"])
+    record_event(
+        actor=actor,
+        study=study,
+        action="site.rename",
+        object_type="site",
+        object_id=site.pk,
+        object_label=str(site),
+        before=before,
+        after={"name": name},
+    )
+    return site
+
+
+@transaction.atomic
+def retire_site(*, actor, study: Study, site: Site, reason: str = "") -> Site:
+    """Close a site to new subjects and members; its subjects, records and history stay."""
+    _require_manage(actor, study)
+    site = Site.objects.select_for_update().get(pk=site.pk, study=study)
+    if site.retired_at is not None:
+        return site
+    site.retired_at = timezone.now()
+    site.save(update_fields=["retired_at"])
+    record_event(
+        actor=actor,
+        study=study,
+        action="site.retire",
+        object_type="site",
+        object_id=site.pk,
+        object_label=str(site),
+        before={"retired": False},
+        after={"retired": True},
+        reason=reason,
+    )
+    return site
+
+
+@transaction.atomic
+def move_subject(*, actor, study: Study, subject: Subject, site: Site, reason: str) -> Subject:
+    """Move a subject to another site of the study. Its id stays (ids are never reused); it takes
+    the next sequence number of the new site. Members limited to the old site no longer see it."""
+    _require_manage(actor, study)
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError("Moving a subject needs a reason (it goes into the audit trail).")
+    (site,) = _open_sites(study, [site])
+    subject = Subject.objects.select_for_update().select_related("site").get(pk=subject.pk, study=study)
+    if subject.site_id == site.pk:
+        raise ValidationError(f"{subject.subject_id} is at site {site.code} already.")
+    Site.objects.select_for_update().get(pk=site.pk)  # as enrolment does: one sequence at a time
+    last = Subject.objects.filter(site=site).order_by("-seq").values_list("seq", flat=True).first() or 0
+    old = subject.site
+    subject.site, subject.seq = site, last + 1
+    subject.save(update_fields=["site", "seq"])
+    record_event(
+        actor=actor,
+        study=study,
+        action="subject.move",
+        object_type="subject",
+        object_id=subject.pk,
+        object_label=subject.subject_id,
+        before={"site": old.code},
+        after={"site": site.code},
+        reason=reason,
+    )
+    return subject
+
+
+def _codes_snapshot(codes) -> list[dict]:
+    return [{"code": c["code"], "meaning": c["meaning"]} for c in codes]
+
+
+@transaction.atomic
+def set_missing_codes(*, actor, study: Study, codes: list[dict]) -> Study:
+    """The study's missing-data codes (NA, UNK, …): each a distinct code and its meaning."""
+    _require_manage(actor, study)
+    codes = [{"code": str(c["code"]).strip(), "meaning": str(c["meaning"]).strip()} for c in codes]
+    seen: set[str] = set()
+    for c in codes:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,16}", c["code"]):
+            raise ValidationError(
+                f"Missing-data code {c['code']!r}: use 1–16 letters, digits, '_', '-' or '.'."
+            )
+        if c["code"] in seen:
+            raise ValidationError(f"Missing-data code {c['code']!r} is listed twice.")
+        seen.add(c["code"])
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    before = _codes_snapshot(study.missing_codes)
+    if before == codes:
+        return study
+    study.missing_codes = codes
+    study.save(update_fields=["missing_codes"])
+    record_event(
+        actor=actor,
+        study=study,
+        action="study.missing_codes",
+        object_type="study",
+        object_id=study.pk,
+        object_label=study.name,
+        before={"missing_codes": before},
+        after={"missing_codes": codes},
+    )
+    return study
+
+
+def next_subject_id(study: Study, site: Site) -> tuple[int, str]:
+    """The sequence number and id the next subject enrolled at `site` gets (enroll_subject takes
+    it under the site's row lock; the enrol page shows it)."""
+    last = Subject.objects.filter(site=site).order_by("-seq").values_list("seq", flat=True).first() or 0
+    seq = last + 1
+    subject_id = study.subject_id_pattern.format(site=site.code, seq=seq, study=study.slug)
+    # A subject moved away (move_subject) keeps its id: the site's next number may name it.
+    while Subject.objects.filter(study=study, subject_id=subject_id).exclude(site=site).exists() and (
+        "{site" in study.subject_id_pattern
+    ):
+        seq += 1
+        subject_id = study.subject_id_pattern.format(site=site.code, seq=seq, study=study.slug)
+    return seq, subject_id
+
+
+def id_pattern_in_words(pattern: str) -> str:
+    """A subject id pattern as a sentence: '{site}-{seq:04d}' is "the site's code, then '-', then
+    the subject's number at the site, 4 digits with leading zeros"."""
+    import string
+
+    parts = []
+    for literal, name, spec, _ in string.Formatter().parse(pattern):
+        if literal:
+            parts.append(f"'{literal}'")
+        if name == "site":
+            parts.append("the site's code")
+        elif name == "study":
+            parts.append("the study's short name")
+        elif name == "seq":
+            digits = re.fullmatch(r"0?(\d+)d", spec or "")
+            width = (
+                f", {digits.group(1)} digits with leading zeros" if digits and spec.startswith("0") else ""
+            )
+            parts.append(f"the subject's number at the site{width}")
+    return ", then ".join(parts)

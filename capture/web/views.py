@@ -111,6 +111,7 @@ def subject_detail(request, slug, subject_id):
             "can_enter": "enter_data" in perms and disclosure.identified,
             "can_lock": "lock_records" in perms,
             "can_link_imaging": "import_data" in perms,
+            "can_move": "manage_study" in perms,
             "subject_lock": subject_lock,
             "locked_at": disclosure.timestamp(subject, subject_lock.locked_at) if subject_lock else None,
         },
@@ -199,8 +200,10 @@ def _shown(item: dict, value, elements: dict, disclosure: Disclosure, subject) -
 
 
 class EnrollForm(forms.Form):
+    """The enrolment of one kind of subject: a patient is asked no animal-model fields."""
+
     site = forms.ModelChoiceField(queryset=None, empty_label=None)  # type: ignore[var-annotated]  # the queryset is set per study in __init__
-    kind = forms.ChoiceField(choices=Subject.KINDS, initial=Subject.PATIENT)
+    kind = forms.ChoiceField(choices=Subject.KINDS, initial=Subject.PATIENT, widget=forms.HiddenInput)
     enrollment_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
     derived_from = forms.ModelChoiceField(  # type: ignore[var-annotated]  # the queryset is set per study in __init__
         queryset=None, required=False, help_text="For an animal model: the patient it derives from."
@@ -217,12 +220,21 @@ class EnrollForm(forms.Form):
     )
     arm = forms.ModelChoiceField(queryset=None, required=False, empty_label="(first arm for the kind)")  # type: ignore[var-annotated]  # the queryset is set per study in __init__
 
-    def __init__(self, *args, user, study, **kwargs):
+    def __init__(self, *args, user, study, kind=Subject.PATIENT, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["site"].queryset = access.sites_visible_to(user, study)
-        self.fields["derived_from"].queryset = access.subjects_visible_to(user, study).patients()
-        self.fields["arm"].queryset = Arm.objects.filter(schedule=study.schedule)
+        self.fields["kind"].initial = kind
+        self.fields["site"].queryset = access.sites_visible_to(user, study).filter(retired_at__isnull=True)
+        self.fields["arm"].queryset = Arm.objects.filter(schedule=study.schedule, subject_kind=kind)
         self.fields["enrollment_date"].initial = timezone.localdate()
+        if kind == Subject.PATIENT:
+            del self.fields["derived_from"], self.fields["model_type"]
+        else:
+            self.fields["derived_from"].queryset = access.subjects_visible_to(user, study).patients()
+
+    def clean_kind(self):
+        if self.cleaned_data["kind"] != self.fields["kind"].initial:
+            raise forms.ValidationError("The page was for another kind of subject; open it again.")
+        return self.cleaned_data["kind"]
 
 
 @login_required
@@ -235,9 +247,14 @@ def enroll(request, slug):
             "Your role sees this study de-identified (dates shifted), so it may not enrol subjects: "
             "ask a study administrator for a role that may view identifiers."
         )
-    form = EnrollForm(request.POST or None, user=request.user, study=study)
+    kind = request.POST.get("kind") or request.GET.get("kind") or Subject.PATIENT
+    kinds = dict(Subject.KINDS)
+    offered = [k for k in kinds if study.schedule.arms.filter(subject_kind=k).exists()]
+    if kind not in offered:
+        kind = offered[0] if offered else Subject.PATIENT
+    form = EnrollForm(request.POST or None, user=request.user, study=study, kind=kind)
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
+        data = {"derived_from": None, "model_type": "", **form.cleaned_data}
         try:
             subject = services.enroll_subject(
                 actor=request.user,
@@ -256,4 +273,16 @@ def enroll(request, slug):
         else:
             messages.success(request, f"Enrolled {subject.subject_id}.")
             return redirect("web:subject", slug=study.slug, subject_id=subject.subject_id)
-    return render(request, "web/enroll.html", {"study": study, "form": form})
+    next_ids = [(site, services.next_subject_id(study, site)[1]) for site in form.fields["site"].queryset]
+    return render(
+        request,
+        "web/enroll.html",
+        {
+            "study": study,
+            "form": form,
+            "kind": kind,
+            "kinds": [(k, kinds[k]) for k in offered],
+            "id_in_words": services.id_pattern_in_words(study.subject_id_pattern),
+            "next_ids": next_ids,
+        },
+    )

@@ -117,6 +117,24 @@ ROUTES: dict[str, Route | None] = {
     "imaging:timeline_json": Route(scope="subject"),
     # Dataset export (capture/exports)
     "exports:builder": Route(perm="export_deidentified"),
+    # Study administration (capture/administration): reading for the audit roles, changing for managers.
+    "administration:members": Route(perm="view_audit"),
+    "administration:member_add": Route(perm="manage_study", methods=("POST",)),  # an empty form: 200
+    "administration:member": Route(
+        perm="manage_study", methods=("GET", "POST"), ok=404, kwargs={"pk": 999999}
+    ),
+    "administration:sites": Route(perm="view_audit"),
+    "administration:site_add": Route(perm="manage_study", methods=("POST",)),
+    "administration:site": Route(perm="manage_study", methods=("GET", "POST"), ok=404, kwargs={"pk": 999999}),
+    "administration:move_subject": Route(perm="manage_study", scope="subject", methods=("GET", "POST")),
+    "administration:settings": Route(perm="manage_study", methods=("GET", "POST")),
+    "administration:audit": Route(perm="view_audit"),
+    "administration:audit_csv": Route(perm="view_audit"),
+    "administration:audit_verify": Route(perm="view_audit", methods=("POST",)),
+    # The invitation link: a bad token is a page saying so, for anyone.
+    "administration:set_password": Route(
+        perm=None, scope="none", public=True, kwargs={"uidb64": "MQ", "token": "bad-token"}
+    ),
     # API token pages: a user manages only their own tokens; someone else's is a 404.
     "api:tokens": Route(perm=None, scope="none"),
     "api:token_create": Route(perm=None, scope="none", methods=("POST",)),

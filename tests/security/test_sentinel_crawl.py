@@ -242,6 +242,8 @@ PKS = {
     "imaging:assign": lambda w: [s.pk for s in w.imaging_studies],
     "api:token_revoke": lambda w: list(w.extra["api_tokens"]),
     "api:redcap_token_revoke": lambda w: list(w.extra["redcap_tokens"]),
+    "administration:member": lambda w: list(w.study.memberships.values_list("pk", flat=True)),
+    "administration:site": lambda w: list(w.study.sites.values_list("pk", flat=True)),
 }
 
 
@@ -310,6 +312,7 @@ FILLERS = {
     frozenset({"name", "version"}): lambda w, name: [
         {"name": f.name, "version": f.version} for f in dict.fromkeys(r.form for r in w.records)
     ],
+    frozenset({"uidb64", "token"}): lambda w, name: [{"uidb64": "MQ", "token": "no-such-token"}],
     frozenset({"public_id", "version"}): lambda w, name: [
         {"public_id": e.public_id, "version": e.version} for e in _elements(w)
     ],
@@ -330,6 +333,10 @@ def _query_strings(name: str, kwargs: dict, w) -> list[str]:
         return []
     if name == "records:queries":
         return ["?status=all", "?status=answered", "?status=closed", "?site=A"]
+    if name in ("administration:audit", "administration:audit_csv"):
+        return [f"?subject={s.subject_id}" for s in w.subjects.values()] + [
+            f"?site={site.code}" for site in w.study.sites.all()
+        ]
     if name == "web:dashboard":
         return [f"?arm={arm.name}" for arm in w.study.schedule.arms.all()] + ["?q=A"]
     return []

@@ -229,6 +229,7 @@ def _dispatch(user, study, p: Params) -> HttpResponse:
         raise RedcapError(
             f"Capture's REDCap API does not change {content} (definitions and sites are managed in Capture itself)."
         )
+    access.require_api(user, study, write=action != "export")  # the member's API rights (administration)
     if content == "version":
         return HttpResponse(REDCAP_VERSION, content_type="text/plain; charset=utf-8")
     if content == "record":
@@ -423,7 +424,7 @@ def _users(user, study, p, fmt):
                 "email": u.email,
                 "firstname": u.first_name,
                 "lastname": u.last_name,
-                "expiration": "",
+                "expiration": m.api_expires.isoformat() if m.api_expires else "",
                 "data_access_group": sites[0] if len(sites) == 1 else "",
                 "design": 0,
                 "user_rights": has("manage_study"),
@@ -439,8 +440,8 @@ def _users(user, study, p, fmt):
                 "file_repository": 0,
                 "data_quality_create": 0,
                 "data_quality_execute": has("verify_data"),
-                "api_export": 1,
-                "api_import": has("enter_data"),
+                "api_export": int(m.api_export),
+                "api_import": int(bool(has("enter_data")) and m.api_import),
                 "mobile_app": 0,
                 "mobile_app_download_data": 0,
                 "record_create": has("enroll_subject"),
