@@ -150,8 +150,10 @@ def page_of(
     """One page below the seq `before` (the first page without it), and the next page's cursor."""
     if before:
         cursor = (
-            AuditEvent.objects.filter(chain=chain_key(study), seq=int(before)).values_list(
-                "timestamp", flat=True
+            list(
+                AuditEvent.objects.filter(chain=chain_key(study), seq=int(before)).values_list(
+                    "timestamp", flat=True
+                )
             )
             if before.isdigit()
             else []

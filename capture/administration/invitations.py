@@ -32,10 +32,10 @@ def invite_member(*, actor, study, email: str, role: str, sites, absolute, **api
     """Make a user for `email` (or take the one who has it), give them the role, and mail them
     a link to set their password. `absolute` turns a path into a full URL (request.build_absolute_uri)."""
     users = get_user_model().objects
-    user = users.filter(email__iexact=email).first()
-    invited = user is None
-    if invited:
-        user = users.create_user(username=email.lower(), email=email)  # no password: unusable until set
+    found = users.filter(email__iexact=email).first()
+    invited = found is None
+    # No password for a new user: unusable until they set it.
+    user = found if found is not None else users.create_user(username=email.lower(), email=email)
     membership = services.add_member(
         actor=actor, study=study, user=user, role=role, sites=sites, **api_rights
     )

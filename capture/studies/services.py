@@ -591,7 +591,9 @@ def id_pattern_in_words(pattern: str) -> str:
         elif name == "seq":
             digits = re.fullmatch(r"0?(\d+)d", spec or "")
             width = (
-                f", {digits.group(1)} digits with leading zeros" if digits and spec.startswith("0") else ""
+                f", {digits.group(1)} digits with leading zeros"
+                if digits and (spec or "").startswith("0")
+                else ""
             )
             parts.append(f"the subject's number at the site{width}")
     return ", then ".join(parts)
