@@ -113,6 +113,7 @@ class Project:
                         ),
                     )
                 )
+        self._in_dictionary_order()
         self.longitudinal = len(self.events) > 1
         self.has_repeating = any(e.repeating for e in self.events)
         self.events_by_name = {e.unique_name: e for e in self.events}
@@ -129,10 +130,23 @@ class Project:
             name = form.name
         # The record id is the subject id: a dictionary whose record id was alone on its instrument
         # keeps it there as an item (a form needs one), and older REDCap-made studies kept it too.
-        fields = [f for f in form_fields(form, cache) if f.name != self.record_id]
+        # Descriptive text is not data: REDCap exports no column for it.
+        fields = [
+            f for f in form_fields(form, cache) if f.name != self.record_id and f.widget != "descriptive"
+        ]
         self.instruments[name] = Instrument(name, form, fields)
         self.form_of[name], self.instrument_of[form.name] = form.name, name
         return name
+
+    def _in_dictionary_order(self) -> None:
+        """Instruments in the order their forms were first loaded (a dictionary's order, as REDCap
+        lists them), not the order events happen to name them in."""
+        first: dict[str, int] = {}
+        names = [inst.form_name for inst in self.instruments.values()]
+        for name, pk in FormDefinition.objects.filter(name__in=names).values_list("name", "pk"):
+            first[name] = min(pk, first.get(name, pk))
+        ordered = sorted(self.instruments.values(), key=lambda inst: first.get(inst.form_name, 0))
+        self.instruments = {inst.name: inst for inst in ordered}
 
     def _make_columns(self) -> None:
         """Every instrument's export columns; a field name another form took already (or the record

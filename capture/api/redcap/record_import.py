@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import datetime as dt
 import io
 import itertools
@@ -27,6 +28,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -187,6 +189,15 @@ def _convert_date(value: str, datatype: str, date_format: str) -> str:
     return f"{iso} {time_part}".strip()
 
 
+def _cell_text(column: Column | None, given) -> str:
+    """A cell's text: trimmed, except a text field's non-blank value, kept as REDCap keeps it."""
+    text = "" if given is None else str(given)
+    stripped = text.strip()
+    if stripped and column is not None and column.field is not None and column.field.datatype == "text":
+        return text
+    return stripped
+
+
 def _comma_decimal(column: Column) -> bool:
     validation = (column.field.element.spec or {}).get("validation") or ""
     return validation.endswith("comma_decimal")
@@ -310,6 +321,8 @@ class Importer:
         self.default_site = default_site
         self.missing_codes = study.missing_code_set()
         self.problems: list[CellProblem] = []
+        self.warnings: list[CellProblem] = []  # values kept outside a soft range
+        self.soft: dict[int, dict] = {}  # form pk -> the ranges checked as warnings only
         self.not_imported: dict[str, None] = {}  # columns read but not imported (timestamps, survey ids)
         self.new_ids: dict[str, str] = {}  # a row's record id -> the id given (forceAutoNumber)
         self.created: list[Subject] = []
@@ -552,6 +565,8 @@ class Importer:
         validator = self.validators.get(form.pk)
         if validator is None:
             validator = self.validators[form.pk] = FormValidator(form)
+            if self.study.keeps_source_ids:
+                self.soft[form.pk] = _soft_ranges(validator)
         clean, problems = validator.clean(
             p.values,
             missing_codes=self.missing_codes,
@@ -561,6 +576,13 @@ class Importer:
         for field_name, message in problems.items():
             column = self.project.rc_names.get((p.instrument, field_name.split("[")[0]), field_name)
             self.problem(p.row, p.rid, column, _given(p.values, field_name), message)
+        for field_name, rule in self.soft.get(form.pk, {}).items():
+            outside = _outside(rule, clean.get(field_name))
+            if outside:
+                column = self.project.rc_names.get((p.instrument, field_name), field_name)
+                self.warnings.append(
+                    CellProblem(p.row, p.rid, column, _given(p.values, field_name), f"kept, {outside}")
+                )
         if problems or record_service.is_unchanged(p.existing, clean, p.status):
             return None  # unchanged records are not written (write_records would skip them too)
         return RecordWrite(
@@ -641,9 +663,9 @@ class _RowImport:
         pairs = list(self.row.get("__eav", []))
         pairs += [(k, v) for k, v in self.row.items() if k not in ROW_KEYS and k != self.project.record_id]
         unknown = []
-        for name, value in pairs:
-            value = "" if value is None else str(value).strip()
+        for name, given in pairs:
             column = self._column(name)
+            value = _cell_text(column, given)
             if column is None and name in self.project.fields_by_name:  # EAV: a checkbox by its base name
                 column, value = self._eav_checkbox(name, value)
                 if column is None:
@@ -740,6 +762,41 @@ class _RowImport:
                 raw,
             ) from None
         return instance
+
+
+def _soft_ranges(validator: FormValidator) -> dict:
+    """REDCap's ranges are soft (a value outside is kept, with a warning): a study that keeps
+    REDCap's ids validates without them, on its own copy of the compiled form, and the importer
+    reports what falls outside. Returns the ranged rules by field name.
+    (Left for capture/records/validation.py: the warning as a data query on the record.)"""
+    rules = validator.compiled.rules
+    ranged = {name: rule for name, rule in rules.items() if rule.min_value or rule.max_value}
+    if ranged:
+        relaxed = {
+            name: dataclasses.replace(rule, min_value="", max_value="") for name, rule in ranged.items()
+        }
+        validator.compiled = dataclasses.replace(validator.compiled, rules={**rules, **relaxed}, extras={})
+    return ranged
+
+
+def _outside(rule, value) -> str:
+    """Why `value` is outside `rule`'s range ("" when inside, blank, or not comparable)."""
+    if value is None or value == "" or isinstance(value, list):
+        return ""
+    try:
+        if rule.datatype in ("integer", "decimal"):
+            number = Decimal(str(value))
+            low = Decimal(rule.min_value) if rule.min_value else None
+            high = Decimal(rule.max_value) if rule.max_value else None
+        else:
+            number, low, high = str(value), rule.min_value or None, rule.max_value or None
+    except (InvalidOperation, ValueError):
+        return ""
+    if low is not None and number < low:
+        return f"below the minimum {rule.min_value} (REDCap's ranges are soft)"
+    if high is not None and number > high:
+        return f"above the maximum {rule.max_value} (REDCap's ranges are soft)"
+    return ""
 
 
 def _dag_key(text: str) -> str:

@@ -248,7 +248,10 @@ def _export_rows(
     loaded = set(project.instruments) if keep else forms
     shape = _RowShape(
         project,
-        [(c.name, c.form, _cell_reader(project, c, labels, checkbox_label)) for c in columns],
+        [
+            (c.name, c.form, _cell_reader(project, c, labels, checkbox_label), c.is_complete or bool(c.code))
+            for c in columns
+        ],
         forms,
         events=events,
         keep=keep,
@@ -373,12 +376,13 @@ class _RowShape:
             row[INSTANCE_COL] = str(instance) if instance else ""
         if self.with_dag:
             row[DAG_COL] = subject.site.code.lower()
-        for name, form_name, read in self.readers:
+        for name, form_name, read, unset in self.readers:
             record = present.get(form_name)
             if record is not None:
                 row[name] = read(*record)
-            elif name == f"{form_name}_complete" and form_name in slot_forms:
-                # REDCap: a form of the row's event without data is "Incomplete" (0), not blank.
+            elif unset and form_name in slot_forms:
+                # REDCap: on a row of its event, a form without data is "Incomplete" (0) and its
+                # checkboxes unchecked (0), not blank.
                 row[name] = read(0, {})
             else:
                 row[name] = ""
