@@ -139,8 +139,11 @@ class Project:
         return name
 
     def _in_dictionary_order(self) -> None:
-        """Instruments in the order their forms were first loaded (a dictionary's order, as REDCap
-        lists them), not the order events happen to name them in."""
+        """A REDCap-made study's instruments in the order their forms were first loaded (its
+        dictionary's order, as REDCap lists them), not the order events happen to name them in.
+        Other studies keep the schedule's order."""
+        if not all((inst.form.spec or {}).get("instrument") for inst in self.instruments.values()):
+            return
         first: dict[str, int] = {}
         names = [inst.form_name for inst in self.instruments.values()]
         for name, pk in FormDefinition.objects.filter(name__in=names).values_list("name", "pk"):
