@@ -346,16 +346,17 @@ def export_field_names(project: Project) -> list[dict]:
 
 
 def raw_value(f: Field, value) -> str:
-    """A stored value as REDCap's raw export text."""
+    """A stored value as REDCap's raw export text (a `*_comma_decimal` field's with a comma, as
+    REDCap writes it)."""
     if value is None or value == "":
         return ""
+    text = str(value)
     if f.datatype == "decimal" and isinstance(value, int | float) and not isinstance(value, bool):
         places = f.element.decimal_places
-        if places:
-            return f"{value:.{places}f}"
-        text = format(Decimal(str(value)).normalize(), "f")
-        return text
-    return str(value)
+        text = f"{value:.{places}f}" if places else format(Decimal(str(value)).normalize(), "f")
+    if f.datatype == "decimal" and ((f.element.spec or {}).get("validation") or "").endswith("comma_decimal"):
+        text = text.replace(".", ",")
+    return text
 
 
 def label_value(project: Project, f: Field, value) -> str:

@@ -61,6 +61,7 @@ MAX_INSTANCE = 2**31 - 1
 # Rows an import reads and writes at a time (inside its one transaction): they bound the server's
 # memory, not the size of an import.
 IMPORT_CHUNK = 1000
+_CHECKBOX_MARKS = {"", "0", "1", "checked", "unchecked"}
 _TIMESTAMP = re.compile(r"[a-z][a-z0-9_]*_timestamp")
 
 
@@ -675,6 +676,11 @@ class _RowImport:
                     self.importer.not_imported[name] = None
                     continue
                 unknown.append(name)
+                continue
+            if column.code and value.lower() not in _CHECKBOX_MARKS:
+                self.importer.problem(
+                    self.number, self.rid, name, value, "a checkbox column holds 1 (checked) or 0"
+                )
                 continue
             cells[column.form].append((column, value))
         if self.row.get(SURVEY_COL, ""):
