@@ -135,3 +135,18 @@ def test_enrolment_takes_a_given_id_only_where_the_study_keeps_source_ids(study,
             enrollment_date=dt.date(2025, 1, 1),
             subject_id="P 1",
         )
+
+
+def test_a_record_id_taken_at_a_site_the_user_does_not_see_is_not_created_nor_described(
+    client, source_study, make_user
+):
+    study, boss, _ = source_study
+    north = study.sites.get(name="North")
+    clerk = make_user("clerk")
+    services.grant_role(actor=boss, study=study, user=clerk, role="coordinator", sites=[north])
+    token = tokens.create_redcap_token(user=clerk, study=study)[1]
+    data = [{"record_id": "7", "redcap_data_access_group": "north", "height": "3"}]  # "7" is at South
+    response = post(client, token, content="record", format="json", data=json.dumps(data))
+    assert response.status_code == 400
+    assert response.json()["error"].startswith('row 1: record "7" cannot be created: the id is taken')
+    assert Subject.objects.get(study=study, subject_id="7").site.name == "South"

@@ -430,9 +430,13 @@ class Importer:
         except PermissionDenied as exc:
             raise RowError(f"row {number}: {exc}", DAG_COL, site.code) from None
         except ValidationError as exc:
-            raise RowError(
-                f"row {number}: {' '.join(exc.messages)}", self.project.record_id, rid or ""
-            ) from None
+            message = " ".join(exc.messages)
+            if rid is not None and Subject.objects.filter(study=self.study, subject_id=rid).exists():
+                # Taken at a site this user does not see: say no more than REDCap does across DAGs.
+                message = (
+                    f'record "{rid}" cannot be created: the id is taken (perhaps at a site you do not see).'
+                )
+            raise RowError(f"row {number}: {message}", self.project.record_id, rid or "") from None
         subject = Subject.objects.select_related("site", "arm", "study").get(pk=subject.pk)
         self.subjects[subject.subject_id] = subject
         self.created.append(subject)
