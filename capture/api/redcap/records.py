@@ -1,8 +1,8 @@
-"""`content=record`: export (flat / eav; json, csv, xml), import (json / csv) and delete.
+"""`content=record`: export (flat / eav; json, csv, xml) and delete; import is record_import.py.
 
 Export reads the records the token's user may see, de-identified when their role lacks
-`view_identifiers` (identifier columns left out, dates shifted per subject). Import writes
-through `capture.records.services.save_record`, all rows or none. Delete goes through
+`view_identifiers` (identifier columns left out, dates shifted per subject), in REDCap's shape
+(_RowShape: a row per event with data and per repeat instance). Delete goes through
 `capture.records.services.delete_record`.
 """
 
