@@ -157,6 +157,7 @@ def versioned(conversion: Conversion) -> Conversion:
         schedule=schedule,
         problems=list(conversion.problems) + clashes,
         title=conversion.title,
+        record_id_field=conversion.record_id_field,
     )
 
 
@@ -294,7 +295,13 @@ may_create_studies = study_services.may_create_studies
 
 @transaction.atomic
 def create_study_from_conversion(
-    *, actor, conversion: Conversion, slug: str, name: str, description: str = ""
+    *,
+    actor,
+    conversion: Conversion,
+    slug: str,
+    name: str,
+    description: str = "",
+    subject_ids: str = Study.PATTERN_IDS,
 ) -> tuple[Study, LoadResult]:
     """Load a converted dictionary or project file and create a study on its schedule."""
     if not may_create_studies(require_actor(actor)):
@@ -310,7 +317,13 @@ def create_study_from_conversion(
     assert settled.schedule is not None  # versioning keeps the conversion's schedule
     schedule = m.Schedule.objects.get(name=settled.schedule.schedule, version=settled.schedule.version)
     study = study_services.create_study(
-        actor=actor, slug=slug, name=name, schedule=schedule, description=description
+        actor=actor,
+        slug=slug,
+        name=name,
+        schedule=schedule,
+        description=description,
+        subject_ids=subject_ids,
+        record_id_field=conversion.record_id_field or "record_id",
     )
     record_event(
         actor=actor,
@@ -409,7 +422,9 @@ def export_redcap_dictionary(*, actor, study: Study) -> tuple[str, dict[str, str
     from .converters import redcap
 
     forms, elements, schedule = study_definitions(study)
-    text, problems = redcap.write_dictionary(forms, elements)
+    # A REDCap-made study writes its own record id field (e.g. study_id); others get record_id.
+    record_id = study.record_id_field if forms and forms[0].instrument else ""
+    text, problems = redcap.write_dictionary(forms, elements, record_id)
     schedule_files = redcap.write_schedule(schedule, {f.ref: f for f in forms})
     _audit_export(actor, study, "redcap", problems)
     return text, schedule_files, problems

@@ -40,6 +40,8 @@ def _study_snapshot(study: Study) -> dict:
         "name": study.name,
         "schedule": study.schedule.ref,
         "subject_id_pattern": study.subject_id_pattern,
+        "subject_ids": study.subject_ids,
+        "record_id_field": study.record_id_field,
         "missing_codes": study.missing_codes,
     }
 
@@ -53,10 +55,14 @@ def create_study(
     schedule: Schedule,
     subject_id_pattern: str = "{site}-{seq:04d}",
     description: str = "",
+    subject_ids: str = Study.PATTERN_IDS,
+    record_id_field: str = "record_id",
 ) -> Study:
     if not may_create_studies(require_actor(actor)):
         raise PermissionDenied("Only staff may create studies. Ask an administrator to make you staff.")
     validate_id_pattern(subject_id_pattern)
+    if subject_ids not in dict(Study.ID_POLICIES):
+        raise ValidationError(f"Unknown subject id policy {subject_ids!r}; use 'pattern' or 'source'.")
     if Study.objects.filter(slug=slug).exists():
         raise ValidationError(f"A study with the short name {slug!r} exists already; choose another.")
     study = Study.objects.create(
@@ -65,6 +71,8 @@ def create_study(
         schedule=schedule,
         description=description,
         subject_id_pattern=subject_id_pattern,
+        subject_ids=subject_ids,
+        record_id_field=record_id_field,
     )
     record_event(
         actor=actor,
@@ -177,6 +185,50 @@ def _subject_snapshot(subject: Subject) -> dict:
     }
 
 
+def _check_given_id(study: Study, subject_id: str) -> None:
+    if not study.keeps_source_ids:
+        raise ValidationError(
+            f"{study.name} generates subject ids from its pattern; an id cannot be given. Fix: enrol without "
+            "an id, or create the study with ids kept as the source gives them."
+        )
+    max_length = Subject._meta.get_field("subject_id").max_length or 0
+    if not subject_id.strip() or subject_id != subject_id.strip() or len(subject_id) > max_length:
+        raise ValidationError(
+            f"Subject id {subject_id!r} must be 1 to {max_length} characters without surrounding spaces."
+        )
+    if Subject.objects.filter(study=study, subject_id=subject_id).exists():
+        raise ValidationError(f"Subject {subject_id!r} exists already in {study.name}.")
+
+
+def _enrolment_arm(study: Study, site: Site, kind: str, arm: Arm | None) -> Arm:
+    """The arm a new subject of `kind` at `site` joins: `arm` checked, or the kind's first arm."""
+    if site.study_id != study.pk:
+        raise ValidationError("The site does not belong to this study.")
+    if kind not in dict(Subject.KINDS):
+        raise ValidationError(f"Unknown subject kind {kind!r}.")
+    arms = study.schedule.arms.filter(subject_kind=kind)
+    if arm is None:
+        arm = arms.first()
+        if arm is None:
+            raise ValidationError(f"The study's schedule has no arm for {kind} subjects.")
+    elif not arms.filter(pk=arm.pk).exists():
+        raise ValidationError(f"Arm {arm.name!r} is not an arm of this study for {kind} subjects.")
+    return arm
+
+
+def _check_lineage(study: Study, kind: str, derived_from: Subject | None, model_type: str) -> None:
+    """An animal model may derive from a patient of the same study; nothing else derives."""
+    if derived_from is not None:
+        if kind != Subject.ANIMAL:
+            raise ValidationError("Only an animal model can be derived from another subject.")
+        if derived_from.study.pk != study.pk:
+            raise ValidationError("A model must be derived from a patient of the same study.")
+        if derived_from.kind != Subject.PATIENT:
+            raise ValidationError("A model is derived from a patient, not from another model.")
+    elif model_type and kind != Subject.ANIMAL:
+        raise ValidationError("Only animal subjects have a model type.")
+
+
 @transaction.atomic
 def enroll_subject(
     *,
@@ -189,37 +241,25 @@ def enroll_subject(
     derived_from: Subject | None = None,
     model_type: str = "",
     reason: str = "",
+    subject_id: str | None = None,
 ) -> Subject:
-    """Enrol a subject at `site`, giving it the next study id of the study's pattern."""
+    """Enrol a subject at `site`, giving it the next study id of the study's pattern, or `subject_id`
+    as given when the study keeps its source's ids (Study.subject_ids == "source")."""
     if not access.may_act_at_site(require_actor(actor), "enroll_subject", study, site):
         raise PermissionDenied(f"You may not enrol subjects at site {site.code}.")
-    if site.study_id != study.pk:
-        raise ValidationError("The site does not belong to this study.")
-    if kind not in dict(Subject.KINDS):
-        raise ValidationError(f"Unknown subject kind {kind!r}.")
-    arms = study.schedule.arms.filter(subject_kind=kind)
-    if arm is None:
-        arm = arms.first()
-        if arm is None:
-            raise ValidationError(f"The study's schedule has no arm for {kind} subjects.")
-    elif not arms.filter(pk=arm.pk).exists():
-        raise ValidationError(f"Arm {arm.name!r} is not an arm of this study for {kind} subjects.")
-    if derived_from is not None:
-        if kind != Subject.ANIMAL:
-            raise ValidationError("Only an animal model can be derived from another subject.")
-        if derived_from.study.pk != study.pk:
-            raise ValidationError("A model must be derived from a patient of the same study.")
-        if derived_from.kind != Subject.PATIENT:
-            raise ValidationError("A model is derived from a patient, not from another model.")
-    elif model_type and kind != Subject.ANIMAL:
-        raise ValidationError("Only animal subjects have a model type.")
+    arm = _enrolment_arm(study, site, kind, arm)
+    _check_lineage(study, kind, derived_from, model_type)
     if enrollment_date > dt.date.today() + dt.timedelta(days=1):  # noqa: DTZ011 - a calendar date, local to the site
         raise ValidationError("The enrolment date is in the future.")
 
     # Lock the site row: concurrent enrolments at one site must get distinct sequence numbers.
     if Site.objects.select_for_update().get(pk=site.pk).retired_at is not None:
         raise ValidationError(f"Site {site.code} is retired: it takes no new subjects.")
-    seq, subject_id = next_subject_id(study, site)
+    seq, generated = next_subject_id(study, site)
+    if subject_id is not None:
+        _check_given_id(study, subject_id)
+    else:
+        subject_id = generated
     if Subject.objects.filter(study=study, subject_id=subject_id).exists():
         raise ValidationError(
             f"The subject id pattern gives {subject_id!r}, which is taken; the pattern must include {{site}} "

@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from capture.accounts.system import SYSTEM
 from capture.audit.models import AuditChain, AuditEvent
 from capture.audit.services import chain_key, record_event
 from capture.records.services import save_record
@@ -37,7 +38,7 @@ def _csv(client, study, **params):
 def _tick(study, n):
     with transaction.atomic():
         for i in range(n):
-            record_event(actor=None, study=study, action="test.tick", object_type="test", object_id=i)
+            record_event(actor=SYSTEM, study=study, action="test.tick", object_type="test", object_id=i)
 
 
 @pytest.fixture

@@ -97,6 +97,7 @@ ROUTES: dict[str, Route | None] = {
     "records:query": Route(ok=404, kwargs={"pk": 999999}),  # no such query: 404 once access is settled
     # Definition interop (capture/definitions): a new study from a file is for staff, and no persona is.
     "definitions:import_new": Route(perm=None, scope="none", ok=403),
+    "definitions:import_redcap_project": Route(perm=None, scope="none", ok=403),
     "definitions:import_for_study": Route(perm="manage_study"),
     "definitions:export": Route(kwargs={"fmt": "redcap"}),
     # Spreadsheet import (capture/imports); unknown uploads and jobs are 404 once the permission holds.

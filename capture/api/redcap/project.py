@@ -1,8 +1,10 @@
 """A study seen as a REDCap project: its instruments, events, fields and export columns.
 
 Mapping (see docs/api.md):
-- the record id field is `record_id`, Capture's subject id, first in the dictionary;
-- a form is an instrument; each event is `<event>_arm_<n>` (n = the arm's position, from 1);
+- the record id field is the study's `record_id_field` (a REDCap-made study keeps its own, e.g.
+  `study_id`; others `record_id`), Capture's subject id, first in the dictionary;
+- a form is an instrument, named by its `instrument:` (REDCap's name) when it has one; a field name
+  another instrument took already becomes `<field>_<instrument>`; each event is `<event>_arm_<n>` (n = the arm's position, from 1);
   a schedule of one arm with one event is a classic (non-longitudinal) project;
 - a form marked `repeating` at an event is a repeating instrument there;
 - a checkbox item exports as `<item>___<code>` columns; an item of a repeating group
@@ -12,6 +14,7 @@ Mapping (see docs/api.md):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -20,7 +23,7 @@ from capture.studies.models import Study
 
 from ..catalog import Field, form_fields
 
-RECORD_ID = "record_id"
+RECORD_ID = "record_id"  # the record id field of a study not made from a REDCap project
 DEFAULT_GROUP_COLUMNS = 10
 STATUS_LABELS = {0: "Incomplete", 1: "Unverified", 2: "Complete"}
 
@@ -31,8 +34,8 @@ class RcEvent:
     arm_num: int
     arm_name: str
     unique_name: str
-    form_names: tuple[str, ...]
-    repeating: frozenset[str]
+    form_names: tuple[str, ...]  # instrument names (REDCap's), in the event's order
+    repeating: frozenset[str]  # instrument names
 
     @property
     def label(self) -> str:
@@ -41,13 +44,14 @@ class RcEvent:
 
 @dataclass(frozen=True)
 class Column:
-    """One export column and what it holds."""
+    """One export column and what it holds. `form` is the REDCap instrument name."""
 
     name: str
     form: str
     field: Field | None  # None for `<form>_complete`
     code: str = ""  # checkbox columns: the choice
     row: int = 0  # repeating-group columns: the row (1-based)
+    field_name: str = ""  # the field's REDCap name (its item name, unless another form took it)
 
     @property
     def is_complete(self) -> bool:
@@ -56,7 +60,7 @@ class Column:
 
 @dataclass
 class Instrument:
-    name: str
+    name: str  # REDCap's instrument name (the form's `instrument:`, else the form's name)
     form: FormDefinition
     fields: list[Field]
     columns: list[Column] = field(default_factory=list)
@@ -65,51 +69,107 @@ class Instrument:
     def label(self) -> str:
         return self.form.title
 
+    @property
+    def form_name(self) -> str:
+        """Capture's name of the form (what FormRecord.form_name holds)."""
+        return self.form.name
+
+
+def _arm_num(arm, position: int) -> int:
+    """A REDCap-made arm keeps its number (`arm_3`); others are numbered by position from 1."""
+    match = re.fullmatch(r"arm_(\d+)", arm.name)
+    return int(match.group(1)) if match else position
+
 
 class Project:
+    """A study as REDCap names it. Instruments are keyed by their REDCap name everywhere here;
+    `form_of` / `instrument_of` translate at the database (FormRecord.form_name)."""
+
     def __init__(self, study: Study):
         self.study = study
+        self.record_id = study.record_id_field or RECORD_ID
         self.arms = list(study.schedule.arms.order_by("order").prefetch_related("events__event_forms__form"))
         self.events: list[RcEvent] = []
         self.instruments: dict[str, Instrument] = {}
-        self.event_forms: dict[tuple[int, str], EventForm] = {}  # (event pk, form name) -> slot
+        self.event_forms: dict[tuple[int, str], EventForm] = {}  # (event pk, instrument) -> slot
+        self.form_of: dict[str, str] = {}  # instrument -> Capture form name
+        self.instrument_of: dict[str, str] = {}  # Capture form name -> instrument
         cache: dict = {}
-        for arm_num, arm in enumerate(self.arms, start=1):
+        for position, arm in enumerate(self.arms, start=1):
+            arm_num = _arm_num(arm, position)
             for event in arm.events.all():
-                event_forms = list(event.event_forms.all())
-                for ef in event_forms:
-                    self.event_forms[(event.pk, ef.form.name)] = ef
-                    if ef.form.name not in self.instruments:
-                        self.instruments[ef.form.name] = Instrument(
-                            ef.form.name, ef.form, form_fields(ef.form, cache)
-                        )
+                names = [self._instrument(ef.form, cache) for ef in event.event_forms.all()]
+                for ef, name in zip(event.event_forms.all(), names, strict=True):
+                    self.event_forms[(event.pk, name)] = ef
                 self.events.append(
                     RcEvent(
                         event=event,
                         arm_num=arm_num,
                         arm_name=arm.title,
                         unique_name=f"{event.name}_arm_{arm_num}",
-                        form_names=tuple(ef.form.name for ef in event_forms),
-                        repeating=frozenset(ef.form.name for ef in event_forms if ef.repeating),
+                        form_names=tuple(names),
+                        repeating=frozenset(
+                            n for ef, n in zip(event.event_forms.all(), names, strict=True) if ef.repeating
+                        ),
                     )
                 )
+        self._in_dictionary_order()
         self.longitudinal = len(self.events) > 1
         self.has_repeating = any(e.repeating for e in self.events)
         self.events_by_name = {e.unique_name: e for e in self.events}
         self.events_by_id = {e.event.pk: e for e in self.events}
+        self._make_columns()
+        self.missing_codes = {c["code"]: c["meaning"] for c in study.missing_codes}
+
+    def _instrument(self, form: FormDefinition, cache: dict) -> str:
+        """The REDCap name of `form`, registering its instrument the first time it is seen."""
+        if form.name in self.instrument_of:
+            return self.instrument_of[form.name]
+        name = (form.spec or {}).get("instrument") or form.name
+        if name in self.instruments:  # two forms claim one instrument name: keep Capture's
+            name = form.name
+        # The record id is the subject id: a dictionary whose record id was alone on its instrument
+        # keeps it there as an item (a form needs one), and older REDCap-made studies kept it too.
+        # Descriptive text is not data: REDCap exports no column for it.
+        fields = [
+            f for f in form_fields(form, cache) if f.name != self.record_id and f.widget != "descriptive"
+        ]
+        self.instruments[name] = Instrument(name, form, fields)
+        self.form_of[name], self.instrument_of[form.name] = form.name, name
+        return name
+
+    def _in_dictionary_order(self) -> None:
+        """A REDCap-made study's instruments in the order their forms were first loaded (its
+        dictionary's order, as REDCap lists them), not the order events happen to name them in.
+        Other studies keep the schedule's order."""
+        if not all((inst.form.spec or {}).get("instrument") for inst in self.instruments.values()):
+            return
+        first: dict[str, int] = {}
+        names = [inst.form_name for inst in self.instruments.values()]
+        for name, pk in FormDefinition.objects.filter(name__in=names).values_list("name", "pk"):
+            first[name] = min(pk, first.get(name, pk))
+        ordered = sorted(self.instruments.values(), key=lambda inst: first.get(inst.form_name, 0))
+        self.instruments = {inst.name: inst for inst in ordered}
+
+    def _make_columns(self) -> None:
+        """Every instrument's export columns; a field name another form took already (or the record
+        id's) gets `<field>_<instrument>`, as the dictionary download names it."""
         self.columns: dict[str, Column] = {}
+        self.fields_by_name: dict[str, tuple[str, Field]] = {}
+        self.rc_names: dict[tuple[str, str], str] = {}  # (instrument, item name) -> REDCap field name
+        taken = {self.record_id}
         for inst in self.instruments.values():
             for f in inst.fields:
-                for column in field_columns(inst.name, f):
+                name = f.name if f.name not in taken else f"{f.name}_{inst.name}"[:100]
+                taken.add(name)
+                self.fields_by_name[name] = (inst.name, f)
+                self.rc_names[(inst.name, f.name)] = name
+                for column in field_columns(inst.name, f, name):
                     inst.columns.append(column)
                     self.columns[column.name] = column
             complete = Column(f"{inst.name}_complete", inst.name, None)
             inst.columns.append(complete)
             self.columns[complete.name] = complete
-        self.fields_by_name = {
-            f.name: (inst.name, f) for inst in self.instruments.values() for f in inst.fields
-        }
-        self.missing_codes = {c["code"]: c["meaning"] for c in study.missing_codes}
 
     @property
     def first_form(self) -> str:
@@ -123,20 +183,28 @@ class Project:
             return None
         return event
 
+    def first_event(self, subject_arm_id: int) -> RcEvent | None:
+        """Where REDCap keeps a record that has no data yet: the first event of its arm."""
+        return next((e for e in self.events if e.event.arm_id == subject_arm_id), None)
+
 
 def group_width(f: Field) -> int:
     return f.max_repeats or DEFAULT_GROUP_COLUMNS
 
 
-def field_columns(form_name: str, f: Field) -> list[Column]:
-    """The export columns of one item (REDCap's "export field names")."""
+def field_columns(instrument: str, f: Field, name: str = "") -> list[Column]:
+    """The export columns of one item (REDCap's "export field names"); `name` is its REDCap name."""
+    name = name or f.name
     if f.group:
-        return [Column(f"{f.name}_{n}", form_name, f, row=n) for n in range(1, group_width(f) + 1)]
+        return [
+            Column(f"{name}_{n}", instrument, f, row=n, field_name=name) for n in range(1, group_width(f) + 1)
+        ]
     if f.multiple:
         return [
-            Column(f"{f.name}___{_checkbox_suffix(code)}", form_name, f, code=code) for code, _ in f.codes
+            Column(f"{name}___{_checkbox_suffix(code)}", instrument, f, code=code, field_name=name)
+            for code, _ in f.codes
         ]
-    return [Column(f.name, form_name, f)]
+    return [Column(name, instrument, f, field_name=name)]
 
 
 def _checkbox_suffix(code: str) -> str:
@@ -213,7 +281,7 @@ def metadata(project: Project) -> list[dict]:
     rows = [
         {
             **dict.fromkeys(METADATA_KEYS, ""),
-            "field_name": RECORD_ID,
+            "field_name": project.record_id,
             "form_name": project.first_form,
             "field_type": "text",
             "field_label": "Subject ID",
@@ -241,10 +309,11 @@ def metadata(project: Project) -> list[dict]:
                 "matrix_group_name": f.matrix_group or "",
                 "field_annotation": f.item.get("annotation") or "",
             }
+            rc_name = project.rc_names[(inst.name, f.name)]
             names = (
-                [(f.name, f.label)]
+                [(rc_name, f.label)]
                 if not f.group
-                else [(c.name, f"{f.label} ({c.row})") for c in field_columns(inst.name, f)]
+                else [(c.name, f"{f.label} ({c.row})") for c in field_columns(inst.name, f, rc_name)]
             )
             for name, label in names:
                 row = {**base, "field_name": name, "field_label": label}
@@ -256,12 +325,13 @@ def metadata(project: Project) -> list[dict]:
 
 
 def export_field_names(project: Project) -> list[dict]:
-    rows = [{"original_field_name": RECORD_ID, "choice_value": "", "export_field_name": RECORD_ID}]
+    rid = project.record_id
+    rows = [{"original_field_name": rid, "choice_value": "", "export_field_name": rid}]
     for inst in project.instruments.values():
         for column in inst.columns:
             if column.is_complete:
                 continue
-            original = column.name if column.field.group else column.field.name
+            original = column.name if column.field.group else column.field_name
             rows.append(
                 {
                     "original_field_name": original,
@@ -276,16 +346,17 @@ def export_field_names(project: Project) -> list[dict]:
 
 
 def raw_value(f: Field, value) -> str:
-    """A stored value as REDCap's raw export text."""
+    """A stored value as REDCap's raw export text (a `*_comma_decimal` field's with a comma, as
+    REDCap writes it)."""
     if value is None or value == "":
         return ""
+    text = str(value)
     if f.datatype == "decimal" and isinstance(value, int | float) and not isinstance(value, bool):
         places = f.element.decimal_places
-        if places:
-            return f"{value:.{places}f}"
-        text = format(Decimal(str(value)).normalize(), "f")
-        return text
-    return str(value)
+        text = f"{value:.{places}f}" if places else format(Decimal(str(value)).normalize(), "f")
+    if f.datatype == "decimal" and ((f.element.spec or {}).get("validation") or "").endswith("comma_decimal"):
+        text = text.replace(".", ",")
+    return text
 
 
 def label_value(project: Project, f: Field, value) -> str:

@@ -1,40 +1,30 @@
-"""`content=record`: export (flat / eav; json, csv, xml), import (json / csv) and delete.
+"""`content=record`: export (flat / eav; json, csv, xml) and delete; import is record_import.py.
 
 Export reads the records the token's user may see, de-identified when their role lacks
-`view_identifiers` (identifier columns left out, dates shifted per subject). Import writes
-through `capture.records.services.save_record`, all rows or none. Delete goes through
+`view_identifiers` (identifier columns left out, dates shifted per subject), in REDCap's shape
+(_RowShape: a row per event with data and per repeat instance). Delete goes through
 `capture.records.services.delete_record`.
 """
 
 from __future__ import annotations
 
-import copy
-import csv
 import datetime as dt
-import io
-import itertools
-import json
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Max, Min
 from django.http import HttpResponse
 from django.utils import timezone
 
-from capture.definitions.models import FormDefinition
 from capture.records import services as record_service
-from capture.records.bulk import FormValidator, RecordWrite, write_records
-from capture.records.models import FormRecord, Status
-from capture.records.services import DELETE_PERMISSION, delete_record, other_events
+from capture.records.models import FormRecord
+from capture.records.services import DELETE_PERMISSION, delete_record
 from capture.studies import access
 from capture.studies.disclosure import Disclosure
 from capture.studies.models import Subject
 
-from ..catalog import deidentified_for, present_data
+from ..catalog import present_data
 from . import render
 from .params import Params, RedcapError
 from .project import RECORD_ID, STATUS_LABELS, Column, Project, RcEvent, label_value, raw_value
@@ -65,7 +55,9 @@ def _select_columns(
     project: Project, fields: list[str], forms: list[str], deidentified: bool
 ) -> list[Column]:
     bad_fields = [
-        f for f in fields if f != RECORD_ID and f not in project.fields_by_name and f not in project.columns
+        f
+        for f in fields
+        if f != project.record_id and f not in project.fields_by_name and f not in project.columns
     ]
     if bad_fields:
         raise RedcapError(
@@ -80,7 +72,7 @@ def _select_columns(
     chosen = []
     for inst in project.instruments.values():
         for column in inst.columns:
-            named = column.name in fields or (column.field is not None and column.field.name in fields)
+            named = column.name in fields or (column.field is not None and column.field_name in fields)
             if everything or inst.name in forms or named:
                 chosen.append(column)
     if deidentified:
@@ -210,7 +202,7 @@ def export_records(user, study, project: Project, p: Params) -> HttpResponse:
     if begin or end:
         subjects = _changed_between(subjects, study, policy, begin, end)
 
-    head = [RECORD_ID]
+    head = [project.record_id]
     if project.longitudinal:
         head.append(EVENT_COL)
     if project.has_repeating:
@@ -254,16 +246,21 @@ def _export_rows(
     forms = {c.form for c in columns} or set(project.instruments)
     # filterLogic may read any item, so it needs every form's records, not only the exported ones.
     loaded = set(project.instruments) if keep else forms
-    readers = [(c.name, c.form, _cell_reader(project, c, labels, checkbox_label)) for c in columns]
+    shape = _RowShape(
+        project,
+        [
+            (c.name, c.form, _cell_reader(project, c, labels, checkbox_label), c.is_complete or bool(c.code))
+            for c in columns
+        ],
+        forms,
+        events=events,
+        keep=keep,
+        labels=labels,
+        with_dag=with_dag,
+    )
     for start in range(0, len(subjects), SUBJECT_CHUNK):
         chunk = subjects[start : start + SUBJECT_CHUNK]
-        by_subject: dict[int, dict] = defaultdict(dict)
-        # Only what the rows need, as tuples: the form's spec (large JSON) stays in the database.
-        fetched = FormRecord.objects.filter(
-            subject_id__in=[s.pk for s in chunk], form_name__in=loaded
-        ).values_list("subject_id", "event_id", "form_name", "instance", "status", "data")
-        for subject_pk, event_pk, form_name, instance, status, data in fetched:
-            by_subject[subject_pk][(event_pk, form_name, instance)] = (status, data)
+        by_subject = _read_records(project, chunk, loaded)
         for subject in chunk:
             records = by_subject.pop(subject.pk, {})
             if deidentified:
@@ -280,91 +277,121 @@ def _export_rows(
                     )
                     for key, (status, data) in records.items()
                 }
-            if records:
-                yield from _subject_rows(
-                    project,
-                    subject,
-                    records,
-                    readers,
-                    forms,
-                    events=events,
-                    keep=keep,
-                    labels=labels,
-                    with_dag=with_dag,
-                )
+            yield from shape.subject_rows(subject, records)
 
 
-def _subject_rows(
-    project: Project,
-    subject,
-    records: dict[tuple, tuple[int, dict]],
-    readers: list,
-    forms: set[str],
-    *,
-    events: list[str],
-    keep,
-    labels: bool,
-    with_dag: bool,
-) -> Iterator[dict]:
-    """One subject's rows; `records` maps (event pk, form, instance) to (status, values as shown)."""
-    event_values = {}
-    if keep:
+def _read_records(project: Project, chunk: list, instruments: set[str]) -> dict[int, dict]:
+    """subject pk -> {(event pk, instrument, instance): (status, data)} for the subjects of `chunk`."""
+    by_subject: dict[int, dict] = defaultdict(dict)
+    # Only what the rows need, as tuples: the form's spec (large JSON) stays in the database.
+    fetched = FormRecord.objects.filter(
+        subject_id__in=[s.pk for s in chunk], form_name__in=[project.form_of[i] for i in instruments]
+    ).values_list("subject_id", "event_id", "form_name", "instance", "status", "data")
+    for subject_pk, event_pk, form_name, instance, status, data in fetched:
+        by_subject[subject_pk][(event_pk, project.instrument_of[form_name], instance)] = (status, data)
+    return by_subject
+
+
+class _RowShape:
+    """How one export's rows are made from a subject's records: which rows (REDCap's: one per event
+    with data, plus one per instance of a repeating instrument) and which cells."""
+
+    def __init__(self, project: Project, readers: list, forms: set[str], *, events, keep, labels, with_dag):
+        self.project, self.readers, self.forms = project, readers, forms
+        self.events, self.keep, self.labels, self.with_dag = events, keep, labels, with_dag
+
+    def subject_rows(self, subject, records: dict[tuple, tuple[int, dict]]) -> Iterator[dict]:
+        """One subject's rows; `records` maps (event pk, instrument, instance) to (status, values as shown).
+        In a study that keeps REDCap's ids, a record with no data is one row at its arm's first event."""
+        project = self.project
+        event_values = self._event_values(records) if self.keep else {}
         for rc_event in project.events:
+            if rc_event.event.arm_id != subject.arm_id or (
+                self.events and rc_event.unique_name not in self.events
+            ):
+                continue
+            for instrument, instance, slot_forms in self._slots(rc_event, records):
+                row = self._row(subject, rc_event, records, instrument, instance, slot_forms, event_values)
+                if row is not None:
+                    yield row
+        first = project.first_event(subject.arm_id)
+        # Only where ids come from REDCap: there a record exists without data (its record id is its
+        # first value); a Capture-enrolled subject with no form yet has no row, as before.
+        if records or first is None or self.keep is not None or not project.study.keeps_source_ids:
+            return
+        if not self.events or first.unique_name in self.events:
+            plain = tuple(f for f in first.form_names if f not in first.repeating)
+            yield self._row(subject, first, {}, "", 0, plain, {})
+
+    def _event_values(self, records: dict) -> dict:
+        event_values = {}
+        for rc_event in self.project.events:
             merged: dict = {}
             for form_name in rc_event.form_names:
                 record = records.get((rc_event.event.pk, form_name, 1))
                 if record is not None:
                     merged.update(record[1])
             event_values[rc_event.unique_name] = event_values[rc_event.event.name] = merged
-    for rc_event in project.events:
-        if rc_event.event.arm_id != subject.arm_id or (events and rc_event.unique_name not in events):
-            continue
+        return event_values
+
+    def _slots(self, rc_event: RcEvent, records: dict) -> list[tuple[str, int, tuple[str, ...]]]:
+        """(repeat instrument or "", instance or 0, the instruments of the row) of one event."""
         event_pk = rc_event.event.pk
-        slots: list[tuple[str, int, list[str]]] = []
-        plain = [f for f in rc_event.form_names if f not in rc_event.repeating]
-        if any((event_pk, f, 1) in records for f in plain if f in forms):
+        slots: list[tuple[str, int, tuple[str, ...]]] = []
+        plain = tuple(f for f in rc_event.form_names if f not in rc_event.repeating)
+        if any((event_pk, f, 1) in records for f in plain if f in self.forms):
             slots.append(("", 0, plain))
         for form_name in rc_event.form_names:
-            if form_name in rc_event.repeating and form_name in forms:
+            if form_name in rc_event.repeating and form_name in self.forms:
                 instances = sorted(k[2] for k in records if k[0] == event_pk and k[1] == form_name)
-                slots.extend((form_name, n, [form_name]) for n in instances)
-        for instrument, instance, slot_forms in slots:
-            present = {
-                f: records[(event_pk, f, instance or 1)]
-                for f in slot_forms
-                if (event_pk, f, instance or 1) in records
-            }
-            if keep is not None:
-                values: dict = {RECORD_ID: subject.subject_id}
-                for _, data in present.values():
-                    values.update(data)
-                if not keep(values, event_values):
-                    continue
-            row: dict = {RECORD_ID: subject.subject_id}
-            if project.longitudinal:
-                row[EVENT_COL] = rc_event.unique_name
-                if labels:
-                    row[EVENT_COL] = (
-                        f"{rc_event.label} (Arm {rc_event.arm_num}: {rc_event.arm_name})"
-                        if len(project.arms) > 1
-                        else rc_event.label
-                    )
-            if project.has_repeating:
-                row[INSTRUMENT_COL] = (
-                    project.instruments[instrument].label if instrument and labels else instrument
+                slots.extend((form_name, n, (form_name,)) for n in instances)
+        return slots
+
+    def _row(self, subject, rc_event, records, instrument, instance, slot_forms, event_values) -> dict | None:
+        project, event_pk = self.project, rc_event.event.pk
+        present = {
+            f: records[(event_pk, f, instance or 1)]
+            for f in slot_forms
+            if (event_pk, f, instance or 1) in records
+        }
+        if self.keep is not None:
+            values: dict = {project.record_id: subject.subject_id}
+            for _, data in present.values():
+                values.update(data)
+            if not self.keep(values, event_values):
+                return None
+        row: dict = {project.record_id: subject.subject_id}
+        if project.longitudinal:
+            row[EVENT_COL] = rc_event.unique_name
+            if self.labels:
+                row[EVENT_COL] = (
+                    f"{rc_event.label} (Arm {rc_event.arm_num}: {rc_event.arm_name})"
+                    if len(project.arms) > 1
+                    else rc_event.label
                 )
-                row[INSTANCE_COL] = str(instance) if instance else ""
-            if with_dag:
-                row[DAG_COL] = subject.site.code.lower()
-            for name, form_name, read in readers:
-                record = present.get(form_name)
-                row[name] = "" if record is None else read(*record)
-            yield row
+        if project.has_repeating:
+            row[INSTRUMENT_COL] = (
+                project.instruments[instrument].label if instrument and self.labels else instrument
+            )
+            row[INSTANCE_COL] = str(instance) if instance else ""
+        if self.with_dag:
+            row[DAG_COL] = subject.site.code.lower()
+        for name, form_name, read, unset in self.readers:
+            record = present.get(form_name)
+            if record is not None:
+                row[name] = read(*record)
+            elif unset and form_name in slot_forms:
+                # REDCap: on a row of its event, a form without data is "Incomplete" (0) and its
+                # checkboxes unchecked (0), not blank.
+                row[name] = read(0, {})
+            else:
+                row[name] = ""
+        return row
 
 
 def _header_label(project: Project, name: str) -> str:
     fixed = {
-        RECORD_ID: "Subject ID",
+        project.record_id: "Subject ID",
         EVENT_COL: "Event Name",
         INSTRUMENT_COL: "Repeat Instrument",
         INSTANCE_COL: "Repeat Instance",
@@ -384,7 +411,7 @@ def _header_label(project: Project, name: str) -> str:
 
 def _eav(project: Project, rows: Iterable[dict], columns: list[Column], head: list[str]) -> Iterator[dict]:
     for row in rows:
-        base = {"record": row[RECORD_ID]}
+        base = {"record": row[project.record_id]}
         for key in head[1:]:
             if key != DAG_COL:
                 base[key] = row[key]
@@ -395,453 +422,9 @@ def _eav(project: Project, rows: Iterable[dict], columns: list[Column], head: li
             if column.code:
                 if value in ("0", "Unchecked"):
                     continue
-                yield {**base, "field_name": column.field.name, "value": column.code}
+                yield {**base, "field_name": column.field_name, "value": column.code}
                 continue
             yield {**base, "field_name": column.name, "value": value}
-
-
-# ----------------------------------------------------------------------------- import
-
-
-def _parse_rows(fmt: str, record_type: str, text: str) -> Iterator[dict]:
-    """The rows of `data`, each with string keys and values, read one at a time: a large import
-    holds its text and the current chunk, never all its rows as objects."""
-    rows = _json_objects(text) if fmt == "json" else _csv_rows(text)
-    plain = (
-        {str(k).strip(): ("" if v is None else str(v)) for k, v in row.items() if k is not None}
-        for row in rows
-    )
-    if record_type == "eav":
-        return iter(_eav_to_flat(plain))
-    return plain
-
-
-def _csv_rows(text: str) -> Iterator[dict]:
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    try:
-        yield from reader
-    except csv.Error as exc:  # e.g. a field past the csv module's 128 KB limit
-        raise RedcapError(f"The CSV data are not valid at line {reader.line_num}: {exc}.") from None
-
-
-_SPACE = re.compile(r"[ \t\n\r]*")
-
-
-def _json_objects(text: str) -> Iterator[dict]:
-    """The objects of a JSON list (or one object), decoded one by one with the json module."""
-    decoder = json.JSONDecoder()
-    try:
-        at = _SPACE.match(text, 0).end()
-        if text.startswith("{", at):
-            row, at = decoder.raw_decode(text, at)
-            if text[_SPACE.match(text, at).end() :]:
-                raise RedcapError("The data are not valid JSON: extra data after the object.")
-            yield row
-            return
-        if not text.startswith("[", at):
-            if not text[at:]:
-                raise RedcapError("The data are not valid JSON: they are empty.")
-            decoder.raw_decode(text, at)  # names what is wrong, if anything is
-            raise RedcapError("The data must be a JSON list of objects, one per row.")
-        at = _SPACE.match(text, at + 1).end()
-        if text.startswith("]", at):
-            return
-        while True:
-            row, at = decoder.raw_decode(text, at)
-            if not isinstance(row, dict):
-                raise RedcapError("The data must be a JSON list of objects, one per row.")
-            yield row
-            at = _SPACE.match(text, at).end()
-            if text.startswith(",", at):
-                at = _SPACE.match(text, at + 1).end()
-            elif text.startswith("]", at):
-                if text[_SPACE.match(text, at + 1).end() :]:
-                    raise RedcapError("The data are not valid JSON: extra data after the list.")
-                return
-            else:
-                raise RedcapError(f"The data are not valid JSON: expected ',' or ']' at character {at}.")
-    except RecursionError:
-        raise RedcapError("The data are not valid JSON here: they are nested too deeply.") from None
-    except ValueError as exc:  # JSONDecodeError, and int() past its 4300-digit limit
-        raise RedcapError(f"The data are not valid JSON: {exc}") from None
-
-
-def _eav_to_flat(rows: Iterable[dict]) -> list[dict]:
-    flat: dict[tuple, dict] = {}
-    for row in rows:
-        key = (
-            row.get("record", ""),
-            row.get(EVENT_COL, ""),
-            row.get(INSTRUMENT_COL, ""),
-            row.get(INSTANCE_COL, ""),
-        )
-        target = flat.setdefault(
-            key, {RECORD_ID: key[0], EVENT_COL: key[1], INSTRUMENT_COL: key[2], INSTANCE_COL: key[3]}
-        )
-        target.setdefault("__eav", []).append((row.get("field_name", ""), row.get("value", "")))
-    return list(flat.values())
-
-
-def _convert_date(value: str, datatype: str, date_format: str) -> str:
-    if date_format == "ymd" or datatype not in ("date", "datetime") or not value:
-        return value
-    day_part, _, time_part = value.partition(" ")
-    parts = day_part.replace("-", "/").split("/")
-    if len(parts) != 3:
-        return value  # let validation name the problem
-    first, second, year = parts
-    month, day = (first, second) if date_format == "mdy" else (second, first)
-    try:
-        iso = dt.date(int(year), int(month), int(day)).isoformat()
-    except ValueError:
-        return value
-    return f"{iso} {time_part}".strip()
-
-
-def _has_data(column: Column, value: str) -> bool:
-    if value == "":
-        return False
-    if column.is_complete:
-        return value != "0"
-    if column.code:
-        return value not in ("0",)
-    return True
-
-
-def import_records(user, study, project: Project, p: Params) -> HttpResponse:
-    return_format = p.choice("returnFormat", ("json", "csv", "xml"), "xml")
-    fmt = p.get("format", "xml").lower() or "xml"
-    if fmt not in ("json", "csv"):
-        raise RedcapError("Capture imports records as JSON or CSV; send format=json or format=csv.")
-    record_type = p.choice("type", ("flat", "eav"), "flat")
-    overwrite = p.choice("overwriteBehavior", ("normal", "overwrite"), "normal") == "overwrite"
-    return_content = p.choice("returnContent", ("count", "ids", "auto_ids", "nothing"), "count")
-    date_format = p.choice("dateFormat", ("ymd", "mdy", "dmy"), "ymd")
-    if p.flag("forceAutoNumber"):
-        raise RedcapError(
-            "Capture assigns subject ids at enrolment, so forceAutoNumber is not available; enrol the subjects "
-            "first (web, or POST /api/v1/studies/<study>/subjects/) and import with their ids."
-        )
-    _require(user, study, "enter_data", "You do not have API Import/Update privileges")
-    if deidentified_for(user, study):
-        raise RedcapError("Your role sees de-identified data only, so it cannot import records.", status=403)
-    if "data" not in p.data:
-        raise RedcapError('The parameter "data" is missing: send the records to import.')
-    rows = _parse_rows(fmt, record_type, p.data["data"])
-
-    subjects = {
-        s.subject_id: s
-        for s in access.subjects_visible_to(user, study).select_related("site", "arm", "study")
-    }
-    importer = _Importer(user, study, project, subjects, overwrite=overwrite, date_format=date_format)
-    with transaction.atomic():
-        ids = importer.run(rows)
-        if importer.errors:
-            # Nothing is written unless every row is good (REDCap imports are all-or-nothing too).
-            raise RedcapError("\n".join(importer.errors))
-    if return_content == "nothing":
-        return render.value_response(return_format, {})
-    if return_content == "ids":
-        return render.value_response(return_format, list(ids))
-    if return_content == "auto_ids":
-        return render.value_response(return_format, [f"{rid},{rid}" for rid in ids])
-    count = len(ids)
-    return render.value_response(return_format, {"count": count} if return_format == "json" else count)
-
-
-def _import_row(importer: _Importer, row: dict, number: int) -> None:
-    project, subjects, overwrite = importer.project, importer.subjects, importer.overwrite
-    next_instance, errors = importer.next_instance, importer.errors
-    rid = str(row.get(RECORD_ID, "")).strip()
-    where = f"row {number}"
-    if not rid:
-        raise RedcapError(f'{where}: the record id field "{RECORD_ID}" is missing or blank.')
-    subject = subjects.get(rid)
-    if subject is None:
-        raise RedcapError(
-            f'{where}: record "{rid}" does not exist, or is at a site you do not see. Capture assigns ids at '
-            "enrolment: enrol the subject first, then import its data."
-        )
-    rc_event = project.event_for(subject.arm_id, row.get(EVENT_COL, "").strip())
-    if rc_event is None:
-        raise RedcapError(
-            f'{where}: "{row.get(EVENT_COL, "")}" is not an event of record {rid}\'s arm; '
-            f"use one of: {', '.join(e.unique_name for e in project.events if e.event.arm_id == subject.arm_id)}."
-        )
-    instrument = row.get(INSTRUMENT_COL, "").strip()
-    instance_raw = str(row.get(INSTANCE_COL, "")).strip()
-
-    cells: dict[str, list[tuple[Column, str]]] = defaultdict(list)
-    pairs = list(row.get("__eav", [])) + [(k, v) for k, v in row.items() if k not in SPECIAL and k != "__eav"]
-    unknown = []
-    for name, value in pairs:
-        value = "" if value is None else str(value).strip()
-        column = project.columns.get(name)
-        if column is None and name in project.fields_by_name:  # EAV: a checkbox by its base name
-            form_name, f = project.fields_by_name[name]
-            if f.multiple:
-                code = value
-                column = next(
-                    (c for c in project.instruments[form_name].columns if c.field is f and c.code == code),
-                    None,
-                )
-                if column is None:
-                    errors.append(f'"{rid}","{name}","{value}","not one of the choices"')
-                    continue
-                value = "1"
-        if column is None:
-            unknown.append(name)
-            continue
-        cells[column.form].append((column, value))
-    if unknown:
-        raise RedcapError(
-            "The following fields were not found in the project as real data fields: " + ", ".join(unknown)
-        )
-
-    targets: list[tuple[str, int | str]] = []
-    if instrument:
-        if instrument not in rc_event.repeating:
-            raise RedcapError(
-                f'{where}: instrument "{instrument}" does not repeat at event {rc_event.unique_name}.'
-            )
-        for form_name, form_cells in cells.items():
-            if form_name != instrument and any(_has_data(c, v) for c, v in form_cells):
-                raise RedcapError(
-                    f'{where}: a row for repeating instrument "{instrument}" carries values of "{form_name}"; '
-                    "put them on their own row."
-                )
-        if instance_raw.lower() == "new":
-            instance: int | str = "new"
-        else:
-            try:
-                instance = int(instance_raw or "1")
-                if not 1 <= instance <= MAX_INSTANCE:
-                    raise ValueError(instance)
-            except ValueError:
-                raise RedcapError(
-                    f'{where}: redcap_repeat_instance must be a number from 1 to {MAX_INSTANCE} or "new".'
-                ) from None
-        targets.append((instrument, instance))
-    else:
-        for form_name, form_cells in cells.items():
-            # Blank cells matter only when they overwrite, and only on the form's own row.
-            erases = overwrite and form_name in rc_event.form_names and form_name not in rc_event.repeating
-            if not any(_has_data(c, v) for c, v in form_cells) and not erases:
-                continue
-            if form_name not in rc_event.form_names:
-                raise RedcapError(
-                    f'{where}: form "{form_name}" is not collected at event {rc_event.unique_name}.'
-                )
-            if form_name in rc_event.repeating:
-                raise RedcapError(
-                    f'{where}: form "{form_name}" repeats at {rc_event.unique_name}; give redcap_repeat_instrument '
-                    "and redcap_repeat_instance."
-                )
-            targets.append((form_name, 1))
-
-    for form_name, instance in targets:
-        key = (subject.pk, rc_event.event.pk, form_name)
-        if instance == "new":
-            if key not in next_instance:
-                last = FormRecord.objects.filter(
-                    subject=subject, event=rc_event.event, form_name=form_name
-                ).aggregate(m=Max("instance"))["m"]
-                next_instance[key] = (last or 0) + 1
-            instance = next_instance[key]
-            next_instance[key] += 1
-        importer.apply(subject, rc_event, form_name, int(instance), cells.get(form_name, []), rid)
-
-
-@dataclass
-class _Pending:
-    """One form record an import writes: its values so far, and the stored record (None: new)."""
-
-    subject: Subject
-    rc_event: RcEvent
-    form_name: str
-    instance: int
-    existing: FormRecord | None
-    values: dict
-    status: int
-    rid: str
-
-
-class _Importer:
-    """Applies an import's rows IMPORT_CHUNK at a time: one query reads the stored records of a
-    chunk's subjects, the changed ones are validated as `save_record` validates (clean_record
-    through bulk.FormValidator, the form compiled once, other events read when an expression names
-    them); the changed ones (services.is_unchanged) are written with
-    `capture.records.bulk.write_records` (versions, locks, one audit event per record), all in the
-    caller's transaction. Several rows for one record merge into one write."""
-
-    def __init__(self, user, study, project: Project, subjects: dict, *, overwrite: bool, date_format: str):
-        self.user, self.study, self.project, self.subjects = user, study, project, subjects
-        self.overwrite, self.date_format = overwrite, date_format
-        self.missing_codes = study.missing_code_set()
-        self.errors: list[str] = []
-        self.next_instance: dict[tuple, int] = {}
-        self.stored: dict[tuple, FormRecord] = {}
-        self.pending: dict[tuple, _Pending] = {}
-        self.forms: dict[int, FormDefinition] = {}
-        # The one validator (clean_record), the form compiled once: compiled() checks freshness
-        # with a query.
-        self.validators: dict[int, FormValidator] = {}
-
-    def run(self, rows: Iterable[dict]) -> dict[str, None]:
-        """Import every row; returns the record ids in order. Problems go to `errors`."""
-        ids: dict[str, None] = {}
-        numbered = enumerate(rows, start=1)
-        while chunk := list(itertools.islice(numbered, IMPORT_CHUNK)):
-            self._read_stored(row for _, row in chunk)
-            for number, row in chunk:
-                try:
-                    _import_row(self, row, number)
-                except RedcapError as exc:
-                    self.errors.append(exc.message)
-                    continue
-                ids.setdefault(row.get(RECORD_ID, ""), None)
-            self._write()
-        return ids
-
-    def _read_stored(self, rows: Iterable[dict]) -> None:
-        wanted = {str(row.get(RECORD_ID, "")).strip() for row in rows}
-        pks = [self.subjects[rid].pk for rid in wanted if rid in self.subjects]
-        self.stored = {
-            (r.subject_id, r.event_id, r.form_name, r.instance): r
-            for r in FormRecord.objects.filter(subject_id__in=pks).only(
-                "pk",
-                "subject_id",
-                "event_id",
-                "form_id",
-                "form_name",
-                "instance",
-                "status",
-                "version",
-                "data",
-            )
-        }
-
-    def apply(self, subject, rc_event: RcEvent, form_name: str, instance: int, form_cells, rid: str) -> None:
-        """Put one row's cells of one form record onto what the import has for it so far."""
-        key = (subject.pk, rc_event.event.pk, form_name, instance)
-        pending = self.pending.get(key)
-        if pending is None:
-            existing = self.stored.get(key)
-            pending = _Pending(
-                subject,
-                rc_event,
-                form_name,
-                instance,
-                existing,
-                _copy_values(existing.data) if existing else {},
-                existing.status if existing else 0,
-                rid,
-            )
-        values, status, has_data = pending.values, pending.status, False
-        for column, value in form_cells:
-            if column.is_complete:
-                if value != "":
-                    if value not in ("0", "1", "2"):
-                        self.errors.append(f'"{rid}","{column.name}","{value}","use 0, 1 or 2"')
-                        continue
-                    status = int(value)
-                    has_data = has_data or status != 0
-                continue
-            f = column.field
-            has_data = has_data or _has_data(column, value)
-            value = _convert_date(value, f.datatype, self.date_format)
-            if f.group:
-                group_rows = values.setdefault(f.group, [])
-                while len(group_rows) < column.row:
-                    group_rows.append({})
-                if value == "":
-                    if self.overwrite:
-                        group_rows[column.row - 1].pop(f.name, None)
-                else:
-                    group_rows[column.row - 1][f.name] = value
-            elif f.multiple:
-                current = values.get(f.name)
-                codes = set(current) if isinstance(current, list) else set()
-                if value.lower() in ("1", "checked"):
-                    codes.add(column.code)
-                elif value.lower() in ("0", "unchecked") or (value == "" and self.overwrite):
-                    codes.discard(column.code)
-                values[f.name] = sorted(codes)
-            elif value == "":
-                if self.overwrite:
-                    values.pop(f.name, None)
-            else:
-                values[f.name] = value
-        pending.status = status
-        if key in self.pending or pending.existing is not None or has_data:
-            self.pending[key] = pending
-
-    def _form(self, pending: _Pending) -> FormDefinition:
-        # A stored record keeps the form version it was entered with; a new one takes the schedule's.
-        if pending.existing is None:
-            return self.project.event_forms[(pending.rc_event.event.pk, pending.form_name)].form
-        form_id = pending.existing.form_id
-        if form_id not in self.forms:
-            self.forms[form_id] = FormDefinition.objects.get(pk=form_id)
-        return self.forms[form_id]
-
-    def _write(self) -> None:
-        writes = []
-        for p in self.pending.values():
-            if p.instance < 1:
-                self.errors.append(f'"{p.rid}","{INSTANCE_COL}","{p.instance}","must be 1 or more"')
-                continue
-            form = self._form(p)
-            validator = self.validators.get(form.pk)
-            if validator is None:
-                validator = self.validators[form.pk] = FormValidator(form)
-            clean, problems = validator.clean(
-                p.values,
-                missing_codes=self.missing_codes,
-                complete=p.status == Status.COMPLETE,
-                events=other_events(p.subject, form, exclude=p.existing, compiled_form=validator.compiled),
-            )
-            for field_name, message in problems.items():
-                self.errors.append(f'"{p.rid}","{field_name}","{_given(p.values, field_name)}","{message}"')
-            if problems or record_service.is_unchanged(p.existing, clean, p.status):
-                continue  # unchanged records are not written (write_records would skip them too)
-            writes.append(
-                RecordWrite(
-                    subject=p.subject,
-                    event=p.rc_event.event,
-                    form=form,
-                    form_name=p.form_name,
-                    instance=p.instance,
-                    data=clean,
-                    status=p.status,
-                    existing_id=p.existing.pk if p.existing else None,
-                    existing_version=p.existing.version if p.existing else None,
-                )
-            )
-        self.pending = {}
-        if not writes or self.errors:
-            return  # once a row is refused nothing will be kept: check the rest, write no more
-        try:
-            write_records(actor=self.user, study=self.study, writes=writes, reason=IMPORT_REASON)
-        except record_service.RecordLockedError as exc:
-            rid = exc.record.subject.subject_id if exc.record is not None else ""
-            self.errors.append(f'"{rid}","{exc.record.form_name if exc.record else ""}","","{exc}"')
-        except (ValidationError, PermissionDenied) as exc:
-            message = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-            self.errors.append(f'"","","","{message}"')
-
-
-def _copy_values(data: dict) -> dict:
-    # Only repeating-group rows are changed in place by an import; other values are replaced whole.
-    return {
-        k: copy.deepcopy(v) if isinstance(v, list) and v and isinstance(v[0], dict) else v
-        for k, v in data.items()
-    }
-
-
-def _given(values: dict, field_name: str) -> str:
-    value = values.get(field_name.split("[")[0], "")
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 # ----------------------------------------------------------------------------- delete
@@ -879,7 +462,7 @@ def delete_records(user, study, project: Project, p: Params) -> HttpResponse:
                 "subject__study", "subject__site"
             )
             if instrument:
-                records = records.filter(form_name=instrument)
+                records = records.filter(form_name=project.form_of[instrument])
             if event:
                 records = records.filter(event=project.events_by_name[event].event)
             if arm:

@@ -33,7 +33,7 @@ from capture.studies.models import Membership
 from ..tokens import resolve_redcap_token
 from ..views import audit_visible_to
 from . import project as meta
-from . import records, render
+from . import record_import, records, render
 from .params import Params, RedcapError
 
 # The REDCap API version whose behaviour this endpoint follows (PyCap reads it with semantic_version).
@@ -232,10 +232,13 @@ def _dispatch(user, study, p: Params) -> HttpResponse:
     access.require_api(user, study, write=action != "export")  # the member's API rights (administration)
     if content == "version":
         return HttpResponse(REDCAP_VERSION, content_type="text/plain; charset=utf-8")
+    if content == "generateNextRecordName":
+        # REDCap's answer: one more than the largest whole-number record id (text, no format).
+        return HttpResponse(record_import.next_record_name(study), content_type="text/plain; charset=utf-8")
     if content == "record":
         project = meta.Project(study)
         if action == "import":
-            return records.import_records(user, study, project, p)
+            return record_import.import_records(user, study, project, p)
         if action == "delete":
             return records.delete_records(user, study, project, p)
         if action == "export":
@@ -353,9 +356,10 @@ def _arms(user, study, p, fmt):
     project = meta.Project(study)
     _longitudinal(project, "arms")
     arms = _arm_filter(p)
+    numbered = {e.event.arm_id: (e.arm_num, e.arm_name) for e in project.events}
     rows = [
-        {"arm_num": n, "name": arm.title}
-        for n, arm in enumerate(project.arms, start=1)
+        {"arm_num": n, "name": title}
+        for n, title in (numbered.get(arm.pk, (i, arm.title)) for i, arm in enumerate(project.arms, start=1))
         if not arms or n in arms
     ]
     return render.rows_response(fmt, rows, ["arm_num", "name"])

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('studies', '0003_key_fingerprint'),
+        ('studies', '0004_subject_id_policy'),
     ]
 
     operations = [
