@@ -57,6 +57,13 @@ class Column:
     def is_complete(self) -> bool:
         return self.field is None
 
+    @property
+    def item(self) -> Field:
+        """The field this column holds; a `<form>_complete` column holds none (ask `is_complete` first)."""
+        if self.field is None:
+            raise ValueError(f"{self.name} is a form status column: it holds no field.")
+        return self.field
+
 
 @dataclass
 class Instrument:
@@ -331,7 +338,7 @@ def export_field_names(project: Project) -> list[dict]:
         for column in inst.columns:
             if column.is_complete:
                 continue
-            original = column.name if column.field.group else column.field_name
+            original = column.name if column.item.group else column.field_name
             rows.append(
                 {
                     "original_field_name": original,

@@ -29,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -116,6 +117,12 @@ def _csv_rows(text: str) -> Iterator[dict]:
 _SPACE = re.compile(r"[ \t\n\r]*")
 
 
+def _skip_space(text: str, at: int) -> int:
+    """Where the JSON whitespace starting at `at` ends (`_SPACE` matches anywhere, even past the end)."""
+    match = _SPACE.match(text, at)
+    return match.end() if match else at
+
+
 def _json_objects(text: str) -> Iterator[dict]:
     """The objects of a JSON list (or one object), decoded one by one with the json module."""
     try:
@@ -127,10 +134,10 @@ def _json_objects(text: str) -> Iterator[dict]:
 
 
 def _json_list(text: str, decoder: json.JSONDecoder) -> Iterator[dict]:
-    at = _SPACE.match(text, 0).end()
+    at = _skip_space(text, 0)
     if text.startswith("{", at):
         row, at = decoder.raw_decode(text, at)
-        if text[_SPACE.match(text, at).end() :]:
+        if text[_skip_space(text, at) :]:
             raise RedcapError("The data are not valid JSON: extra data after the object.")
         yield row
         return
@@ -139,7 +146,7 @@ def _json_list(text: str, decoder: json.JSONDecoder) -> Iterator[dict]:
             raise RedcapError("The data are not valid JSON: they are empty.")
         decoder.raw_decode(text, at)  # names what is wrong, if anything is
         raise RedcapError("The data must be a JSON list of objects, one per row.")
-    at = _SPACE.match(text, at + 1).end()
+    at = _skip_space(text, at + 1)
     if text.startswith("]", at):
         return
     while True:
@@ -147,11 +154,11 @@ def _json_list(text: str, decoder: json.JSONDecoder) -> Iterator[dict]:
         if not isinstance(row, dict):
             raise RedcapError("The data must be a JSON list of objects, one per row.")
         yield row
-        at = _SPACE.match(text, at).end()
+        at = _skip_space(text, at)
         if text.startswith(",", at):
-            at = _SPACE.match(text, at + 1).end()
+            at = _skip_space(text, at + 1)
         elif text.startswith("]", at):
-            if text[_SPACE.match(text, at + 1).end() :]:
+            if text[_skip_space(text, at + 1) :]:
                 raise RedcapError("The data are not valid JSON: extra data after the list.")
             return
         else:
@@ -200,7 +207,7 @@ def _cell_text(column: Column | None, given) -> str:
 
 
 def _comma_decimal(column: Column) -> bool:
-    validation = (column.field.element.spec or {}).get("validation") or ""
+    validation = (column.item.element.spec or {}).get("validation") or ""
     return validation.endswith("comma_decimal")
 
 
@@ -234,7 +241,7 @@ def import_records(user, study, project: Project, p: Params) -> HttpResponse:
     auto_number = p.flag("forceAutoNumber")
     if auto_number and not access.can(user, "enroll_subject", study):
         raise RedcapError("forceAutoNumber creates records: your role may not enrol subjects.", status=403)
-    rows = parse_rows(fmt, record_type, p.data["data"], project.record_id)
+    rows = parse_rows(fmt, record_type, p.data.get("data", ""), project.record_id)
     importer = Importer(
         user, study, project, overwrite=overwrite, date_format=date_format, auto_number=auto_number
     )
@@ -525,7 +532,7 @@ class Importer:
         return pending.status != 0
 
     def _value(self, values: dict, column: Column, value: str) -> None:
-        f = column.field
+        f = column.item
         value = _convert_date(value, f.datatype, self.date_format)
         if value and f.datatype == "decimal" and _comma_decimal(column):
             value = value.replace(",", ".")  # REDCap's number_comma_decimal: 1,54 is 1.54
@@ -799,12 +806,20 @@ def _outside(rule, value) -> str:
             low = Decimal(rule.min_value) if rule.min_value else None
             high = Decimal(rule.max_value) if rule.max_value else None
         else:
-            number, low, high = str(value), rule.min_value or None, rule.max_value or None
+            return _beyond(rule, str(value), rule.min_value or None, rule.max_value or None)
     except (InvalidOperation, ValueError):
         return ""
-    if low is not None and number < low:
+    return _beyond(rule, number, low, high)
+
+
+_Ordered = TypeVar("_Ordered", Decimal, str)
+
+
+def _beyond(rule, value: _Ordered, low: _Ordered | None, high: _Ordered | None) -> str:
+    """Why `value` is below `low` or above `high` (numbers as Decimals, other values as text)."""
+    if low is not None and value < low:
         return f"below the minimum {rule.min_value} (REDCap's ranges are soft)"
-    if high is not None and number > high:
+    if high is not None and value > high:
         return f"above the maximum {rule.max_value} (REDCap's ranges are soft)"
     return ""
 

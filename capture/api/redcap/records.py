@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from django.db import transaction
 from django.db.models import Max, Min
 from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 
 from capture.records import services as record_service
@@ -148,7 +149,7 @@ def _cell_reader(project: Project, column: Column, labels: bool, checkbox_label:
         if labels:
             return lambda status, data: STATUS_LABELS[status]
         return lambda status, data: str(status)
-    f = column.field
+    f = column.item
 
     def text(value):
         return label_value(project, f, value) if labels else raw_value(f, value)
@@ -175,7 +176,7 @@ def _cell_reader(project: Project, column: Column, labels: bool, checkbox_label:
     return lambda status, data: text(data.get(f.name))
 
 
-def export_records(user, study, project: Project, p: Params) -> HttpResponse:
+def export_records(user, study, project: Project, p: Params) -> HttpResponseBase:
     fmt = p.choice("format", ("json", "csv", "xml"), "xml")
     record_type = p.choice("type", ("flat", "eav"), "flat")
     labels = p.choice("rawOrLabel", ("raw", "label"), "raw") == "label"
@@ -321,7 +322,9 @@ class _RowShape:
             return
         if not self.events or first.unique_name in self.events:
             plain = tuple(f for f in first.form_names if f not in first.repeating)
-            yield self._row(subject, first, {}, "", 0, plain, {})
+            row = self._row(subject, first, {}, "", 0, plain, {})
+            if row is not None:  # always: without `keep` every slot makes a row
+                yield row
 
     def _event_values(self, records: dict) -> dict:
         event_values = {}
@@ -403,10 +406,10 @@ def _header_label(project: Project, name: str) -> str:
     if column.is_complete:
         return "Complete?"
     if column.code:
-        return f"{column.field.label} (choice={dict(column.field.codes)[column.code]})"
+        return f"{column.item.label} (choice={dict(column.item.codes)[column.code]})"
     if column.row:
-        return f"{column.field.label} ({column.row})"
-    return column.field.label
+        return f"{column.item.label} ({column.row})"
+    return column.item.label
 
 
 def _eav(project: Project, rows: Iterable[dict], columns: list[Column], head: list[str]) -> Iterator[dict]:

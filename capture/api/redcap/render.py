@@ -7,10 +7,11 @@ import functools
 import io
 import itertools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from xml.sax.saxutils import escape
 
 from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 
 CONTENT_TYPES = {
     "json": "application/json; charset=utf-8",
@@ -53,7 +54,7 @@ STREAM_BATCH = 1000
 
 def rows_stream(
     fmt: str, rows: Iterable[dict], columns: list[str] | None = None, headers=None
-) -> HttpResponse:
+) -> HttpResponseBase:
     """`rows_response` for many rows, read lazily: the same bytes, rendered and sent STREAM_BATCH rows
     at a time, so the server holds one batch, not the whole answer. Everything that can fail with a
     REDCap error must have been checked before: once streaming, the status is sent."""
@@ -70,6 +71,7 @@ def _pieces(fmt: str, rows: Iterator[dict], columns: list[str] | None, headers) 
     batch = next(batches, [])
     if columns is None:
         columns = list(batch[0]) if batch else []
+    render: Callable[[list[dict]], str]
     if fmt == "csv":
         opening, separator, closing = (_csv_line(headers or columns) if columns else ""), "", ""
         render = functools.partial(_csv_rows, columns=columns)

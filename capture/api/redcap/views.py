@@ -20,6 +20,7 @@ from django.core.exceptions import (
 )
 from django.http import Http404, HttpResponse, QueryDict, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -221,7 +222,7 @@ def redcap_api(request):
         return render.error_response(_error_format(data), " ".join(exc.messages), 400)
 
 
-def _dispatch(user, study, p: Params) -> HttpResponse:
+def _dispatch(user, study, p: Params) -> HttpResponseBase:
     content = p.get("content")
     # REDCap reads a request that carries `data` as an import even without action=import (PyCap relies on it).
     action = p.get("action").lower() or ("import" if "data" in p.data else "export")
