@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import io
 
+from capture.accounts.system import SYSTEM
 from capture.api import tokens
 from capture.api.redcap.project import Project, metadata
 from capture.definitions.loader import load_definitions
@@ -18,7 +19,7 @@ from tests.conftest import ROOT
 
 
 def test_a_field_on_two_forms_exports_both_values_under_two_names(client, make_user):
-    load_definitions([ROOT / "crf_definitions"])
+    load_definitions([ROOT / "crf_definitions"], actor=SYSTEM)
     boss = make_user("boss", is_staff=True)
     study = services.create_study(
         actor=boss, slug="coclin", name="Co-clinical", schedule=Schedule.objects.get(name="qin_coclinical")
