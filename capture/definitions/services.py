@@ -152,6 +152,7 @@ def versioned(conversion: Conversion) -> Conversion:
         schedule=schedule,
         problems=list(conversion.problems),
         title=conversion.title,
+        record_id_field=conversion.record_id_field,
     )
 
 
@@ -204,7 +205,13 @@ def may_create_studies(user) -> bool:
 
 @transaction.atomic
 def create_study_from_conversion(
-    *, actor, conversion: Conversion, slug: str, name: str, description: str = ""
+    *,
+    actor,
+    conversion: Conversion,
+    slug: str,
+    name: str,
+    description: str = "",
+    subject_ids: str = Study.PATTERN_IDS,
 ) -> tuple[Study, LoadResult]:
     """Load a converted dictionary or project file and create a study on its schedule."""
     if actor is not None and not may_create_studies(actor):
@@ -219,7 +226,13 @@ def create_study_from_conversion(
     result, settled = import_definitions(actor=actor, conversion=conversion)
     schedule = m.Schedule.objects.get(name=settled.schedule.schedule, version=settled.schedule.version)
     study = study_services.create_study(
-        actor=actor, slug=slug, name=name, schedule=schedule, description=description
+        actor=actor,
+        slug=slug,
+        name=name,
+        schedule=schedule,
+        description=description,
+        subject_ids=subject_ids,
+        record_id_field=conversion.record_id_field or "record_id",
     )
     record_event(
         actor=actor,
@@ -316,7 +329,9 @@ def export_redcap_dictionary(*, actor, study: Study) -> tuple[str, dict[str, str
     from .converters import redcap
 
     forms, elements, schedule = study_definitions(study)
-    text, problems = redcap.write_dictionary(forms, elements)
+    # A REDCap-made study writes its own record id field (e.g. study_id); others get record_id.
+    record_id = study.record_id_field if forms and forms[0].instrument else ""
+    text, problems = redcap.write_dictionary(forms, elements, record_id)
     schedule_files = redcap.write_schedule(schedule, {f.ref: f for f in forms})
     _audit_export(actor, study, "redcap", problems)
     return text, schedule_files, problems

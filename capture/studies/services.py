@@ -26,6 +26,8 @@ def _study_snapshot(study: Study) -> dict:
         "name": study.name,
         "schedule": study.schedule.ref,
         "subject_id_pattern": study.subject_id_pattern,
+        "subject_ids": study.subject_ids,
+        "record_id_field": study.record_id_field,
         "missing_codes": study.missing_codes,
     }
 
@@ -39,8 +41,12 @@ def create_study(
     schedule: Schedule,
     subject_id_pattern: str = "{site}-{seq:04d}",
     description: str = "",
+    subject_ids: str = Study.PATTERN_IDS,
+    record_id_field: str = "record_id",
 ) -> Study:
     validate_id_pattern(subject_id_pattern)
+    if subject_ids not in dict(Study.ID_POLICIES):
+        raise ValidationError(f"Unknown subject id policy {subject_ids!r}; use 'pattern' or 'source'.")
     if Study.objects.filter(slug=slug).exists():
         raise ValidationError(f"A study with the short name {slug!r} exists already; choose another.")
     study = Study.objects.create(
@@ -49,6 +55,8 @@ def create_study(
         schedule=schedule,
         description=description,
         subject_id_pattern=subject_id_pattern,
+        subject_ids=subject_ids,
+        record_id_field=record_id_field,
     )
     record_event(
         actor=actor,
@@ -158,6 +166,21 @@ def _subject_snapshot(subject: Subject) -> dict:
     }
 
 
+def _check_given_id(study: Study, subject_id: str) -> None:
+    if not study.keeps_source_ids:
+        raise ValidationError(
+            f"{study.name} generates subject ids from its pattern; an id cannot be given. Fix: enrol without "
+            "an id, or create the study with ids kept as the source gives them."
+        )
+    max_length = Subject._meta.get_field("subject_id").max_length
+    if not subject_id.strip() or subject_id != subject_id.strip() or len(subject_id) > max_length:
+        raise ValidationError(
+            f"Subject id {subject_id!r} must be 1 to {max_length} characters without surrounding spaces."
+        )
+    if Subject.objects.filter(study=study, subject_id=subject_id).exists():
+        raise ValidationError(f"Subject {subject_id!r} exists already in {study.name}.")
+
+
 @transaction.atomic
 def enroll_subject(
     *,
@@ -170,8 +193,10 @@ def enroll_subject(
     derived_from: Subject | None = None,
     model_type: str = "",
     reason: str = "",
+    subject_id: str | None = None,
 ) -> Subject:
-    """Enrol a subject at `site`, giving it the next study id of the study's pattern."""
+    """Enrol a subject at `site`, giving it the next study id of the study's pattern, or `subject_id`
+    as given when the study keeps its source's ids (Study.subject_ids == "source")."""
     if actor is not None and not access.may_act_at_site(actor, "enroll_subject", study, site):
         raise PermissionDenied(f"You may not enrol subjects at site {site.code}.")
     if site.study_id != study.pk:
@@ -201,7 +226,10 @@ def enroll_subject(
     Site.objects.select_for_update().get(pk=site.pk)
     last = Subject.objects.filter(site=site).order_by("-seq").values_list("seq", flat=True).first() or 0
     seq = last + 1
-    subject_id = study.subject_id_pattern.format(site=site.code, seq=seq, study=study.slug)
+    if subject_id is not None:
+        _check_given_id(study, subject_id)
+    else:
+        subject_id = study.subject_id_pattern.format(site=site.code, seq=seq, study=study.slug)
     if Subject.objects.filter(study=study, subject_id=subject_id).exists():
         raise ValidationError(
             f"The subject id pattern gives {subject_id!r}, which is taken; the pattern must include {{site}} "

@@ -19,6 +19,15 @@ def _convert(text: str | bytes, project: str = "demo", **kwargs) -> Conversion:
     return redcap.read_dictionary(text, project=project, source="upload.csv", **kwargs)
 
 
+def _without_record_id(meaning: list[tuple]) -> list[tuple]:
+    """The record id field is the subject id, not an item: only its name and instrument come back
+    (labelled "Record ID"); its section header moves to the next field."""
+    first, rest = meaning[0], [list(row) for row in meaning[1:]]
+    if first[2] and rest and not rest[0][2]:
+        rest[0][2] = first[2]
+    return [first[:2]] + [tuple(row) for row in rest]
+
+
 def _meaning(text: str) -> list[tuple]:
     """Every field of a dictionary as what it means, ignoring spelling REDCap itself treats as equal."""
     conversion = Conversion(source="x", kind="redcap")
@@ -78,7 +87,9 @@ def test_every_shared_dictionary_makes_a_study_and_comes_back_with_the_same_mean
         actor=make_user("boss", is_staff=True), conversion=conversion, slug="rt", name="Round trip"
     )
     exported, schedule_files, _ = services.export_redcap_dictionary(actor=None, study=study)
-    assert _meaning(exported) == _meaning(path.read_text(encoding="utf-8-sig"))
+    assert _without_record_id(_meaning(exported)) == _without_record_id(
+        _meaning(path.read_text(encoding="utf-8-sig"))
+    )
     again = _convert(
         exported,
         project="rt2",
@@ -170,12 +181,12 @@ def test_branching_calculations_matrix_sections_identifiers_and_annotations_are_
     demographics = next(f for f in long.forms if f.instrument == "demographics")
     matrix = [e for s in demographics.sections for e in s.items if getattr(e, "matrix", False)]
     assert [m.group for m in matrix] == ["weekly_schedule"] and len(matrix[0].items) == 4
-    assert [s.title for s in demographics.sections][:3] == [
-        "Demographics",
+    # The record id (study_id) is the subject id, not an item: the first section starts at its header.
+    assert [s.title for s in demographics.sections][:2] == [
         "Consent Information",
         "Contact Information",
     ]
-    assert demographics.sections[0].header is False
+    assert demographics.sections[0].header is True
     first_name = next(e for e in long.elements if e.name == "first_name")
     assert first_name.identifier and first_name.public_id == "capture.redcap.demo.first_name"
 
@@ -209,9 +220,10 @@ def test_bom_curly_quotes_multiline_labels_and_trailing_blank_lines_load(db):
     ).encode("utf-8")
     conversion = _convert(text)
     assert conversion.errors == []
-    assert [e.name for e in conversion.elements] == ["record_id", "smoker", "packs"]
-    assert conversion.elements[1].question == "Do you smoke?\nAnswer \u201cno\u201d if you quit."
-    packs = conversion.forms[0].sections[0].items[2]
+    assert [e.name for e in conversion.elements] == ["smoker", "packs"]  # record_id is the subject id
+    assert conversion.record_id_field == "record_id"
+    assert conversion.elements[0].question == "Do you smoke?\nAnswer \u201cno\u201d if you quit."
+    packs = conversion.forms[0].sections[0].items[1]
     assert packs.branching == '[smoker] = "1"'
     assert any(p.line == 5 and "curly quotes" in p.message for p in conversion.warnings)
 
@@ -219,7 +231,7 @@ def test_bom_curly_quotes_multiline_labels_and_trailing_blank_lines_load(db):
 def test_own_fixture_with_bom_and_windows_line_ends_loads(db):
     conversion = _convert((OWN / "redcap" / "awkward_dictionary.csv").read_bytes())
     assert conversion.errors == [], [str(p) for p in conversion.errors]
-    assert len(conversion.elements) == 5
+    assert len(conversion.elements) == 4  # and the record id, the subject id
 
 
 def test_a_literal_na_from_r_is_read_as_empty(db):
@@ -258,11 +270,12 @@ def test_a_bad_cell_is_an_error_naming_line_column_and_fix(db, row, column, word
 def test_a_duplicate_field_and_a_scattered_instrument_are_errors(db):
     text = (
         HEADER
-        + "\na,f,,text,A,,,,,,,,,,,,,\nb,g,,text,B,,,,,,,,,,,,,\na,f,,text,A again,,,,,,,,,,,,,\nc,f,,text,C,,,,,,,,,,,,,\n"
+        + "\nrecord_id,f,,text,ID,,,,,,,,,,,,,\na,f,,text,A,,,,,,,,,,,,,\nb,g,,text,B,,,,,,,,,,,,,"
+        + "\na,f,,text,A again,,,,,,,,,,,,,\nc,f,,text,C,,,,,,,,,,,,,\n"
     )
     messages = [str(p) for p in _convert(text).errors]
-    assert any("line 4" in m and "defined again (first on line 2)" in m for m in messages)
-    assert any("line 5" in m and "not together" in m for m in messages)
+    assert any("line 5" in m and "defined again (first on line 3)" in m for m in messages)
+    assert any("line 6" in m and "not together" in m for m in messages)
 
 
 def test_a_relative_date_limit_is_reported_not_silently_dropped(db):
@@ -306,7 +319,9 @@ def test_creating_a_study_loads_forms_elements_schedule_and_audits(db, make_user
     )
     assert study.schedule.ref == "simple@1.0"
     assert FormDefinition.objects.filter(name__startswith="simple_").count() == 3
-    assert DataElement.objects.filter(public_id__startswith="capture.redcap.simple.").count() == 16
+    # 15 fields and the record id, which is the subject id (study.record_id_field), not an element
+    assert DataElement.objects.filter(public_id__startswith="capture.redcap.simple.").count() == 15
+    assert study.record_id_field == "record_id"
     assert AuditEvent.objects.filter(action="definitions.import", study=study).exists()
     assert AuditEvent.objects.filter(action="definitions.load").exists()
 

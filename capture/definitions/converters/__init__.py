@@ -48,6 +48,8 @@ class Conversion:
     schedule: ScheduleFile | None = None
     problems: list[Problem] = field(default_factory=list)
     title: str = ""
+    # A REDCap project's record id field (its dictionary's first field): the subject id, not an item.
+    record_id_field: str = ""
 
     @property
     def errors(self) -> list[Problem]:

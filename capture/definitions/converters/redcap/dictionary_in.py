@@ -76,11 +76,16 @@ class _Build:
     forms: dict[str, dict] = field(default_factory=dict)  # instrument -> {"line", "sections": [...]}
     order: list[str] = field(default_factory=list)
     last_form: str | None = None
+    record_id_alone: bool = False  # the record id field is the only field of its instrument
+    carried_header: str = ""  # the record id row's section header, put on the next field
 
 
 def build_from_rows(conversion: Conversion, rows: list[Row], project: str) -> None:
     """Fill `conversion` with the elements and forms of dictionary rows (shared with the ODM reader)."""
     build = _Build(project)
+    if rows:
+        first_form = rows[0].get("form_name").strip()
+        build.record_id_alone = not any(r.get("form_name").strip() == first_form for r in rows[1:])
     for index, row in enumerate(rows):
         _add_row(conversion, build, index, row)
     _check_references(conversion, build.expressions, set(build.seen))
@@ -100,9 +105,19 @@ def _add_row(conversion: Conversion, build: _Build, index: int, row: Row) -> Non
     if field_type is None:
         return
     if index == 0:
+        conversion.record_id_field = name
+        if not build.record_id_alone:
+            conversion.note(
+                f"the first field, {name!r}, is REDCap's record id: it is the subject id, not an item.",
+                line=row.line,
+                where=f"field {name!r}",
+            )
+            build.carried_header = row.get("section_header").strip()
+            return
         conversion.note(
-            f"the first field, {name!r}, is REDCap's record id. Capture gives subjects their own ids; the "
-            "field is kept as an ordinary item so that an export gives it back.",
+            f"the first field, {name!r}, is REDCap's record id, the subject id. Its instrument {instrument!r} "
+            "has no other field, and a Capture form needs one, so it is kept there as an item; REDCap "
+            "surfaces (API, dictionary) never show it as a field.",
             line=row.line,
             where=f"field {name!r}",
         )
@@ -118,7 +133,8 @@ def _add_row(conversion: Conversion, build: _Build, index: int, row: Row) -> Non
     if not _open_form(conversion, build, row, instrument):
         return
     build.last_form = instrument
-    _add_to_section(conversion, build.forms[instrument]["sections"], row, item)
+    header, build.carried_header = row.get("section_header").strip() or build.carried_header, ""
+    _add_to_section(conversion, build.forms[instrument]["sections"], row, item, header)
 
 
 def _field_name(conversion: Conversion, build: _Build, row: Row) -> str | None:
@@ -215,9 +231,8 @@ def _open_form(conversion: Conversion, build: _Build, row: Row, instrument: str)
     return True
 
 
-def _add_to_section(conversion: Conversion, sections: list[dict], row: Row, item: Item) -> None:
+def _add_to_section(conversion: Conversion, sections: list[dict], row: Row, item: Item, header: str) -> None:
     """Put `item` in the current section (a section header starts a new one), in its matrix if it has one."""
-    header = row.get("section_header").strip()
     if header or not sections:
         sections.append({"title": header, "header": bool(header), "entries": []})
     entries = sections[-1]["entries"]

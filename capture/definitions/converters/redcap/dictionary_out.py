@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from capture.cells import neutralise
 
-from ...schema import DataElement, FormFile, Item, ItemGroup, ScheduleFile
+from ...schema import DataElement, FormFile, Item, ItemGroup, ScheduleFile, iter_items
 from .. import Problem
 from .rows import COLUMNS
 
@@ -109,17 +109,23 @@ class _Out:
         self.problems.append(Problem(message, "warning"))
 
 
-def write_dictionary(forms: list[FormFile], elements: dict[str, DataElement]) -> tuple[str, list[Problem]]:
+def write_dictionary(
+    forms: list[FormFile], elements: dict[str, DataElement], record_id: str = ""
+) -> tuple[str, list[Problem]]:
     """A REDCap data dictionary (CSV text, REDCap's UI column names) of `forms`, and the problems:
-    what REDCap cannot hold (units, concept codes, repeating groups) said as warnings."""
+    what REDCap cannot hold (units, concept codes, repeating groups) said as warnings. `record_id` is
+    the study's record id field (a REDCap-made study's own, e.g. study_id): the subject id, written first."""
     out = _Out(elements)
-    if forms and forms[0].instrument is None:
-        first = forms[0].instrument or forms[0].form
-        out.rows.append(["record_id", first, "", "text", "Record ID"] + [""] * 13)
-        out.used.add("record_id")
-        out.warn(
-            "REDCap's first field is the record id: a field 'record_id' was added to the first instrument."
-        )
+    name = record_id or "record_id"
+    if forms and name not in {
+        item.name or elements[item.element].name for _, _, item in iter_items(forms[0])
+    }:
+        out.rows.append([name, forms[0].instrument or forms[0].form, "", "text", "Record ID"] + [""] * 13)
+        out.used.add(name)
+        if not record_id:
+            out.warn(
+                "REDCap's first field is the record id: a field 'record_id' was added to the first instrument."
+            )
     for form in forms:
         _form_rows(out, form)
     # REDCap wants each instrument's fields in one block; repeating groups come after their form.
