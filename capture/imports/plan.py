@@ -125,35 +125,75 @@ class _Planner:
             form.fast = FastForm.of(name, form.items, structure, self.validators, missing_codes, shared)
             self.places[name] = form.by_place
 
-    def problem(self, row: int, index: int | None, value, reason: str) -> None:
+    def problem(self, row: int, index: int | None, value, reason: str, severity: str = "error") -> None:
         letter = readers.column_letter(index) if index is not None else ""
         header = self.headers[index] if index is not None else ""
-        self.plan.problems.append(Problem(row, letter, header, cell_text(value), reason, self.sheet))
+        self.plan.problems.append(
+            Problem(row, letter, header, cell_text(value), reason, self.sheet, severity)
+        )
 
     def add_row(self, row: int, cells: list) -> None:
-        try:
-            place = self._place(cells)
-        except CellProblem as p:
+        place, problems = self._place(row, cells)
+        for p in problems:
             self.problem(row, p.index, p.value, p.reason)
-            return
         for name, form in self.columns.forms.items():
+            if place is None:
+                # The row fills no record, but every other bad cell of it is still reported.
+                self._check_form(row, cells, form)
+                continue
             instance = self.columns.repeat_form.instance_for(name, place.repeat_form, place.instance)
             if instance is not None:
                 self._add_form(row, cells, place, form, instance)
 
-    def _place(self, cells: list) -> RowPlace:
-        # The place stops at its first bad cell: without the subject or the event there is no
-        # record to check the other cells against. A form's cells are all checked (_add_form).
+    def _place(self, row: int, cells: list) -> tuple[RowPlace | None, list[CellProblem]]:
+        """Where the row goes, or None with every problem of its subject, event and instance cells.
+        Without the subject there is no arm to check the event against: the event is then checked
+        against every arm's events."""
         c = self.columns
-        subject = c.subject.clean(cells)
-        label, event = c.event.clean(cells, subject)
-        repeat_form = c.repeat_form.text(cells)
-        return RowPlace(subject, label, event, c.instance.clean(cells), repeat_form)
+        problems: list[CellProblem] = []
+
+        def attempt(clean, *args):
+            try:
+                return clean(*args)
+            except CellProblem as p:
+                problems.append(p)
+                return None
+
+        subject = attempt(c.subject.clean, cells, row)
+        if subject is not None:
+            found = attempt(c.event.clean, cells, subject)
+        else:
+            found = None
+            attempt(c.event.check_any_arm, cells)
+        instance = attempt(c.instance.clean, cells)
+        if problems:
+            return None, problems
+        label, event = found
+        return RowPlace(subject, label, event, instance, c.repeat_form.text(cells)), problems
+
+    def _check_form(self, row: int, cells: list, form: FormColumns) -> None:
+        found = form.clean(cells, overwrite=self.overwrite)
+        for p in found.problems:
+            self.problem(row, p.index, p.value, p.reason)
+        for p in found.notes:
+            self.problem(row, p.index, p.value, p.reason, "warning")
 
     def _add_form(self, row: int, cells: list, place: RowPlace, form: FormColumns, instance: int) -> None:
         found = form.clean(cells, overwrite=self.overwrite)
         for p in found.problems:
             self.problem(row, p.index, p.value, p.reason)
+        for p in found.notes:
+            self.problem(row, p.index, p.value, p.reason, "warning")
+        if not found.problems and not found.filled and found.status is None:
+            for col, _ in found.calculated:
+                self.problem(
+                    row,
+                    col.index,
+                    cells[col.index],
+                    f"Value ignored: {col.spec.item} is calculated by Capture, and the row fills no "
+                    f"other item of {form.form_name} to calculate it from.",
+                    "warning",
+                )
         if found.problems or (not found.filled and found.status is None):
             return
         try:
@@ -209,4 +249,5 @@ class _Planner:
             clean=found.clean,
             errors=found.errors,
             fast=form.fast,
+            calculated=found.calculated,
         )
