@@ -322,6 +322,8 @@ def imported_headers(mapping: Mapping) -> set[str]:
         mapping.event_column,
         mapping.instance_column,
         mapping.repeat_form_column,
+        mapping.site_column if mapping.enrol else "",
+        mapping.enrolment_date_column if mapping.enrol else "",
         *mapping.status_columns.values(),
         *(spec.column for spec in mapping.columns),
     }

@@ -104,6 +104,12 @@ class Mapping:
     two_digit_year_pivot: int = -1  # yy ≤ pivot → 20yy, else 19yy; -1: this year's last two digits
     missing_values: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_MISSING))
     overwrite: bool = False  # REDCap's "overwrite": a blank cell clears the stored value
+    # Bulk enrolment (enrol.py): subjects not yet in the study are enrolled from the sheet.
+    enrol: bool = False
+    site_column: str = ""  # the column naming each new subject's site (code or name) …
+    site: str = ""  # … or the code of the site they all go to
+    enrolment_date_column: str = ""  # else the import date
+    key_kind: str = "mrn"  # the identifier kind the sheet's key is kept as (ids by pattern)
     sheet: str = ""
     header_row: int = 1
     header_rows: int = 1
@@ -120,6 +126,11 @@ class Mapping:
         "date_format",
         "two_digit_year_pivot",
         "overwrite",
+        "enrol",
+        "site_column",
+        "site",
+        "enrolment_date_column",
+        "key_kind",
         "sheet",
         "header_row",
         "header_rows",
@@ -173,7 +184,17 @@ class Mapping:
         return mapping
 
     def to_spec(self) -> dict:
-        spec = {k: getattr(self, k) for k in self.SCALARS}
+        defaults = {
+            "enrol": False,
+            "site_column": "",
+            "site": "",
+            "enrolment_date_column": "",
+            "key_kind": "mrn",
+        }
+        # The enrolment options appear only when set: a mapping without them reads as before.
+        spec = {
+            k: getattr(self, k) for k in self.SCALARS if k not in defaults or getattr(self, k) != defaults[k]
+        }
         spec["columns"] = [c.to_spec() for c in self.columns]
         spec["event_values"] = self.event_values
         spec["status_columns"] = self.status_columns

@@ -25,6 +25,7 @@ from .columns import (
     resolve_columns,
 )
 from .compare import compare
+from .enrol import Crosswalk, Enrolment
 from .fastpath import FastForm
 from .mapping import Mapping
 from .report import Plan, Problem, Progress, cell_text, no_progress
@@ -51,9 +52,14 @@ def build_plan(
     missing_codes = study.missing_code_set()
     columns, problems = resolve_columns(table, mapping, structure, missing_codes, study.name)
     plan.problems += problems
+    enrolment, problems = Enrolment.resolve(actor, study, table, mapping, structure)
+    plan.problems += problems
+    plan.not_imported = [col.header for col in columns.ignored if col.header]
     if plan.errors:
         return plan
-    columns.subject.load(_subjects(actor, study))
+    subjects = _subjects(actor, study)
+    columns.subject.load(subjects, Crosswalk.of(actor, study, subjects), enrolment)
+    plan.enrolment = enrolment
     planner = _Planner(plan, table, columns, structure, mapping, missing_codes)
     total = len(table.rows)
     for done, (row, cells) in enumerate(table.rows, 1):
