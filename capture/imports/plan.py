@@ -122,6 +122,7 @@ class _Planner:
         self.columns = columns
         self.structure = structure
         self.overwrite = mapping.overwrite
+        self.missing_codes = missing_codes
         self.rows: list[RowPlan] = []
         self.seen: dict[tuple, int] = {}  # (subject, event, form, instance) → the row that fills it
         self.validators: dict[int, FormValidator] = {}
@@ -183,6 +184,23 @@ class _Planner:
             self.problem(row, p.index, p.value, p.reason)
         for p in found.notes:
             self.problem(row, p.index, p.value, p.reason, "warning")
+        # The form's own rules for each value, as on a new record (the row has no record to merge
+        # into): a decimal place too many is as much a bad cell as a word in a number column.
+        if form.fast is not None:
+            errors = found.errors or {}
+        else:
+            validator = self._validator(form.form_name)
+            if not found.values or validator.compiled.events_read:
+                return
+            errors = validator.clean(found.values, missing_codes=self.missing_codes, complete=False)[1]
+        for where, reason in errors.items():
+            col = self.places[form.form_name].get(where)
+            if col is not None:
+                self.problem(row, col.index, cells[col.index], reason)
+
+    def _validator(self, form_name: str) -> FormValidator:
+        form = self.structure.forms[form_name]
+        return self.validators.get(form.pk) or self.validators.setdefault(form.pk, FormValidator(form))
 
     def _add_form(self, row: int, cells: list, place: RowPlace, form: FormColumns, instance: int) -> None:
         found = form.clean(cells, overwrite=self.overwrite)

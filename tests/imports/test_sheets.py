@@ -3,7 +3,6 @@ column with its crosswalk, and the TCIA HNSCC sheet into a study made from the s
 
 from __future__ import annotations
 
-import json
 from io import StringIO
 
 import pytest
@@ -13,12 +12,14 @@ from capture.audit.models import AuditEvent
 from capture.definitions.loader import load_definitions
 from capture.definitions.models import Schedule
 from capture.imaging.models import SourceIdentifier
+from capture.imports import services
 from capture.records.models import FormRecord
 from capture.studies import services as study_services
 from capture.studies.models import Subject
 from tests.conftest import ROOT
 
-from .conftest import HNSCC_CSV, IMPORT_FIXTURES, need_shared
+from .conftest import HNSCC_CSV, IMPORT_FIXTURES, need_shared, write_xlsx
+from .test_import import DEMO, HEAD, problems, run
 
 TCIA_MAPPING = IMPORT_FIXTURES / "tcia_hnscc" / "mapping.json"
 
@@ -87,3 +88,43 @@ def test_the_tcia_hnscc_sheet_enrols_its_subjects_and_a_second_import_changes_no
     assert Subject.objects.filter(study=study).count() == 215
     assert audit_count(study) == events
     assert sorted(FormRecord.objects.values_list("pk", "version")) == versions
+
+
+def test_a_row_with_an_unknown_subject_still_has_each_bad_cell_reported(trial, personas, tmp_path):
+    path = write_xlsx(
+        tmp_path / "bad.xlsx",
+        [HEAD, ["Z-0009", "X", "fifty", 70.25, "no", "", "?"], ["A-0001", "F", 50, 70.5, "no", "", "+"]],
+    )
+    before = AuditEvent.objects.count()
+    report = run(personas["data_manager"], trial, path, DEMO)
+    assert sorted(problems(report)) == [
+        (
+            2,
+            "A",
+            "Z-0009",
+            "No subject 'Z-0009' in Trial at a site you can see. Enrol the subject first, or correct the id.",
+        ),
+        (2, "B", "X", "Sex: 'X' is not one of the choices (1, 2)"),
+        (2, "C", "fifty", "Age at enrolment: 'fifty' is not a whole number"),
+        (2, "D", "70.25", "Weight: has more than 1 decimal place(s)"),
+        (2, "G", "?", "ER: '?' is not one of the choices (pos, neg)"),
+    ]
+    with pytest.raises(services.ImportRefusedError):
+        run(personas["data_manager"], trial, path, DEMO, commit=True)
+    assert FormRecord.objects.count() == 0 and AuditEvent.objects.count() == before
+
+
+def test_a_row_with_an_unknown_event_still_has_each_bad_cell_reported(trial, personas, tmp_path):
+    path = write_xlsx(
+        tmp_path / "bad.xlsx", [["Patient", "Visit", "Age", "ER"], ["A-0001", "week 99", "fifty", "?"]]
+    )
+    spec = {
+        "subject_column": "Patient",
+        "event_column": "Visit",
+        "columns": [
+            {"column": "Age", "form": "demographics", "item": "age"},
+            {"column": "ER", "form": "demographics", "item": "er_status", "values": {"+": "pos"}},
+        ],
+    }
+    found = problems(run(personas["data_manager"], trial, path, spec))
+    assert [(p[0], p[1]) for p in sorted(found)] == [(2, "B"), (2, "C"), (2, "D")]
