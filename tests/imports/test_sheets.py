@@ -128,3 +128,52 @@ def test_a_row_with_an_unknown_event_still_has_each_bad_cell_reported(trial, per
     }
     found = problems(run(personas["data_manager"], trial, path, spec))
     assert [(p[0], p[1]) for p in sorted(found)] == [(2, "B"), (2, "C"), (2, "D")]
+
+
+def test_a_column_mapped_to_a_calculated_item_is_reported_not_dropped(db, personas, tmp_path):
+    study = shipped_study(personas, subject_ids="source")
+    path = write_xlsx(
+        tmp_path / "bmi.xlsx",
+        [
+            ["Patient", "Height", "Weight", "BMI"],
+            ["P1", 180, 81, 25],  # 81 / 1.8² = 25.0: the same
+            ["P2", 160, 64, 99],  # 25.0 calculated: differs
+            ["P3", 170, 70, "abc"],  # not even a number: ignored
+        ],
+    )
+    spec = {
+        "subject_column": "Patient",
+        "event": "baseline",
+        "enrol": True,
+        "site": "MDA",
+        "columns": [
+            {"column": "Height", "form": "demographics", "item": "height"},
+            {"column": "Weight", "form": "demographics", "item": "weight"},
+            {"column": "BMI", "form": "demographics", "item": "bmi"},
+        ],
+    }
+    report = run(personas["data_manager"], study, path, spec)
+    warnings = [
+        (p["row"], p["column"], p["value"], p["reason"])
+        for p in report["problems"]
+        if p["severity"] == "warning"
+    ]
+    assert warnings[0][:3] == (None, "D", "")
+    assert "maps to demographics.bmi, which Capture calculates" in warnings[0][3]
+    assert warnings[1:] == [
+        (
+            3,
+            "D",
+            "99",
+            "Value ignored: bmi is calculated by Capture as '25', which differs from the sheet's value.",
+        ),
+        (
+            4,
+            "D",
+            "abc",
+            "Value ignored: bmi is calculated by Capture as '24.2', which differs from the sheet's value.",
+        ),
+    ]
+    assert report["counts"]["problems"] == 0 and report["counts"]["new"] == 3
+    run(personas["data_manager"], study, path, spec, commit=True)
+    assert FormRecord.objects.get(subject__subject_id="P2").data["bmi"] == 25.0
