@@ -40,6 +40,15 @@ class CellProblem(Exception):  # noqa: N818 - a finding about a cell, raised to 
 # ------------------------------------------------------------------------------ the row's columns
 
 
+class CellProblems(CellProblem):  # noqa: N818 - several findings about one row's cells
+    """More than one cell of a row's place is wrong (a new subject's site and enrolment date)."""
+
+    def __init__(self, problems: list[CellProblem]):
+        first = problems[0]
+        super().__init__(first.index, first.value, first.reason)
+        self.all = problems
+
+
 @dataclass
 class Column:
     """A column of the sheet; `index` is None when the mapping names no column for it."""

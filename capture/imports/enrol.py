@@ -29,7 +29,7 @@ from capture.studies import access, pseudonyms
 from capture.studies.models import Site, Study, Subject
 
 from . import readers
-from .columns import CellProblem
+from .columns import CellProblem, CellProblems
 from .mapping import CellError, Mapping, parse_date
 from .report import Problem, cell_text
 from .structure import StudyForms, SubjectRef
@@ -172,8 +172,18 @@ class Enrolment:
                 )
             if len(key) > Subject._meta.get_field("subject_id").max_length:
                 raise CellProblem(self.key_index, key, "A subject id is at most 64 characters.")
-        site = self._site(cells)
-        date, from_sheet = self._date(cells)
+        found: list[CellProblem] = []
+        site = date = None
+        try:
+            site = self._site(cells)
+        except CellProblem as p:
+            found.append(p)
+        try:
+            date, from_sheet = self._date(cells)
+        except CellProblem as p:
+            found.append(p)
+        if found:
+            raise CellProblems(found)
         ref = SubjectRef(
             -(len(self.planned) + 1),
             key if self.study.keeps_source_ids else f"(new) {key}",

@@ -163,7 +163,7 @@ class _Planner:
             try:
                 return clean(*args)
             except CellProblem as p:
-                problems.append(p)
+                problems.extend(getattr(p, "all", [p]))
                 return None
 
         subject = attempt(c.subject.clean, cells, row)

@@ -7,6 +7,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from guardian.shortcuts import assign_perm
 
 from capture.audit.models import AuditEvent
 from capture.definitions.loader import load_definitions
@@ -177,3 +178,85 @@ def test_a_column_mapped_to_a_calculated_item_is_reported_not_dropped(db, person
     assert report["counts"]["problems"] == 0 and report["counts"]["new"] == 3
     run(personas["data_manager"], study, path, spec, commit=True)
     assert FormRecord.objects.get(subject__subject_id="P2").data["bmi"] == 25.0
+
+
+ENROL = {
+    "subject_column": "Record",
+    "event": "baseline",
+    "date_format": "YMD",
+    "enrol": True,
+    "site_column": "Hospital",
+    "enrolment_date_column": "Consent",
+    "columns": [{"column": "Height", "form": "demographics", "item": "height"}],
+}
+ENROL_ROWS = [
+    ["Record", "Hospital", "Consent", "Height"],
+    ["a", "MDA", "2019-03-01", 170],
+    ["AAAA", "Other hospital", "", 165],
+]
+
+
+def test_a_study_that_keeps_source_ids_enrols_the_sheets_ids_at_their_sites(db, personas, tmp_path):
+    study = shipped_study(personas, subject_ids="source")
+    path = write_xlsx(tmp_path / "enrol.xlsx", ENROL_ROWS)
+    dm = personas["data_manager"]
+    dry = run(dm, study, path, ENROL)
+    assert dry["enrolment"]["count"] == 2
+    assert dry["enrolment"]["subjects"][0] == {
+        "row": 2,
+        "key": "a",
+        "subject_id": "a",
+        "site": "MDA",
+        "arm": "patients",
+        "date": "2019-03-01",
+        "date_from": "sheet",
+    }
+    assert dry["enrolment"]["subjects"][1]["date_from"] == "import date"
+    assert dry["not_imported"] == []
+    assert not Subject.objects.filter(study=study).exists()
+    run(dm, study, path, ENROL, commit=True)
+    got = {
+        s.subject_id: (s.site.code, s.kind, str(s.enrollment_date))
+        for s in Subject.objects.filter(study=study)
+    }
+    assert got["a"] == ("MDA", "patient", "2019-03-01") and got["AAAA"][:2] == ("OTH", "patient")
+    assert not SourceIdentifier.objects.filter(study=study).exists()  # the id itself is the key
+    assert FormRecord.objects.get(subject__subject_id="AAAA").data["height"] == 165
+
+
+def test_enrolment_is_refused_at_a_site_the_importer_may_not_enrol_at_and_nothing_is_written(
+    db, personas, tmp_path
+):
+    study = shipped_study(personas, subject_ids="source")
+    importer = personas["coordinator_a"]  # a coordinator at MDA only, who may import
+    assign_perm("studies.import_data", importer, study)
+    path = write_xlsx(tmp_path / "enrol.xlsx", [*ENROL_ROWS, ["b", "Nowhere", "2019-02-30", "tall"]])
+    before = AuditEvent.objects.count()
+    report = run(importer, study, path, ENROL)
+    assert sorted(problems(report)) == [
+        (3, "B", "OTH", "You may not enrol subjects at site OTH."),
+        (4, "B", "Nowhere", "No site 'Nowhere' in QIN; its sites: MDA, OTH."),
+        (
+            4,
+            "C",
+            "2019-02-30",
+            "Enrolment date: '2019-02-30' is not a valid Y-M-D date (day 30, month 02); is the column's "
+            "date format right?",
+        ),
+        (4, "D", "tall", "Height (cm): 'tall' is not a number"),
+    ]
+    with pytest.raises(services.ImportRefusedError):
+        run(importer, study, path, ENROL, commit=True)
+    assert not Subject.objects.filter(study=study).exists()
+    assert AuditEvent.objects.count() == before
+
+
+def test_a_default_site_must_be_one_the_importer_may_enrol_at(db, personas, tmp_path):
+    study = shipped_study(personas)
+    path = write_xlsx(tmp_path / "enrol.xlsx", ENROL_ROWS)
+    spec = {**ENROL, "site_column": "", "site": "OTH", "key_kind": "mrn"}
+    assign_perm("studies.import_data", personas["coordinator_a"], study)
+    report = run(personas["coordinator_a"], study, path, spec)
+    assert "You may not enrol subjects at site OTH; choose a site where you may." in [
+        p["reason"] for p in report["problems"]
+    ]
