@@ -495,12 +495,29 @@ def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", str(text).lower()).strip()
 
 
-def suggest_columns(headers: list[str], targets: list[dict]) -> dict[str, dict]:
+# A header that names a span of time holds a number of days (months, years), not a date, even
+# when it also says "date": "Date of Birth (Days)", "Follow up duration (day)".
+_TIME_SPAN = re.compile(r"\b(days?|weeks?|months?|years?|duration|interval|time)\b", re.I)
+DATE_TYPES = ("date", "datetime")
+
+
+def _tokens_agree(header: str, text: str) -> bool:
+    """A close match must not differ in a short word: an acronym or code ("HPV" and "PR", "T" and
+    "N") names a different thing however alike the rest reads."""
+    a, b = set(header.split()), set(text.split())
+    return all(w in b for w in a if len(w) <= 4) and all(w in a for w in b if len(w) <= 4)
+
+
+def suggest_columns(
+    headers: list[str], targets: list[dict], not_dates: set[str] = frozenset()
+) -> dict[str, dict]:
     """For each header, the best matching form item, or nothing.
 
-    `targets` are dicts with form, item, and the texts to match (name, label, question, long name,
-    aliases). An exact match on any text wins; otherwise a close match (difflib ratio ≥ 0.8) does.
-    A target is suggested for one header only.
+    `targets` are dicts with form, item, datatype and the texts to match (name, label, question,
+    long name, aliases). An exact match on any text wins; otherwise a close match (difflib ratio ≥
+    0.8) does, when the two agree on their short words. A header that names a span of time ("(days)",
+    "duration") or is in `not_dates` (its cells are numbers) is never matched to a date item. A
+    target is suggested for one header only.
     """
     suggestions: dict[str, dict] = {}
     taken: set[tuple[str, str]] = set()
@@ -509,13 +526,21 @@ def suggest_columns(headers: list[str], targets: list[dict]) -> dict[str, dict]:
         h = _norm(header)
         if not h:
             continue
+        no_dates = header in not_dates or bool(_TIME_SPAN.search(h))
         best = (0.0, None)
         for target in targets:
+            if no_dates and target.get("datatype") in DATE_TYPES:
+                continue
             for text in target["texts"]:
                 t = _norm(text)
                 if not t:
                     continue
-                score = 1.0 if h == t else difflib.SequenceMatcher(None, h, t).ratio()
+                if h == t:
+                    score = 1.0
+                elif _tokens_agree(h, t):
+                    score = difflib.SequenceMatcher(None, h, t).ratio()
+                else:
+                    continue
                 if score > best[0]:
                     best = (score, target)
         if best[1] is not None and best[0] >= 0.8:

@@ -13,7 +13,8 @@ from capture.audit.models import AuditEvent
 from capture.definitions.loader import load_definitions
 from capture.definitions.models import Schedule
 from capture.imaging.models import SourceIdentifier
-from capture.imports import services
+from capture.imports import readers, services
+from capture.imports.structure import suggest_mapping
 from capture.records.models import FormRecord
 from capture.studies import services as study_services
 from capture.studies.models import Subject
@@ -260,3 +261,30 @@ def test_a_default_site_must_be_one_the_importer_may_enrol_at(db, personas, tmp_
     assert "You may not enrol subjects at site OTH; choose a site where you may." in [
         p["reason"] for p in report["problems"]
     ]
+
+
+def test_suggestions_keep_to_the_sheets_subject_kind_and_never_take_day_counts_for_dates(
+    db, personas, tmp_path
+):
+    need_shared(HNSCC_CSV)
+    study = shipped_study(personas)
+    path = tmp_path / "hnscc.csv"  # the sheet as another TCIA collection writes its birth date
+    text = HNSCC_CSV.read_text(encoding="utf-8-sig")
+    path.write_text(text.replace("Age,Date of Birth,", "Age,Date of Birth (Days),", 1))
+    spec = suggest_mapping(study, readers.read_table(path))
+    suggested = {c["column"]: f"{c['form']}.{c['item']}" for c in spec["columns"]}
+    assert spec["subject_column"] == "TCIA code"
+    assert suggested["Date of Diagnosis"] == "diagnosis_stage.date_of_diagnosis"
+    assert suggested["Height (cm)"] == "demographics.height"
+    assert "Sex" not in suggested  # never the animal model's sex: this is a patient sheet
+    assert "HPV status" not in suggested  # never the progesterone receptor status
+    assert "Date of Birth (Days)" not in suggested and "Follow up duration (day)" not in suggested
+    assert not {form for form in suggested.values() if form.startswith(("animal_", "preclinical_"))}
+
+
+def test_a_column_of_numbers_is_never_suggested_for_a_date_item(db, personas, tmp_path):
+    study = shipped_study(personas)
+    path = tmp_path / "offsets.csv"
+    path.write_text("Patient,Date of diagnosis\nP1,3032\nP2,1278\n")
+    spec = suggest_mapping(study, readers.read_table(path))
+    assert spec["columns"] == []
