@@ -87,7 +87,10 @@ class SubjectColumn(Column):
             raise CellProblem(self.index, raw, "The subject id is blank; fill it in or delete the row.")
         subject = self.subjects.get(subject_id)
         if subject is None and self.keys is not None:
-            subject = self.keys.get(subject_id)
+            try:
+                subject = self.keys.get(subject_id)
+            except CellProblem as problem:
+                raise CellProblem(self.index, raw, problem.reason) from None
         if subject is None and self.enrolment is not None:
             subject = self.enrolment.subject(subject_id, cells, row)
         if subject is None:

@@ -45,13 +45,14 @@ class Crosswalk:
     def __init__(self, study: Study, subjects: dict[str, SubjectRef]):
         self.study = study
         by_pk = {ref.pk: ref for ref in subjects.values()}
-        self.by_hash = {
-            digest: by_pk[pk]
-            for digest, pk in SourceIdentifier.objects.filter(study=study).values_list(
-                "source_hash", "subject_id"
-            )
-            if pk in by_pk
-        }
+        self.by_hash: dict[str, SubjectRef] = {}
+        self.hidden: set[str] = set()  # identifiers of subjects at sites the importer cannot see
+        rows = SourceIdentifier.objects.filter(study=study).values_list("source_hash", "subject_id")
+        for digest, pk in rows:
+            if pk in by_pk:
+                self.by_hash[digest] = by_pk[pk]
+            else:
+                self.hidden.add(digest)
 
     @classmethod
     def of(cls, actor, study: Study, subjects: dict[str, SubjectRef]) -> Crosswalk | None:
@@ -64,10 +65,19 @@ class Crosswalk:
         return cls(study, subjects)
 
     def get(self, key: str) -> SubjectRef | None:
+        """The subject the key is an identifier of; CellProblem when that subject is at a site the
+        importer cannot see (it must not be enrolled twice, nor its records reached)."""
         try:
-            return self.by_hash.get(pseudonyms.source_hash(self.study, key))
+            digest = pseudonyms.source_hash(self.study, key)
         except ValueError:
             return None
+        if digest in self.hidden:
+            raise CellProblem(
+                None,
+                key,
+                f"{key!r} is an identifier of a subject at a site you cannot see; leave the row out.",
+            )
+        return self.by_hash.get(digest)
 
 
 @dataclass

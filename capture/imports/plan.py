@@ -3,9 +3,11 @@ new, changed or unchanged. Writes nothing.
 
 The steps, in order: the file's own problems (warnings of the reader, cells linked to another
 workbook, no data rows); the mapping resolved into column objects (columns.py), with every problem
-of the mapping; then each row — its subject, event and instance, then each form it fills, every
-cell cleaned (all bad cells reported) into a `RowPlan`; last, each RowPlan compared with the stored
-record and validated by the form's rules (compare.py).
+of the mapping; then each row — its subject (an existing one, one found through the crosswalk of the
+sheet's ids, or one to enrol: enrol.py), event and instance, then each form it fills, every cell
+cleaned into a `RowPlan`. Every bad cell of a row is reported: a row whose place is wrong fills no
+record, but its other cells are still cleaned and checked by the form's rules. Last, each RowPlan
+is compared with the stored record and validated by the form's rules (compare.py).
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ from __future__ import annotations
 from io import StringIO
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.urls import reverse
 from guardian.shortcuts import assign_perm
 
 from capture.audit.models import AuditEvent
@@ -288,3 +290,43 @@ def test_a_column_of_numbers_is_never_suggested_for_a_date_item(db, personas, tm
     path.write_text("Patient,Date of diagnosis\nP1,3032\nP2,1278\n")
     spec = suggest_mapping(study, readers.read_table(path))
     assert spec["columns"] == []
+
+
+def test_an_id_kept_for_a_subject_at_a_site_the_importer_cannot_see_is_not_enrolled_again(
+    db, personas, tmp_path
+):
+    study = shipped_study(personas)
+    path = write_xlsx(tmp_path / "mrn.xlsx", [["MRN", "Height"], ["123456", 170]])
+    spec = {**ENROL, "subject_column": "MRN", "site_column": "", "enrolment_date_column": ""}
+    run(personas["data_manager"], study, path, {**spec, "site": "OTH"}, commit=True)
+    assert SourceIdentifier.objects.filter(study=study, kind="mrn").count() == 1
+    coordinator = personas["coordinator_a"]  # sees MDA only
+    assign_perm("studies.import_data", coordinator, study)
+    report = run(coordinator, study, path, {**spec, "site": "MDA"})
+    assert problems(report) == [
+        (
+            2,
+            "A",
+            "123456",
+            "'123456' is an identifier of a subject at a site you cannot see; leave the row out.",
+        )
+    ]
+    assert report["enrolment"]["count"] == 0
+
+
+def test_the_mapping_page_offers_only_the_sites_where_the_user_may_enrol(
+    client, db, personas, tmp_path, settings
+):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    study = shipped_study(personas)
+    coordinator = personas["coordinator_a"]
+    assign_perm("studies.import_data", coordinator, study)
+    client.force_login(coordinator)
+    path = write_xlsx(tmp_path / "sheet.xlsx", ENROL_ROWS)
+    response = client.post(
+        reverse("imports:index", args=[study.slug]),
+        {"file": SimpleUploadedFile(path.name, path.read_bytes())},
+    )
+    page = client.get(response.url).content.decode()
+    assert "Enrol subjects not yet in the study" in page
+    assert '<option value="MDA"' in page and '<option value="OTH"' not in page
