@@ -330,3 +330,38 @@ def test_the_mapping_page_offers_only_the_sites_where_the_user_may_enrol(
     page = client.get(response.url).content.decode()
     assert "Enrol subjects not yet in the study" in page
     assert '<option value="MDA"' in page and '<option value="OTH"' not in page
+
+
+def test_the_mapping_pages_enrolment_options_reach_the_dry_run_and_its_job_page(
+    client, db, personas, tmp_path, settings, django_capture_on_commit_callbacks
+):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    study = shipped_study(personas, subject_ids="source")
+    client.force_login(personas["data_manager"])
+    path = write_xlsx(tmp_path / "sheet.xlsx", ENROL_ROWS)
+    response = client.post(
+        reverse("imports:index", args=[study.slug]),
+        {"file": SimpleUploadedFile(path.name, path.read_bytes())},
+    )
+    form = {
+        "sheet": "Data",
+        "header_row": "1",
+        "header_rows": "1",
+        "subject_column": "Record",
+        "event": "baseline",
+        "date_format": "YMD",
+        "status": "0",
+        "missing_values": "",
+        "target-3": "demographics.height",
+        "enrol": "on",
+        "site_column": "Hospital",
+        "site": "",
+        "enrolment_date_column": "Consent",
+        "action": "dry_run",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        job = client.post(response.url, form)
+    assert "Subjects to enrol</dt><dd>2</dd>" in client.get(job.url).content.decode()
+    page = client.get(response.url).content.decode()
+    assert "Would enrol 2 subject(s)" in page and "enrolment date from the enrolment date column" in page
+    assert not Subject.objects.filter(study=study).exists()
