@@ -82,6 +82,9 @@ def _write(actor, study: Study, plan: Plan, *, path, mapping: Mapping, label: st
         # leaves neither.
         made = plan.enrolment.enrol(actor, reason)
         enrolled = len(made)
+        given = {p.key: made[p.ref.pk].subject_id for p in plan.enrolment.planned.values()}
+        for listed in report["enrolment"]["subjects"]:
+            listed["subject_id"] = given[listed["key"]]
         writes = [replace(w, subject=made.get(w.subject.pk, w.subject)) for w in writes]
     result = write_records(actor=actor, study=study, writes=writes, reason=reason)
     report["counts"].update(

@@ -217,7 +217,11 @@ def test_a_study_that_keeps_source_ids_enrols_the_sheets_ids_at_their_sites(db, 
     assert dry["enrolment"]["subjects"][1]["date_from"] == "import date"
     assert dry["not_imported"] == []
     assert not Subject.objects.filter(study=study).exists()
-    run(dm, study, path, ENROL, commit=True)
+    done = run(dm, study, path, ENROL, commit=True)
+    assert [(s["key"], s["subject_id"]) for s in done["enrolment"]["subjects"]] == [
+        ("a", "a"),
+        ("AAAA", "AAAA"),
+    ]
     got = {
         s.subject_id: (s.site.code, s.kind, str(s.enrollment_date))
         for s in Subject.objects.filter(study=study)
@@ -298,7 +302,8 @@ def test_an_id_kept_for_a_subject_at_a_site_the_importer_cannot_see_is_not_enrol
     study = shipped_study(personas)
     path = write_xlsx(tmp_path / "mrn.xlsx", [["MRN", "Height"], ["123456", 170]])
     spec = {**ENROL, "subject_column": "MRN", "site_column": "", "enrolment_date_column": ""}
-    run(personas["data_manager"], study, path, {**spec, "site": "OTH"}, commit=True)
+    done = run(personas["data_manager"], study, path, {**spec, "site": "OTH"}, commit=True)
+    assert done["enrolment"]["subjects"][0]["subject_id"] == "OTH-0001"  # the pattern's id
     assert SourceIdentifier.objects.filter(study=study, kind="mrn").count() == 1
     coordinator = personas["coordinator_a"]  # sees MDA only
     assign_perm("studies.import_data", coordinator, study)
