@@ -40,6 +40,15 @@ class CellProblem(Exception):  # noqa: N818 - a finding about a cell, raised to 
 # ------------------------------------------------------------------------------ the row's columns
 
 
+class CellProblems(CellProblem):  # noqa: N818 - several findings about one row's cells
+    """More than one cell of a row's place is wrong (a new subject's site and enrolment date)."""
+
+    def __init__(self, problems: list[CellProblem]):
+        first = problems[0]
+        super().__init__(first.index, first.value, first.reason)
+        self.all = problems
+
+
 @dataclass
 class Column:
     """A column of the sheet; `index` is None when the mapping names no column for it."""
@@ -61,16 +70,29 @@ class SubjectColumn(Column):
 
     study_name: str = ""
     subjects: dict[str, SubjectRef] = field(default_factory=dict)  # set by `load`, once resolved
+    # The sheet's own keys (an MRN, a TCIA code) of subjects enrolled by an earlier import of a
+    # study whose ids are generated: key → subject, read from the crosswalk (enrol.py).
+    keys: object = None
+    enrolment: object = None  # enrol.Enrolment when the import enrols subjects not yet in the study
 
-    def load(self, subjects: dict[str, SubjectRef]) -> None:
+    def load(self, subjects: dict[str, SubjectRef], keys=None, enrolment=None) -> None:
         self.subjects = subjects
+        self.keys = keys
+        self.enrolment = enrolment
 
-    def clean(self, cells: list) -> SubjectRef:
+    def clean(self, cells: list, row: int = 0) -> SubjectRef:
         raw = cells[self.index]
         subject_id = cell_text(raw)
         if not subject_id:
             raise CellProblem(self.index, raw, "The subject id is blank; fill it in or delete the row.")
         subject = self.subjects.get(subject_id)
+        if subject is None and self.keys is not None:
+            try:
+                subject = self.keys.get(subject_id)
+            except CellProblem as problem:
+                raise CellProblem(self.index, raw, problem.reason) from None
+        if subject is None and self.enrolment is not None:
+            subject = self.enrolment.subject(subject_id, cells, row)
         if subject is None:
             raise CellProblem(
                 self.index,
@@ -106,6 +128,18 @@ class EventColumn(Column):
                 f"{', '.join(arm_events)}. Map the event label to one of them.",
             )
         return label, event
+
+    def check_any_arm(self, cells: list) -> None:
+        """Without the row's subject: a problem when no arm of the study has the event."""
+        label, name = self.label(cells)
+        names = self.structure.event_names()
+        if name not in names:
+            raise CellProblem(
+                self.index,
+                label,
+                f"The study has no event {name!r}; its events: {', '.join(names)}. Map the event label "
+                "to one of them.",
+            )
 
 
 @dataclass
@@ -201,6 +235,10 @@ class FormCells:
     errors: dict | None = None
     problems: list[CellProblem] = field(default_factory=list)
     filled: bool = False  # a cell of the form holds a value (or an error)
+    # Cells of columns mapped to calculated items: (column, the cell's value), compared with the
+    # value Capture calculates once the record is validated (compare.py); never imported.
+    calculated: list[tuple] = field(default_factory=list)
+    notes: list[CellProblem] = field(default_factory=list)  # warnings: a calculated cell ignored
 
 
 @dataclass
@@ -211,6 +249,7 @@ class FormColumns:
     items: list[ItemColumn]
     status: StatusColumn | None = None
     fast: FastForm | None = None  # set by the plan when the form can take the fast path
+    calculated: list[ItemColumn] = field(default_factory=list)  # mapped to items Capture calculates
 
     @property
     def by_place(self) -> dict[str, ItemColumn]:
@@ -236,7 +275,25 @@ class FormColumns:
                 found.status = self.status.clean(cells)
             except CellProblem as problem:
                 found.problems.append(problem)
+        self._clean_calculated(cells, found)
         return found
+
+    def _clean_calculated(self, cells: list, found: FormCells) -> None:
+        """A calculated item's cell is not imported: kept to compare with the calculated value, or
+        reported as ignored when it does not even read as a value of the item."""
+        for col in self.calculated:
+            raw = cells[col.index]
+            try:
+                value = col.clean(raw)
+            except CellError as exc:
+                found.notes.append(
+                    CellProblem(
+                        col.index, raw, f"Value ignored: {col.spec.item} is calculated by Capture ({exc})."
+                    )
+                )
+                continue
+            if value is not None:
+                found.calculated.append((col, value))
 
     def _clean_values(self, cells: list, found: FormCells, overwrite: bool) -> None:
         for col in self.items:
@@ -277,6 +334,8 @@ def imported_headers(mapping: Mapping) -> set[str]:
         mapping.event_column,
         mapping.instance_column,
         mapping.repeat_form_column,
+        mapping.site_column if mapping.enrol else "",
+        mapping.enrolment_date_column if mapping.enrol else "",
         *mapping.status_columns.values(),
         *(spec.column for spec in mapping.columns),
     }
@@ -304,10 +363,10 @@ class _Resolver:
         self.problems: list[Problem] = []
         self.duplicated = {h.rsplit(" (", 1)[0] for h in table.headers if re.search(r" \([A-Z]+\)$", h)}
 
-    def error(self, reason: str, header: str = "") -> None:
+    def error(self, reason: str, header: str = "", severity: str = "error") -> None:
         index = self.table.column_index(header) if header else None
         letter = readers.column_letter(index) if index is not None else ""
-        self.problems.append(Problem(None, letter, header, "", reason, self.table.sheet))
+        self.problems.append(Problem(None, letter, header, "", reason, self.table.sheet, severity))
 
     def index(self, header: str, what: str) -> int | None:
         if not header:
@@ -337,7 +396,18 @@ class _Resolver:
                 continue
             if spec.form not in forms:
                 forms[spec.form] = FormColumns(spec.form, [], statuses.get(spec.form))
-            forms[spec.form].items.append(col)
+            calculation = self.structure.items[spec.form][spec.item].get("calculation")
+            if calculation:
+                forms[spec.form].calculated.append(col)
+                self.error(
+                    f"Column {spec.column!r} maps to {spec.form}.{spec.item}, which Capture calculates "
+                    f"({calculation}): its values are not imported. A cell that differs from the "
+                    "calculated value, or that Capture cannot check, is named in the report.",
+                    spec.column,
+                    severity="warning",
+                )
+            else:
+                forms[spec.form].items.append(col)
         if not forms and not statuses:
             self.error("No column is mapped to a form item; map at least one.")
         used = imported_headers(m)

@@ -9,6 +9,7 @@ killed midway leaves the database as it was.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
@@ -73,10 +74,26 @@ def _remember(upload: ImportUpload | None, report: dict, mapping: Mapping, state
 @transaction.atomic
 def _write(actor, study: Study, plan: Plan, *, path, mapping: Mapping, label: str, upload) -> dict:
     report = plan.report(committed=True)
-    result = write_records(actor=actor, study=study, writes=plan.writes, reason=f"Import of {label}")
+    reason = f"Import of {label}"
+    writes = plan.writes
+    enrolled = 0
+    if plan.enrolment is not None and plan.enrolment.planned:
+        # The new subjects first, in the same transaction as their records: a refusal below
+        # leaves neither.
+        made = plan.enrolment.enrol(actor, reason)
+        enrolled = len(made)
+        given = {p.key: made[p.ref.pk].subject_id for p in plan.enrolment.planned.values()}
+        for listed in report["enrolment"]["subjects"]:
+            listed["subject_id"] = given[listed["key"]]
+        writes = [replace(w, subject=made.get(w.subject.pk, w.subject)) for w in writes]
+    result = write_records(actor=actor, study=study, writes=writes, reason=reason)
     report["counts"].update(
         new=result.created, changed=result.updated, unchanged=plan.unchanged + result.unchanged
     )
+    if not enrolled and not result.created and not result.updated:
+        # Nothing changed (the same file again): nothing to audit either.
+        _remember(upload, report, mapping, ImportUpload.COMMITTED)
+        return report
     digest = upload.sha256 if upload is not None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
     record_event(
         actor=actor,

@@ -10,6 +10,8 @@ An unchanged record is neither written nor audited; a locked record or subject r
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
 from capture.records.bulk import FormValidator, RecordWrite, locked_subject_ids
 from capture.records.models import FormRecord, Status
 from capture.records.services import SubjectEvents, is_unchanged, merge_values
@@ -73,6 +75,8 @@ class _Comparer:
         if errors:
             self._report_errors(p, errors)
             return
+        if p.calculated:
+            self._check_calculated(p, clean)
         kind = self._kind(p, record, clean, status)
         if kind is None or kind == "unchanged":
             return  # refused (the problem says why), or nothing to write and nothing to audit
@@ -134,6 +138,35 @@ class _Comparer:
                     Problem(p.row, col.letter, self.headers[col.index], value, reason, sheet)
                 )
 
+    def _check_calculated(self, p: RowPlan, clean: dict) -> None:
+        """A warning for each cell of a calculated item that differs from the value Capture
+        calculates (the cell is not imported)."""
+        for col, value in p.calculated:
+            computed = clean.get(col.spec.item)
+            if computed in (None, ""):
+                reason = (
+                    f"Value ignored: {col.spec.item} is calculated by Capture, which cannot calculate it "
+                    "from this row (an item it needs is blank)."
+                )
+            elif _same(value, computed):
+                continue
+            else:
+                reason = (
+                    f"Value ignored: {col.spec.item} is calculated by Capture as {cell_text(computed)!r}, "
+                    "which differs from the sheet's value."
+                )
+            self.plan.problems.append(
+                Problem(
+                    p.row,
+                    col.letter,
+                    self.headers[col.index],
+                    cell_text(p.cells[col.index]),
+                    reason,
+                    self.plan.sheet,
+                    "warning",
+                )
+            )
+
     def _kind(self, p: RowPlan, record, clean: dict, status: int) -> str | None:
         """ "new", "changed" or "unchanged" (counted in the plan); None when a lock refuses the row."""
         unchanged = is_unchanged(record, clean, status)
@@ -162,3 +195,11 @@ class _Comparer:
 
     def _refuse(self, p: RowPlan, reason: str) -> None:
         self.plan.problems.append(Problem(p.row, "", "", "", reason, self.plan.sheet))
+
+
+def _same(value, computed) -> bool:
+    """The sheet's cleaned value and the calculated one say the same (54 and 54.0 alike)."""
+    try:
+        return Decimal(str(value)) == Decimal(str(computed))
+    except (InvalidOperation, ValueError):
+        return str(value).strip() == str(computed).strip()

@@ -37,4 +37,10 @@ def run_import(job, progress) -> dict:
         raise JobError(exc.messages[0]) from None
     except ValidationError as exc:  # the file cannot be read (too large, a cell too long, corrupt)
         raise JobError(" ".join(exc.messages)) from None
-    return {"upload": str(upload.pk), "commit": commit, "counts": report["counts"]}
+    enrolment = report.get("enrolment")
+    return {
+        "upload": str(upload.pk),
+        "commit": commit,
+        "counts": report["counts"],
+        "enrolled": enrolment["count"] if enrolment else None,
+    }

@@ -104,6 +104,12 @@ class Mapping:
     two_digit_year_pivot: int = -1  # yy ≤ pivot → 20yy, else 19yy; -1: this year's last two digits
     missing_values: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_MISSING))
     overwrite: bool = False  # REDCap's "overwrite": a blank cell clears the stored value
+    # Bulk enrolment (enrol.py): subjects not yet in the study are enrolled from the sheet.
+    enrol: bool = False
+    site_column: str = ""  # the column naming each new subject's site (code or name) …
+    site: str = ""  # … or the code of the site they all go to
+    enrolment_date_column: str = ""  # else the import date
+    key_kind: str = "mrn"  # the identifier kind the sheet's key is kept as (ids by pattern)
     sheet: str = ""
     header_row: int = 1
     header_rows: int = 1
@@ -120,6 +126,11 @@ class Mapping:
         "date_format",
         "two_digit_year_pivot",
         "overwrite",
+        "enrol",
+        "site_column",
+        "site",
+        "enrolment_date_column",
+        "key_kind",
         "sheet",
         "header_row",
         "header_rows",
@@ -173,7 +184,17 @@ class Mapping:
         return mapping
 
     def to_spec(self) -> dict:
-        spec = {k: getattr(self, k) for k in self.SCALARS}
+        defaults = {
+            "enrol": False,
+            "site_column": "",
+            "site": "",
+            "enrolment_date_column": "",
+            "key_kind": "mrn",
+        }
+        # The enrolment options appear only when set: a mapping without them reads as before.
+        spec = {
+            k: getattr(self, k) for k in self.SCALARS if k not in defaults or getattr(self, k) != defaults[k]
+        }
         spec["columns"] = [c.to_spec() for c in self.columns]
         spec["event_values"] = self.event_values
         spec["status_columns"] = self.status_columns
@@ -474,12 +495,29 @@ def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", str(text).lower()).strip()
 
 
-def suggest_columns(headers: list[str], targets: list[dict]) -> dict[str, dict]:
+# A header that names a span of time holds a number of days (months, years), not a date, even
+# when it also says "date": "Date of Birth (Days)", "Follow up duration (day)".
+_TIME_SPAN = re.compile(r"\b(days?|weeks?|months?|years?|duration|interval|time)\b", re.I)
+DATE_TYPES = ("date", "datetime")
+
+
+def _tokens_agree(header: str, text: str) -> bool:
+    """A close match must not differ in a short word: an acronym or code ("HPV" and "PR", "T" and
+    "N") names a different thing however alike the rest reads."""
+    a, b = set(header.split()), set(text.split())
+    return all(w in b for w in a if len(w) <= 4) and all(w in a for w in b if len(w) <= 4)
+
+
+def suggest_columns(
+    headers: list[str], targets: list[dict], not_dates: set[str] = frozenset()
+) -> dict[str, dict]:
     """For each header, the best matching form item, or nothing.
 
-    `targets` are dicts with form, item, and the texts to match (name, label, question, long name,
-    aliases). An exact match on any text wins; otherwise a close match (difflib ratio ≥ 0.8) does.
-    A target is suggested for one header only.
+    `targets` are dicts with form, item, datatype and the texts to match (name, label, question,
+    long name, aliases). An exact match on any text wins; otherwise a close match (difflib ratio ≥
+    0.8) does, when the two agree on their short words. A header that names a span of time ("(days)",
+    "duration") or is in `not_dates` (its cells are numbers) is never matched to a date item. A
+    target is suggested for one header only.
     """
     suggestions: dict[str, dict] = {}
     taken: set[tuple[str, str]] = set()
@@ -488,13 +526,21 @@ def suggest_columns(headers: list[str], targets: list[dict]) -> dict[str, dict]:
         h = _norm(header)
         if not h:
             continue
+        no_dates = header in not_dates or bool(_TIME_SPAN.search(h))
         best = (0.0, None)
         for target in targets:
+            if no_dates and target.get("datatype") in DATE_TYPES:
+                continue
             for text in target["texts"]:
                 t = _norm(text)
                 if not t:
                     continue
-                score = 1.0 if h == t else difflib.SequenceMatcher(None, h, t).ratio()
+                if h == t:
+                    score = 1.0
+                elif _tokens_agree(h, t):
+                    score = difflib.SequenceMatcher(None, h, t).ratio()
+                else:
+                    continue
                 if score > best[0]:
                     best = (score, target)
         if best[1] is not None and best[0] >= 0.8:

@@ -3,9 +3,11 @@ new, changed or unchanged. Writes nothing.
 
 The steps, in order: the file's own problems (warnings of the reader, cells linked to another
 workbook, no data rows); the mapping resolved into column objects (columns.py), with every problem
-of the mapping; then each row — its subject, event and instance, then each form it fills, every
-cell cleaned (all bad cells reported) into a `RowPlan`; last, each RowPlan compared with the stored
-record and validated by the form's rules (compare.py).
+of the mapping; then each row — its subject (an existing one, one found through the crosswalk of the
+sheet's ids, or one to enrol: enrol.py), event and instance, then each form it fills, every cell
+cleaned into a `RowPlan`. Every bad cell of a row is reported: a row whose place is wrong fills no
+record, but its other cells are still cleaned and checked by the form's rules. Last, each RowPlan
+is compared with the stored record and validated by the form's rules (compare.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .columns import (
     resolve_columns,
 )
 from .compare import compare
+from .enrol import Crosswalk, Enrolment
 from .fastpath import FastForm
 from .mapping import Mapping
 from .report import Plan, Problem, Progress, cell_text, no_progress
@@ -51,9 +54,14 @@ def build_plan(
     missing_codes = study.missing_code_set()
     columns, problems = resolve_columns(table, mapping, structure, missing_codes, study.name)
     plan.problems += problems
+    enrolment, problems = Enrolment.resolve(actor, study, table, mapping, structure)
+    plan.problems += problems
+    plan.not_imported = [col.header for col in columns.ignored if col.header]
     if plan.errors:
         return plan
-    columns.subject.load(_subjects(actor, study))
+    subjects = _subjects(actor, study)
+    columns.subject.load(subjects, Crosswalk.of(actor, study, subjects), enrolment)
+    plan.enrolment = enrolment
     planner = _Planner(plan, table, columns, structure, mapping, missing_codes)
     total = len(table.rows)
     for done, (row, cells) in enumerate(table.rows, 1):
@@ -116,6 +124,7 @@ class _Planner:
         self.columns = columns
         self.structure = structure
         self.overwrite = mapping.overwrite
+        self.missing_codes = missing_codes
         self.rows: list[RowPlan] = []
         self.seen: dict[tuple, int] = {}  # (subject, event, form, instance) → the row that fills it
         self.validators: dict[int, FormValidator] = {}
@@ -125,35 +134,92 @@ class _Planner:
             form.fast = FastForm.of(name, form.items, structure, self.validators, missing_codes, shared)
             self.places[name] = form.by_place
 
-    def problem(self, row: int, index: int | None, value, reason: str) -> None:
+    def problem(self, row: int, index: int | None, value, reason: str, severity: str = "error") -> None:
         letter = readers.column_letter(index) if index is not None else ""
         header = self.headers[index] if index is not None else ""
-        self.plan.problems.append(Problem(row, letter, header, cell_text(value), reason, self.sheet))
+        self.plan.problems.append(
+            Problem(row, letter, header, cell_text(value), reason, self.sheet, severity)
+        )
 
     def add_row(self, row: int, cells: list) -> None:
-        try:
-            place = self._place(cells)
-        except CellProblem as p:
+        place, problems = self._place(row, cells)
+        for p in problems:
             self.problem(row, p.index, p.value, p.reason)
-            return
         for name, form in self.columns.forms.items():
+            if place is None:
+                # The row fills no record, but every other bad cell of it is still reported.
+                self._check_form(row, cells, form)
+                continue
             instance = self.columns.repeat_form.instance_for(name, place.repeat_form, place.instance)
             if instance is not None:
                 self._add_form(row, cells, place, form, instance)
 
-    def _place(self, cells: list) -> RowPlace:
-        # The place stops at its first bad cell: without the subject or the event there is no
-        # record to check the other cells against. A form's cells are all checked (_add_form).
+    def _place(self, row: int, cells: list) -> tuple[RowPlace | None, list[CellProblem]]:
+        """Where the row goes, or None with every problem of its subject, event and instance cells.
+        Without the subject there is no arm to check the event against: the event is then checked
+        against every arm's events."""
         c = self.columns
-        subject = c.subject.clean(cells)
-        label, event = c.event.clean(cells, subject)
-        repeat_form = c.repeat_form.text(cells)
-        return RowPlace(subject, label, event, c.instance.clean(cells), repeat_form)
+        problems: list[CellProblem] = []
+
+        def attempt(clean, *args):
+            try:
+                return clean(*args)
+            except CellProblem as p:
+                problems.extend(getattr(p, "all", [p]))
+                return None
+
+        subject = attempt(c.subject.clean, cells, row)
+        if subject is not None:
+            found = attempt(c.event.clean, cells, subject)
+        else:
+            found = None
+            attempt(c.event.check_any_arm, cells)
+        instance = attempt(c.instance.clean, cells)
+        if problems:
+            return None, problems
+        label, event = found
+        return RowPlace(subject, label, event, instance, c.repeat_form.text(cells)), problems
+
+    def _check_form(self, row: int, cells: list, form: FormColumns) -> None:
+        found = form.clean(cells, overwrite=self.overwrite)
+        for p in found.problems:
+            self.problem(row, p.index, p.value, p.reason)
+        for p in found.notes:
+            self.problem(row, p.index, p.value, p.reason, "warning")
+        # The form's own rules for each value, as on a new record (the row has no record to merge
+        # into): a decimal place too many is as much a bad cell as a word in a number column.
+        if form.fast is not None:
+            errors = found.errors or {}
+        else:
+            validator = self._validator(form.form_name)
+            if not found.values or validator.compiled.events_read:
+                return
+            errors = validator.clean(found.values, missing_codes=self.missing_codes, complete=False)[1]
+        for where, reason in errors.items():
+            col = self.places[form.form_name].get(where)
+            if col is not None:
+                self.problem(row, col.index, cells[col.index], reason)
+
+    def _validator(self, form_name: str) -> FormValidator:
+        form = self.structure.forms[form_name]
+        return self.validators.get(form.pk) or self.validators.setdefault(form.pk, FormValidator(form))
 
     def _add_form(self, row: int, cells: list, place: RowPlace, form: FormColumns, instance: int) -> None:
         found = form.clean(cells, overwrite=self.overwrite)
         for p in found.problems:
             self.problem(row, p.index, p.value, p.reason)
+        for p in found.notes:
+            self.problem(row, p.index, p.value, p.reason, "warning")
+        if not found.problems and not found.filled and found.status is None:
+            for col, _ in found.calculated:
+                self.problem(
+                    row,
+                    col.index,
+                    cells[col.index],
+                    f"Value ignored: {col.spec.item} is calculated by Capture, and the row fills no "
+                    f"other item of {form.form_name} to calculate it from.",
+                    "warning",
+                )
         if found.problems or (not found.filled and found.status is None):
             return
         try:
@@ -209,4 +275,5 @@ class _Planner:
             clean=found.clean,
             errors=found.errors,
             fast=form.fast,
+            calculated=found.calculated,
         )

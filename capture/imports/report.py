@@ -107,6 +107,8 @@ class Plan:
     changed: int = 0
     unchanged: int = 0
     details: list[dict] = field(default_factory=list)
+    enrolment: object = None  # enrol.Enrolment: the subjects the import would enrol
+    not_imported: list[str] = field(default_factory=list)  # the sheet's headers the mapping leaves out
 
     @property
     def errors(self) -> list[Problem]:
@@ -129,4 +131,6 @@ class Plan:
             "problems": [p.as_dict() for p in problems[:MAX_STORED_PROBLEMS]],
             "truncated": max(0, len(problems) - MAX_STORED_PROBLEMS),
             "changes": self.details[:MAX_CHANGES_SHOWN],
+            "not_imported": self.not_imported,
+            "enrolment": self.enrolment.report() if self.enrolment is not None else None,
         }

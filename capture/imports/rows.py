@@ -33,6 +33,7 @@ class RowPlan:
     clean: dict | None = None
     errors: dict | None = None
     fast: FastForm | None = None
+    calculated: list | None = None  # (column, cleaned cell) of columns mapped to calculated items
 
     @property
     def label(self) -> str:

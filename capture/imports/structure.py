@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from capture.definitions.models import DataElement, EventForm, FormDefinition
-from capture.studies.models import Site, Study
+from capture.studies.models import Site, Study, Subject
 
 from . import readers
 from .mapping import ColumnSpec, Mapping, is_redcap_export, redcap_mapping, suggest_columns
@@ -77,7 +77,23 @@ class StudyForms:
                         element.question,
                         *element.spec.get("aliases", []),
                     ]
-                out.append({"form": form_name, "item": item_name, "texts": texts})
+                out.append(
+                    {
+                        "form": form_name,
+                        "item": item_name,
+                        "texts": texts,
+                        "datatype": element.datatype if element is not None else "",
+                    }
+                )
+        return out
+
+    def forms_by_kind(self, study: Study) -> dict[str, set[str]]:
+        """Subject kind (patient, animal) → the forms its arms collect."""
+        kinds = dict(study.schedule.arms.values_list("pk", "subject_kind"))
+        arm_of = {event.pk: arm_pk for (arm_pk, _), event in self.events.items()}
+        out: dict[str, set[str]] = {}
+        for event_pk, form_name in self.event_forms:
+            out.setdefault(kinds[arm_of[event_pk]], set()).add(form_name)
         return out
 
     def choices(self) -> list[tuple[str, str]]:
@@ -111,7 +127,7 @@ def suggest_mapping(study: Study, table: readers.Table, *, site: Site | None = N
             return remembered.spec
     if is_redcap_export(table.headers):
         return redcap_spec(structure, table.headers)
-    suggested = suggest_columns(table.headers, structure.targets())
+    suggested = _suggest_for_one_kind(structure, study, table)
     subject_column = next(
         (
             h
@@ -128,6 +144,44 @@ def suggest_mapping(study: Study, table: readers.Table, *, site: Site | None = N
             mapping_column(h, s["form"], s["item"]) for h, s in suggested.items() if h != subject_column
         ],
     ).to_spec()
+
+
+def _numeric_headers(table: readers.Table, rows: int = 50) -> set[str]:
+    """The headers whose first filled cells are all numbers (a day count, never a date)."""
+    out = set()
+    for index, header in enumerate(table.headers):
+        cells = [
+            c for _, row in table.rows[:rows] if index < len(row) for c in [row[index]] if c not in (None, "")
+        ]
+        if cells and all(_is_number(c) for c in cells):
+            out.add(header)
+    return out
+
+
+def _is_number(cell) -> bool:
+    if isinstance(cell, bool):
+        return False
+    if isinstance(cell, int | float):
+        return True
+    return bool(re.fullmatch(r"-?\d+(\.\d+)?", str(cell).strip()))
+
+
+def _suggest_for_one_kind(structure: StudyForms, study: Study, table: readers.Table) -> dict[str, dict]:
+    """Headers matched to the forms of one subject kind: a sheet is about patients or about animal
+    models, never both (a patient sheet's "Sex" is not the model's sex). The kind whose forms match
+    the headers best wins; patients on a tie."""
+    targets = structure.targets()
+    not_dates = _numeric_headers(table)
+    best: tuple[float, dict] = (-1.0, {})
+    for kind, _ in Subject.KINDS:
+        forms = structure.forms_by_kind(study).get(kind)
+        if not forms:
+            continue
+        found = suggest_columns(table.headers, [t for t in targets if t["form"] in forms], not_dates)
+        score = sum(s["score"] for s in found.values())
+        if score > best[0]:
+            best = (score, found)
+    return best[1]
 
 
 def mapping_column(header: str, form: str, item: str) -> ColumnSpec:

@@ -16,6 +16,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from capture.imaging.models import SourceIdentifier
 from capture.jobs import services as jobs
 from capture.studies import access
 
@@ -85,7 +86,11 @@ def upload_detail(request, slug, upload_id):
             return redirect("imports:job", slug=slug, job_id=job.pk)
         except ValidationError as exc:
             errors = exc.messages
-    return render(request, "imports/upload.html", _upload_page(study, upload, structure, path, spec, errors))
+    return render(
+        request,
+        "imports/upload.html",
+        _upload_page(study, upload, structure, path, spec, errors, request.user),
+    )
 
 
 def _load_mapping(request, study, upload, structure, path) -> None:
@@ -137,7 +142,7 @@ def _start_run(request, study, upload, spec: dict, *, commit: bool):
     )
 
 
-def _upload_page(study, upload, structure, path, spec: dict, errors: list[str]) -> dict:
+def _upload_page(study, upload, structure, path, spec: dict, errors: list[str], user) -> dict:
     """The mapping page's context: the file as the mapping reads it (or a suggested mapping for a
     file not mapped yet), a preview of its first rows, and the last report."""
     table = None
@@ -152,6 +157,12 @@ def _upload_page(study, upload, structure, path, spec: dict, errors: list[str]) 
         [list(map(services.cell_text, cells)) for _, cells in table.rows[:PREVIEW_ROWS]] if table else []
     )
     report = upload.report or {}
+    # Only the sites where the user may enrol are offered for new subjects.
+    enrol_sites = [
+        site
+        for site in access.sites_visible_to(user, study)
+        if access.may_act_at_site(user, "enroll_subject", study, site)
+    ]
     extra = {key: spec.get(key, {}) for key in ("event_values", "status_columns")}
     extra["repeat_form_column"] = spec.get("repeat_form_column", "")
     return {
@@ -171,6 +182,8 @@ def _upload_page(study, upload, structure, path, spec: dict, errors: list[str]) 
         "problems": report.get("problems", [])[:1000],
         "mappings": ImportMapping.objects.filter(study=study),
         "may_commit": report and not report.get("committed") and report["counts"]["problems"] == 0,
+        "enrol_sites": enrol_sites,
+        "key_kinds": SourceIdentifier.KINDS,
     }
 
 

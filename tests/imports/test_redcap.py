@@ -75,7 +75,8 @@ def test_checkbox_columns_and_unique_event_names_map_to_codes_and_events(redcap_
         "B",
         "2 (arm patients) has no event 'followup'; its events: enrollment. Map the event label to one of them.",
     ) in reasons
-    assert len(reasons) == 1  # row 4's checkbox '2' is never reached: the row stops at its event
+    # The row fills no record, but its other bad cell is still reported (issue 13: every bad cell).
+    assert (4, "J", "symptoms: '2' is not 1 or 0 (ticked or not)") in reasons and len(reasons) == 2
     path.write_text("\r\n".join(path.read_text().splitlines()[:3]) + "\r\n")
     redcap_import(personas["data_manager"], redcap_study, path, commit=True)
     first = FormRecord.objects.get(subject__subject_id="1", form_name="bp")

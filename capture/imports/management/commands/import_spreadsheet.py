@@ -41,6 +41,21 @@ class Command(BaseCommand):
         parser.add_argument("--date-format", choices=list(DATE_FORMATS), default=None)
         parser.add_argument("--overwrite", action="store_true", help="blank cells clear stored values")
         parser.add_argument("--dry-run", action="store_true", help="validate and report; write nothing")
+        parser.add_argument(
+            "--enrol",
+            action="store_true",
+            help="enrol the subjects whose id is not yet in the study (in the same all-or-nothing import): "
+            "the id becomes the subject id when the study keeps its source's ids, else it is kept as an "
+            "identifier (hashed) so the next import finds the same subject",
+        )
+        parser.add_argument("--site-column", default=None, help="with --enrol: the column naming each site")
+        parser.add_argument("--site", default=None, help="with --enrol: the code of the default site")
+        parser.add_argument(
+            "--enrolment-date-column", default=None, help="with --enrol: the enrolment dates (else today)"
+        )
+        parser.add_argument(
+            "--key-kind", default=None, help="with --enrol: the identifier kind of the ids (mrn, patient_id)"
+        )
         parser.add_argument("--report", type=Path, help="write the annotated workbook (.xlsx) here")
 
     def handle(self, *args, **opts):
@@ -92,6 +107,11 @@ class Command(BaseCommand):
             spec["date_format"] = opts["date_format"]
         if opts["overwrite"]:
             spec["overwrite"] = True
+        if opts["enrol"]:
+            spec["enrol"] = True
+        for key in ("site_column", "site", "enrolment_date_column", "key_kind"):
+            if opts[key] is not None:
+                spec[key] = opts[key]
         mapping = Mapping.from_spec(spec)
         return mapping
 
@@ -135,6 +155,19 @@ class Command(BaseCommand):
     def _print(self, report: dict, opts) -> None:
         for p in report["problems"]:
             self.stdout.write(f"{p['severity']}: {services.describe(p)}")
+        enrolment = report.get("enrolment")
+        if enrolment:
+            verb = "enrolled" if report.get("committed") else "would enrol"
+            self.stdout.write(
+                f"{verb} {enrolment['count']} subject(s), ids {enrolment['ids']}, enrolment date from "
+                f"{enrolment['date']}:"
+            )
+            for s in enrolment["subjects"]:
+                self.stdout.write(
+                    f"  row {s['row']}: {s['key']} at site {s['site']} ({s['arm']}), {s['date']}"
+                )
+        if report.get("not_imported"):
+            self.stdout.write(f"Not imported (no mapping): {', '.join(report['not_imported'])}.")
         c = report["counts"]
         verb = "imported" if report.get("committed") else "would import"
         self.stdout.write(
