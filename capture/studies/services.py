@@ -271,7 +271,7 @@ _ID_QUERY = 900
 
 def _ids_taken(study: Study, subject_ids, *, exclude_site: Site | None = None) -> set[str]:
     """Which of `subject_ids` the study's subjects have (those at `exclude_site` left out)."""
-    wanted, taken = list(subject_ids), set()
+    wanted, taken = list(subject_ids), set[str]()
     for at in range(0, len(wanted), _ID_QUERY):
         found = Subject.objects.filter(study=study, subject_id__in=wanted[at : at + _ID_QUERY])
         if exclude_site is not None:
