@@ -7,8 +7,10 @@ studies; staff or the study's managers add sites and grant roles (the admin is s
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
+from collections.abc import Iterator
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -16,7 +18,7 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
 from capture.accounts.system import require_actor
-from capture.audit.services import record_event
+from capture.audit.services import NewEvent, append_events, canonical_json, record_event
 from capture.definitions.models import Arm, Schedule
 
 from . import access, pseudonyms
@@ -173,6 +175,20 @@ def _membership_snapshot(membership: Membership) -> dict:
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class EnrolRequest:
+    """One subject for `enroll_subjects`: its site, enrolment date, kind, arm (None: the kind's
+    first arm), lineage, and its id when the study keeps its source's ids (None: the pattern's)."""
+
+    site: Site
+    enrollment_date: dt.date
+    kind: str = Subject.PATIENT
+    arm: Arm | None = None
+    derived_from: Subject | None = None
+    model_type: str = ""
+    subject_id: str | None = None
+
+
 def _subject_snapshot(subject: Subject) -> dict:
     return {
         "subject_id": subject.subject_id,
@@ -185,7 +201,8 @@ def _subject_snapshot(subject: Subject) -> dict:
     }
 
 
-def _check_given_id(study: Study, subject_id: str) -> None:
+def _check_id_text(study: Study, subject_id: str) -> None:
+    """A given id's form (the study must keep source ids); whether it is taken is checked apart."""
     if not study.keeps_source_ids:
         raise ValidationError(
             f"{study.name} generates subject ids from its pattern; an id cannot be given. Fix: enrol without "
@@ -196,8 +213,6 @@ def _check_given_id(study: Study, subject_id: str) -> None:
         raise ValidationError(
             f"Subject id {subject_id!r} must be 1 to {max_length} characters without surrounding spaces."
         )
-    if Subject.objects.filter(study=study, subject_id=subject_id).exists():
-        raise ValidationError(f"Subject {subject_id!r} exists already in {study.name}.")
 
 
 def _enrolment_arm(study: Study, site: Site, kind: str, arm: Arm | None) -> Arm:
@@ -244,50 +259,140 @@ def enroll_subject(
     subject_id: str | None = None,
 ) -> Subject:
     """Enrol a subject at `site`, giving it the next study id of the study's pattern, or `subject_id`
-    as given when the study keeps its source's ids (Study.subject_ids == "source")."""
-    if not access.may_act_at_site(require_actor(actor), "enroll_subject", study, site):
-        raise PermissionDenied(f"You may not enrol subjects at site {site.code}.")
-    arm = _enrolment_arm(study, site, kind, arm)
-    _check_lineage(study, kind, derived_from, model_type)
-    if enrollment_date > dt.date.today() + dt.timedelta(days=1):  # noqa: DTZ011 - a calendar date, local to the site
-        raise ValidationError("The enrolment date is in the future.")
+    as given when the study keeps its source's ids (Study.subject_ids == "source"): `enroll_subjects`
+    of one, so one subject and many follow the same rules."""
+    request = EnrolRequest(site, enrollment_date, kind, arm, derived_from, model_type, subject_id)
+    return enroll_subjects(actor=actor, study=study, requests=[request], reason=reason)[0]
 
-    # Lock the site row: concurrent enrolments at one site must get distinct sequence numbers.
-    if Site.objects.select_for_update().get(pk=site.pk).retired_at is not None:
-        raise ValidationError(f"Site {site.code} is retired: it takes no new subjects.")
-    seq, generated = next_subject_id(study, site)
-    if subject_id is not None:
-        _check_given_id(study, subject_id)
-    else:
-        subject_id = generated
-    if Subject.objects.filter(study=study, subject_id=subject_id).exists():
-        raise ValidationError(
-            f"The subject id pattern gives {subject_id!r}, which is taken; the pattern must include {{site}} "
-            "when a study has several sites."
+
+# The most ids one query looks up (SQLite's default limit on a statement's parameters is 999).
+_ID_QUERY = 900
+
+
+def _ids_taken(study: Study, subject_ids, *, exclude_site: Site | None = None) -> set[str]:
+    """Which of `subject_ids` the study's subjects have (those at `exclude_site` left out)."""
+    wanted, taken = list(subject_ids), set[str]()
+    for at in range(0, len(wanted), _ID_QUERY):
+        found = Subject.objects.filter(study=study, subject_id__in=wanted[at : at + _ID_QUERY])
+        if exclude_site is not None:
+            found = found.exclude(site=exclude_site)
+        taken.update(found.values_list("subject_id", flat=True))
+    return taken
+
+
+def _site_sequence(study: Study, site: Site, count: int, elsewhere: set[str]) -> Iterator[tuple[int, str]]:
+    """The sequence numbers and pattern ids of the next subjects enrolled at `site`, in turn:
+    `next_subject_id`'s rule (one more than the site's last number, past ids a subject moved
+    away keeps), with `elsewhere` (ids this batch gives at other sites) counted as taken. The
+    ids another site holds are read a window at a time, not one query per subject."""
+    pattern = study.subject_id_pattern
+    seq = Subject.objects.filter(site=site).order_by("-seq").values_list("seq", flat=True).first() or 0
+    skips = "{site" in pattern  # only a site's own ids can be skipped past
+    taken: set[str] = set()
+    checked = seq
+    for _ in range(count):
+        seq += 1
+        while skips:
+            if seq > checked:
+                window = range(seq, seq + count + 16)
+                names = [pattern.format(site=site.code, seq=n, study=study.slug) for n in window]
+                taken = _ids_taken(study, names, exclude_site=site) | (elsewhere & set(names))
+                checked = window[-1]
+            if pattern.format(site=site.code, seq=seq, study=study.slug) not in taken:
+                break
+            seq += 1
+        yield seq, pattern.format(site=site.code, seq=seq, study=study.slug)
+
+
+@transaction.atomic
+def enroll_subjects(*, actor, study: Study, requests: list[EnrolRequest], reason: str = "") -> list[Subject]:
+    """Enrol the subjects of `requests` (in order), all or none, under enroll_subject's rules:
+    the actor may enrol at each site (checked once a site), no site is retired, arms and lineage
+    fit the subjects' kinds, no date is in the future, given ids are well formed and free (one
+    query for the batch) and pattern ids follow each site's sequence under the site's row lock.
+    One `subject.enroll` audit event per subject, appended in one batch; rows by bulk_create."""
+    user = require_actor(actor)
+    requests = list(requests)
+    sites: dict[int, Site] = {}
+    for request in requests:
+        sites.setdefault(request.site.pk, request.site)
+    for site in sites.values():
+        if not access.may_act_at_site(user, "enroll_subject", study, site):
+            raise PermissionDenied(f"You may not enrol subjects at site {site.code}.")
+    arms: dict[tuple, Arm] = {}
+    latest = dt.date.today() + dt.timedelta(days=1)  # noqa: DTZ011 - a calendar date, local to the site
+    for request in requests:
+        key = (request.site.study_id, request.kind, request.arm.pk if request.arm else None)
+        if key not in arms:
+            arms[key] = _enrolment_arm(study, request.site, request.kind, request.arm)
+        _check_lineage(study, request.kind, request.derived_from, request.model_type)
+        if request.enrollment_date > latest:
+            raise ValidationError("The enrolment date is in the future.")
+
+    # Lock the site rows: concurrent enrolments at one site must get distinct sequence numbers.
+    locked = {s.pk: s for s in Site.objects.select_for_update().filter(pk__in=list(sites)).order_by("pk")}
+    for site in sites.values():
+        if locked[site.pk].retired_at is not None:
+            raise ValidationError(f"Site {site.code} is retired: it takes no new subjects.")
+    given = [request.subject_id for request in requests if request.subject_id is not None]
+    for subject_id in given:
+        _check_id_text(study, subject_id)
+    sequences = {
+        pk: _site_sequence(
+            study,
+            site,
+            sum(1 for r in requests if r.site.pk == pk),
+            {r.subject_id for r in requests if r.subject_id is not None and r.site.pk != pk},
         )
-    subject = Subject.objects.create(
-        study=study,
-        site=site,
-        arm=arm,
-        subject_id=subject_id,
-        seq=seq,
-        kind=kind,
-        derived_from=derived_from,
-        model_type=model_type,
-        enrollment_date=enrollment_date,
-        date_shift_days=pseudonyms.date_shift_days(study, subject_id),
-    )
-    record_event(
+        for pk, site in sites.items()
+    }
+    numbered = [(request, *next(sequences[request.site.pk])) for request in requests]
+    ids = [request.subject_id or generated for request, _, generated in numbered]
+    taken = _ids_taken(study, ids)
+    seen: set[str] = set()
+    for request, subject_id in zip(requests, ids, strict=True):
+        if request.subject_id is not None and (subject_id in taken or subject_id in seen):
+            raise ValidationError(f"Subject {subject_id!r} exists already in {study.name}.")
+        if subject_id in taken or subject_id in seen:
+            raise ValidationError(
+                f"The subject id pattern gives {subject_id!r}, which is taken; the pattern must include "
+                "{site} when a study has several sites."
+            )
+        seen.add(subject_id)
+
+    subjects = [
+        Subject(
+            study=study,
+            site=request.site,
+            arm=arms[(request.site.study_id, request.kind, request.arm.pk if request.arm else None)],
+            subject_id=subject_id,
+            seq=seq,
+            kind=request.kind,
+            derived_from=request.derived_from,
+            model_type=request.model_type,
+            enrollment_date=request.enrollment_date,
+            date_shift_days=pseudonyms.date_shift_days(study, subject_id),
+        )
+        for (request, seq, _), subject_id in zip(numbered, ids, strict=True)
+    ]
+    Subject.objects.bulk_create(subjects, batch_size=500)
+    append_events(
         actor=actor,
         study=study,
-        action="subject.enroll",
-        object_type="subject",
-        object_id=subject.pk,
-        object_label=subject.subject_id,
-        after=_subject_snapshot(subject),
         reason=reason,
+        events=[
+            NewEvent(
+                "subject.enroll",
+                "subject",
+                str(subject.pk),
+                subject.subject_id,
+                None,
+                canonical_json(_subject_snapshot(subject)),
+            )
+            for subject in subjects
+        ],
     )
-    return subject
+    return subjects
 
 
 # ---------------------------------------------------------------------------- administration
@@ -603,16 +708,7 @@ def set_missing_codes(*, actor, study: Study, codes: list[dict]) -> Study:
 def next_subject_id(study: Study, site: Site) -> tuple[int, str]:
     """The sequence number and id the next subject enrolled at `site` gets (enroll_subject takes
     it under the site's row lock; the enrol page shows it)."""
-    last = Subject.objects.filter(site=site).order_by("-seq").values_list("seq", flat=True).first() or 0
-    seq = last + 1
-    subject_id = study.subject_id_pattern.format(site=site.code, seq=seq, study=study.slug)
-    # A subject moved away (move_subject) keeps its id: the site's next number may name it.
-    while Subject.objects.filter(study=study, subject_id=subject_id).exclude(site=site).exists() and (
-        "{site" in study.subject_id_pattern
-    ):
-        seq += 1
-        subject_id = study.subject_id_pattern.format(site=site.code, seq=seq, study=study.slug)
-    return seq, subject_id
+    return next(_site_sequence(study, site, 1, set()))
 
 
 def id_pattern_in_words(pattern: str) -> str:

@@ -9,6 +9,8 @@ import json
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from capture.api import tokens
 from capture.migration.redcap import migrate
@@ -150,3 +152,41 @@ def test_a_record_id_taken_at_a_site_the_user_does_not_see_is_not_created_nor_de
     assert response.status_code == 400
     assert response.json()["error"].startswith('row 1: record "7" cannot be created: the id is taken')
     assert Subject.objects.get(study=study, subject_id="7").site.name == "South"
+
+
+def test_an_import_enrols_its_new_records_in_one_batch(client, source_study):
+    study, _, token = source_study
+
+    def import_new(first: int, count: int) -> int:
+        data = [
+            {"record_id": f"n{n}", "redcap_data_access_group": "north" if n % 2 else "south", "height": "1"}
+            for n in range(first, first + count)
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            response = post(client, token, content="record", format="json", data=json.dumps(data))
+        assert response.status_code == 200, response.content
+        return len(queries)
+
+    few, many = import_new(0, 5), import_new(5, 40)
+    assert many - few < 20  # one enrolment a record was about ten queries each
+    assert Subject.objects.filter(study=study, subject_id__startswith="n").count() == 45
+    assert Subject.objects.get(study=study, subject_id="n7").site.name == "North"
+
+
+def test_a_taken_id_among_new_records_is_reported_on_its_row_and_nothing_is_created(
+    client, source_study, make_user
+):
+    study, boss, _ = source_study
+    north = study.sites.get(name="North")
+    clerk = make_user("clerk")
+    services.grant_role(actor=boss, study=study, user=clerk, role="coordinator", sites=[north])
+    token = tokens.create_redcap_token(user=clerk, study=study)[1]
+    data = [
+        {"record_id": rid, "redcap_data_access_group": "north", "height": "3"} for rid in ("n1", "7", "n2")
+    ]  # "7" is at South, which the clerk does not see
+    response = post(client, token, content="record", format="json", data=json.dumps(data))
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        'row 2: record "7" cannot be created: the id is taken (perhaps at a site you do not see).'
+    )
+    assert not Subject.objects.filter(study=study, subject_id__in=["n1", "n2"]).exists()

@@ -36,7 +36,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.http import HttpResponse
 
-from capture.definitions.models import FormDefinition
+from capture.definitions.models import Arm, FormDefinition
 from capture.records import services as record_service
 from capture.records.bulk import FormValidator, RecordWrite, write_records
 from capture.records.models import FormRecord, Status
@@ -346,6 +346,7 @@ class Importer:
         ids: dict[str, None] = {}
         numbered = enumerate(rows, start=1)
         while chunk := list(itertools.islice(numbered, IMPORT_CHUNK)):
+            self._enrol_new(chunk)
             self._read_stored(row for _, row in chunk)
             for number, row in chunk:
                 rid = str(row.get(self.project.record_id, "")).strip()
@@ -411,8 +412,38 @@ class Importer:
         self.new_ids[given] = new
         return new
 
-    def _enrol(self, rid: str | None, row: dict, number: int) -> Subject:
-        site = self._site(row, number)
+    def _enrol_new(self, chunk: list[tuple[int, dict]]) -> None:
+        """Enrol the chunk's new record ids in one batch (`enroll_subjects`) before its rows are
+        read. If the batch is refused nothing of it stays, and each row enrols its own subject as
+        it comes (`_enrol`), so the refusal is reported on its row in the one-by-one words."""
+        if self.auto_number or not self.study.keeps_source_ids:
+            return
+        requests: dict[str, study_services.EnrolRequest] = {}
+        today = dt.date.today()  # noqa: DTZ011 - a calendar date, local to the site
+        for number, row in chunk:
+            rid = str(row.get(self.project.record_id, "")).strip()
+            if not rid or rid in self.subjects or rid in requests:
+                continue
+            try:
+                site, arm = self._site(row, number), self._arm(row)
+            except (RowError, RedcapError):
+                continue  # the row reports it
+            requests[rid] = study_services.EnrolRequest(site, today, arm.subject_kind, arm, subject_id=rid)
+        if not requests:
+            return
+        try:
+            with transaction.atomic():
+                subjects = study_services.enroll_subjects(
+                    actor=self.user, study=self.study, requests=list(requests.values()), reason=self.reason
+                )
+        except (PermissionDenied, ValidationError):
+            return
+        for subject in subjects:
+            self.subjects[subject.subject_id] = subject
+            self.created.append(subject)
+
+    def _arm(self, row: dict) -> Arm:
+        """The arm a new record joins: that of the row's event (or of the project's first event)."""
         rc_event = (
             self.project.events_by_name.get(row.get(EVENT_COL, "").strip())
             if self.project.longitudinal
@@ -422,7 +453,11 @@ class Importer:
             rc_event = self.project.events[0] if self.project.events else None
         if rc_event is None:
             raise RedcapError("The study's schedule has no events.")
-        arm = rc_event.event.arm
+        return rc_event.event.arm
+
+    def _enrol(self, rid: str | None, row: dict, number: int) -> Subject:
+        site = self._site(row, number)
+        arm = self._arm(row)
         try:
             subject = study_services.enroll_subject(
                 actor=self.user,
