@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import readers
 from .fastpath import FastForm
 from .mapping import CellError, ColumnSpec, ItemColumn, Mapping, redcap_event_name, unit_factor
 from .report import Problem, cell_text
 from .structure import StudyForms, SubjectRef
+
+if TYPE_CHECKING:  # enrol.py imports this module
+    from .enrol import Crosswalk, Enrolment
 
 STATUS_CODES = ("0", "1", "2")  # REDCap's <form>_complete: incomplete, unverified, complete
 
@@ -72,10 +76,15 @@ class SubjectColumn(Column):
     subjects: dict[str, SubjectRef] = field(default_factory=dict)  # set by `load`, once resolved
     # The sheet's own keys (an MRN, a TCIA code) of subjects enrolled by an earlier import of a
     # study whose ids are generated: key → subject, read from the crosswalk (enrol.py).
-    keys: object = None
-    enrolment: object = None  # enrol.Enrolment when the import enrols subjects not yet in the study
+    keys: Crosswalk | None = None
+    enrolment: Enrolment | None = None  # when the import enrols subjects not yet in the study
 
-    def load(self, subjects: dict[str, SubjectRef], keys=None, enrolment=None) -> None:
+    def load(
+        self,
+        subjects: dict[str, SubjectRef],
+        keys: Crosswalk | None = None,
+        enrolment: Enrolment | None = None,
+    ) -> None:
         self.subjects = subjects
         self.keys = keys
         self.enrolment = enrolment

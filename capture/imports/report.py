@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 
 from capture.records.bulk import RecordWrite
 
 from .mapping import number_text
+
+if TYPE_CHECKING:  # enrol.py imports this module
+    from .enrol import Enrolment
 
 MAX_STORED_PROBLEMS = 5000
 MAX_CHANGES_SHOWN = 200
@@ -107,7 +111,7 @@ class Plan:
     changed: int = 0
     unchanged: int = 0
     details: list[dict] = field(default_factory=list)
-    enrolment: object = None  # enrol.Enrolment: the subjects the import would enrol
+    enrolment: Enrolment | None = None  # the subjects the import would enrol
     not_imported: list[str] = field(default_factory=list)  # the sheet's headers the mapping leaves out
 
     @property
