@@ -67,6 +67,11 @@ class Column:
     def text(self, cells: list) -> str:
         return cell_text(cells[self.index]) if self.index is not None else ""
 
+    def cell(self, cells: list):
+        """The row's cell in this column, which the sheet has (resolve refuses a mapping without it)."""
+        assert self.index is not None
+        return cells[self.index]
+
 
 @dataclass
 class SubjectColumn(Column):
@@ -90,7 +95,7 @@ class SubjectColumn(Column):
         self.enrolment = enrolment
 
     def clean(self, cells: list, row: int = 0) -> SubjectRef:
-        raw = cells[self.index]
+        raw = self.cell(cells)
         subject_id = cell_text(raw)
         if not subject_id:
             raise CellProblem(self.index, raw, "The subject id is blank; fill it in or delete the row.")
@@ -116,7 +121,7 @@ class SubjectColumn(Column):
 class EventColumn(Column):
     """The column naming each row's event (REDCap's `enrollment_arm_1` is the event `enrollment`)."""
 
-    structure: StudyForms | None = None
+    structure: StudyForms
     event_values: dict[str, str] = field(default_factory=dict)  # legacy label → event name
 
     def label(self, cells: list) -> tuple[str, str]:
@@ -170,7 +175,7 @@ class InstanceColumn(Column):
         if not text:
             return 1
         if not text.isdigit() or int(text) < 1:
-            raise CellProblem(self.index, cells[self.index], "The instance is a whole number from 1.")
+            raise CellProblem(self.index, self.cell(cells), "The instance is a whole number from 1.")
         return int(text)
 
 
@@ -199,7 +204,7 @@ class StatusColumn(Column):
         if not text:
             return None
         if text not in STATUS_CODES:
-            raise CellProblem(self.index, cells[self.index], "The form status is 0, 1 or 2 (REDCap's codes).")
+            raise CellProblem(self.index, self.cell(cells), "The form status is 0, 1 or 2 (REDCap's codes).")
         return int(text)
 
 
