@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from . import readers
 from .fastpath import FastForm
 from .mapping import CellError, ColumnSpec, ItemColumn, Mapping, redcap_event_name, unit_factor
 from .report import Problem, cell_text
 from .structure import StudyForms, SubjectRef
-
-if TYPE_CHECKING:  # enrol.py imports this module
-    from .enrol import Crosswalk, Enrolment
 
 STATUS_CODES = ("0", "1", "2")  # REDCap's <form>_complete: incomplete, unverified, complete
 
@@ -73,6 +70,18 @@ class Column:
         return cells[self.index]
 
 
+class SubjectKeys(Protocol):
+    """The sheet's own keys of subjects an earlier import enrolled (enrol.Crosswalk)."""
+
+    def get(self, key: str) -> SubjectRef | None: ...
+
+
+class NewSubjects(Protocol):
+    """The subjects the import would enrol (enrol.Enrolment, which imports this module)."""
+
+    def subject(self, key: str, cells: list, row: int) -> SubjectRef: ...
+
+
 @dataclass
 class SubjectColumn(Column):
     """The subject id: a subject of the study at a site the importer can see."""
@@ -81,14 +90,14 @@ class SubjectColumn(Column):
     subjects: dict[str, SubjectRef] = field(default_factory=dict)  # set by `load`, once resolved
     # The sheet's own keys (an MRN, a TCIA code) of subjects enrolled by an earlier import of a
     # study whose ids are generated: key → subject, read from the crosswalk (enrol.py).
-    keys: Crosswalk | None = None
-    enrolment: Enrolment | None = None  # when the import enrols subjects not yet in the study
+    keys: SubjectKeys | None = None
+    enrolment: NewSubjects | None = None  # when the import enrols subjects not yet in the study
 
     def load(
         self,
         subjects: dict[str, SubjectRef],
-        keys: Crosswalk | None = None,
-        enrolment: Enrolment | None = None,
+        keys: SubjectKeys | None = None,
+        enrolment: NewSubjects | None = None,
     ) -> None:
         self.subjects = subjects
         self.keys = keys
