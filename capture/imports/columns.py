@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from . import readers
 from .fastpath import FastForm
@@ -63,6 +64,23 @@ class Column:
     def text(self, cells: list) -> str:
         return cell_text(cells[self.index]) if self.index is not None else ""
 
+    def cell(self, cells: list):
+        """The row's cell in this column, which the sheet has (resolve refuses a mapping without it)."""
+        assert self.index is not None
+        return cells[self.index]
+
+
+class SubjectKeys(Protocol):
+    """The sheet's own keys of subjects an earlier import enrolled (enrol.Crosswalk)."""
+
+    def get(self, key: str) -> SubjectRef | None: ...
+
+
+class NewSubjects(Protocol):
+    """The subjects the import would enrol (enrol.Enrolment, which imports this module)."""
+
+    def subject(self, key: str, cells: list, row: int) -> SubjectRef: ...
+
 
 @dataclass
 class SubjectColumn(Column):
@@ -72,16 +90,21 @@ class SubjectColumn(Column):
     subjects: dict[str, SubjectRef] = field(default_factory=dict)  # set by `load`, once resolved
     # The sheet's own keys (an MRN, a TCIA code) of subjects enrolled by an earlier import of a
     # study whose ids are generated: key → subject, read from the crosswalk (enrol.py).
-    keys: object = None
-    enrolment: object = None  # enrol.Enrolment when the import enrols subjects not yet in the study
+    keys: SubjectKeys | None = None
+    enrolment: NewSubjects | None = None  # when the import enrols subjects not yet in the study
 
-    def load(self, subjects: dict[str, SubjectRef], keys=None, enrolment=None) -> None:
+    def load(
+        self,
+        subjects: dict[str, SubjectRef],
+        keys: SubjectKeys | None = None,
+        enrolment: NewSubjects | None = None,
+    ) -> None:
         self.subjects = subjects
         self.keys = keys
         self.enrolment = enrolment
 
     def clean(self, cells: list, row: int = 0) -> SubjectRef:
-        raw = cells[self.index]
+        raw = self.cell(cells)
         subject_id = cell_text(raw)
         if not subject_id:
             raise CellProblem(self.index, raw, "The subject id is blank; fill it in or delete the row.")
@@ -107,7 +130,7 @@ class SubjectColumn(Column):
 class EventColumn(Column):
     """The column naming each row's event (REDCap's `enrollment_arm_1` is the event `enrollment`)."""
 
-    structure: StudyForms | None = None
+    structure: StudyForms
     event_values: dict[str, str] = field(default_factory=dict)  # legacy label → event name
 
     def label(self, cells: list) -> tuple[str, str]:
@@ -161,7 +184,7 @@ class InstanceColumn(Column):
         if not text:
             return 1
         if not text.isdigit() or int(text) < 1:
-            raise CellProblem(self.index, cells[self.index], "The instance is a whole number from 1.")
+            raise CellProblem(self.index, self.cell(cells), "The instance is a whole number from 1.")
         return int(text)
 
 
@@ -190,7 +213,7 @@ class StatusColumn(Column):
         if not text:
             return None
         if text not in STATUS_CODES:
-            raise CellProblem(self.index, cells[self.index], "The form status is 0, 1 or 2 (REDCap's codes).")
+            raise CellProblem(self.index, self.cell(cells), "The form status is 0, 1 or 2 (REDCap's codes).")
         return int(text)
 
 

@@ -112,7 +112,7 @@ class _Comparer:
             # A new record whose fields were cleaned as the cells were read (the fast path).
             return validator.finish(
                 p.values,
-                p.clean,
+                p.clean if p.clean is not None else {},
                 p.errors or {},
                 missing_codes=self.missing_codes,
                 complete=complete,
@@ -141,7 +141,7 @@ class _Comparer:
     def _check_calculated(self, p: RowPlan, clean: dict) -> None:
         """A warning for each cell of a calculated item that differs from the value Capture
         calculates (the cell is not imported)."""
-        for col, value in p.calculated:
+        for col, value in p.calculated or ():
             computed = clean.get(col.spec.item)
             if computed in (None, ""):
                 reason = (

@@ -161,7 +161,7 @@ class Enrolment:
                     f"{study.name} generates its subject ids, so the sheet's ids would be kept as identifiers; "
                     "your role does not see identifiers. Ask a data manager to run this import."
                 )
-        if problems:
+        if problems or arm is None:  # no arm is one of the problems
             return None, problems
         return cls(actor, study, table, mapping, arm), []
 
@@ -180,10 +180,12 @@ class Enrolment:
                     key,
                     f"Subject {key!r} exists at a site you cannot see; it cannot be enrolled again.",
                 )
-            if len(key) > Subject._meta.get_field("subject_id").max_length:
+            limit = Subject._meta.get_field("subject_id").max_length
+            if limit is not None and len(key) > limit:
                 raise CellProblem(self.key_index, key, "A subject id is at most 64 characters.")
         found: list[CellProblem] = []
-        site = date = None
+        site: Site | None = None
+        date: dt.date | None = None
         try:
             site = self._site(cells)
         except CellProblem as p:
@@ -194,6 +196,7 @@ class Enrolment:
             found.append(p)
         if found:
             raise CellProblems(found)
+        assert site is not None and date is not None  # each was read, or its problem raised above
         ref = SubjectRef(
             -(len(self.planned) + 1),
             key if self.study.keeps_source_ids else f"(new) {key}",

@@ -27,7 +27,7 @@ CELL_ERROR = object()  # the cleaned value of a cell its column cannot clean; th
 class FastColumn(NamedTuple):
     """One column of a FastForm. A tuple, so the row loop unpacks it at tuple speed."""
 
-    index: int  # position in the sheet
+    position: int  # the column's index in the sheet (not `index`: tuples have an index method)
     remembered: Callable  # memo.get: the outcome remembered for a cell, or None
     memo: dict  # cell → outcome, shared by the columns that clean alike
     item: str
@@ -129,7 +129,7 @@ class FastForm:
         values: dict = {}
         blanks: set = set()
         for column in self.columns:
-            value = column.column.clean_uncached(cells[column.index])
+            value = column.column.clean_uncached(cells[column.position])
             if value is None:
                 blanks.add((None, 1, column.item))
             else:

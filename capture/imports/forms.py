@@ -7,12 +7,14 @@ import json
 from django import forms
 from django.core.exceptions import ValidationError
 
+from capture.studies.models import Site
+
 from .mapping import DATE_FORMATS, ColumnSpec, Mapping, format_value_map, parse_value_map
 
 
 class UploadForm(forms.Form):
     file = forms.FileField(help_text=".xlsx, .xls, .ods, .csv — or a REDCap records export (CSV)")
-    site = forms.ModelChoiceField(
+    site: forms.ModelChoiceField[Site] = forms.ModelChoiceField(
         queryset=None, required=False, empty_label="(several sites / not site-specific)"
     )
 

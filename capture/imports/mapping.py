@@ -73,7 +73,7 @@ class ColumnSpec:
     unit: str = ""  # the column's unit when it differs from the element's ("lb" into a kg item)
 
     def to_spec(self) -> dict:
-        spec = {"column": self.column, "form": self.form, "item": self.item}
+        spec: dict[str, object] = {"column": self.column, "form": self.form, "item": self.item}
         if self.values:
             spec["values"] = self.values
         if self.code:
@@ -246,8 +246,8 @@ def _split_date(text: str, fmt: str) -> tuple[str, tuple[str, str, str]]:
                 f"{text!r} is a number, not a date; if it is an Excel serial date, format the column as a date in Excel"
             )
         raise CellError(f"{text!r} is not a date in the declared format ({DATE_FORMATS.get(fmt, fmt)})")
-    parts = match.groups()
-    return ("YMD" if len(parts[0]) == 4 else order), parts
+    first, second, third = match.groups()
+    return ("YMD" if len(first) == 4 else order), (first, second, third)
 
 
 def _in_order(text: str, order: str, a: str, b: str, c: str) -> tuple[str, str, str]:
@@ -409,7 +409,7 @@ class ItemColumn:
     def _typed(self, raw, key):
         """A cell that is not blank and not a missing-data code, as the item's kind needs it."""
         if self.factor is not None:
-            return self._convert(key)
+            return self._convert(key, self.factor)
         if self.spec.code:
             return self._ticked(raw, key)
         if self.multiple:
@@ -444,9 +444,9 @@ class ItemColumn:
             return raw.isoformat()
         return str(raw)
 
-    def _convert(self, key) -> str:
+    def _convert(self, key, factor: Decimal) -> str:
         try:
-            number = Decimal(str(key)) * self.factor
+            number = Decimal(str(key)) * factor
         except ArithmeticError:
             raise CellError(
                 f"{key!r} is not a number, so it cannot be converted from {self.spec.unit}"
@@ -509,7 +509,7 @@ def _tokens_agree(header: str, text: str) -> bool:
 
 
 def suggest_columns(
-    headers: list[str], targets: list[dict], not_dates: set[str] = frozenset()
+    headers: list[str], targets: list[dict], not_dates: set[str] | frozenset[str] = frozenset()
 ) -> dict[str, dict]:
     """For each header, the best matching form item, or nothing.
 
@@ -521,13 +521,13 @@ def suggest_columns(
     """
     suggestions: dict[str, dict] = {}
     taken: set[tuple[str, str]] = set()
-    scored = []
+    scored: list[tuple[float, str, dict]] = []
     for header in headers:
         h = _norm(header)
         if not h:
             continue
         no_dates = header in not_dates or bool(_TIME_SPAN.search(h))
-        best = (0.0, None)
+        best: tuple[float, dict | None] = (0.0, None)
         for target in targets:
             if no_dates and target.get("datatype") in DATE_TYPES:
                 continue

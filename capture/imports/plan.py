@@ -107,8 +107,10 @@ def _subjects(actor, study: Study) -> dict[str, SubjectRef]:
     arm_names = dict(study.schedule.arms.values_list("pk", "name"))
     visible = access.subjects_visible_to(actor, study)
     return {
-        row[1]: SubjectRef(*row, arm_names[row[3]])
-        for row in visible.values_list("pk", "subject_id", "site_id", "arm_id", "study_id")
+        subject_id: SubjectRef(pk, subject_id, site_id, arm_id, study_id, arm_names[arm_id])
+        for pk, subject_id, site_id, arm_id, study_id in visible.values_list(
+            "pk", "subject_id", "site_id", "arm_id", "study_id"
+        )
     }
 
 

@@ -500,7 +500,7 @@ def _joined_headers(header_grid: list[list], width: int) -> list[str]:
     """Each column's header: its header cells' texts joined by " / " (a repeated text once)."""
     headers = []
     for c in range(width):
-        parts = []
+        parts: list[str] = []
         for row in header_grid:
             text = _header_text(row[c])
             if text and (not parts or parts[-1] != text):

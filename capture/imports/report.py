@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from django.core.exceptions import ValidationError
 
 from capture.records.bulk import RecordWrite
 
 from .mapping import number_text
+from .structure import SubjectRef
 
 MAX_STORED_PROBLEMS = 5000
 MAX_CHANGES_SHOWN = 200
@@ -95,6 +97,17 @@ class Problem:
         }
 
 
+class EnrolmentPlan(Protocol):
+    """What a plan keeps of the subjects its import would enrol: enrol.Enrolment (which imports
+    this module, so the plan names only what it uses)."""
+
+    planned: dict  # the sheet's key → enrol.NewSubject
+
+    def report(self) -> dict: ...
+
+    def enrol(self, actor, reason: str) -> dict[int, SubjectRef]: ...
+
+
 @dataclass
 class Plan:
     """What an import would do: the records to write, what it found wrong, and the counts."""
@@ -107,7 +120,7 @@ class Plan:
     changed: int = 0
     unchanged: int = 0
     details: list[dict] = field(default_factory=list)
-    enrolment: object = None  # enrol.Enrolment: the subjects the import would enrol
+    enrolment: EnrolmentPlan | None = None  # the subjects the import would enrol
     not_imported: list[str] = field(default_factory=list)  # the sheet's headers the mapping leaves out
 
     @property

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from capture.definitions.models import EventForm
+from capture.definitions.models import Event, EventForm
 
 from .fastpath import FastForm
 from .mapping import ItemColumn
@@ -19,7 +19,7 @@ class RowPlan:
 
     row: int  # the sheet's row number
     subject: SubjectRef
-    event: object
+    event: Event
     event_form: EventForm
     form_name: str
     instance: int
@@ -46,6 +46,6 @@ class RowPlace:
 
     subject: SubjectRef
     event_label: str  # the event as the row names it, for a problem
-    event: object
+    event: Event
     instance: int
     repeat_form: str

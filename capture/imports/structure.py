@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from capture.definitions.models import DataElement, EventForm, FormDefinition
+from capture.definitions.models import DataElement, Event, EventForm, FormDefinition
 from capture.studies.models import Site, Study, Subject
 
 from . import readers
@@ -34,7 +34,7 @@ class SubjectRef(NamedTuple):
 class StudyForms:
     """The study's schedule as lookups: events per arm, forms per event, items per form."""
 
-    events: dict[tuple[int, str], object]  # (arm id, event name) → Event
+    events: dict[tuple[int, str], Event]  # (arm id, event name) → Event
     event_forms: dict[tuple[int, str], EventForm]  # (event id, form name) → EventForm
     forms: dict[str, FormDefinition]  # form name → a version used by the schedule
     items: dict[str, dict[str, dict]]  # form name → item name → item
@@ -45,7 +45,7 @@ class StudyForms:
         event_forms = list(
             EventForm.objects.filter(event__arm__schedule=study.schedule).select_related("event", "form")
         )
-        forms = {}
+        forms: dict[str, FormDefinition] = {}
         for ef in event_forms:
             forms.setdefault(ef.form.name, ef.form)
         refs = {item["element"] for form in forms.values() for item in form.items()}

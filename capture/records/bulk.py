@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
@@ -162,11 +162,24 @@ class FormValidator:
         return clean, errors
 
 
+class SubjectKey(Protocol):
+    """What the bulk path reads of a subject: a Subject, or an import's lighter SubjectRef."""
+
+    @property
+    def pk(self) -> int: ...
+    @property
+    def subject_id(self) -> str: ...
+    @property
+    def site_id(self) -> int: ...
+    @property
+    def study_id(self) -> int: ...
+
+
 @dataclass
 class RecordWrite:
     """One record to create (`existing` None) or change, with its already validated values."""
 
-    subject: Subject
+    subject: Subject | SubjectKey
     event: Event
     form: FormDefinition
     form_name: str

@@ -80,6 +80,7 @@ class Command(BaseCommand):
         self._print(report, opts)
 
     def _mapping(self, study, opts) -> Mapping | None:
+        spec: dict | None
         if opts["mapping"]:
             saved = ImportMapping.objects.filter(study=study, name=opts["mapping"]).first()
             if saved is None:
