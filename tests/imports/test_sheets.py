@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from guardian.shortcuts import assign_perm
 
+from capture.accounts.system import SYSTEM
 from capture.audit.models import AuditEvent
 from capture.definitions.loader import load_definitions
 from capture.definitions.models import Schedule
@@ -31,16 +32,16 @@ TCIA_MAPPING = IMPORT_FIXTURES / "tcia_hnscc" / "mapping.json"
 def shipped_study(personas, *, slug="qin", subject_ids="pattern"):
     """A study on the shipped QIN co-clinical schedule (crf_definitions/), site MDA, with the
     personas' roles."""
-    load_definitions([ROOT / "crf_definitions"])
+    load_definitions([ROOT / "crf_definitions"], actor=SYSTEM)
     schedule = Schedule.objects.get(name="qin_coclinical")
     study = study_services.create_study(
-        actor=None, slug=slug, name=slug.upper(), schedule=schedule, subject_ids=subject_ids
+        actor=SYSTEM, slug=slug, name=slug.upper(), schedule=schedule, subject_ids=subject_ids
     )
-    site = study_services.add_site(actor=None, study=study, code="MDA", name="MD Anderson")
-    other = study_services.add_site(actor=None, study=study, code="OTH", name="Other hospital")
-    study_services.grant_role(actor=None, study=study, user=personas["data_manager"], role="data_manager")
+    site = study_services.add_site(actor=SYSTEM, study=study, code="MDA", name="MD Anderson")
+    other = study_services.add_site(actor=SYSTEM, study=study, code="OTH", name="Other hospital")
+    study_services.grant_role(actor=SYSTEM, study=study, user=personas["data_manager"], role="data_manager")
     study_services.grant_role(
-        actor=None, study=study, user=personas["coordinator_a"], role="coordinator", sites=[site]
+        actor=SYSTEM, study=study, user=personas["coordinator_a"], role="coordinator", sites=[site]
     )
     study.sites_by_code = {"MDA": site, "OTH": other}
     return study

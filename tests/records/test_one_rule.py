@@ -210,7 +210,8 @@ def by_redcap(w, client, subject, v):
     row = {"record_id": subject.subject_id, "redcap_event_name": "followup_arm_1"}
     typed = _typed(v)
     for name in ("visit_date", "dose", "response", "weight", "pd_note"):
-        row[name] = typed.get(name, "")
+        # `weight` is on two forms; REDCap names are unique, so the visit's is `weight_visit`.
+        row["weight_visit" if name == "weight" else name] = typed.get(name, "")
     for code in CODES:
         row[f"symptoms___{code}"] = "1" if code in v["symptoms"] else "0"
     row["visit_complete"] = str(v["status"])
