@@ -304,15 +304,11 @@ def _site_sequence(study: Study, site: Site, count: int, elsewhere: set[str]) ->
         yield seq, pattern.format(site=site.code, seq=seq, study=study.slug)
 
 
-@transaction.atomic
-def enroll_subjects(*, actor, study: Study, requests: list[EnrolRequest], reason: str = "") -> list[Subject]:
-    """Enrol the subjects of `requests` (in order), all or none, under enroll_subject's rules:
-    the actor may enrol at each site (checked once a site), no site is retired, arms and lineage
-    fit the subjects' kinds, no date is in the future, given ids are well formed and free (one
-    query for the batch) and pattern ids follow each site's sequence under the site's row lock.
-    One `subject.enroll` audit event per subject, appended in one batch; rows by bulk_create."""
-    user = require_actor(actor)
-    requests = list(requests)
+def _checked_batch(
+    user, study: Study, requests: list[EnrolRequest]
+) -> tuple[dict[int, Site], dict[tuple, Arm]]:
+    """The batch's sites (locked, none retired, each one the actor may enrol at) and the arm of each
+    (site's study, kind, arm) the requests name; refuses a lineage or a future date."""
     sites: dict[int, Site] = {}
     for request in requests:
         sites.setdefault(request.site.pk, request.site)
@@ -334,6 +330,12 @@ def enroll_subjects(*, actor, study: Study, requests: list[EnrolRequest], reason
     for site in sites.values():
         if locked[site.pk].retired_at is not None:
             raise ValidationError(f"Site {site.code} is retired: it takes no new subjects.")
+    return sites, arms
+
+
+def _batch_ids(study: Study, requests: list[EnrolRequest], sites: dict[int, Site]) -> tuple[list, list[str]]:
+    """(request, seq, generated id) per request and the id each subject gets: a given id checked and
+    free, or the site's next pattern id; no id twice in the batch or the study."""
     given = [request.subject_id for request in requests if request.subject_id is not None]
     for subject_id in given:
         _check_id_text(study, subject_id)
@@ -359,6 +361,20 @@ def enroll_subjects(*, actor, study: Study, requests: list[EnrolRequest], reason
                 "{site} when a study has several sites."
             )
         seen.add(subject_id)
+    return numbered, ids
+
+
+@transaction.atomic
+def enroll_subjects(*, actor, study: Study, requests: list[EnrolRequest], reason: str = "") -> list[Subject]:
+    """Enrol the subjects of `requests` (in order), all or none, under enroll_subject's rules:
+    the actor may enrol at each site (checked once a site), no site is retired, arms and lineage
+    fit the subjects' kinds, no date is in the future, given ids are well formed and free (one
+    query for the batch) and pattern ids follow each site's sequence under the site's row lock.
+    One `subject.enroll` audit event per subject, appended in one batch; rows by bulk_create."""
+    user = require_actor(actor)
+    requests = list(requests)
+    sites, arms = _checked_batch(user, study, requests)
+    numbered, ids = _batch_ids(study, requests, sites)
 
     subjects = [
         Subject(
