@@ -2,6 +2,8 @@
 and `manage.py check --deploy` is clean. Required: CAPTURE_SECRET_KEY,
 CAPTURE_ALLOWED_HOSTS, DATABASE_URL."""
 
+import os
+
 from capture.env import env_bool, env_int, env_list, env_str
 
 from .base import *  # noqa: F403
@@ -31,3 +33,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 PSEUDONYM_KEY_REQUIRED = True  # capture/studies/pseudonyms.py: CAPTURE_PSEUDONYM_KEY must be set
+
+# Invitations (study administration) go by e-mail: an SMTP relay, from the environment.
+EMAIL_HOST = env_str("CAPTURE_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("CAPTURE_EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("CAPTURE_EMAIL_USER", "")  # a relay may need no log-in
+EMAIL_HOST_PASSWORD = os.environ.get("CAPTURE_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("CAPTURE_EMAIL_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("CAPTURE_EMAIL_FROM", f"capture@{ALLOWED_HOSTS[0]}")
