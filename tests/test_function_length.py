@@ -5,30 +5,16 @@ does not. Migrations are generated code and left out."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
+from tests.code_shape import MAX_LINES as LIMIT
+from tests.code_shape import long_functions
+
 CAPTURE = Path(__file__).resolve().parents[1] / "capture"
-LIMIT = 80
-
-
-def long_functions(root: Path = CAPTURE, limit: int = LIMIT) -> list[str]:
-    found = []
-    for path in sorted(root.rglob("*.py")):
-        if "migrations" in path.parts:
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                length = node.end_lineno - node.lineno + 1
-                if length > limit:
-                    found.append(
-                        f"{path.relative_to(root.parent)}:{node.lineno} {node.name} ({length} lines)"
-                    )
-    return found
 
 
 def test_no_function_in_capture_is_longer_than_80_lines():
-    assert long_functions() == []
+    assert long_functions(CAPTURE) == []
 
 
 def test_the_length_check_finds_a_long_function(tmp_path):
