@@ -14,6 +14,7 @@ calculated field is the server's, and a field hidden by branching is dropped.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal, InvalidOperation
 
 from capture.definitions.models import FormDefinition
@@ -22,6 +23,8 @@ from .compiled import FieldRule, compiled
 from .logic import apply_logic
 
 BLANK: tuple = ("", None, [])
+# What a file field stores: capture.files.models.StoredFile.reference.
+FILE_REFERENCE = re.compile(r"file:[0-9a-f]{32}")
 
 __all__ = ["BLANK", "FieldRule", "clean_record", "clean_values", "rules_for"]
 
@@ -42,7 +45,7 @@ def _clean_scalar(rule: FieldRule, raw):
             raise ValueError(f"{code!r} is not one of the choices ({', '.join(rule.codes)})")
         return code
     clean = _BY_DATATYPE.get(rule.datatype)
-    return clean(rule, raw) if clean is not None else str(raw)  # file: the stored file's name
+    return clean(rule, raw) if clean is not None else str(raw)
 
 
 def _clean_checkbox(rule: FieldRule, raw) -> list[str]:
@@ -123,6 +126,18 @@ def _clean_boolean(rule: FieldRule, raw) -> str:
     raise ValueError(f"{raw!r} is not yes or no")
 
 
+def _clean_file(rule: FieldRule, raw) -> str:
+    # A file field holds the reference of a stored file (capture/files), put there by an upload;
+    # a name typed or imported as text ("x.png") is not a file, and REDCap refuses it too.
+    text = str(raw)
+    if not FILE_REFERENCE.fullmatch(text):
+        raise ValueError(
+            f"{text!r} is not an uploaded file: a file field takes an upload (the entry page, or the "
+            "REDCap API's content=file), not text"
+        )
+    return text
+
+
 _BY_DATATYPE = {
     "text": _clean_text,
     "integer": _clean_integer,
@@ -131,6 +146,7 @@ _BY_DATATYPE = {
     "datetime": _clean_datetime,
     "time": _clean_time,
     "boolean": _clean_boolean,
+    "file": _clean_file,
 }
 
 

@@ -1,12 +1,13 @@
 """Settings shared by every environment. Environment-specific modules import
 this and override; values that differ per deployment come from the environment."""
 
+import os
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
 
-from capture.env import env_bool, env_int, env_str
+from capture.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -31,6 +32,7 @@ INSTALLED_APPS = [
     "capture.definitions",
     "capture.studies",
     "capture.records",
+    "capture.files",
     "capture.jobs",
     "capture.imports",
     "capture.imaging",
@@ -132,6 +134,18 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_ROOT = VAR_DIR / "media"
 
+# Named storages. File fields' contents go to "capture_files", always through Django's storage API
+# (capture/files), so that any django-storages backend (S3, Azure, GCS) can take its place here.
+FILES_STORAGE: dict[str, Any] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": MEDIA_ROOT / "capture_files", "base_url": None},
+}
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "capture_files": FILES_STORAGE,
+}
+
 # Capture's own options, one namespaced dict (STYLE.md §6).
 CAPTURE: dict[str, Any] = {
     "DEFINITIONS_DIR": BASE_DIR / "crf_definitions",
@@ -147,6 +161,17 @@ CAPTURE: dict[str, Any] = {
     # IMPORT_MAX_BYTES (file), IMPORT_MAX_UNPACKED_BYTES (an .xlsx/.ods unzipped), IMPORT_MAX_ROWS,
     # IMPORT_MAX_CELL_CHARS (32,767, Excel's own) and IMPORT_MAX_HEADER_CHARS.
     "IMPORT_MAX_UNPACKED_BYTES": env_int("CAPTURE_IMPORT_MAX_UNPACKED_MB", 200) * 1024 * 1024,
+    # File fields (capture/files/services.py): the largest upload, the extensions taken (the type
+    # is the one the extension names), optional content types, and a virus-scan hook: the dotted
+    # path of a callable(file, name) that raises capture.files.services.FileRejectedError or returns
+    # a reason to refuse the upload (empty: no scan).
+    "FILE_MAX_BYTES": env_int("CAPTURE_FILE_MAX_BYTES", 20 * 1024 * 1024),
+    "FILE_EXTENSIONS": env_list(
+        "CAPTURE_FILE_EXTENSIONS",
+        ["pdf", "png", "jpg", "jpeg", "gif", "tif", "tiff", "txt", "csv", "docx", "xlsx", "dcm", "zip"],
+    ),
+    "FILE_CONTENT_TYPES": env_list("CAPTURE_FILE_CONTENT_TYPES", []),
+    "FILE_SCANNER": os.environ.get("CAPTURE_FILE_SCANNER", ""),
 }
 
 # Background work (imports, exports, DICOM ingest) goes through Django's tasks interface.

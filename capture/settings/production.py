@@ -7,6 +7,7 @@ import os
 from capture.env import env_bool, env_int, env_list, env_str
 
 from .base import *  # noqa: F403
+from .base import FILES_STORAGE
 
 DEBUG = False
 SECRET_KEY = env_str("CAPTURE_SECRET_KEY")
@@ -31,6 +32,7 @@ X_FRAME_OPTIONS = "DENY"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "capture_files": FILES_STORAGE,
 }
 PSEUDONYM_KEY_REQUIRED = True  # capture/studies/pseudonyms.py: CAPTURE_PSEUDONYM_KEY must be set
 

@@ -1,7 +1,7 @@
 """Settings for the test suite: fast hashing, no lockout surprises between tests."""
 
 from .base import *  # noqa: F403
-from .base import CAPTURE
+from .base import CAPTURE, FILES_STORAGE
 
 DEBUG = False
 SECRET_KEY = "test-only-not-secret-7d2c"  # noqa: S105 - test only
@@ -11,6 +11,7 @@ AXES_ENABLED = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "capture_files": FILES_STORAGE,
 }
 CAPTURE = {**CAPTURE, "JOB_HANDLER_PREFIXES": ("capture.", "tests.")}
 # Serve static files from the apps (no collectstatic before tests).

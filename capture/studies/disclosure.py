@@ -33,6 +33,9 @@ from . import access
 
 MASK = "•••• (identifier hidden)"
 WITHHELD = "(withheld)"
+# A file field's value in the de-identified world: there is a file (REDCap's own word for it);
+# its name and content, which nobody vetted for identifiers, are not shown.
+FILE_PRESENT = "[document]"
 DATE_TYPES = frozenset({"date", "datetime"})
 
 
@@ -119,7 +122,16 @@ class Disclosure:
             return MASK if value not in (None, "", []) else value
         if datatype in DATE_TYPES:
             return self.date(subject, value)
+        if datatype == "file":
+            return self.file_name(value)
         return value
+
+    def file_name(self, name):
+        """A file field's file (its name, or the reference a record holds) as this user sees it:
+        unchanged in the identified world, FILE_PRESENT in the de-identified one."""
+        if self.identified or name in (None, "", []):
+            return name
+        return FILE_PRESENT
 
     def record_data(self, subject, fields_by_name: dict, data: dict) -> dict:
         """A record's stored values as data for this user: hidden identifier items are left out
@@ -137,8 +149,13 @@ class Disclosure:
             field = fields_by_name.get(key)
             if field is None or field.identifier:
                 continue
-            out[key] = shift_text(value, days) if field.datatype in DATE_TYPES else value
+            out[key] = self._data_value(field.datatype, value, days)
         return out
+
+    def _data_value(self, datatype: str, value, days: int):
+        if datatype in DATE_TYPES:
+            return shift_text(value, days)
+        return self.file_name(value) if datatype == "file" else value
 
     def _row(self, row: dict, fields_by_name: dict, days: int) -> dict:
         out = {}
@@ -146,7 +163,7 @@ class Disclosure:
             field = fields_by_name.get(key)
             if field is None or field.identifier:
                 continue
-            out[key] = shift_text(value, days) if field.datatype in DATE_TYPES else value
+            out[key] = self._data_value(field.datatype, value, days)
         return out
 
     def dicom_text(self, value: str | None) -> str:
