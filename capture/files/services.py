@@ -174,7 +174,7 @@ def _check_field(place: Place) -> None:
         )
 
 
-def _record(place: Place) -> FormRecord | None:
+def record_at(place: Place) -> FormRecord | None:
     return FormRecord.objects.filter(
         subject=place.subject,
         event__name=place.event_name,
@@ -218,7 +218,7 @@ def attach(*, actor, place: Place, upload, reason: str = API_REASON) -> StoredFi
     _check_field(place)
     stored = store(actor=actor, subject=place.subject, upload=upload)
     with transaction.atomic():
-        _write(actor, place, _record(place), stored.reference, reason)
+        _write(actor, place, record_at(place), stored.reference, reason)
     return stored
 
 
@@ -228,7 +228,7 @@ def detach(*, actor, place: Place, reason: str = DELETE_REASON) -> StoredFile:
     _require_entry(actor, place.subject)
     _check_field(place)
     with transaction.atomic():
-        record = _record(place)
+        record = record_at(place)
         current = on_record(record, place.field)
         if current is None:
             raise Http404("There is no file to delete for this record and field.")

@@ -26,6 +26,7 @@ from ..catalog import Field, form_fields
 RECORD_ID = "record_id"  # the record id field of a study not made from a REDCap project
 DEFAULT_GROUP_COLUMNS = 10
 STATUS_LABELS = {0: "Incomplete", 1: "Unverified", 2: "Complete"}
+FILE_MARK = "[document]"  # a file field's value in a record export (as REDCap's)
 
 
 @dataclass(frozen=True)
@@ -358,6 +359,8 @@ def raw_value(f: Field, value) -> str:
     if value is None or value == "":
         return ""
     text = str(value)
+    if f.datatype == "file" and text.startswith("file:"):
+        return FILE_MARK  # REDCap exports this for an uploaded file; content=file gives the file
     if f.datatype == "decimal" and isinstance(value, int | float) and not isinstance(value, bool):
         places = f.element.decimal_places
         text = f"{value:.{places}f}" if places else format(Decimal(str(value)).normalize(), "f")

@@ -48,7 +48,7 @@ from capture.studies.models import Site, Study, Subject
 from ..catalog import deidentified_for
 from . import render
 from .params import Params, RedcapError
-from .project import Column, Project, RcEvent
+from .project import FILE_MARK, Column, Project, RcEvent
 
 EVENT_COL = "redcap_event_name"
 INSTRUMENT_COL = "redcap_repeat_instrument"
@@ -568,6 +568,8 @@ class Importer:
 
     def _value(self, values: dict, column: Column, value: str) -> None:
         f = column.item
+        if f.datatype == "file" and value in ("", FILE_MARK):
+            return  # a file changes only through content=file; an exported "[document]" keeps it
         value = _convert_date(value, f.datatype, self.date_format)
         if value and f.datatype == "decimal" and _comma_decimal(column):
             value = value.replace(",", ".")  # REDCap's number_comma_decimal: 1,54 is 1.54

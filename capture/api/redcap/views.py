@@ -27,6 +27,7 @@ from django.views.decorators.http import require_POST
 
 from capture.audit.models import AuditEvent
 from capture.audit.shown import ShownEvent, shown_events, study_items
+from capture.files import redcap as files_api
 from capture.studies import access
 from capture.studies.disclosure import Disclosure
 from capture.studies.models import Membership
@@ -209,7 +210,10 @@ def redcap_api(request):
         if resolved is None:
             raise RedcapError(NO_PERMISSION, status=403)
         user, study = resolved
-        return _dispatch(user, study, Params(data))
+        params = Params(data)
+        if request.content_type == "multipart/form-data":
+            params.files = request.FILES  # type: ignore[attr-defined]  # content=file's upload
+        return _dispatch(user, study, params)
     except _HeadError as exc:
         return render.error_response(_error_format(exc.head), exc.message, exc.status)
     except RedcapError as exc:
@@ -245,6 +249,10 @@ def _dispatch(user, study, p: Params) -> HttpResponseBase:
         if action == "export":
             return records.export_records(user, study, project, p)
         raise RedcapError(f'The value of the parameter "action" is not valid: {action!r}.')
+    if content == "file":  # capture/files: export, import (multipart part "file") or delete
+        return files_api.file_api(user, study, p, action, getattr(p, "files", None))
+    if content == "pdf":
+        return files_api.pdf_api(user, study, p)
     handler = _EXPORTS.get(content)
     if handler is None:
         raise RedcapError(
