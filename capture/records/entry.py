@@ -248,7 +248,8 @@ class _Builder:
         self.s("</select>")
 
     def file(self, n: str, group: str | None) -> None:
-        """A file input, the stored file's name, and that name posted back when no file is chosen."""
+        """A file input, the current file (capture/files/entry.py: a link, a box to remove it), and
+        its reference posted back when no file is chosen (the server checks it is the record's)."""
         self.s('<input type="file" id="')
         self.ident(n, group)
         self.s('" name="')
@@ -256,7 +257,7 @@ class _Builder:
         self.s('"')
         self.slot("ro", n)
         self.s('><span class="current">')
-        self.slot("v", n)
+        self.slot("file", n, group)
         self.s('</span><input type="hidden" name="')
         self.name(n, group)
         self.s('__current" value="')
@@ -513,6 +514,7 @@ class _Fill:
         conflicts: dict,
         missing: set,
         row_index=None,
+        file_html=None,
     ):
         self.values = values
         self.rows = rows
@@ -523,6 +525,7 @@ class _Fill:
         self.conflicts = conflicts
         self.missing = missing
         self.row_index = row_index
+        self.file_html = file_html or (lambda value, key: escape(str(value or ""), quote=True))
 
     def render(self, parts: list, values: dict, prefix: str = "") -> str:
         out: list[str] = []
@@ -550,6 +553,9 @@ class _Fill:
             elif kind == "hide":
                 if prefix + part[1] in self.hidden:
                     add(" hidden" if not prefix else ' class="is-hidden"')
+            elif kind == "file":
+                key = part[1] if part[2] is None else f"{part[2]}-{self.row_index}-{part[1]}"
+                add(self.file_html(values.get(part[1], ""), key))
             else:
                 add(self.other(part, prefix))
         return "".join(out)
@@ -590,12 +596,21 @@ def render_form(
     masked: set[str] | frozenset[str] = frozenset(),
     links: dict[str, str] | None = None,
     conflicts: dict[str, str] | None = None,
+    file_html=None,
 ) -> tuple[SafeString, Skeleton]:
     """The form's HTML for these display values (see `display_values`), safe to show as is: every
     value is escaped as it is filled in. `links` and `conflicts` (by field) are HTML already."""
     sk = skeleton(c, form_spec, missing)
     fill = _Fill(
-        values, rows, hidden, set(masked), errors, links or {}, conflicts or {}, {m["code"] for m in missing}
+        values,
+        rows,
+        hidden,
+        set(masked),
+        errors,
+        links or {},
+        conflicts or {},
+        {m["code"] for m in missing},
+        file_html=file_html,
     )
     return SafeString(fill.render(sk.parts, values)), sk
 
@@ -653,8 +668,8 @@ def _read_one(rule, key: str, post, files, store_file):
     if rule.datatype == "file":
         upload = files.get(key)
         if upload is not None and store_file is not None:
-            return store_file(upload)
-        return post.get(f"{key}__current", "")
+            return store_file(upload, key)
+        return "" if post.get(f"{key}__remove") else post.get(f"{key}__current", "")
     return post.get(key, "").strip()
 
 

@@ -14,16 +14,14 @@ is the compiled skeleton's (entry.py); the links and conflict panels are the tem
 
 from __future__ import annotations
 
-import uuid
 from functools import lru_cache
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.files.storage import default_storage
 from django.db.models import Count, Exists, OuterRef
 from django.http import Http404
 from django.template.loader import render_to_string
-from django.utils.text import get_valid_filename
 
+from capture.files import entry as file_fields
 from capture.studies.disclosure import Disclosure
 
 from . import entry, services
@@ -72,14 +70,6 @@ def field_links(name: str, open_queries: int, can_query: bool) -> str:
     1.5 ms on a 40-item form, which is what the compiled skeleton exists to avoid."""
     context = {"name": name, "open": open_queries, "can_query": can_query}
     return render_to_string("records/field_links.html", context)
-
-
-def _store_file(study):
-    def store(upload) -> str:
-        name = get_valid_filename(upload.name)[-100:] or "upload"
-        return default_storage.save(f"records/{study.slug}/{uuid.uuid4().hex}/{name}", upload)
-
-    return store
 
 
 class EntryPage:
@@ -166,7 +156,11 @@ class EntryPage:
     def _read(self, post, files) -> None:
         """The submitted values, status and reason, and the choices made in an earlier conflict."""
         c = self.c
-        self.values, self.rows = entry.read_post(c, post, files, store_file=_store_file(self.study))
+        uploads = file_fields.Uploads(self.user, self.subject, self.stored)
+        self.values, self.rows = entry.read_post(c, post, files, store_file=uploads.store)
+        self.errors.update(uploads.errors)
+        for key in uploads.foreign(self.values, self.rows):
+            self.errors[key] = "This is not a file of this record: upload the file again."
         for name in self.masked:
             # The page never had the identifier, so it cannot send it: keep the stored one.
             self.values[name] = entry.display(self.stored.get(name))
@@ -223,6 +217,7 @@ class EntryPage:
             masked=self.masked,
             links=self._links(open_queries, can_query=record is not None and can("verify_data")),
             conflicts=panels,
+            file_html=file_fields.shown(self.study, disclosure.identified, self.may_enter),
         )
         return {
             "study": self.study,

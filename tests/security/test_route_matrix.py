@@ -83,6 +83,9 @@ ROUTES: dict[str, Route | None] = {
     "jobs:retry": Route(scope="job", methods=("POST",), ok=302),
     # eCRF entry, locks, signatures, queries (capture/records)
     "records:entry": Route(scope="record"),
+    "files:download": Route(ok=404, kwargs={"file_id": NO_UUID}),  # no such file, once access is settled
+    "files:record_pdf": Route(scope="record"),
+    "files:subject_pdf": Route(scope="subject"),
     "records:history": Route(scope="record", kwargs={"field": "age"}),
     "records:lock": Route(perm="lock_records", scope="record", methods=("POST",), ok=302),
     "records:sign": Route(perm="sign_records", scope="record"),
