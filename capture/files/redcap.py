@@ -57,7 +57,9 @@ def place(user, study: Study, p: Params) -> services.Place:
     name = p.get("field")
     found = project.fields_by_name.get(name)
     if found is None:
-        raise RedcapError(f"The field {name!r} does not exist." if name else 'The parameter "field" is missing.')
+        raise RedcapError(
+            f"The field {name!r} does not exist." if name else 'The parameter "field" is missing.'
+        )
     instrument, field = found
     if field.datatype != "file":
         raise RedcapError(f"The field {name!r} is not a file upload field.")
@@ -99,7 +101,10 @@ def file_api(user, study: Study, p: Params, action: str, files) -> HttpResponseB
 def download(stored) -> FileResponse:
     """The content as REDCap sends it: its type with the file's name as a parameter."""
     response = FileResponse(
-        services.open_content(stored), as_attachment=True, filename=stored.name, content_type=stored.content_type
+        services.open_content(stored),
+        as_attachment=True,
+        filename=stored.name,
+        content_type=stored.content_type,
     )
     quoted = stored.name.replace("\\", "_").replace('"', "_")
     response["Content-Type"] = f'{stored.content_type}; name="{quoted}"'
@@ -112,7 +117,9 @@ def pdf_api(user, study: Study, p: Params) -> HttpResponseBase:
     instrument = p.get("instrument")
     if instrument and instrument not in project.instruments:
         raise RedcapError(f"The instrument {instrument!r} does not exist.")
-    forms = [project.form_of[instrument]] if instrument else [i.form_name for i in project.instruments.values()]
+    forms = (
+        [project.form_of[instrument]] if instrument else [i.form_name for i in project.instruments.values()]
+    )
     event_name = ""
     if p.get("event"):
         rc_event = project.events_by_name.get(p.get("event"))
