@@ -96,7 +96,9 @@ def records_pdf(user, study, subjects, *, forms: list[str], event_name: str = ""
     )
     if event_name:
         found = found.filter(event__name=event_name)
-    found = found.order_by("subject__subject_id", "event__arm__order", "event__order", "form_name", "instance")
+    found = found.order_by(
+        "subject__subject_id", "event__arm__order", "event__order", "form_name", "instance"
+    )
     policy = Disclosure.for_user(user, study)
     missing = {c["code"]: c["meaning"] for c in study.missing_codes}
     sheets = []
@@ -129,7 +131,9 @@ def shown_values(c: CompiledForm, policy: Disclosure, subject, data: dict) -> di
     out: dict = {}
     for key, value in data.items():
         if key in c.repeating:
-            out[key] = [{k: one(k, v) for k, v in row.items()} for row in value or [] if isinstance(row, dict)]
+            out[key] = [
+                {k: one(k, v) for k, v in row.items()} for row in value or [] if isinstance(row, dict)
+            ]
         else:
             out[key] = one(key, value)
     return out
@@ -177,14 +181,20 @@ def _sheet(sheet: Sheet, styles, blank_header: bool) -> list:
         Paragraph(_e(f"{sheet.heading} · form {form.name} version {form.version}"), styles["heading"]),
     ]
     if blank_header:
-        story.append(Paragraph(_e(f"Subject ID: {'_' * 20}   Date: {'_' * 14}   Initials: {'_' * 6}"), styles["body"]))
+        story.append(
+            Paragraph(_e(f"Subject ID: {'_' * 20}   Date: {'_' * 14}   Initials: {'_' * 6}"), styles["body"])
+        )
     for section in form.spec.get("sections", []):
         story.append(Paragraph(_e(section.get("title", "")), styles["section"]))
         for entry in section.get("items", []):
             if "group" in entry:
                 story.extend(_group(c, sheet, entry, styles))
             else:
-                story.append(KeepTogether(_item_flowables(c, sheet, entry["name"], _value(sheet, entry["name"]), styles)))
+                story.append(
+                    KeepTogether(
+                        _item_flowables(c, sheet, entry["name"], _value(sheet, entry["name"]), styles)
+                    )
+                )
     return story
 
 
@@ -197,7 +207,9 @@ def _group(c: CompiledForm, sheet: Sheet, entry: dict, styles) -> list:
     story: list = []
     if not entry.get("repeating"):
         for item in entry["items"]:
-            story.append(KeepTogether(_item_flowables(c, sheet, item["name"], _value(sheet, item["name"]), styles)))
+            story.append(
+                KeepTogether(_item_flowables(c, sheet, item["name"], _value(sheet, item["name"]), styles))
+            )
         return story
     rows = (sheet.values or {}).get(name) or []
     count = len(rows) if sheet.values is not None else 1
