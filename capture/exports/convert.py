@@ -16,6 +16,7 @@ import operator
 from collections.abc import Iterator, Sequence
 from operator import itemgetter
 
+from capture.files.exports import FileNames
 from capture.studies.models import Subject
 
 from .columns import Column, Missing
@@ -191,6 +192,8 @@ def _fast_converter(col: Column, missing_codes: frozenset, deid: Deidentifier):
     conv = converter(col, missing_codes, deid)
     special = missing_codes | {""}  # values the cell-by-cell rules must see
     datatype = col.datatype
+    if _is_file(col):
+        return lambda values, subjects, shared: [conv(v, None) for v in conv.prefetch(values)]  # type: ignore[attr-defined]
 
     def one(v):
         return conv(v, None)
@@ -249,6 +252,8 @@ def converter(col: Column, missing_codes, deid: Deidentifier):
     """A function (stored value, subject) -> cell value for one column; see `convert`."""
     missing = _missing_cells(frozenset(missing_codes))
     datatype = col.datatype
+    if _is_file(col):
+        return _file_converter(missing, deid)
     if datatype == "option":
         option = col.option
 
@@ -283,6 +288,29 @@ def converter(col: Column, missing_codes, deid: Deidentifier):
     return lambda raw, subject: convert(col, raw, subject, missing_codes, deid)
 
 
+def _is_file(col: Column) -> bool:
+    return col.item is not None and col.item.element.datatype == "file"
+
+
+def _file_converter(missing: dict, deid: Deidentifier):
+    """A file field's cells: the file's name or "[document]" (capture/files/exports.py), never its content."""
+    names = FileNames(deid.identified)
+
+    def file_value(raw, subject):
+        if raw is None or raw == "":
+            return None
+        if raw.__class__ is str and raw in missing:
+            return missing[raw]
+        return names.shown(raw)
+
+    def prefetch(values):
+        names.prefetch(values)
+        return values
+
+    file_value.prefetch = prefetch  # type: ignore[attr-defined]
+    return file_value
+
+
 def convert(col: Column, raw, subject: Subject, missing_codes, deid: Deidentifier):
     """A stored value (see capture.records.validation) as the export's cell value."""
     datatype = col.datatype
@@ -294,6 +322,8 @@ def convert(col: Column, raw, subject: Subject, missing_codes, deid: Deidentifie
         return None
     if isinstance(raw, str) and raw in missing_codes:
         return Missing(raw)
+    if _is_file(col):
+        return FileNames(deid.identified).shown(raw)
     if datatype == "multi":
         if not isinstance(raw, list):
             return str(raw)

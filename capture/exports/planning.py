@@ -12,6 +12,7 @@ from collections import defaultdict
 
 from django.db.models import Max
 
+from capture.files.exports import note as file_note
 from capture.records.models import FormRecord
 
 from .columns import BOOLEAN_CODES, OPTION_CODES, STATUS_CODES, Column, Item, NameBook
@@ -145,6 +146,8 @@ class ColumnPlanner:
             return element.datatype, (), self.date_note()
         if element.datatype in ("integer", "decimal", "time"):
             return element.datatype, (), ""
+        if element.datatype == "file":
+            return "text", (), file_note(self.deid.identified)
         return "text", (), ""
 
     def _ambiguous(self, item: Item) -> bool:
