@@ -133,7 +133,6 @@ def pdf_api(user, study: Study, p: Params) -> HttpResponseBase:
     else:
         subjects = []
     if subjects:
-        access.get_study(user, study.slug)
         content = pdf.records_pdf(user, study, subjects, forms=forms, event_name=event_name)
     else:
         content = pdf.blank_pdf(study, forms, event_name=event_name)
