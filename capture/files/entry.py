@@ -30,7 +30,7 @@ class Uploads:
         try:
             stored = services.store(actor=self.user, subject=self.subject, upload=upload)
         except services.FileRejectedError as exc:
-            self.errors[key] = " ".join(exc.messages)
+            self.errors[_error_key(key)] = " ".join(exc.messages)
             return ""
         self.allowed.add(stored.id)
         return stored.reference
@@ -43,6 +43,14 @@ class Uploads:
             for index, row in enumerate(group_rows):
                 bad += [f"{group}[{index + 1}].{k}" for k, v in row.items() if _foreign(v, self.allowed)]
         return bad
+
+
+def _error_key(posted: str) -> str:
+    """Where the page shows an error of the field posted as `posted`: "group-0-item" is "group[1].item"."""
+    parts = posted.split("-")
+    if len(parts) == 3 and parts[1].isdigit():
+        return f"{parts[0]}[{int(parts[1]) + 1}].{parts[2]}"
+    return posted
 
 
 def _foreign(value, allowed) -> bool:
