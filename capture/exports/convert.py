@@ -193,7 +193,7 @@ def _fast_converter(col: Column, missing_codes: frozenset, deid: Deidentifier):
     special = missing_codes | {""}  # values the cell-by-cell rules must see
     datatype = col.datatype
     if _is_file(col):
-        return lambda values, subjects, shared: [conv(v, None) for v in conv.prefetch(values)]  # type: ignore[attr-defined]
+        return lambda values, subjects, shared: [conv(v, None) for v in conv.prefetch(values)]
 
     def one(v):
         return conv(v, None)

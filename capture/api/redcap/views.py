@@ -212,7 +212,7 @@ def redcap_api(request):
         user, study = resolved
         params = Params(data)
         if request.content_type == "multipart/form-data":
-            params.files = request.FILES  # type: ignore[attr-defined]  # content=file's upload
+            params.files = request.FILES  # content=file's upload
         return _dispatch(user, study, params)
     except _HeadError as exc:
         return render.error_response(_error_format(exc.head), exc.message, exc.status)
