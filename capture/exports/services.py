@@ -28,6 +28,7 @@ import zipfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import methodcaller
 from pathlib import Path
 
 from django.core.exceptions import PermissionDenied
@@ -187,17 +188,17 @@ def _write(builder: DatasetBuilder, workdir: Path, progress: Callable | None) ->
         for table in tables:
             # Each format on its own (outputs.py): one failing leaves the others writing.
             for out in tabular:
-                out.run(lambda w, table=table: w.begin(table), table.name)
+                out.run(methodcaller("begin", table), table.name)
             table.rows_written = 0
             for rows in table.batches():
                 for out in tabular:
-                    out.run(lambda w, table=table, rows=rows: w.write(table, rows), table.name)
+                    out.run(methodcaller("write", table, rows), table.name)
                 table.rows_written += len(rows)
                 done += 1
                 if progress:
                     progress(min(done, total), total, f"{table.title}: {table.rows_written} rows")
             for out in tabular:
-                out.run(lambda w, table=table: w.end(table), table.name)
+                out.run(methodcaller("end", table), table.name)
             if table.name in ("dataset", "subjects"):
                 subjects_exported = table.rows_written
     written = [out.fmt for out in outputs if out.ok]
@@ -207,7 +208,7 @@ def _write(builder: DatasetBuilder, workdir: Path, progress: Callable | None) ->
         for row in rows_for(table.name, table.columns, builder.study.missing_codes, written)
     ]
     for out in outputs:
-        out.run(lambda w: w.finish(codebook))
+        out.run(methodcaller("finish", codebook))
     odm_valid = _check_odm(outputs, progress, total)
     check_some_written(outputs)
     codebook_path = workdir / "codebook.csv"
