@@ -4,7 +4,8 @@ One format failing (a limit of the format, a bug in one writer) never loses the 
 same request: the failing format's files are left out of the zip, the other formats are written,
 and the manifest, the audit entry and the job's result say for each format whether it was written
 or why not. Only when every format fails does the export fail (`ExportFailedError`). A failure in what
-all formats share (reading the records, the selection) is not a format's: it fails the export.
+all formats share (reading the records, the selection) is not a format's: it fails the export, and
+so does a full disk (every format would fail; the job then says to free space and run it again).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from capture.jobs.services import NO_ROOM
 
 from .spec import FORMAT_TITLES
 from .writers import Writer, writer_class
@@ -46,6 +49,10 @@ class Output:
             return
         try:
             action(self.writer)
+        except OSError as exc:
+            if exc.errno in NO_ROOM:
+                raise
+            self.fail(f"{type(exc).__name__}: {exc}", where)
         except Exception as exc:  # noqa: BLE001 - a format's failure is reported; the others go on
             self.fail(f"{type(exc).__name__}: {exc}", where)
 

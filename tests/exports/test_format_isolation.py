@@ -65,3 +65,19 @@ def test_the_job_succeeds_with_the_formats_written_and_reports_the_failed_one(
 def test_when_every_format_fails_the_export_fails_naming_each(big_codes, personas, study, run_export):
     with pytest.raises(ExportFailedError, match="No format could be written. Stata was not written"):
         run_export(personas["statistician"], study, formats=["dta"])
+
+
+def test_a_full_disk_is_no_single_formats_failure(tmp_path):
+    """/dev/full answers every write with ENOSPC, as a full disk does: that fails the whole export
+    (the job then says to free space and run it again), it is not reported as one format's error."""
+    from capture.exports.outputs import Output
+
+    def write_to_full_disk(_writer):
+        with open("/dev/full", "w") as handle:  # noqa: PTH123 - a device, not a path we build
+            handle.write("x" * 65536)
+            handle.flush()
+
+    out = Output("csv", writer=object())  # type: ignore[arg-type]  # run() only hands it to the action
+    with pytest.raises(OSError, match="No space left"):
+        out.run(write_to_full_disk, "dataset")
+    assert out.ok
