@@ -5,6 +5,8 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import AllowAny
 
+from capture.exports.api import ExportCreate
+
 from . import pages, views
 from .redcap.views import redcap_api
 
@@ -46,6 +48,7 @@ urlpatterns = [
     path(
         "api/v1/elements/<str:public_id>/<str:version>/", views.ElementDetail.as_view(), name="element-detail"
     ),
+    path("api/v1/studies/<slug:slug>/exports/", ExportCreate.as_view(), name="export-create"),
     path("api/v1/jobs/<uuid:job_id>/", views.JobDetail.as_view(), name="job-detail"),
     path("redcap/api/", redcap_api, name="redcap"),
 ]

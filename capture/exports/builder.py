@@ -64,7 +64,9 @@ class DatasetBuilder:
             rehash_key=secrets.token_bytes(32) if spec.rehash_ids else None,
         )
         self.selection = selection.select(study, spec, self.deid)
-        self.subjects = subjects.visible_subjects(user, study, spec)
+        self.subjects = subjects.on_selected_arms(
+            subjects.visible_subjects(user, study, spec), self.selection, spec
+        )
         self.cohort = self._compile_cohort(spec.cohort) if spec.cohort else None
         self.imaging = imaging.ImagingColumns(self) if spec.imaging else None
         self.planner = ColumnPlanner(self.selection, spec, self.deid)

@@ -8,10 +8,16 @@ writers and the codebook can never disagree.
 from __future__ import annotations
 
 from .columns import Column
+from .naming import CODEBOOK_FIELD, STAT_FORMATS, short_names
 
+# `column` is the full name (CSV, XLSX, Parquet); stata_name, spss_name and sas_name are the names
+# the statistical formats of the export write (naming.py), blank for formats not in the export.
 CODEBOOK_FIELDS = [
     "table",
     "column",
+    "stata_name",
+    "spss_name",
+    "sas_name",
     "label",
     "datatype",
     "form",
@@ -63,10 +69,19 @@ def _concepts(col: Column) -> str:
     return "; ".join(c for _, _, c in col.codes if c)
 
 
-def rows_for(table_name: str, columns: list[Column], missing_codes: list[dict]) -> list[dict]:
+def rows_for(
+    table_name: str,
+    columns: list[Column],
+    missing_codes: list[dict],
+    formats: list[str] = (),  # type: ignore[assignment]  # read only
+) -> list[dict]:
     rows = []
     missing = "; ".join(f"{c['code']} = {c['meaning']}" for c in missing_codes)
-    for col in columns:
+    stat_names = {
+        CODEBOOK_FIELD[fmt]: short_names(columns, fmt) if fmt in formats else [""] * len(columns)
+        for fmt in STAT_FORMATS
+    }
+    for n, col in enumerate(columns):
         item = col.item
         element = item.element if item else None
         mapping = stat_codes(col) if col.datatype == "code" else {}
@@ -79,6 +94,7 @@ def rows_for(table_name: str, columns: list[Column], missing_codes: list[dict]) 
             {
                 "table": table_name,
                 "column": col.name,
+                **{field: names[n] for field, names in stat_names.items()},
                 "label": col.label,
                 "datatype": col.datatype,
                 "form": col.form or "",

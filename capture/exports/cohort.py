@@ -34,17 +34,28 @@ IMAGING_NAMES = frozenset({"imaging_study_count", "modality_count", "imaging_mod
 
 @dataclass(frozen=True)
 class Field:
-    """What the policy needs to know of an item (`Disclosure.record_data` reads these two)."""
+    """What the policy needs to know of an item (`Disclosure.record_data` reads the first two),
+    and its permissible codes (empty: not coded), against which a filter's literals are checked."""
 
     datatype: str
     identifier: bool
+    codes: tuple[str, ...] = ()
 
 
 def study_fields(schedule) -> dict[str, dict[str, Field]]:
-    """Form name -> item name -> Field, for every form the schedule collects (any version: an
-    item that is an identifier or a date in one version counts as one in all)."""
-    forms = {ef.form for ef in EventForm.objects.filter(event__arm__schedule=schedule).select_related("form")}
-    elements = {e.ref: e for e in DataElement.objects.filter(forms__in=list(forms)).distinct()}
+    """Form name -> item name -> Field, for every form the schedule collects, in schedule order
+    (any version: an item that is an identifier or a date in one version counts as one in all;
+    its codes are those of every version)."""
+    event_forms = (
+        EventForm.objects.filter(event__arm__schedule=schedule)
+        .select_related("form")
+        .order_by("event__arm__order", "event__order", "order")
+    )
+    forms = list(dict.fromkeys(ef.form for ef in event_forms))
+    elements = {
+        e.ref: e
+        for e in DataElement.objects.filter(forms__in=forms).distinct().prefetch_related("permissible_values")
+    }
     fields: dict[str, dict[str, Field]] = {}
     for form in forms:
         items = fields.setdefault(form.name, {})
@@ -54,8 +65,11 @@ def study_fields(schedule) -> dict[str, dict[str, Field]]:
             datatype = element.datatype
             if seen is not None and seen.datatype in DATE_TYPES:
                 datatype = seen.datatype
+            codes = tuple(pv.code for pv in element.permissible_values.all())
             items[raw["name"]] = Field(
-                datatype=datatype, identifier=element.identifier or (seen is not None and seen.identifier)
+                datatype=datatype,
+                identifier=element.identifier or (seen is not None and seen.identifier),
+                codes=tuple(dict.fromkeys((seen.codes if seen else ()) + codes)),
             )
     return fields
 
@@ -75,8 +89,11 @@ def compile_cohort(
     try:
         ast = language.parse(expression)
     except language.ExpressionError as exc:
-        raise ValidationError(f"The cohort filter {expression!r} is not a valid expression: {exc}") from None
+        raise ValidationError(
+            {"cohort": [f"The cohort filter {expression!r} is not a valid expression: {exc}"]}
+        ) from None
     _check_names(expression, policy, fields, event_names, extra_names)
+    _check_codes(ast, fields, missing_codes)
 
     def keep(subject, records: dict, events_by_id: dict[int, str], extra: dict | None = None) -> bool:
         values: dict = dict(extra or {})
@@ -125,7 +142,70 @@ def _check_names(expression, policy, fields, event_names, extra_names) -> None:
             f"its events are {', '.join(sorted(event_names))}."
         )
     if problems:
-        raise ValidationError(problems)
+        raise ValidationError({"cohort": problems})
+
+
+def _codes_by_name(fields: dict[str, dict[str, Field]]) -> dict[str, tuple[str, ...]]:
+    """Item name -> its codes in every form that has it; an item not coded in some form: none."""
+    codes: dict[str, tuple[str, ...]] = {}
+    plain: set[str] = set()
+    for form in fields.values():
+        for name, field in form.items():
+            if not field.codes:
+                plain.add(name)
+            codes[name] = tuple(dict.fromkeys(codes.get(name, ()) + field.codes))
+    return {name: found for name, found in codes.items() if found and name not in plain}
+
+
+def _check_codes(ast: dict, fields: dict[str, dict[str, Field]], missing_codes: frozenset) -> None:
+    """Refuse `[coded item] = 'x'` (or <>) and `[checkbox(x)]` where x is none of the item's codes:
+    such a filter keeps no subject (or all), which is a mistake, not a cohort."""
+    codes = _codes_by_name(fields)
+    problems = []
+    for name, value in _compared_codes(ast):
+        known = codes.get(name)
+        if known and value != "" and value not in known and value not in missing_codes:
+            listed = ", ".join(f"'{code}'" for code in known)
+            problems.append(
+                f"The cohort filter compares [{name}] with '{value}', which is not one of its codes "
+                f"({listed}): it would keep no subject. Use one of the codes (the codebook lists "
+                "their meanings)."
+            )
+    if problems:
+        raise ValidationError({"cohort": list(dict.fromkeys(problems))})
+
+
+def _compared_codes(ast: dict):
+    """(item name, literal) for each checkbox code `[item(code)]` and each `[item] = literal`."""
+    for node in _nodes(ast):
+        if node["t"] == "field" and node["c"] is not None:
+            yield node["f"], node["c"]
+        if node["t"] == "cmp" and node["op"] in ("=", "<>"):
+            for one, other in ((node["a"], node["b"]), (node["b"], node["a"])):
+                if one["t"] == "field" and one["c"] is None and other["t"] in ("str", "num"):
+                    yield one["f"], other["v"] if other["t"] == "str" else language.to_text(other["v"])
+
+
+def _nodes(node: dict):
+    """Every node of an expression's AST (capture.definitions.expressions' dict tree)."""
+    yield node
+    for key in ("a", "b"):
+        if key in node:
+            yield from _nodes(node[key])
+    for arg in node.get("args", ()):
+        yield from _nodes(arg)
+
+
+def example(fields: dict[str, dict[str, Field]]) -> str:
+    """A cohort filter written with the study's own items, for the builder's help text: a coded
+    item equal to its first code, and a number (an age, if the study has one) at least a value."""
+    shown = [(name, f) for form in fields.values() for name, f in form.items() if not f.identifier]
+    coded = next((f"[{name}] = '{f.codes[0]}'" for name, f in shown if f.codes), None)
+    numbers = [name for name, f in shown if f.datatype in ("integer", "decimal") and not f.codes]
+    ages = [name for name in numbers if "age" in name.split("_")]
+    number = f"[{ages[0]}] >= 18" if ages else (f"[{numbers[0]}] > 0" if numbers else None)
+    parts = [part for part in (coded, number) if part]
+    return " and ".join(parts)
 
 
 def _hint(name: str, known: set[str]) -> str:

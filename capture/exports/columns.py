@@ -11,7 +11,6 @@ of those looks in their format.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,11 +37,6 @@ DATATYPES = {
 BOOLEAN_CODES = (("1", "Yes", ""), ("0", "No", ""))
 OPTION_CODES = (("1", "Checked", ""), ("0", "Unchecked", ""))
 STATUS_CODES = (("0", "Incomplete", ""), ("1", "Unverified", ""), ("2", "Complete", ""))
-
-# Stata allows 32 characters in a variable name but pyreadstat refuses a 32-character name that
-# carries value labels (the label set is named after the variable): 31 is the tightest limit of
-# the formats we write (tests/exports/test_formats.py writes the longest shipped names).
-MAX_NAME = 31
 
 
 @dataclass(frozen=True)
@@ -160,13 +154,11 @@ _NOT_NAME = re.compile(r"[^a-z0-9_]+")
 
 
 def safe_name(raw: str) -> str:
-    """A variable name every format accepts: lower case letters, digits, _; a letter first; ≤ MAX_NAME."""
+    """A full column name: lower case letters, digits and _, a letter first, never cut. CSV, XLSX
+    and Parquet write it as it is; the statistical formats shorten it where they must (naming.py)."""
     name = _NOT_NAME.sub("_", raw.lower()).strip("_") or "v"
     if not name[0].isalpha():
         name = f"v_{name}"
-    if len(name) > MAX_NAME:
-        digest = hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()[:5]
-        name = f"{name[: MAX_NAME - 6].rstrip('_')}_{digest}"
     return name
 
 
@@ -181,7 +173,6 @@ class NameBook:
         candidate, n = name, 1
         while candidate in self.used:
             n += 1
-            suffix = f"_{n}"
-            candidate = f"{name[: MAX_NAME - len(suffix)]}{suffix}"
+            candidate = f"{name}_{n}"
         self.used.add(candidate)
         return candidate

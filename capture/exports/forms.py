@@ -9,6 +9,7 @@ from django import forms as dj
 from capture.definitions.models import DataElement, EventForm
 from capture.studies import access
 
+from . import cohort as cohort_filter
 from .spec import CHECKBOX_MODES, DATE_MODES, FORMATS, LAYOUTS, ExportSpec
 
 
@@ -75,7 +76,7 @@ class ExportForm(dj.Form):
     cohort = dj.CharField(
         required=False,
         label="Cohort filter",
-        help_text="An expression in the branching-logic language, e.g. [sex] = '1' and [age] >= 18.",
+        help_text="An expression in the branching-logic language over the study's items.",
     )
     checkboxes = dj.ChoiceField(choices=list(CHECKBOX_MODES.items()), initial="split", widget=dj.RadioSelect)
     labels = dj.BooleanField(
@@ -101,6 +102,13 @@ class ExportForm(dj.Form):
         self.fields["forms"].choices = form_choices
         self.fields["items"].choices = item_groups
         self.fields["events"].choices = events
+        # The example names this study's own items, so copying it gives a filter that runs.
+        sample = cohort_filter.example(cohort_filter.study_fields(study.schedule))
+        if sample:
+            self.fields["cohort"].help_text = (
+                f"An expression in the branching-logic language over the study's items, e.g. {sample}. "
+                "Names and codes are checked before the export starts."
+            )
         self.fields["sites"].choices = [
             (s.code, f"{s.code} — {s.name}") for s in access.sites_visible_to(user, study)
         ]

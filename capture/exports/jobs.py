@@ -9,9 +9,10 @@ from pathlib import Path
 from django.conf import settings
 
 from capture.jobs.models import Job
-from capture.jobs.services import STALE_AFTER
+from capture.jobs.services import STALE_AFTER, JobError
 
 from . import services
+from .outputs import ExportFailedError, summary
 from .spec import ExportSpec
 
 EXPORT_DIR = "exports"
@@ -22,22 +23,30 @@ def run_export(job: Job, progress) -> dict:
     root = Path(settings.MEDIA_ROOT)
     output_dir = root / EXPORT_DIR / str(job.study_id)
     clear_leftovers(output_dir, str(job.pk))
-    result = services.export_dataset(
-        actor=job.created_by,
-        study=job.study,
-        spec=spec,
-        output_dir=output_dir,
-        progress=progress,
-        job_id=str(job.pk),
-    )
+    try:
+        result = services.export_dataset(
+            actor=job.created_by,
+            study=job.study,
+            spec=spec,
+            output_dir=output_dir,
+            progress=progress,
+            job_id=str(job.pk),
+        )
+    except ExportFailedError as exc:
+        raise JobError(str(exc)) from exc
     # Only now, with the zip complete under its final name, does the job offer it.
     Job.objects.filter(pk=job.pk).update(result_file=str(result.path.relative_to(root)))
     manifest = result.manifest
+    formats = manifest["format_results"]
+    # The job page shows the last message: which formats were written, and why any was not.
+    job.refresh_from_db(fields=["total"])
+    progress(job.total or 1, job.total or 1, summary(formats))
     return {
         "file": result.path.name,
         "subjects": manifest["subjects"],
         "tables": manifest["tables"],
         "files": manifest["files"],
+        "formats": formats,
     }
 
 

@@ -19,6 +19,7 @@ import csv
 import gc
 import hashlib
 import json
+import logging
 import math
 import shutil
 import tempfile
@@ -27,6 +28,7 @@ import zipfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import methodcaller
 from pathlib import Path
 
 from django.core.exceptions import PermissionDenied
@@ -41,13 +43,15 @@ from capture.studies.models import Study
 
 from .builder import DatasetBuilder
 from .codebook import CODEBOOK_FIELDS, rows_for
+from .outputs import Output, check_some_written, open_outputs
 from .spec import ExportSpec
-from .writers import writer_class
 from .writers.odm import validate as validate_odm
 
 # Validating ODM parses the whole file; above this size the manifest says it was not checked.
 ODM_VALIDATE_MAX_BYTES = 200 * 1024 * 1024
 COMPRESSED = (".parquet", ".xlsx")  # stored in the zip as they are
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -159,6 +163,7 @@ def export_dataset(
                 "subjects": manifest["subjects"],
                 "tables": manifest["tables"],
                 "files": manifest["files"],
+                "format_results": manifest["format_results"],
                 "bundle": {"name": name, "sha256": bundle_hash},
             },
             reason=spec.reason,
@@ -168,13 +173,12 @@ def export_dataset(
 
 def _write(builder: DatasetBuilder, workdir: Path, progress: Callable | None) -> dict:
     spec = builder.spec
-    writers = [writer_class(fmt)(workdir, builder) for fmt in spec.formats]
-    table_writers = [w for fmt, w in zip(spec.formats, writers, strict=True) if fmt != "odm"]
-    tables = builder.tables() if table_writers else []
+    outputs = open_outputs(spec.formats, workdir, builder)
+    tabular = [out for out in outputs if out.fmt != "odm"]
+    tables = builder.tables() if tabular else []
     chunks = max(1, math.ceil(builder.subject_total / builder.chunk_size))
     total = chunks * (len(tables) + (1 if "odm" in spec.formats else 0))
     done = 0
-    codebook: list[dict] = []
     subjects_exported = 0
     # A chunk of a wide table is hundreds of thousands of small objects (decoded records, cells),
     # all freed by reference counting: the cyclic collector's passes over them found nothing
@@ -182,47 +186,64 @@ def _write(builder: DatasetBuilder, workdir: Path, progress: Callable | None) ->
     # up meanwhile (measured: the same few from imported modules after 300 or 2,000 subjects).
     with _collector_paused():
         for table in tables:
-            for writer in table_writers:
-                writer.begin(table)
+            # Each format on its own (outputs.py): one failing leaves the others writing.
+            for out in tabular:
+                out.run(methodcaller("begin", table), table.name)
             table.rows_written = 0
             for rows in table.batches():
-                for writer in table_writers:
-                    writer.write(table, rows)
+                for out in tabular:
+                    out.run(methodcaller("write", table, rows), table.name)
                 table.rows_written += len(rows)
                 done += 1
                 if progress:
                     progress(min(done, total), total, f"{table.title}: {table.rows_written} rows")
-            for writer in table_writers:
-                writer.end(table)
+            for out in tabular:
+                out.run(methodcaller("end", table), table.name)
             if table.name in ("dataset", "subjects"):
                 subjects_exported = table.rows_written
-            codebook += rows_for(table.name, table.columns, builder.study.missing_codes)
-    for writer in writers:
-        writer.finish(codebook)
-    odm_valid = None
-    if "odm" in spec.formats:
-        odm = writers[spec.formats.index("odm")]
-        if progress:
-            progress(total, total, "Checking the ODM file against the ODM 1.3.2 schema")
-        if odm.path.stat().st_size <= ODM_VALIDATE_MAX_BYTES:  # type: ignore[attr-defined]  # the ODM writer writes one file
-            errors = validate_odm(odm.path)  # type: ignore[attr-defined]  # the ODM writer writes one file
-            if errors:
-                # Our own output failing the schema is a bug, not the user's problem.
-                raise RuntimeError("The ODM export does not validate: " + "; ".join(errors[:5]))
-            odm_valid = True
+    written = [out.fmt for out in outputs if out.ok]
+    codebook = [
+        row
+        for table in tables
+        for row in rows_for(table.name, table.columns, builder.study.missing_codes, written)
+    ]
+    for out in outputs:
+        out.run(methodcaller("finish", codebook))
+    odm_valid = _check_odm(outputs, progress, total)
+    check_some_written(outputs)
     codebook_path = workdir / "codebook.csv"
     with codebook_path.open("w", newline="", encoding="utf-8-sig") as handle:
-        out = csv.DictWriter(handle, fieldnames=CODEBOOK_FIELDS)
-        out.writeheader()
+        out_csv = csv.DictWriter(handle, fieldnames=CODEBOOK_FIELDS)
+        out_csv.writeheader()
         # Labels and questions come from definitions anyone with a file could have written.
-        out.writerows({k: neutralise(v) for k, v in row.items()} for row in codebook)
-    files = [path for writer in writers for path in writer.files] + [codebook_path]
+        out_csv.writerows({k: neutralise(v) for k, v in row.items()} for row in codebook)
+    files = [path for out in outputs for path in out.files] + [codebook_path]
     return {
         "subjects": subjects_exported if tables else builder.subject_total,
         "tables": [{"name": t.name, "rows": t.rows_written, "columns": len(t.columns)} for t in tables],
         "files": [{"name": p.name, "bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files],
+        "format_results": [out.report() for out in outputs],
         "odm_schema_valid": odm_valid,
     }
+
+
+def _check_odm(outputs: list[Output], progress: Callable | None, total: int) -> bool | None:
+    """Validate the ODM file against the schema (if small enough); a file that fails is our bug,
+    reported as the ODM format's failure."""
+    odm = next((out for out in outputs if out.fmt == "odm" and out.ok), None)
+    if odm is None:
+        return None
+    path = odm.writer.path  # type: ignore[union-attr]  # the ODM writer writes one file
+    if path.stat().st_size > ODM_VALIDATE_MAX_BYTES:
+        return None
+    if progress:
+        progress(total, total, "Checking the ODM file against the ODM 1.3.2 schema")
+    errors = validate_odm(path)
+    if errors:
+        odm.error = "ODM was not written: the file does not validate: " + "; ".join(errors[:5])
+        log.error("ODM export does not validate: %s", errors[:5])
+        return False
+    return True
 
 
 @contextmanager

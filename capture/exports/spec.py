@@ -27,6 +27,16 @@ FORMATS = {
     "xpt": "SAS transport (.xpt, version 8)",
     "odm": "CDISC ODM 1.3.2 XML (metadata and clinical data)",
 }
+# Short names of the formats, for messages ("Stata was not written: ...").
+FORMAT_TITLES = {
+    "csv": "CSV",
+    "xlsx": "Excel",
+    "parquet": "Parquet",
+    "dta": "Stata",
+    "sav": "SPSS",
+    "xpt": "SAS transport",
+    "odm": "ODM",
+}
 CHECKBOX_MODES = {
     "split": "One 0/1 column per option",
     "combined": "One column, chosen options joined with |",

@@ -1,7 +1,7 @@
 """Which subjects an export holds, and their chunks.
 
-The subjects the user may see (capture.studies.access), narrowed by the spec's sites and ids;
-an unknown site or id is an error that does not tell whether it exists elsewhere. Subjects
+The subjects the user may see (capture.studies.access), narrowed by the spec's sites and ids
+and to the arms of the chosen events (`on_selected_arms`); an unknown site or id is an error that does not tell whether it exists elsewhere. Subjects
 are read a chunk at a time in id order (keyset pagination keeps each query cheap whatever the
 size of the study).
 """
@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from capture.studies import access
 from capture.studies.models import Study, Subject
 
+from .selection import Selection
 from .spec import ExportSpec
 
 # What the export reads of a subject (convert.Cells.subject_value, the date rules, imaging): a
@@ -53,6 +54,15 @@ def visible_subjects(user, study: Study, spec: ExportSpec):
             )
         subjects = subjects.filter(subject_id__in=spec.subjects)
     return subjects
+
+
+def on_selected_arms(subjects, selection: Selection, spec: ExportSpec):
+    """Narrowed to the subjects whose arm holds a selected event, when the spec chooses events,
+    forms or items: picking only patient events (or forms) exports no animal-model rows, blank
+    but for their ids, and the reverse. With nothing chosen, every subject is exported."""
+    if not (spec.events or spec.forms or spec.items):
+        return subjects
+    return subjects.filter(arm_id__in={event.arm_id for event in selection.events})
 
 
 def chunks(subjects, size: int) -> Iterator[list[Subject]]:

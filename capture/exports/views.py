@@ -30,11 +30,15 @@ def builder(request, slug):
         try:
             job = services.request_export(actor=request.user, study=study, spec=form.spec())
         except ValidationError as exc:
-            for message in exc.messages:
-                form.add_error(None, message)
+            # Errors about one choice (the cohort filter) show at that field, the others on top.
+            form.add_error(None, exc if _on_fields(exc, form) else ValidationError(exc.messages))
         else:
             return redirect("jobs:detail", job_id=job.pk)
     jobs = Job.objects.filter(study=study, kind="export", created_by=request.user).order_by("-created_at")[
         :10
     ]
     return render(request, "exports/builder.html", {"study": study, "form": form, "jobs": jobs})
+
+
+def _on_fields(exc: ValidationError, form) -> bool:
+    return hasattr(exc, "error_dict") and set(exc.error_dict) <= set(form.fields)

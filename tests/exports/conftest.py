@@ -163,3 +163,14 @@ def registry(make_user) -> Registry:
         )
         subjects.append(subject)
     return Registry(study, subjects, admin, pi, statistician)
+
+
+@pytest.fixture
+def demo(db):
+    """The demo study of the shipped definitions (tests/demo builds it the same way), small: four
+    patients at three sites, two PDX models, imaging studies linked to them."""
+    from capture.demo import study as demo_study
+    from tests.conftest import ROOT
+
+    load_definitions([ROOT / "crf_definitions"], actor=SYSTEM)
+    return demo_study.seed(patients=4, models=2)

@@ -170,6 +170,7 @@ ROUTES: dict[str, Route | None] = {
     "api:subject-records": Route(scope="subject", api=True),
     "api:record-detail": Route(scope="record", api=True),
     "api:job-detail": Route(scope="job", api=True),
+    "api:export-create": Route(perm="export_deidentified", methods=("POST",), ok=202, api=True),
     # The REDCap-compatible endpoint takes a token in the POST body, never a session:
     # tests/api/test_redcap_protocol.py and test_pycap_live.py prove its refusals per role and study.
     "api:redcap": None,

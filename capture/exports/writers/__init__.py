@@ -57,6 +57,9 @@ class Writer:
     def finish(self, codebook_rows: list[dict]) -> None:
         pass
 
+    def abandon(self) -> None:
+        """The format failed: close what is open (its files are left out of the export)."""
+
     def formatter(self, col: Column, *, neutral: bool):
         """A fast per-column version of `text` for the text formats ('' for blank);
         `neutral`: strings are neutralised against formula injection."""

@@ -113,3 +113,8 @@ class ParquetWriter(Writer):
     def end(self, table) -> None:
         self._flush()
         self._writer.close()
+
+    def abandon(self) -> None:
+        writer = getattr(self, "_writer", None)
+        if writer is not None:
+            writer.close()

@@ -13,12 +13,14 @@ Encoding, the same in every statistical format (the codebook's `stat_values` lis
   labels or user-missing values, so there the code becomes a plain missing value. In a date
   column a code becomes missing in every format (the codebook says so). In text columns the
   code stays as text (in SPSS declared missing for the first three codes: the format's limit).
+
+Names: each format writes the names `naming.short_names` gives (the full name where it fits the
+format's limit, else a shortened one whose variable label starts with the full name).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import string
 
 import pandas as pd
@@ -26,17 +28,11 @@ import pyreadstat
 
 from ..codebook import stat_codes
 from ..columns import Column, Missing
+from ..naming import renamed_label, short_names, stat_numeric
 from . import Writer
 
-NUMERIC = {"code", "boolean", "option", "status", "integer", "decimal", "days"}
 SAV_MISSING_TOP = -9991
 SAV_MISSING_BOTTOM = -9999
-
-
-def _is_numeric(col: Column) -> bool:
-    if col.source == "context":
-        return col.key in ("event_day", "instance", "row")
-    return col.datatype in NUMERIC
 
 
 class StatsWriter(Writer):
@@ -53,8 +49,10 @@ class StatsWriter(Writer):
             stat_codes(col) if col.datatype == "code" and col.source != "context" else None
             for col in table.columns
         ]
-        self._numeric = [_is_numeric(col) for col in table.columns]
+        self._numeric = [stat_numeric(col) for col in table.columns]
         self._used_missing: list[set] = [set() for _ in table.columns]
+        # The format's own names (naming.py): the full name where it fits, else a shortened one.
+        self.names = short_names(table.columns, self.extension)
 
     def write(self, table, batch) -> None:
         cell = self._cell
@@ -83,27 +81,29 @@ class StatsWriter(Writer):
     def frame(self, table) -> pd.DataFrame:
         data = {}
         for n, col in enumerate(table.columns):
-            values = self._data[n]
+            values, name = self._data[n], self.names[n]
             if self._numeric[n] and not self._used_missing[n]:
-                data[col.name] = pd.Series(
-                    [float("nan") if v is None else v for v in values], dtype="float64"
-                )
+                data[name] = pd.Series([float("nan") if v is None else v for v in values], dtype="float64")
             elif self._numeric[n] or col.datatype in ("date", "datetime"):
-                data[col.name] = pd.Series(values, dtype=object)
+                data[name] = pd.Series(values, dtype=object)
             else:
-                data[col.name] = pd.Series(["" if v is None else v for v in values], dtype=object)
-        return pd.DataFrame(data, columns=[c.name for c in table.columns])
+                data[name] = pd.Series(["" if v is None else v for v in values], dtype=object)
+        return pd.DataFrame(data, columns=self.names)
 
     def value_labels(self, table) -> dict:
         labels = {}
         for n, col in enumerate(table.columns):
             if col.datatype in ("boolean", "option", "status") or self._maps[n] is not None:
                 mapping = self._maps[n] or {code: int(code) for code, _, _ in col.codes}
-                labels[col.name] = {mapping[code]: meaning[:120] for code, meaning, _ in col.codes}
+                labels[self.names[n]] = {mapping[code]: meaning[:120] for code, meaning, _ in col.codes}
         return labels
 
     def labels_for(self, table, limit: int) -> dict:
-        return {c.name: c.label[:limit] for c in table.columns}
+        """Variable labels; a shortened variable's starts with its full name (the CSV's column)."""
+        return {
+            name: renamed_label(col.name, name, col.label)[:limit]
+            for col, name in zip(table.columns, self.names, strict=True)
+        }
 
 
 class DtaWriter(StatsWriter):
@@ -117,68 +117,29 @@ class DtaWriter(StatsWriter):
         frame = self.frame(table)
         labels = self.value_labels(table)
         missing = {}
+        letters = [self.missing_value(i) for i in range(len(self.codes))]
         for n, col in enumerate(table.columns):
-            if self._numeric[n] and col.source == "record":
-                letters = [self.missing_value(i) for i in range(len(self.codes))]
-                if self._used_missing[n]:
-                    missing[col.name] = [letter for letter in letters if letter]
-                labels.setdefault(col.name, {})
-                for i, code in enumerate(self.codes):
-                    if self._used_missing[n] and letters[i]:
-                        labels[col.name][letters[i]] = self.missing_meanings[code]
-                if not labels[col.name]:
-                    del labels[col.name]
+            if not (self._numeric[n] and col.source == "record" and self._used_missing[n]):
+                continue
+            name = self.names[n]
+            missing[name] = [letter for letter in letters if letter]
+            labels.setdefault(name, {})
+            for letter, code in zip(letters, self.codes, strict=True):
+                if letter:
+                    labels[name][letter] = self.missing_meanings[code]
         # Stata keeps text columns as strings; value labels on strings are not allowed.
-        column_labels = self.labels_for(table, 80)
-        renames = stata_label_set_names(list(frame.columns), labels)
-        if renames:
-            frame = frame.rename(columns=renames)
-            labels = {renames.get(k, k): v for k, v in labels.items()}
-            missing = {renames.get(k, k): v for k, v in missing.items()}
-            column_labels = {
-                renames.get(k, k): (f"{k}: {v}" if k in renames else v)[:80] for k, v in column_labels.items()
-            }
         path = self.path_for(table)
         pyreadstat.write_dta(
             frame,
             str(path),
             file_label=f"{self.builder.study.name}: {table.title}"[:80],
-            column_labels=column_labels,
+            column_labels=self.labels_for(table, 80),
             variable_value_labels=labels,
             missing_user_values=missing,
             version=15,
         )
         self.files.append(path)
         self._data = []
-
-
-STATA_NAME = 32  # Stata's limit on a variable's and on a value-label set's name
-
-
-def stata_label_set_names(names: list[str], labelled: dict) -> dict[str, str]:
-    """Renames Stata needs: pyreadstat names each value-label set after its variable with a
-    running number appended (`name` + `0`, `1`, … in column order), and Stata refuses a set name
-    over 32 characters. A labelled variable whose name would overflow gets a shorter one (cut,
-    with a hash of the full name so it stays unique and stable); its variable label starts with
-    the full name, which the CSV, Parquet and the codebook use."""
-    taken = set(names)
-    renames: dict[str, str] = {}
-    count = 0
-    for name in names:
-        if name not in labelled:
-            continue
-        room = STATA_NAME - len(str(count))
-        if len(name) > room:
-            digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()
-            short = f"{name[: room - 6].rstrip('_')}_{digest[:5]}"
-            n = 5
-            while short in taken and n < len(digest):
-                n += 1
-                short = f"{name[: room - 1 - n].rstrip('_')}_{digest[:n]}"
-            taken.add(short)
-            renames[name] = short
-        count += 1
-    return renames
 
 
 class SavWriter(StatsWriter):
@@ -190,26 +151,27 @@ class SavWriter(StatsWriter):
 
     def end(self, table) -> None:
         frame = self.frame(table)
-        for n, col in enumerate(table.columns):
+        for n, name in enumerate(self.names):
             if self._numeric[n] and self._used_missing[n]:
-                frame[col.name] = pd.to_numeric(frame[col.name]).astype("float64")
+                frame[name] = pd.to_numeric(frame[name]).astype("float64")
         labels = self.value_labels(table)
         ranges: dict = {}
         for n, col in enumerate(table.columns):
             if col.source != "record":
                 continue
+            name = self.names[n]
             if self._numeric[n]:
-                ranges[col.name] = [{"lo": float(SAV_MISSING_BOTTOM), "hi": float(SAV_MISSING_TOP)}]
-                labels.setdefault(col.name, {})
+                ranges[name] = [{"lo": float(SAV_MISSING_BOTTOM), "hi": float(SAV_MISSING_TOP)}]
+                labels.setdefault(name, {})
                 for i, code in enumerate(self.codes):
                     if self.missing_value(i) is not None:
-                        labels[col.name][self.missing_value(i)] = self.missing_meanings[code]
+                        labels[name][self.missing_value(i)] = self.missing_meanings[code]
             elif col.datatype in ("text", "multi", "time"):
                 # SPSS allows three discrete missing strings of at most 8 bytes.
                 short = [c for c in self.codes if len(c.encode()) <= 8][:3]
                 if short:
-                    ranges[col.name] = short
-                labels[col.name] = {c: self.missing_meanings[c] for c in self.codes}
+                    ranges[name] = short
+                labels[name] = {c: self.missing_meanings[c] for c in self.codes}
         path = self.path_for(table)
         pyreadstat.write_sav(
             frame,
@@ -232,15 +194,15 @@ class XptWriter(StatsWriter):
 
     def end(self, table) -> None:
         frame = self.frame(table)
-        for n, col in enumerate(table.columns):
+        for n, name in enumerate(self.names):
             if self._numeric[n]:
-                frame[col.name] = pd.to_numeric(frame[col.name]).astype("float64")
+                frame[name] = pd.to_numeric(frame[name]).astype("float64")
         path = self.path_for(table)
         pyreadstat.write_xport(
             frame,
             str(path),
             file_label=f"{self.builder.study.name}"[:40],
-            column_labels=self.labels_for(table, 40),
+            column_labels=self.labels_for(table, 256),  # version 8 keeps long labels
             table_name=table.name[:32],
             file_format_version=8,
         )

@@ -6,6 +6,7 @@ workbook is written by xlsxwriter in constant-memory mode: rows go to disk as th
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 
@@ -39,6 +40,11 @@ class CsvWriter(Writer):
 
     def finish(self, codebook_rows) -> None:
         pass  # the bundle carries codebook.csv already
+
+    def abandon(self) -> None:
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            handle.close()
 
 
 class XlsxWriter(Writer):
@@ -110,3 +116,8 @@ class XlsxWriter(Writer):
                 if value not in ("", None):
                     sheet.write_string(r, n, neutralise(str(value)))
         self.book.close()
+
+    def abandon(self) -> None:
+        # Closing removes its temporary files; the format has failed already, its file is left out.
+        with contextlib.suppress(Exception):
+            self.book.close()
