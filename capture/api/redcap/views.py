@@ -7,7 +7,6 @@ work, answer in REDCap's format. Errors answer in the request's `returnFormat` (
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from urllib.parse import unquote_to_bytes
 
@@ -25,16 +24,13 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from capture.audit.models import AuditEvent
-from capture.audit.shown import ShownEvent, shown_events, study_items
 from capture.studies import access
 from capture.studies.disclosure import Disclosure
 from capture.studies.models import Membership
 from capture.studies.roles import ROLES
 
 from ..tokens import resolve_redcap_token
-from ..views import audit_visible_to
-from . import multipart, record_import, records, render, rights
+from . import logs, multipart, record_import, records, render, rights
 from . import project as meta
 from .params import Params, RedcapError
 
@@ -478,83 +474,6 @@ def _user_dag_mapping(user, study, p, fmt):
     return render.rows_response(fmt, rows, ["username", "redcap_data_access_group"])
 
 
-# The most log rows one request answers (newest first), as REDCap pages its logging.
-LOG_ROWS = 10000
-
-
-def _log(user, study, p, fmt):
-    """The audit trail as REDCap's logging, seen through the user's disclosure policy: a
-    de-identified reader gets shifted timestamps (none for events about no subject), values of
-    no item, and beginTime/endTime compared with the timestamps they see."""
-    if not access.can(user, "view_audit", study):
-        raise RedcapError("You do not have Logging privileges", status=403)
-    policy = Disclosure.for_user(user, study)
-    events = audit_visible_to(user, study).order_by("-timestamp", "-seq")
-    if p.get("user"):
-        events = events.filter(actor_label=p.get("user"))
-    if p.get("record"):
-        rid = p.get("record")
-        events = events.filter(object_label__in=[rid]) | events.filter(object_label__startswith=f"{rid} / ")
-    begin = records._parse_moment(p.get("beginTime"), "beginTime")
-    end = records._parse_moment(p.get("endTime"), "endTime")
-    if end:
-        end += dt.timedelta(seconds=59)
-    # In the database, the window widened by the study's shifts; exactly, on what the user sees.
-    low, high = records.shift_range(study, policy)
-    if begin:
-        events = events.filter(timestamp__gte=begin - dt.timedelta(days=high))
-    if end:
-        events = events.filter(timestamp__lte=end - dt.timedelta(days=low))
-    rows = []
-    for shown in _shown(events, policy, study):
-        moment = shown.timestamp
-        if (begin or end) and (moment is None or (begin and moment < begin) or (end and moment > end)):
-            continue
-        e = shown.event
-        rows.append(
-            {
-                "timestamp": timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else "",
-                "username": e.actor_label,
-                "action": _log_action(e),
-                "details": _log_details(shown, not policy.identified),
-                "record": e.object_label.split(" / ")[0] if e.object_type in ("record", "subject") else "",
-            }
-        )
-        if len(rows) == LOG_ROWS:
-            break
-    return render.rows_response(fmt, rows, ["timestamp", "username", "action", "details", "record"])
-
-
-def _shown(events, policy, study, chunk: int = 2000):
-    """The events as `policy` shows them, read `chunk` at a time."""
-    items = None if policy.identified else study_items(study)
-    batch = []
-    for event in events.iterator(chunk_size=chunk):
-        batch.append(event)
-        if len(batch) == chunk:
-            yield from shown_events(batch, policy, study, items)
-            batch = []
-    yield from shown_events(batch, policy, study, items)
-
-
-def _log_action(event: AuditEvent) -> str:
-    verb = event.action.split(".")[-1]
-    names = {"create": "Created", "update": "Updated", "delete": "Deleted", "enroll": "Created"}
-    if event.object_type in ("record", "subject"):
-        return f"{names.get(verb, verb.title())} Record {event.object_label.split(' / ')[0]}"
-    return event.action
-
-
-def _log_details(shown: ShownEvent, hide_values: bool) -> str:
-    after = shown.after or {}
-    values = after.get("data", after) if isinstance(after, dict) else {}
-    if not isinstance(values, dict):
-        return shown.object_label
-    if hide_values:
-        return ", ".join(sorted(k for k in values if not k.startswith("__")))
-    return ", ".join(f"{k} = '{v}'" for k, v in values.items() if not k.startswith("__"))
-
-
 _EXPORTS = {
     "project": _project_info,
     "metadata": _metadata,
@@ -569,5 +488,5 @@ _EXPORTS = {
     "userDagMapping": _user_dag_mapping,
     "userRole": _user_roles,
     "userRoleMapping": _user_role_mapping,
-    "log": _log,
+    "log": logs.export_log,
 }
