@@ -19,7 +19,9 @@ def test_redcapr_delete_gets_a_bare_integer(client, redcap_tokens, records, subj
     assert response.content == b"1"  # REDCap's answer, whatever returnFormat says
     assert not FormRecord.objects.filter(subject=subjects["b"]).exists()
     for fmt, instrument in (("json", "lesions"), ("csv", "demographics")):
-        again = client.post(URL, {**body, "records[0]": "A-0001", "instrument": instrument, "returnFormat": fmt})
+        again = client.post(
+            URL, {**body, "records[0]": "A-0001", "instrument": instrument, "returnFormat": fmt}
+        )
         assert again.content == b"1", fmt
 
 
@@ -48,10 +50,18 @@ def test_eav_xml_import_and_bad_xml(client, redcap_tokens, records, subjects):
         "<records><item><record>B-0001</record><redcap_event_name>baseline_arm_1</redcap_event_name>"
         "<field_name>age</field_name><value>65</value></item></records>"
     )
-    body = {"token": redcap_tokens["admin"], "content": "record", "format": "xml", "type": "eav", "data": data}
+    body = {
+        "token": redcap_tokens["admin"],
+        "content": "record",
+        "format": "xml",
+        "type": "eav",
+        "data": data,
+    }
     assert client.post(URL, {**body, "returnFormat": "json"}).json() == {"count": 1}
     assert FormRecord.objects.get(subject=subjects["b"], form_name="demographics").data["age"] == 65
-    entity = '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x "64">]><records><item><age>&x;</age></item></records>'
+    entity = (
+        '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x "64">]><records><item><age>&x;</age></item></records>'
+    )
     for bad in ("<records><item>", entity):
         response = client.post(URL, {**body, "type": "flat", "data": bad, "returnFormat": "json"})
         assert response.status_code == 400 and "XML" in response.json()["error"]

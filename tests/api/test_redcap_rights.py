@@ -128,13 +128,17 @@ def test_user_roles_are_the_roles_with_their_rights(client, redcap_tokens, recor
 
 
 @pytest.mark.redcap("userRoleMapping", "export")
-def test_user_role_mapping_names_each_members_role(client, redcap_tokens, records):
+@pytest.mark.redcap("userDagMapping", "export")
+def test_user_role_and_dag_mappings_name_each_members_role_and_site(client, redcap_tokens, records):
     rows = post(client, redcap_tokens["admin"], content="userRoleMapping", format="json").json()
     mapping = {r["username"]: r["unique_role_name"] for r in rows}
     assert mapping["coordinator_a"] == "coordinator" and mapping["monitor"] == "monitor"
     assert mapping["admin"] == "study_admin" and len(mapping) == 7
     mine = post(client, redcap_tokens["coordinator_a"], content="userRoleMapping", format="json").json()
     assert mine == [{"username": "coordinator_a", "unique_role_name": "coordinator"}]
+    dags = post(client, redcap_tokens["admin"], content="userDagMapping", format="json").json()
+    assert {"username": "coordinator_b", "redcap_data_access_group": "b"} in dags
+    assert {"username": "monitor", "redcap_data_access_group": ""} in dags
 
 
 @pytest.mark.redcap("userRole", "import", unsupported="roles are Capture's own (capture/studies/roles.py)")

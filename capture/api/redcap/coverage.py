@@ -74,6 +74,7 @@ METHODS: list[tuple[str, str, str]] = [
     ("participantList", "export", "Export a survey participant list"),
     ("surveyQueueLink", "export", "Export a survey queue link"),
     ("surveyReturnCode", "export", "Export a survey return code"),
+    ("surveyAccessCode", "export", "Export a survey access code"),
     ("user", "export", "Export users"),
     ("user", "import", "Import users"),
     ("user", "delete", "Delete users"),
