@@ -39,7 +39,9 @@ def test_the_coverage_table_is_the_rendering_of_the_recorded_results():
 def test_every_marked_method_has_recorded_results():
     recorded = {(r["content"], r["action"]) for r in coverage.load()}
     missing = marked_methods() - recorded
-    assert not missing, f"marked in tests but not in docs/api-coverage.json: {sorted(missing)}; run with --run"
+    assert not missing, (
+        f"marked in tests but not in docs/api-coverage.json: {sorted(missing)}; run with --run"
+    )
 
 
 def test_the_table_lists_every_redcap_method_once():
@@ -50,10 +52,20 @@ def test_the_table_lists_every_redcap_method_once():
 
 
 def test_a_failing_test_makes_its_method_fail_and_no_test_says_so():
+    def result(test, content, claim, outcome, note=""):
+        return {
+            "test": test,
+            "content": content,
+            "action": "export",
+            "claim": claim,
+            "note": note,
+            "outcome": outcome,
+        }
+
     results = [
-        {"test": "t1", "content": "record", "action": "export", "claim": "works", "note": "", "outcome": "passed"},
-        {"test": "t2", "content": "record", "action": "export", "claim": "works", "note": "", "outcome": "failed"},
-        {"test": "t3", "content": "log", "action": "export", "claim": "differs", "note": "x", "outcome": "passed"},
+        result("t1", "record", "works", "passed"),
+        result("t2", "record", "works", "failed"),
+        result("t3", "log", "differs", "passed", note="x"),
     ]
     assert coverage.status(results, "record", "export") == ("fails", "failing: t2", 2)
     assert coverage.status(results, "log", "export") == ("differs", "x", 1)
