@@ -15,6 +15,7 @@ has none, so `[form_complete] = ''` finds gray forms, as in REDCap.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from capture.definitions import expressions
 
@@ -25,7 +26,7 @@ EVENT_NAME = "__event_name"
 # The carrier of a filter-only function through the language's parser: concat('<marker>', x).
 _MARKER = "__capture_filter_fn:"
 _STRING = re.compile(r"""('[^']*'|"[^"]*")""")
-_SMART = [
+_SMART: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     (re.compile(r"\[event-name\]\s*(?=\[)", re.IGNORECASE), ""),
     (re.compile(r"\[record-name\]", re.IGNORECASE), f"[{RECORD_NAME}]"),
     (re.compile(r"\[event-name\]", re.IGNORECASE), f"[{EVENT_NAME}]"),

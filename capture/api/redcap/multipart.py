@@ -76,14 +76,13 @@ def _add_part(part: bytes, fields: QueryDict, files: MultiValueDict, encoding: s
         elif name.strip().lower() == "content-type":
             content_type = value.strip()
     params = _disposition_params(disposition)
-    name = params.get("name")
-    if name is None:
+    if "name" not in params:
         return  # a part that is not a form field (RFC 7578 §4.2): ignored, as Django does
     if "filename" in params:
         if params["filename"]:
-            files.appendlist(name, SimpleUploadedFile(params["filename"], content, content_type))
+            files.appendlist(params["name"], SimpleUploadedFile(params["filename"], content, content_type))
         return
-    fields.appendlist(name, content.decode(encoding, errors="replace"))
+    fields.appendlist(params["name"], content.decode(encoding, errors="replace"))
 
 
 def _disposition_params(disposition: str) -> dict[str, str]:

@@ -94,7 +94,7 @@ def user_row(membership: Membership, instruments: list[str]) -> dict:
     """One `content=user` row: the member's account, their sites and their rights as enforced."""
     user, study = membership.user, membership.study
     sites = member_sites(membership)
-    row = {
+    row: dict[str, object] = {
         "username": user.get_username(),
         "email": user.email,
         "firstname": user.first_name,
