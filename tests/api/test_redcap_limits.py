@@ -139,3 +139,31 @@ def test_a_multipart_body_keeps_its_files_for_the_endpoint(rf, db):
     request = rf.post(URL, {"token": "x", "content": "file", "file": SimpleUploadedFile("a.png", b"\x89PNG")})
     params = redcap_views._params(request)
     assert params["content"] == "file" and request.FILES["file"].read() == b"\x89PNG"
+
+
+def multipart_import(token: str, size: int) -> tuple[bytes, str]:
+    """What redcapAPI sends: every parameter a part, the token first, then a large `data`."""
+    boundary = "----capture-test"
+    parts = [("token", token), ("content", "record"), ("format", "json"), ("returnFormat", "json")]
+    body = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in parts
+    )
+    body += f'--{boundary}\r\nContent-Disposition: form-data; name="data"\r\n\r\n[' + "x" * size
+    body += f"\r\n--{boundary}--\r\n"
+    return body.encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_a_large_multipart_body_with_a_bad_token_is_refused_on_its_first_bytes(db):
+    body, content_type = multipart_import("F" * 32, 8 * 2**20)
+    response, read = call(body, content_type)
+    assert response.status_code == 403
+    assert json.loads(response.content) == {"error": "You do not have permissions to use the API"}
+    assert read <= redcap_views.HEAD_BYTES, f"read {read} bytes of an 8 MB body with a wrong token"
+
+
+def test_a_large_multipart_body_with_a_good_token_is_read_whole(redcap_tokens):
+    body, content_type = multipart_import(redcap_tokens["admin"], 3 * 2**20)
+    response, read = call(body, content_type)
+    assert response.status_code == 400 and "JSON" in json.loads(response.content)["error"]
+    assert read == len(body)

@@ -63,6 +63,18 @@ def parse_multipart(body: bytes, boundary: bytes, encoding: str) -> tuple[QueryD
     return fields, files
 
 
+def head_fields(head: bytes, boundary: bytes, encoding: str) -> QueryDict:
+    """The fields of the parts that end within `head`, the first bytes of a longer body."""
+    delimiter = b"\r\n--" + boundary
+    cut = head.rfind(delimiter)
+    if cut <= 0:
+        return QueryDict(encoding=encoding)
+    try:
+        return parse_multipart(head[:cut] + delimiter + b"--", boundary, encoding)[0]
+    except TooManyPartsError as exc:
+        return exc.fields
+
+
 def _add_part(part: bytes, fields: QueryDict, files: MultiValueDict, encoding: str) -> None:
     part = part[2:] if part.startswith(b"\r\n") else part
     head, separator, content = part.partition(b"\r\n\r\n")

@@ -135,9 +135,18 @@ def _params(request) -> QueryDict:
 
 
 def _multipart(request, length: int) -> QueryDict:
+    """A multipart body's fields (its files left in request.FILES). A wrong token among the parts
+    that end in the body's first HEAD_BYTES is refused before the rest is read."""
     boundary = multipart.boundary_of(request.META.get("CONTENT_TYPE", ""))
+    encoding = request.encoding or "utf-8"
+    head = request.read(min(length, HEAD_BYTES))
     try:
-        fields, files = multipart.parse_multipart(request.read(length), boundary, request.encoding or "utf-8")
+        if len(head) < length:
+            head_fields = multipart.head_fields(head, boundary, encoding)
+            token = head_fields.get("token", "").strip()
+            if token and resolve_redcap_token(token) is None:
+                raise _HeadError(head_fields, RedcapError(NO_PERMISSION, 403))
+        fields, files = multipart.parse_multipart(head + request.read(length - len(head)), boundary, encoding)
     except multipart.TooManyPartsError as exc:
         raise _HeadError(exc.fields, exc) from None
     # As Django's own parsing leaves them, so that request.POST and request.FILES read the same.
