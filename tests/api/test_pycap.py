@@ -27,6 +27,12 @@ def trial(url, records, redcap_tokens):
     return Project(url, redcap_tokens["admin"])
 
 
+@pytest.mark.redcap("version", "export")
+@pytest.mark.redcap("project", "export")
+@pytest.mark.redcap("metadata", "export")
+@pytest.mark.redcap("exportFieldNames", "export")
+@pytest.mark.redcap("formEventMapping", "export")
+@pytest.mark.redcap("repeatingFormsEvents", "export")
 def test_pycap_reads_version_project_and_dictionary(trial):
     assert str(trial.export_version()).count(".") == 2
     assert trial.export_project_info()["project_title"] == "Trial"
@@ -48,6 +54,7 @@ def test_pycap_reads_version_project_and_dictionary(trial):
     ]
 
 
+@pytest.mark.redcap("record", "export")
 def test_pycap_exports_records_as_json_csv_and_dataframe(trial):
     rows = trial.export_records()
     assert {r["record_id"] for r in rows} == {"A-0001", "B-0001", "A-0002"}
@@ -63,6 +70,8 @@ def test_pycap_exports_records_as_json_csv_and_dataframe(trial):
     assert labelled[0]["sex"] == "Female"
 
 
+@pytest.mark.redcap("record", "import")
+@pytest.mark.redcap("record", "delete")
 def test_pycap_imports_and_deletes_records(trial, subjects):
     result = trial.import_records(
         [
@@ -93,6 +102,7 @@ def test_pycap_imports_and_deletes_records(trial, subjects):
     assert not FormRecord.objects.filter(subject=subjects["b"]).exists()
 
 
+@pytest.mark.redcap("record", "import")
 def test_pycap_sees_errors_as_redcap_errors(trial, url, redcap_tokens):
     with pytest.raises(RedcapError, match="age"):
         trial.import_records([{"record_id": "B-0001", "redcap_event_name": "baseline_arm_1", "age": "500"}])
@@ -100,6 +110,11 @@ def test_pycap_sees_errors_as_redcap_errors(trial, url, redcap_tokens):
         Project(url, "0" * 32).export_project_info()
 
 
+@pytest.mark.redcap(
+    "record",
+    "export",
+    differs="a de-identified reader's dates are shifted per subject, where REDCap's de-identified export removes date fields",
+)
 def test_a_statisticians_pycap_gets_no_identifier(url, records, redcap_tokens):
     project = Project(url, redcap_tokens["statistician"])
     frame = project.export_records(format_type="df")
@@ -108,6 +123,9 @@ def test_a_statisticians_pycap_gets_no_identifier(url, records, redcap_tokens):
         project.import_records([{"record_id": "A-0001", "redcap_event_name": "baseline_arm_1", "age": "1"}])
 
 
+@pytest.mark.redcap("record", "export")
+@pytest.mark.redcap("record", "import")
+@pytest.mark.redcap("formEventMapping", "export")
 def test_pycap_works_with_a_classic_project(url, classic_study, personas):
     _, token = create_redcap_token(user=personas["admin"], study=classic_study)
     project = Project(url, token)
@@ -134,3 +152,38 @@ def test_pycap_works_with_a_classic_project(url, classic_study, personas):
     assert record.data["target_lesions"] == [{"lesion_site": "lung", "lesion_diameter": 8.5}]
     statistician = Project(url, create_redcap_token(user=personas["statistician"], study=classic_study)[1])
     assert "initials" not in statistician.export_records(format_type="df").columns
+
+
+@pytest.mark.redcap("user", "export")
+@pytest.mark.redcap("userRole", "export")
+@pytest.mark.redcap("userRoleMapping", "export")
+@pytest.mark.redcap("log", "export")
+def test_pycap_reads_rights_roles_and_filtered_logging(trial, url, redcap_tokens):
+    users = {u["username"]: u for u in trial.export_users()}
+    assert (users["data_manager"]["data_export"], users["monitor"]["data_export"]) == (1, 2)
+    assert users["coordinator_a"]["data_access_group"] == "a"
+    roles = {r["unique_role_name"]: r["role_label"] for r in trial.export_user_roles()}
+    assert roles["data_manager"] == "Data manager"
+    assignment = {r["username"]: r["unique_role_name"] for r in trial.export_user_role_assignment()}
+    assert assignment["pi"] == "pi"
+    added = trial.export_logging(log_type="record_add", dag="b")
+    assert added and {r["record"] for r in added} == {"B-0001"}
+    assert all(r["action"].startswith("Created Record") for r in added)
+    monitor = Project(url, redcap_tokens["monitor"])
+    with pytest.raises(RedcapError, match="Import"):
+        monitor.import_records([{"record_id": "A-0001", "redcap_event_name": "baseline_arm_1", "age": "1"}])
+
+
+@pytest.mark.redcap("record", "export")
+@pytest.mark.redcap("record", "import")
+@pytest.mark.redcap("record", "delete")
+def test_pycap_filters_on_form_status_imports_xml_and_deletes(trial, subjects):
+    complete = trial.export_records(filter_logic="[demographics_complete] = '2'", fields=["record_id"])
+    assert [r["record_id"] for r in complete] == ["A-0001"]
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8" ?><records><item><record_id>B-0001</record_id>'
+        "<redcap_event_name>baseline_arm_1</redcap_event_name><age><![CDATA[63]]></age></item></records>"
+    )
+    assert trial.import_records(xml, import_format="xml") == {"count": 1}
+    assert FormRecord.objects.get(subject=subjects["b"], form_name="demographics").data["age"] == 63
+    assert trial.delete_records(["B-0001"], return_format_type="xml") == "1"

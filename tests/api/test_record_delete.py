@@ -56,6 +56,7 @@ def test_rest_delete_refuses_a_signed_or_queried_record(client, api_tokens, reco
     _kept(records["a_demo"])
 
 
+@pytest.mark.redcap("record", "delete", differs="a signed record or one with queries is refused")
 @pytest.mark.parametrize("protect", [_sign, _query], ids=["signed", "open query"])
 def test_redcap_delete_refuses_a_signed_or_queried_record(client, redcap_tokens, records, personas, protect):
     protect(personas, records["a_demo"])
@@ -85,6 +86,7 @@ def test_rest_delete_needs_a_reason_and_a_study_administrator(client, api_tokens
     _kept(records["a_demo"])
 
 
+@pytest.mark.redcap("record", "delete")
 def test_redcap_delete_writes_its_reason_in_the_audit(client, redcap_tokens, records):
     response = redcap_delete(client, redcap_tokens["admin"])
     assert response.status_code == 200 and response.json() == 1

@@ -20,12 +20,14 @@ def admin_token(redcap_tokens):
     return redcap_tokens["admin"]
 
 
+@pytest.mark.redcap("version", "export")
 def test_it_answers_the_version_as_plain_text(client, admin_token):
     response = post(client, admin_token, content="version")
     assert response.status_code == 200
     assert response.content.decode().count(".") == 2
 
 
+@pytest.mark.redcap("metadata", "export")
 def test_it_exports_metadata_with_the_18_keys_and_record_id_first(client, admin_token, study):
     rows = post(client, admin_token, content="metadata", format="json").json()
     assert list(rows[0]) == [
@@ -67,11 +69,13 @@ def test_it_exports_metadata_with_the_18_keys_and_record_id_first(client, admin_
     ]
 
 
+@pytest.mark.redcap("metadata", "export")
 def test_it_filters_metadata_by_forms(client, admin_token, study):
     rows = post(client, admin_token, content="metadata", format="json", **{"forms[0]": "animal"}).json()
     assert {r["form_name"] for r in rows} == {"animal"}
 
 
+@pytest.mark.redcap("exportFieldNames", "export")
 def test_it_exports_checkbox_field_names_with_triple_underscore(client, admin_token, study):
     rows = post(client, admin_token, content="exportFieldNames", format="json").json()
     symptoms = [r for r in rows if r["original_field_name"] == "symptoms"]
@@ -83,6 +87,11 @@ def test_it_exports_checkbox_field_names_with_triple_underscore(client, admin_to
     assert rows[0]["export_field_name"] == "record_id"
 
 
+@pytest.mark.redcap("instrument", "export")
+@pytest.mark.redcap("event", "export")
+@pytest.mark.redcap("arm", "export")
+@pytest.mark.redcap("formEventMapping", "export")
+@pytest.mark.redcap("repeatingFormsEvents", "export")
 def test_it_exports_instruments_events_arms_and_mappings(client, admin_token, study):
     instruments = post(client, admin_token, content="instrument", format="json").json()
     assert [i["instrument_name"] for i in instruments] == ["demographics", "lesions", "animal"]
@@ -96,6 +105,8 @@ def test_it_exports_instruments_events_arms_and_mappings(client, admin_token, st
     assert repeating == [{"event_name": "week_8_arm_1", "form_name": "lesions", "custom_form_label": ""}]
 
 
+@pytest.mark.redcap("formEventMapping", "export")
+@pytest.mark.redcap("project", "export")
 def test_it_refuses_form_event_mapping_on_a_classic_project(client, personas, classic_study):
     from capture.api.tokens import create_redcap_token
 
@@ -108,12 +119,14 @@ def test_it_refuses_form_event_mapping_on_a_classic_project(client, personas, cl
     assert info["has_repeating_instruments_or_events"] == 1
 
 
+@pytest.mark.redcap("project", "export")
 def test_it_exports_project_info(client, admin_token, study):
     info = post(client, admin_token, content="project", format="json").json()
     assert info["project_title"] == "Trial"
     assert info["is_longitudinal"] == 1
 
 
+@pytest.mark.redcap("record", "export")
 def test_it_exports_flat_records_in_redcap_column_order(client, admin_token, records):
     rows = post(client, admin_token, content="record", format="json", type="flat").json()
     assert list(rows[0])[:4] == [
@@ -145,6 +158,7 @@ def test_it_exports_flat_records_in_redcap_column_order(client, admin_token, rec
     assert repeats[0]["initials"] == ""
 
 
+@pytest.mark.redcap("record", "export")
 def test_it_exports_csv_and_xml(client, admin_token, records):
     text = post(client, admin_token, content="record", format="csv").content.decode()
     table = list(csv.DictReader(io.StringIO(text)))
@@ -153,6 +167,7 @@ def test_it_exports_csv_and_xml(client, admin_token, records):
     assert xml.startswith("<?xml") and "<record_id><![CDATA[A-0001]]></record_id>" in xml
 
 
+@pytest.mark.redcap("record", "export")
 def test_it_accepts_lists_as_indexed_arrays_and_comma_lists(client, admin_token, records):
     indexed = post(
         client,
@@ -176,6 +191,7 @@ def test_it_accepts_lists_as_indexed_arrays_and_comma_lists(client, admin_token,
     ]
 
 
+@pytest.mark.redcap("record", "export")
 def test_it_exports_labels_and_label_headers(client, admin_token, records):
     rows = post(
         client,
@@ -213,6 +229,7 @@ def test_it_exports_labels_and_label_headers(client, admin_token, records):
     assert header.startswith("Subject ID,Event Name") and "Symptoms (choice=Pain)" in header
 
 
+@pytest.mark.redcap("record", "export")
 def test_it_exports_eav(client, admin_token, records):
     rows = post(
         client,
@@ -234,6 +251,7 @@ def test_it_exports_eav(client, admin_token, records):
     assert not any(r["field_name"] == "symptoms" and r["value"] == "fatigue" for r in rows)
 
 
+@pytest.mark.redcap("record", "export")
 def test_it_adds_data_access_groups_when_asked(client, admin_token, records):
     rows = post(
         client,
@@ -247,6 +265,7 @@ def test_it_adds_data_access_groups_when_asked(client, admin_token, records):
     assert {r["record_id"]: r["redcap_data_access_group"] for r in rows}["B-0001"] == "b"
 
 
+@pytest.mark.redcap("record", "export")
 def test_it_filters_by_date_range_of_changes(client, admin_token, records):
     rows = post(
         client, admin_token, content="record", format="json", dateRangeBegin="2999-01-01 00:00:00"
@@ -258,6 +277,11 @@ def test_it_filters_by_date_range_of_changes(client, admin_token, records):
     assert rows
 
 
+@pytest.mark.redcap(
+    "record",
+    "export",
+    differs="a de-identified reader's dates are shifted per subject, where REDCap's de-identified export removes date fields",
+)
 def test_it_gives_a_statistician_de_identified_records(client, redcap_tokens, records, subjects):
     rows = post(client, redcap_tokens["statistician"], content="record", format="json").json()
     assert rows and not any("initials" in r for r in rows)
@@ -273,6 +297,8 @@ def test_it_gives_a_statistician_de_identified_records(client, redcap_tokens, re
     assert "ABC" not in json.dumps(eav)
 
 
+@pytest.mark.redcap("record", "export")
+@pytest.mark.redcap("dag", "export", differs="the sites the user sees; REDCap lists every DAG")
 def test_it_shows_a_site_coordinator_only_their_sites_records(client, redcap_tokens, records):
     rows = post(client, redcap_tokens["coordinator_b"], content="record", format="json").json()
     assert {r["record_id"] for r in rows} == {"B-0001"}
@@ -280,6 +306,7 @@ def test_it_shows_a_site_coordinator_only_their_sites_records(client, redcap_tok
     assert [d["unique_group_name"] for d in dags] == ["b"]
 
 
+@pytest.mark.redcap("record", "export")
 def test_it_refuses_unknown_fields_with_a_redcap_error(client, admin_token, records):
     response = post(client, admin_token, content="record", format="json", fields="nope")
     assert response.status_code == 400
@@ -290,6 +317,7 @@ def test_it_refuses_unknown_fields_with_a_redcap_error(client, admin_token, reco
     assert "<error>" in xml_error.content.decode()
 
 
+@pytest.mark.redcap("record", "export")
 def test_it_filters_rows_with_filter_logic(client, admin_token, records):
     rows = post(
         client,
@@ -313,6 +341,7 @@ def test_it_filters_rows_with_filter_logic(client, admin_token, records):
     assert bad.status_code == 400 and "filterLogic" in bad.json()["error"]
 
 
+@pytest.mark.redcap("record", "export")
 def test_filter_logic_cannot_probe_identifiers_it_may_not_see(client, redcap_tokens, records):
     rows = post(
         client,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from capture.audit.models import AuditEvent
 from capture.records.models import FormRecord
 
@@ -18,6 +20,7 @@ def _record(subject, event, form, instance=1):
     return FormRecord.objects.get(subject=subject, event__name=event, form_name=form, instance=instance)
 
 
+@pytest.mark.redcap("record", "import")
 def test_it_imports_json_through_the_record_service(client, redcap_tokens, records, subjects):
     data = [
         {
@@ -48,6 +51,7 @@ def test_it_imports_json_through_the_record_service(client, redcap_tokens, recor
     assert AuditEvent.objects.filter(action="record.update", reason="REDCap API import").exists()
 
 
+@pytest.mark.redcap("record", "import")
 def test_it_imports_csv_with_new_repeat_instances_and_day_month_dates(
     client, redcap_tokens, records, subjects
 ):
@@ -71,6 +75,7 @@ def test_it_imports_csv_with_new_repeat_instances_and_day_month_dates(
     assert _record(subjects["a"], "week_8", "lesions", 3).data["visit_date"] == "2025-05-30"
 
 
+@pytest.mark.redcap("record", "import")
 def test_overwrite_behaviour_erases_blank_values(client, redcap_tokens, records, subjects):
     data = [{"record_id": "A-0001", "redcap_event_name": "baseline_arm_1", "weight": ""}]
     post(
@@ -86,6 +91,7 @@ def test_overwrite_behaviour_erases_blank_values(client, redcap_tokens, records,
     assert "weight" not in _record(subjects["a"], "baseline", "demographics").data
 
 
+@pytest.mark.redcap("record", "import")
 def test_it_writes_nothing_when_any_row_is_invalid(client, redcap_tokens, records, subjects):
     data = [
         {"record_id": "A-0001", "redcap_event_name": "baseline_arm_1", "age": "61"},
@@ -105,6 +111,7 @@ def test_it_writes_nothing_when_any_row_is_invalid(client, redcap_tokens, record
     assert _record(subjects["a"], "baseline", "demographics").data["age"] == 54
 
 
+@pytest.mark.redcap("record", "import")
 def test_it_refuses_import_at_another_site_and_for_read_only_roles(client, redcap_tokens, records):
     data = json.dumps([{"record_id": "B-0001", "redcap_event_name": "baseline_arm_1", "age": "61"}])
     other_site = post(
@@ -130,6 +137,7 @@ def test_it_refuses_import_at_another_site_and_for_read_only_roles(client, redca
         assert response.status_code == 403, persona
 
 
+@pytest.mark.redcap("record", "import")
 def test_it_refuses_unknown_fields_and_records_that_are_not_enrolled(client, redcap_tokens, records):
     unknown_field = json.dumps(
         [{"record_id": "A-0001", "redcap_event_name": "baseline_arm_1", "shoe_size": "9"}]
@@ -157,6 +165,8 @@ def test_it_refuses_unknown_fields_and_records_that_are_not_enrolled(client, red
     assert "enrol" in response.json()["error"]
 
 
+@pytest.mark.redcap("record", "export")
+@pytest.mark.redcap("record", "import")
 def test_a_round_trip_of_the_export_changes_nothing(client, redcap_tokens, records):
     token = redcap_tokens["admin"]
     exported = post(client, token, content="record", format="json").content.decode()
@@ -169,6 +179,7 @@ def test_a_round_trip_of_the_export_changes_nothing(client, redcap_tokens, recor
     assert AuditEvent.objects.count() == before
 
 
+@pytest.mark.redcap("record", "delete", differs="deletes form records; the subject's enrolment stays")
 def test_it_deletes_records_through_an_audited_service(client, redcap_tokens, records, subjects):
     response = post(
         client,
@@ -185,6 +196,7 @@ def test_it_deletes_records_through_an_audited_service(client, redcap_tokens, re
     assert event.before["data"]["initials"] == "XYZ"
 
 
+@pytest.mark.redcap("record", "delete")
 def test_it_deletes_one_instance_of_a_repeating_instrument(client, redcap_tokens, records, subjects):
     post(
         client,
@@ -204,6 +216,7 @@ def test_it_deletes_one_instance_of_a_repeating_instrument(client, redcap_tokens
     ) == [1]
 
 
+@pytest.mark.redcap("record", "delete")
 def test_only_study_administrators_delete_and_unknown_records_are_named(client, redcap_tokens, records):
     for persona in ("data_manager", "coordinator_a", "statistician"):
         response = post(

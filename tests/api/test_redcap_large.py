@@ -27,6 +27,7 @@ def body(response) -> bytes:
     return b"".join(response.streaming_content) if response.streaming else response.content
 
 
+@pytest.mark.redcap("record", "export")
 @pytest.mark.parametrize("fmt", ["json", "csv", "xml"])
 @pytest.mark.parametrize("record_type", ["flat", "eav"])
 def test_a_streamed_export_has_the_bytes_of_a_whole_one(
@@ -44,6 +45,7 @@ def test_a_streamed_export_has_the_bytes_of_a_whole_one(
     assert body(streamed) == body(whole)
 
 
+@pytest.mark.redcap("record", "import")
 def test_rows_of_one_record_merge_into_one_audited_write(client, redcap_tokens, records, subjects):
     rows = [
         {"record_id": "B-0001", "redcap_event_name": "baseline_arm_1", "age": "61"},

@@ -94,8 +94,9 @@ def test_a_good_token_and_a_body_over_the_head_still_imports(client, redcap_toke
     assert json.loads(response.content) == {"count": 1}
 
 
+@pytest.mark.redcap("record", "export")
 @pytest.mark.parametrize("encoding", ["multipart", "form"])
-def test_too_many_fields_is_a_redcap_error_not_an_html_page(client, redcap_tokens, settings, encoding):
+def test_too_many_fields_is_a_redcap_error_in_the_asked_format(client, redcap_tokens, settings, encoding):
     settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
     params = {"token": redcap_tokens["admin"], "content": "record", "format": "json"}
     params |= {f"fields[{i}]": "age" for i in range(20)}
@@ -104,12 +105,65 @@ def test_too_many_fields_is_a_redcap_error_not_an_html_page(client, redcap_token
     else:
         response = client.generic("POST", URL, urlencode(params).encode(), content_type=FORM)
     assert response.status_code == 400
-    assert response["Content-Type"].startswith("text/xml"), response.content[:200]
-    assert "<error>" in response.content.decode() and "10 parameters" in response.content.decode()
+    # The parameters read before the limit ask for JSON: the error answers in it, never in HTML.
+    assert response.json() == {"error": "The request has more than 10 parameters."}
 
 
-def test_a_multipart_form_over_the_memory_limit_is_a_redcap_error(client, redcap_tokens, settings):
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
-    response = client.post(URL, {"token": redcap_tokens["admin"], "content": "record", "data": "x" * 5000})
-    assert response.status_code == 413
-    assert response["Content-Type"].startswith("text/xml") and "<error>" in response.content.decode()
+@pytest.mark.redcap("record", "import")
+def test_a_multipart_import_past_djangos_memory_limit_is_read(client, redcap_tokens, records):
+    """redcapAPI sends every call multipart, in this order; 3.2 MB of CSV passed Django's 2.5 MB
+    DATA_UPLOAD_MAX_MEMORY_SIZE, which answered an HTML 400."""
+    rows = "A-0001,baseline_arm_1,,,55\n" * 125_000  # one record's row, many times over
+    data = "record_id,redcap_event_name,redcap_repeat_instrument,redcap_repeat_instance,age\n" + rows
+    assert len(data) > 3.2 * 2**20
+    body = {
+        "token": redcap_tokens["admin"],
+        "content": "record",
+        "format": "csv",
+        "type": "flat",
+        "overwriteBehavior": "normal",
+        "returnContent": "count",
+        "returnFormat": "csv",
+        "data": data,
+    }
+    response = client.post(URL, body)  # the test client sends multipart/form-data
+    assert response.status_code == 200, response.content[:300]
+    assert response.content == b"1"
+    records["a_demo"].refresh_from_db()
+    assert records["a_demo"].data["age"] == 55
+
+
+def test_a_multipart_body_keeps_its_files_for_the_endpoint(rf, db):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    request = rf.post(URL, {"token": "x", "content": "file", "file": SimpleUploadedFile("a.png", b"\x89PNG")})
+    params = redcap_views._params(request)
+    assert params["content"] == "file" and request.FILES["file"].read() == b"\x89PNG"
+
+
+def multipart_import(token: str, size: int) -> tuple[bytes, str]:
+    """What redcapAPI sends: every parameter a part, the token first, then a large `data`."""
+    boundary = "----capture-test"
+    parts = [("token", token), ("content", "record"), ("format", "json"), ("returnFormat", "json")]
+    body = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in parts
+    )
+    body += f'--{boundary}\r\nContent-Disposition: form-data; name="data"\r\n\r\n[' + "x" * size
+    body += f"\r\n--{boundary}--\r\n"
+    return body.encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_a_large_multipart_body_with_a_bad_token_is_refused_on_its_first_bytes(db):
+    body, content_type = multipart_import("F" * 32, 8 * 2**20)
+    response, read = call(body, content_type)
+    assert response.status_code == 403
+    assert json.loads(response.content) == {"error": "You do not have permissions to use the API"}
+    assert read <= redcap_views.HEAD_BYTES, f"read {read} bytes of an 8 MB body with a wrong token"
+
+
+def test_a_large_multipart_body_with_a_good_token_is_read_whole(redcap_tokens):
+    body, content_type = multipart_import(redcap_tokens["admin"], 3 * 2**20)
+    response, read = call(body, content_type)
+    assert response.status_code == 400 and "JSON" in json.loads(response.content)["error"]
+    assert read == len(body)

@@ -7,6 +7,8 @@ import csv
 import io
 import json
 
+import pytest
+
 from capture.audit.models import AuditEvent
 from capture.definitions.models import DataElement
 
@@ -17,6 +19,7 @@ def post(client, token, **params):
     return client.post(URL, {"token": token, **params})
 
 
+@pytest.mark.redcap("project", "export")
 def test_a_bad_or_missing_token_is_refused_with_403_in_the_asked_format(client, study):
     json_answer = post(client, "F" * 32, content="project", format="json")
     assert json_answer.status_code == 403 and "error" in json_answer.json()
@@ -40,6 +43,9 @@ def test_unknown_content_is_an_error(client, redcap_tokens):
     assert response.status_code == 400 and "content" in response.json()["error"]
 
 
+@pytest.mark.redcap(
+    "metadata", "import", unsupported="definitions are loaded from crf_definitions/ (docs/definitions.md)"
+)
 def test_definitions_cannot_be_changed_through_it(client, redcap_tokens):
     before = post(client, redcap_tokens["admin"], content="metadata", format="json").json()
     events = AuditEvent.objects.count()
@@ -56,6 +62,7 @@ def test_definitions_cannot_be_changed_through_it(client, redcap_tokens):
     assert AuditEvent.objects.count() == events
 
 
+@pytest.mark.redcap("metadata", "export")
 def test_csv_exports_have_the_shape_redcapr_reads(client, redcap_tokens, records):
     text = post(client, redcap_tokens["admin"], content="metadata", format="csv").content.decode()
     rows = list(csv.reader(io.StringIO(text)))
@@ -65,6 +72,7 @@ def test_csv_exports_have_the_shape_redcapr_reads(client, redcap_tokens, records
     assert records_csv.status_code == 200 and records_csv["Content-Type"].startswith("text/csv")
 
 
+@pytest.mark.redcap("log", "export", differs="details of a de-identified reader name fields without values")
 def test_the_log_needs_view_audit_and_hides_values_from_de_identified_readers(client, redcap_tokens, records):
     rows = post(client, redcap_tokens["data_manager"], content="log", format="json").json()
     assert any(r["record"] == "A-0001" and "initials = 'ABC'" in r["details"] for r in rows)
@@ -73,6 +81,9 @@ def test_the_log_needs_view_audit_and_hides_values_from_de_identified_readers(cl
     assert post(client, redcap_tokens["statistician"], content="log", format="json").status_code == 403
 
 
+@pytest.mark.redcap(
+    "user", "export", differs="a member who is not a study administrator sees only themselves"
+)
 def test_users_see_themselves_and_administrators_see_everyone(client, redcap_tokens, personas):
     mine = post(client, redcap_tokens["coordinator_a"], content="user", format="json").json()
     assert [u["username"] for u in mine] == ["coordinator_a"] and mine[0]["data_access_group"] == "a"
@@ -82,6 +93,7 @@ def test_users_see_themselves_and_administrators_see_everyone(client, redcap_tok
     assert stats["data_export"] == 2 and stats["api_import"] == 0
 
 
+@pytest.mark.redcap("record", "export")
 def test_many_fields_fit_in_one_request(client, redcap_tokens, records):
     params = {f"fields[{i}]": "age" for i in range(1499)}
     params["fields[1499]"] = "sex"  # the last of 1,500 parameters still counts

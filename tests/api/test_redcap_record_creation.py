@@ -70,6 +70,7 @@ def test_import_creates_a_record_at_its_dag_in_a_study_that_keeps_source_ids(cli
     assert (str(record.data["height"]), record.data["prereq_checkbox"]) == ("1.7", ["ABC"])
 
 
+@pytest.mark.redcap("generateNextRecordName", "export")
 def test_generate_next_record_name_is_one_more_than_the_largest_number(client, source_study):
     _, _, token = source_study
     response = post(client, token, content="generateNextRecordName")

@@ -26,12 +26,14 @@ def _header(path):
         return next(csv.reader(handle))
 
 
+@pytest.mark.redcap("metadata", "export")
 def test_metadata_csv_has_redcaps_api_columns(client, redcap_tokens):
     text = client.post(URL, {"token": redcap_tokens["admin"], "content": "metadata", "format": "csv"}).content
     ours = next(csv.reader(io.StringIO(text.decode())))
     assert ours == _header(REDCAP / "redcapr_simple_metadata_api.csv")
 
 
+@pytest.mark.redcap("record", "export")
 def test_classic_repeating_export_has_redcaps_column_layout(client, personas, classic_study):
     from capture.api.tokens import create_redcap_token
 
@@ -45,6 +47,7 @@ def test_classic_repeating_export_has_redcaps_column_layout(client, personas, cl
     assert ours.index("demographics_complete") < ours.index("visit_date")
 
 
+@pytest.mark.redcap("record", "export")
 def test_checkbox_columns_are_named_like_redcaps(client, redcap_tokens, records):
     theirs = _header(REDCAP / "redcapr_checkboxes_data.csv")
     assert any("___" in name for name in theirs)

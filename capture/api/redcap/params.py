@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from django.http import QueryDict
+from django.utils.datastructures import MultiValueDict
 
 TRUE = {"true", "1", "yes", "y", "on"}
 _INDEXED = re.compile(r"^(?P<name>[A-Za-z_]+)\[(?P<index>\d*)\]$")
@@ -20,8 +21,11 @@ class RedcapError(Exception):
 
 
 class Params:
-    def __init__(self, data: QueryDict):
+    """A request's parameters; `files` holds a multipart body's uploaded files (`content=file`)."""
+
+    def __init__(self, data: QueryDict, files: MultiValueDict | None = None):
         self.data = data
+        self.files = files if files is not None else MultiValueDict()
 
     def get(self, name: str, default: str = "") -> str:
         value = self.data.get(name)

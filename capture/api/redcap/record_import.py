@@ -96,7 +96,7 @@ class RowError(Exception):
 def parse_rows(fmt: str, record_type: str, text: str, record_id: str) -> Iterator[dict]:
     """The rows of `data`, each with string keys and values, read one at a time: a large import
     holds its text and the current chunk, never all its rows as objects."""
-    rows = _json_objects(text) if fmt == "json" else _csv_rows(text)
+    rows = _json_objects(text) if fmt == "json" else _xml_rows(text) if fmt == "xml" else _csv_rows(text)
     plain = (
         {str(k).strip(): ("" if v is None else str(v)) for k, v in row.items() if k is not None}
         for row in rows
@@ -104,6 +104,20 @@ def parse_rows(fmt: str, record_type: str, text: str, record_id: str) -> Iterato
     if record_type == "eav":
         return iter(_eav_to_flat(plain, record_id))
     return plain
+
+
+def _xml_rows(text: str) -> Iterator[dict]:
+    """REDCap's XML records, `<records><item><field>value</field>…</item>…</records>` (flat or
+    EAV alike), parsed without DTDs or entities."""
+    from capture.definitions.converters import xmlsafe
+
+    try:
+        root = xmlsafe.parse(text.lstrip("\ufeff"))
+    except ValueError as exc:  # UnsafeXMLError is one
+        raise RedcapError(f"The XML data are not valid: {exc}") from None
+    for item in root:
+        if xmlsafe.local(item.tag) == "item":
+            yield {xmlsafe.local(cell.tag): cell.text or "" for cell in item if xmlsafe.local(cell.tag)}
 
 
 def _csv_rows(text: str) -> Iterator[dict]:
@@ -227,8 +241,8 @@ def _has_data(column: Column, value: str) -> bool:
 def import_records(user, study, project: Project, p: Params) -> HttpResponse:
     return_format = p.choice("returnFormat", ("json", "csv", "xml"), "xml")
     fmt = p.get("format", "xml").lower() or "xml"
-    if fmt not in ("json", "csv"):
-        raise RedcapError("Capture imports records as JSON or CSV; send format=json or format=csv.")
+    if fmt not in ("json", "csv", "xml"):
+        raise RedcapError('The value of the parameter "format" is not valid: use json, csv or xml.')
     record_type = p.choice("type", ("flat", "eav"), "flat")
     overwrite = p.choice("overwriteBehavior", ("normal", "overwrite"), "normal") == "overwrite"
     return_content = p.choice("returnContent", ("count", "ids", "auto_ids", "nothing"), "count")

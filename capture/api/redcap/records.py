@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Max, Min
@@ -26,7 +27,7 @@ from capture.studies.disclosure import Disclosure
 from capture.studies.models import Subject
 
 from ..catalog import present_data
-from . import render
+from . import filter_logic, render, rights
 from .params import Params, RedcapError
 from .project import RECORD_ID, STATUS_LABELS, Column, Project, RcEvent, label_value, raw_value
 
@@ -126,33 +127,31 @@ def _changed_between(subjects, study, policy: Disclosure, begin, end):
 
 
 def _filter_logic(expression: str, missing_codes: set[str]):
-    """A predicate on (row values, event values) for REDCap's filterLogic, in Capture's expression language."""
-    from capture.definitions import expressions
-
-    try:
-        ast = expressions.parse(expression)
-    except expressions.ExpressionError as exc:
-        raise RedcapError(f"The filterLogic is not valid: {exc}") from None
-    except RecursionError:  # until expressions.parse reports deep nesting as an ExpressionError
-        raise RedcapError("The filterLogic is not valid: it is nested too deeply.") from None
+    """A predicate on (row values, event values) for REDCap's filterLogic, in Capture's expression
+    language with what filters add to it (filter_logic.py)."""
+    ast = filter_logic.parse(expression)
     missing = frozenset(missing_codes)
 
     def keep(values: dict, events: dict) -> bool:
-        return expressions.truthy(expressions.evaluate_ast(ast, values, events=events, missing_codes=missing))
+        return filter_logic.holds(ast, values, events, missing)
 
     return keep
 
 
-def _cell_reader(project: Project, column: Column, labels: bool, checkbox_label: bool):
+def _cell_reader(project: Project, column: Column, options: _Options):
     """A function (status, data) -> the column's text, chosen once per export, not once per cell."""
+    labels, checkbox_label = options.labels, options.checkbox_label
     if column.is_complete:
         if labels:
             return lambda status, data: STATUS_LABELS[status]
         return lambda status, data: str(status)
     f = column.item
+    decimal = options.decimal if f.datatype in ("integer", "decimal") else ""
 
     def text(value):
-        return label_value(project, f, value) if labels else raw_value(f, value)
+        shown = label_value(project, f, value) if labels else raw_value(f, value)
+        # decimalCharacter: REDCap's "comma" or "dot" for every number, whatever the field's own.
+        return shown.replace(",", ".").replace(".", decimal) if decimal else shown
 
     if f.group:  # before `multiple`: an item of a repeating group has one column per row (project.py)
         index = column.row - 1
@@ -176,15 +175,55 @@ def _cell_reader(project: Project, column: Column, labels: bool, checkbox_label:
     return lambda status, data: text(data.get(f.name))
 
 
+# REDCap's csvDelimiter values and the character each stands for.
+CSV_DELIMITERS = {",": ",", "comma": ",", "tab": "\t", ";": ";", "|": "|", "^": "^"}
+DECIMALS = {"": "", "comma": ",", "dot": "."}
+
+
+@dataclass(frozen=True)
+class _Options:
+    """How one record export writes its cells (REDCap's export parameters)."""
+
+    labels: bool = False
+    checkbox_label: bool = False
+    with_dag: bool = False
+    blank_gray_status: bool = False
+    decimal: str = ""
+    delimiter: str = ","
+
+    @classmethod
+    def read(cls, p: Params, dag_limited: bool) -> _Options:
+        # rawOrLabel=both is accepted and answered raw: REDCap's API reads only "label" as labels.
+        raw_or_label = p.choice("rawOrLabel", ("raw", "label", "both"), "raw")
+        delimiter = p.data.get("csvDelimiter") or ","
+        if delimiter.strip().lower() not in CSV_DELIMITERS and delimiter not in CSV_DELIMITERS:
+            raise RedcapError(
+                'The value of the parameter "csvDelimiter" is not valid: use one of , tab ; | ^.'
+            )
+        decimal = p.get("decimalCharacter").lower()
+        if decimal not in DECIMALS:
+            raise RedcapError('The value of the parameter "decimalCharacter" is not valid: use comma or dot.')
+        return cls(
+            labels=raw_or_label == "label",
+            checkbox_label=p.flag("exportCheckboxLabel"),
+            # A user limited to a data access group is not given the column (as REDCap).
+            with_dag=p.flag("exportDataAccessGroups") and not dag_limited,
+            blank_gray_status=p.flag("exportBlankForGrayFormStatus"),
+            decimal=DECIMALS[decimal],
+            delimiter=CSV_DELIMITERS.get(delimiter, CSV_DELIMITERS.get(delimiter.strip().lower(), ",")),
+        )
+
+
 def export_records(user, study, project: Project, p: Params) -> HttpResponseBase:
     fmt = p.choice("format", ("json", "csv", "xml"), "xml")
     record_type = p.choice("type", ("flat", "eav"), "flat")
-    labels = p.choice("rawOrLabel", ("raw", "label"), "raw") == "label"
     label_headers = p.choice("rawOrLabelHeaders", ("raw", "label"), "raw") == "label"
-    checkbox_label = p.flag("exportCheckboxLabel")
-    with_dag = p.flag("exportDataAccessGroups")
+    level = rights.data_export_level(user, study)  # what content=user shows as data_export
+    if level == rights.NO_ACCESS:
+        raise RedcapError("You do not have Data Export privileges", status=403)
+    options = _Options.read(p, rights.in_a_dag(user, study))
     policy = Disclosure.for_user(user, study)
-    deidentified = not policy.identified
+    deidentified = level == rights.DEIDENTIFIED
     columns = _select_columns(project, p.items("fields"), p.items("forms"), deidentified)
     events = p.items("events")
     bad_events = [e for e in events if e not in project.events_by_name]
@@ -208,7 +247,7 @@ def export_records(user, study, project: Project, p: Params) -> HttpResponseBase
         head.append(EVENT_COL)
     if project.has_repeating:
         head += [INSTRUMENT_COL, INSTANCE_COL]
-    if with_dag:
+    if options.with_dag:
         head.append(DAG_COL)
     names = head + [c.name for c in columns]
     rows = _export_rows(
@@ -218,17 +257,15 @@ def export_records(user, study, project: Project, p: Params) -> HttpResponseBase
         events=events,
         keep=keep,
         deidentified=deidentified,
-        labels=labels,
-        checkbox_label=checkbox_label,
-        with_dag=with_dag,
+        options=options,
     )
     # Rows are made as they are sent (render.rows_stream): a whole study is never in memory at once.
     if record_type == "eav":
-        return render.rows_stream(fmt, _eav(project, rows, columns, head))
+        return render.rows_stream(fmt, _eav(project, rows, columns, head), delimiter=options.delimiter)
     headers = None
     if label_headers and fmt == "csv":
         headers = [_header_label(project, name) for name in names]
-    return render.rows_stream(fmt, rows, names, headers)
+    return render.rows_stream(fmt, rows, names, headers, delimiter=options.delimiter)
 
 
 def _export_rows(
@@ -239,9 +276,7 @@ def _export_rows(
     events: list[str],
     keep,
     deidentified: bool,
-    labels: bool,
-    checkbox_label: bool,
-    with_dag: bool,
+    options: _Options,
 ) -> Iterator[dict]:
     """The flat rows, subject by subject, their records read SUBJECT_CHUNK subjects at a time."""
     forms = {c.form for c in columns} or set(project.instruments)
@@ -249,15 +284,12 @@ def _export_rows(
     loaded = set(project.instruments) if keep else forms
     shape = _RowShape(
         project,
-        [
-            (c.name, c.form, _cell_reader(project, c, labels, checkbox_label), c.is_complete or bool(c.code))
-            for c in columns
-        ],
+        [(c.name, c.form, _cell_reader(project, c, options), _unset_cell(c, options)) for c in columns],
         forms,
         events=events,
         keep=keep,
-        labels=labels,
-        with_dag=with_dag,
+        labels=options.labels,
+        with_dag=options.with_dag,
     )
     for start in range(0, len(subjects), SUBJECT_CHUNK):
         chunk = subjects[start : start + SUBJECT_CHUNK]
@@ -279,6 +311,14 @@ def _export_rows(
                     for key, (status, data) in records.items()
                 }
             yield from shape.subject_rows(subject, records)
+
+
+def _unset_cell(column: Column, options: _Options) -> bool:
+    """True when the column has a value on its event's row though its form has no data: REDCap
+    gives a gray form's status 0 (blank with exportBlankForGrayFormStatus) and its checkboxes 0."""
+    if column.is_complete:
+        return not options.blank_gray_status
+    return bool(column.code)
 
 
 def _read_records(project: Project, chunk: list, instruments: set[str]) -> dict[int, dict]:
@@ -334,6 +374,7 @@ class _RowShape:
                 record = records.get((rc_event.event.pk, form_name, 1))
                 if record is not None:
                     merged.update(record[1])
+                    merged[f"{form_name}_complete"] = str(record[0])
             event_values[rc_event.unique_name] = event_values[rc_event.event.name] = merged
         return event_values
 
@@ -358,9 +399,12 @@ class _RowShape:
             if (event_pk, f, instance or 1) in records
         }
         if self.keep is not None:
-            values: dict = {project.record_id: subject.subject_id}
-            for _, data in present.values():
+            values: dict = filter_logic.row_values(
+                project.record_id, subject.subject_id, rc_event.unique_name
+            )
+            for instrument_name, (status, data) in present.items():
                 values.update(data)
+                values[f"{instrument_name}_complete"] = str(status)
             if not self.keep(values, event_values):
                 return None
         row: dict = {project.record_id: subject.subject_id}
@@ -484,4 +528,6 @@ def delete_records(user, study, project: Project, p: Params) -> HttpResponse:
                     raise RedcapError(str(exc)) from None
                 found = True
             deleted += found
-    return render.value_response(return_format, deleted)
+    # REDCap answers a delete with the bare number whatever returnFormat says (REDCapR reads it
+    # with as.integer; PyCap's JSON decoding reads it as a number too).
+    return HttpResponse(str(deleted), content_type=render.CONTENT_TYPES[return_format])

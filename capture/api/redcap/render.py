@@ -53,19 +53,22 @@ STREAM_BATCH = 1000
 
 
 def rows_stream(
-    fmt: str, rows: Iterable[dict], columns: list[str] | None = None, headers=None
+    fmt: str, rows: Iterable[dict], columns: list[str] | None = None, headers=None, delimiter: str = ","
 ) -> HttpResponseBase:
     """`rows_response` for many rows, read lazily: the same bytes, rendered and sent STREAM_BATCH rows
     at a time, so the server holds one batch, not the whole answer. Everything that can fail with a
-    REDCap error must have been checked before: once streaming, the status is sent."""
-    pieces = _pieces(fmt, iter(rows), columns, headers)
+    REDCap error must have been checked before: once streaming, the status is sent. `delimiter` is
+    CSV's (REDCap's csvDelimiter)."""
+    pieces = _pieces(fmt, iter(rows), columns, headers, delimiter)
     first = list(itertools.islice(pieces, 2))
     if len(first) < 2:
         return HttpResponse("".join(first), content_type=CONTENT_TYPES[fmt])
     return StreamingHttpResponse(itertools.chain(first, pieces), content_type=CONTENT_TYPES[fmt])
 
 
-def _pieces(fmt: str, rows: Iterator[dict], columns: list[str] | None, headers) -> Iterator[str]:
+def _pieces(
+    fmt: str, rows: Iterator[dict], columns: list[str] | None, headers, delimiter: str = ","
+) -> Iterator[str]:
     """The answer in pieces of STREAM_BATCH rows; one piece when the rows fit in one batch."""
     batches = iter(lambda: list(itertools.islice(rows, STREAM_BATCH)), [])
     batch = next(batches, [])
@@ -73,8 +76,8 @@ def _pieces(fmt: str, rows: Iterator[dict], columns: list[str] | None, headers) 
         columns = list(batch[0]) if batch else []
     render: Callable[[list[dict]], str]
     if fmt == "csv":
-        opening, separator, closing = (_csv_line(headers or columns) if columns else ""), "", ""
-        render = functools.partial(_csv_rows, columns=columns)
+        opening, separator, closing = (_csv_line(headers or columns, delimiter) if columns else ""), "", ""
+        render = functools.partial(_csv_rows, columns=columns, delimiter=delimiter)
     elif fmt == "xml":
         opening, separator, closing = '<?xml version="1.0" encoding="UTF-8" ?>\n<records>', "", "\n</records>"
         render = _xml_items
@@ -89,15 +92,15 @@ def _pieces(fmt: str, rows: Iterator[dict], columns: list[str] | None, headers) 
     yield text + closing
 
 
-def _csv_line(values: list[str]) -> str:
+def _csv_line(values: list[str], delimiter: str = ",") -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(values)
+    csv.writer(buffer, lineterminator="\n", delimiter=delimiter).writerow(values)
     return buffer.getvalue()
 
 
-def _csv_rows(rows: list[dict], columns: list[str]) -> str:
+def _csv_rows(rows: list[dict], columns: list[str], delimiter: str = ",") -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\n", delimiter=delimiter)
     for row in rows:
         writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
     return buffer.getvalue()

@@ -7,7 +7,6 @@ work, answer in REDCap's format. Errors answer in the request's `returnFormat` (
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from urllib.parse import unquote_to_bytes
 
@@ -25,17 +24,15 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from capture.audit.models import AuditEvent
-from capture.audit.shown import ShownEvent, shown_events, study_items
 from capture.files import redcap as files_api
 from capture.studies import access
 from capture.studies.disclosure import Disclosure
 from capture.studies.models import Membership
+from capture.studies.roles import ROLES
 
 from ..tokens import resolve_redcap_token
-from ..views import audit_visible_to
+from . import logs, multipart, record_import, records, render, rights
 from . import project as meta
-from . import record_import, records, render
 from .params import Params, RedcapError
 
 # The REDCap API version whose behaviour this endpoint follows (PyCap reads it with semantic_version).
@@ -61,6 +58,8 @@ EXPORT_ONLY = {
     "user",
     "dag",
     "userDagMapping",
+    "userRole",
+    "userRoleMapping",
 }
 
 
@@ -91,11 +90,15 @@ class _HeadError(RedcapError):
 
 
 def _params(request) -> QueryDict:
-    """The POST parameters. Form-encoded bodies are parsed here, past Django's in-memory cap
-    (DATA_UPLOAD_MAX_MEMORY_SIZE), which a record import easily exceeds; their token is checked on
-    the body's first HEAD_BYTES before the rest is read. Other bodies (multipart) go to Django's
-    parser, whose refusals answer as REDCap errors too."""
+    """The POST parameters. Form-encoded and multipart bodies are parsed here, past Django's
+    in-memory cap (DATA_UPLOAD_MAX_MEMORY_SIZE), which a record import easily exceeds: a
+    form-encoded body's token is checked on its first HEAD_BYTES before the rest is read; a
+    multipart body (redcapAPI sends every call so) is read whole and split by multipart.py, its files
+    left in `request.FILES`. Any other body goes to Django, whose refusals answer as REDCap
+    errors too."""
     length = _content_length(request)
+    if request.content_type == "multipart/form-data" and not getattr(request, "_read_started", False):
+        return _multipart(request, length)
     if request.content_type != "application/x-www-form-urlencoded" or getattr(
         request, "_read_started", False
     ):
@@ -132,6 +135,26 @@ def _params(request) -> QueryDict:
     return form_fields(head + request.read(length - len(head)), encoding)
 
 
+def _multipart(request, length: int) -> QueryDict:
+    """A multipart body's fields (its files left in request.FILES). A wrong token among the parts
+    that end in the body's first HEAD_BYTES is refused before the rest is read."""
+    boundary = multipart.boundary_of(request.META.get("CONTENT_TYPE", ""))
+    encoding = request.encoding or "utf-8"
+    head = request.read(min(length, HEAD_BYTES))
+    try:
+        if len(head) < length:
+            head_fields = multipart.head_fields(head, boundary, encoding)
+            token = head_fields.get("token", "").strip()
+            if token and resolve_redcap_token(token) is None:
+                raise _HeadError(head_fields, RedcapError(NO_PERMISSION, 403))
+        fields, files = multipart.parse_multipart(head + request.read(length - len(head)), boundary, encoding)
+    except multipart.TooManyPartsError as exc:
+        raise _HeadError(exc.fields, exc) from None
+    # As Django's own parsing leaves them, so that request.POST and request.FILES read the same.
+    request._post, request._files = fields, files
+    return fields
+
+
 def form_fields(body: bytes, encoding: str) -> QueryDict:
     """A form-encoded body as a QueryDict, as Django would parse it, in about three times the
     body's size: Django's parser (urllib's unquote) makes a few objects per %XX escape, and a JSON
@@ -144,9 +167,8 @@ def form_fields(body: bytes, encoding: str) -> QueryDict:
         if end > start:
             count += 1
             if count > settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:
-                raise RedcapError(
-                    f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} parameters.", 400
-                )
+                data._mutable = False
+                raise _HeadError(data, multipart.TooManyPartsError(data))
             equals = body.find(b"=", start, end)
             equals = end if equals == -1 else equals
             name = _unquote(body, start, equals)
@@ -210,10 +232,8 @@ def redcap_api(request):
         if resolved is None:
             raise RedcapError(NO_PERMISSION, status=403)
         user, study = resolved
-        params = Params(data)
-        if request.content_type == "multipart/form-data":
-            params.files = request.FILES  # content=file's upload
-        return _dispatch(user, study, params)
+        files = getattr(request, "_files", None) if request.content_type == "multipart/form-data" else None
+        return _dispatch(user, study, Params(data, files))
     except _HeadError as exc:
         return render.error_response(_error_format(exc.head), exc.message, exc.status)
     except RedcapError as exc:
@@ -414,68 +434,51 @@ def _dags(user, study, p, fmt):
 
 
 def _members_visible(user, study):
-    memberships = Membership.objects.filter(study=study).select_related("user").prefetch_related("sites")
+    memberships = (
+        Membership.objects.filter(study=study).select_related("user", "study").prefetch_related("sites")
+    )
     if not access.can(user, "manage_study", study):
         memberships = memberships.filter(user=user)  # others' accounts are the administrators' business
     return memberships.order_by("user__username")
 
 
 def _users(user, study, p, fmt):
-    project = meta.Project(study)
-    rows = []
-    for m in _members_visible(user, study):
-        u = m.user
+    """The members (yourself, or everyone for a study administrator) with their rights as the
+    endpoint enforces them (rights.py)."""
+    instruments = list(meta.Project(study).instruments)
+    rows = [rights.user_row(m, instruments) for m in _members_visible(user, study)]
+    return _rights_response(fmt, rows)
 
-        def has(code, u=u):
-            return int(access.can(u, code, study))
 
-        sites = [] if m.all_sites else sorted(s.code.lower() for s in m.sites.all())
-        export = 1 if has("export_identified") else 2 if has("export_deidentified") else 0
-        rows.append(
-            {
-                "username": u.get_username(),
-                "email": u.email,
-                "firstname": u.first_name,
-                "lastname": u.last_name,
-                "expiration": m.api_expires.isoformat() if m.api_expires else "",
-                "data_access_group": sites[0] if len(sites) == 1 else "",
-                "design": 0,
-                "user_rights": has("manage_study"),
-                "data_access_groups": has("manage_study"),
-                "data_export": export,
-                "reports": 1,
-                "stats_and_charts": 1,
-                "manage_survey_participants": 0,
-                "calendar": 0,
-                "data_import_tool": has("import_data"),
-                "data_comparison_tool": 0,
-                "logging": has("view_audit"),
-                "file_repository": 0,
-                "data_quality_create": 0,
-                "data_quality_execute": has("verify_data"),
-                "api_export": int(m.api_export),
-                "api_import": int(bool(has("enter_data")) and m.api_import),
-                "mobile_app": 0,
-                "mobile_app_download_data": 0,
-                "record_create": has("enroll_subject"),
-                "record_rename": 0,
-                "record_delete": has("manage_study"),
-                "lock_records_all_forms": has("lock_records"),
-                "lock_records": has("lock_records"),
-                "lock_records_customization": 0,
-                "forms": {name: (1 if has("enter_data") else 2) for name in project.instruments},
-            }
-        )
-    if fmt != "json":
+def _user_roles(user, study, p, fmt):
+    """The roles (REDCap's user roles): every role for a study administrator, else your own."""
+    instruments = list(meta.Project(study).instruments)
+    keys = {m.role for m in _members_visible(user, study)}
+    if access.can(user, "manage_study", study):
+        keys = set(ROLES)
+    rows = [rights.role_row(key, instruments) for key in ROLES if key in keys]
+    return _rights_response(fmt, rows)
+
+
+def _user_role_mapping(user, study, p, fmt):
+    rows = [
+        {"username": m.user.get_username(), "unique_role_name": m.role} for m in _members_visible(user, study)
+    ]
+    return render.rows_response(fmt, rows, ["username", "unique_role_name"])
+
+
+def _rights_response(fmt, rows):
+    if fmt != "json":  # REDCap's CSV and XML spell a form's right as "form:right,form:right"
         for row in rows:
-            row["forms"] = ",".join(f"{k}:{v}" for k, v in row["forms"].items())
+            for key in ("forms", "forms_export"):
+                row[key] = ",".join(f"{k}:{v}" for k, v in row[key].items())
     return render.rows_response(fmt, rows, list(rows[0]) if rows else None)
 
 
 def _user_dag_mapping(user, study, p, fmt):
     rows = []
     for m in _members_visible(user, study):
-        sites = [] if m.all_sites else sorted(s.code.lower() for s in m.sites.all())
+        sites = rights.member_sites(m)
         rows.append(
             {
                 "username": m.user.get_username(),
@@ -483,83 +486,6 @@ def _user_dag_mapping(user, study, p, fmt):
             }
         )
     return render.rows_response(fmt, rows, ["username", "redcap_data_access_group"])
-
-
-# The most log rows one request answers (newest first), as REDCap pages its logging.
-LOG_ROWS = 10000
-
-
-def _log(user, study, p, fmt):
-    """The audit trail as REDCap's logging, seen through the user's disclosure policy: a
-    de-identified reader gets shifted timestamps (none for events about no subject), values of
-    no item, and beginTime/endTime compared with the timestamps they see."""
-    if not access.can(user, "view_audit", study):
-        raise RedcapError("You do not have Logging privileges", status=403)
-    policy = Disclosure.for_user(user, study)
-    events = audit_visible_to(user, study).order_by("-timestamp", "-seq")
-    if p.get("user"):
-        events = events.filter(actor_label=p.get("user"))
-    if p.get("record"):
-        rid = p.get("record")
-        events = events.filter(object_label__in=[rid]) | events.filter(object_label__startswith=f"{rid} / ")
-    begin = records._parse_moment(p.get("beginTime"), "beginTime")
-    end = records._parse_moment(p.get("endTime"), "endTime")
-    if end:
-        end += dt.timedelta(seconds=59)
-    # In the database, the window widened by the study's shifts; exactly, on what the user sees.
-    low, high = records.shift_range(study, policy)
-    if begin:
-        events = events.filter(timestamp__gte=begin - dt.timedelta(days=high))
-    if end:
-        events = events.filter(timestamp__lte=end - dt.timedelta(days=low))
-    rows = []
-    for shown in _shown(events, policy, study):
-        moment = shown.timestamp
-        if (begin or end) and (moment is None or (begin and moment < begin) or (end and moment > end)):
-            continue
-        e = shown.event
-        rows.append(
-            {
-                "timestamp": timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else "",
-                "username": e.actor_label,
-                "action": _log_action(e),
-                "details": _log_details(shown, not policy.identified),
-                "record": e.object_label.split(" / ")[0] if e.object_type in ("record", "subject") else "",
-            }
-        )
-        if len(rows) == LOG_ROWS:
-            break
-    return render.rows_response(fmt, rows, ["timestamp", "username", "action", "details", "record"])
-
-
-def _shown(events, policy, study, chunk: int = 2000):
-    """The events as `policy` shows them, read `chunk` at a time."""
-    items = None if policy.identified else study_items(study)
-    batch = []
-    for event in events.iterator(chunk_size=chunk):
-        batch.append(event)
-        if len(batch) == chunk:
-            yield from shown_events(batch, policy, study, items)
-            batch = []
-    yield from shown_events(batch, policy, study, items)
-
-
-def _log_action(event: AuditEvent) -> str:
-    verb = event.action.split(".")[-1]
-    names = {"create": "Created", "update": "Updated", "delete": "Deleted", "enroll": "Created"}
-    if event.object_type in ("record", "subject"):
-        return f"{names.get(verb, verb.title())} Record {event.object_label.split(' / ')[0]}"
-    return event.action
-
-
-def _log_details(shown: ShownEvent, hide_values: bool) -> str:
-    after = shown.after or {}
-    values = after.get("data", after) if isinstance(after, dict) else {}
-    if not isinstance(values, dict):
-        return shown.object_label
-    if hide_values:
-        return ", ".join(sorted(k for k in values if not k.startswith("__")))
-    return ", ".join(f"{k} = '{v}'" for k, v in values.items() if not k.startswith("__"))
 
 
 _EXPORTS = {
@@ -574,5 +500,7 @@ _EXPORTS = {
     "dag": _dags,
     "user": _users,
     "userDagMapping": _user_dag_mapping,
-    "log": _log,
+    "userRole": _user_roles,
+    "userRoleMapping": _user_role_mapping,
+    "log": logs.export_log,
 }
