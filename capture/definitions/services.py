@@ -347,6 +347,8 @@ def update_study_definitions(*, actor, study: Study, conversion: Conversion) -> 
     """
     if not access.can(require_actor(actor), "manage_study", study):
         raise PermissionDenied(f"Your role in {study.name} does not allow changing its definitions.")
+    # A closed study takes no change; in production this versioning path is the one way in.
+    study_services.require_writable(study, "change its definitions")
     if conversion.schedule is None:
         raise ValidationError(f"{conversion.source} defines no schedule. Fix: upload the whole project.")
     if conversion.schedule.schedule != study.schedule.name:
