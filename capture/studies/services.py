@@ -34,7 +34,7 @@ def may_create_studies(user) -> bool:
 def _require_manager(actor, study: Study) -> None:
     if not (may_create_studies(require_actor(actor)) or access.can(actor, "manage_study", study)):
         raise PermissionDenied(f"Your role in {study.name} does not allow managing its sites and roles.")
-    require_writable(study, "change its sites and members")
+    require_writable(study, "change its sites, members or settings")
 
 
 class StudyNotWritableError(ValidationError):
@@ -452,7 +452,7 @@ def enroll_subjects(*, actor, study: Study, requests: list[EnrolRequest], reason
 ADMIN_ROLE = "study_admin"
 
 
-def _require_manage(actor, study: Study, *, what: str = "change its administration") -> None:
+def _require_manage(actor, study: Study, *, what: str = "change its sites, members or settings") -> None:
     require_actor(actor)
     if not access.can(actor, "manage_study", study):
         raise PermissionDenied(f"Your role in {study.name} does not allow managing it.")
