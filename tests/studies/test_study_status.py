@@ -19,7 +19,6 @@ from capture.records.models import FormRecord
 from capture.records.services import open_query, save_record, set_record_lock
 from capture.studies import services
 from capture.studies.models import Membership, Site, Study, Subject
-from tests.api.conftest import api_tokens, records, redcap_tokens  # noqa: F401 - fixtures, used by name
 from tests.interop.conftest import REDCAP, shared
 
 CLOSED = re.escape("Trial is closed (read-only), so you cannot")
