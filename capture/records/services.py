@@ -30,7 +30,7 @@ from capture.audit.services import record_event
 from capture.definitions.models import EventForm
 from capture.studies import access
 from capture.studies.models import Subject
-from capture.studies.services import require_writable
+from capture.studies.services import follow_enrolment_date, require_writable
 
 from .compiled import compiled
 from .models import FormRecord, Query, QueryMessage, Signature, Status, SubjectLock
@@ -178,8 +178,11 @@ def _save(actor, where, record, values: dict, status: int, expected_version, rea
     form = record.form if record is not None else where.slot.event_form.form
     clean = _validated(form, values, where.subject, status, record)
     if record is None:
-        return _create(actor, where, form, clean, status, reason)
-    return _update(actor, record, clean, status, reason)
+        saved = _create(actor, where, form, clean, status, reason)
+    else:
+        saved = _update(actor, record, clean, status, reason)
+    follow_enrolment_date(actor, where.subject, saved)  # the form is its one source (studies)
+    return saved
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from capture.accounts.system import require_actor
 from capture.audit.services import NewEvent, append_events, canonical_json, record_event
-from capture.definitions.models import Arm, Schedule
+from capture.definitions.models import Arm, EventForm, Schedule
 
 from . import access, pseudonyms
 from .models import STUDY_PERMISSIONS, Membership, Site, Study, Subject, validate_id_pattern
@@ -836,6 +836,80 @@ def set_subject_id_policy(*, actor, study: Study, subject_ids: str, pattern: str
         after=after,
     )
     return study
+
+
+# ---------------------------------------------------------------------------- the enrolment date
+# A form that asks the enrolment date is its one source: the enrol page does not ask it again, and
+# the subject's enrolment date (the timeline's day 0) follows the form's value. The item names a
+# form asks it under: Capture's element, its British spelling, and REDCap's habit `date_enrolled`.
+ENROLMENT_DATE_ITEMS = ("enrollment_date", "enrolment_date", "date_enrolled")
+
+
+@dataclasses.dataclass(frozen=True)
+class EnrolmentDateQuestion:
+    """Where an arm's forms ask the enrolment date: the first event and form that do, and the item."""
+
+    event: str
+    event_title: str
+    form: str
+    form_title: str
+    item: str
+
+
+def _asks_enrolment_date(spec: dict) -> str | None:
+    """The item of a compiled form (loader.compile_form) that asks the enrolment date, if one does
+    (outside repeating groups: one subject has one enrolment date)."""
+    for section in spec.get("sections", []):
+        for entry in section.get("items", []):
+            if "group" not in entry and entry.get("name") in ENROLMENT_DATE_ITEMS:
+                return entry["name"]
+    return None
+
+
+def enrolment_date_question(arm: Arm | None) -> EnrolmentDateQuestion | None:
+    """The first form of `arm` (in event and form order) that asks the enrolment date, or None."""
+    if arm is None:
+        return None
+    forms = EventForm.objects.filter(event__arm=arm).select_related("event", "form")
+    for entry in forms.order_by("event__order", "order"):
+        item = _asks_enrolment_date(entry.form.spec)
+        if item:
+            return EnrolmentDateQuestion(
+                entry.event.name, entry.event.title, entry.form.name, entry.form.title, item
+            )
+    return None
+
+
+def follow_enrolment_date(actor, subject: Subject, record) -> None:
+    """After a save of `record` (the record service calls this in its transaction): when it is the
+    record of the form that asks the subject's enrolment date, the subject's date becomes the form's
+    value, audited (`subject.enrollment_date`). A form that does not ask it costs no query."""
+    item = _asks_enrolment_date(record.form.spec)
+    if item is None or record.instance != 1:
+        return
+    try:
+        day = dt.date.fromisoformat(str(record.data.get(item) or ""))
+    except ValueError:
+        return  # blank, or a missing-data code: the date stays as it is
+    if day == subject.enrollment_date:
+        return
+    asked = enrolment_date_question(subject.arm)
+    if asked is None or (asked.event, asked.form) != (record.event.name, record.form_name):
+        return
+    before = subject.enrollment_date
+    Subject.objects.filter(pk=subject.pk).update(enrollment_date=day)
+    subject.enrollment_date = day
+    record_event(
+        actor=actor,
+        study=subject.study,
+        action="subject.enrollment_date",
+        object_type="subject",
+        object_id=subject.pk,
+        object_label=subject.subject_id,
+        before={"enrollment_date": before.isoformat()},
+        after={"enrollment_date": day.isoformat()},
+        reason=f"from {asked.form_title} at {asked.event_title}",
+    )
 
 
 def next_subject_id(study: Study, site: Site) -> tuple[int, str]:
