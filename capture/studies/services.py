@@ -92,7 +92,11 @@ def create_study(
     description: str = "",
     subject_ids: str = Study.PATTERN_IDS,
     record_id_field: str = "record_id",
+    administrator=None,
 ) -> Study:
+    """A new study in development status. `administrator` (the person who created it on the web)
+    becomes its first study administrator, so its sites and members are set up in Capture's own
+    pages, not Django admin."""
     if not may_create_studies(require_actor(actor)):
         raise PermissionDenied("Only staff may create studies. Ask an administrator to make you staff.")
     validate_id_pattern(subject_id_pattern)
@@ -118,6 +122,8 @@ def create_study(
         object_label=study.name,
         after=_study_snapshot(study),
     )
+    if administrator is not None:
+        grant_role(actor=actor, study=study, user=administrator, role=ADMIN_ROLE)
     return study
 
 
