@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth import get_user_model
 
-from capture.studies.models import Site
+from capture.studies.models import Site, Study
 from capture.studies.roles import ROLE_CHOICES
 
 DATE = forms.DateInput(attrs={"type": "date"})
@@ -95,3 +95,22 @@ class MissingCodesForm(forms.Form):
     @staticmethod
     def text_of(codes) -> str:
         return "\n".join(f"{c['code']} = {c['meaning']}" for c in codes)
+
+
+class StudyStatusForm(forms.Form):
+    status = forms.ChoiceField(choices=Study.STATUSES, widget=forms.RadioSelect, label="Status")
+    reason = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Needed to close or reopen the study; goes into the audit trail.",
+    )
+
+
+class SubjectIdPolicyForm(forms.Form):
+    subject_ids = forms.ChoiceField(choices=Study.ID_POLICIES, widget=forms.RadioSelect, label="Subject ids")
+    subject_id_pattern = forms.CharField(
+        max_length=64,
+        label="Pattern",
+        help_text="Fields: {site} (site code), {study} (study short name), {seq} (number at the site), "
+        "e.g. {site}-{seq:04d}. Used when ids are generated.",
+    )

@@ -15,14 +15,13 @@ from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from capture.audit.services import chain_key, verify_chain
 from capture.audit.shown import shown_events
 from capture.studies import access, services
 from capture.studies.disclosure import Disclosure
 from capture.studies.models import STUDY_PERMISSIONS, Membership, Site
 from capture.studies.roles import ROLES
 
-from . import auditlog, forms, invitations
+from . import auditlog, forms, invitations, jobs
 
 READ = "view_audit"  # the read-only pages: administrator, PI, data manager, monitor
 MANAGE = "manage_study"
@@ -282,26 +281,63 @@ def move_subject(request, slug, subject_id):
 # ---------------------------------------------------------------------------- settings
 
 
+def _settings_forms(study, data=None, do=""):
+    """The settings page's three forms; the one named by `do` bound to the POST."""
+    return {
+        "status": forms.StudyStatusForm(data if do == "status" else None, initial={"status": study.status}),
+        "ids": forms.SubjectIdPolicyForm(
+            data if do == "ids" else None,
+            initial={"subject_ids": study.subject_ids, "subject_id_pattern": study.subject_id_pattern},
+        ),
+        "codes": forms.MissingCodesForm(
+            data if do == "codes" else None,
+            initial={"codes": forms.MissingCodesForm.text_of(study.missing_codes)},
+        ),
+    }
+
+
+def _save_setting(actor, study, do: str, data: dict) -> str:
+    """Call the service of the submitted form; returns the message for the page."""
+    if do == "status":
+        services.set_study_status(actor=actor, study=study, status=data["status"], reason=data["reason"])
+        return f"The study is now in {data['status']} status."
+    if do == "ids":
+        services.set_subject_id_policy(
+            actor=actor, study=study, subject_ids=data["subject_ids"], pattern=data["subject_id_pattern"]
+        )
+        return "Subject id policy saved."
+    services.set_missing_codes(actor=actor, study=study, codes=data["codes"])
+    return "Missing-data codes saved."
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def study_settings(request, slug):
     found = access.study_access(request.user, slug, MANAGE)
     study = found.study
-    form = forms.MissingCodesForm(
-        request.POST or None, initial={"codes": forms.MissingCodesForm.text_of(study.missing_codes)}
-    )
-    if request.method == "POST" and form.is_valid():
+    do = request.POST.get("do") or ("codes" if "codes" in request.POST else "")
+    page_forms = _settings_forms(study, request.POST or None, do)
+    form = page_forms.get(do)
+    if request.method == "POST" and form is not None and form.is_valid():
         try:
-            services.set_missing_codes(actor=request.user, study=study, codes=form.cleaned_data["codes"])
+            message = _save_setting(request.user, study, do, form.cleaned_data)
         except ValidationError as exc:
-            form.add_error("codes", _errors(exc))
+            form.add_error(None, _errors(exc))
         else:
-            messages.success(request, "Missing-data codes saved.")
+            messages.success(request, message)
             return redirect("administration:settings", slug=slug)
+    has_subjects = study.subjects.exists()
     return render(
         request,
         "administration/settings.html",
-        {"study": study, "form": form, "has_subjects": study.subjects.exists()},
+        {
+            "study": study,
+            "status_form": page_forms["status"],
+            "ids_form": page_forms["ids"],
+            "form": page_forms["codes"],
+            "has_subjects": has_subjects,
+            "id_in_words": services.id_pattern_in_words(study.subject_id_pattern),
+        },
     )
 
 
@@ -357,7 +393,7 @@ def audit(request, slug):
     return _audit_page(request, found, policy, audit_filter, events)
 
 
-def _audit_page(request, found, policy, audit_filter, events, verified=None):
+def _audit_page(request, found, policy, audit_filter, events):
     study = found.study
     try:
         rows, next_before = auditlog.page_of(events, study, request.GET.get("before"))
@@ -378,7 +414,7 @@ def _audit_page(request, found, policy, audit_filter, events, verified=None):
             "first_page": not request.GET.get("before"),
             "identified": policy.identified,
             "sites": access.sites_visible_to(request.user, study),
-            "verified": verified,
+            "verification": jobs.latest_verification(request.user, study),
         },
     )
 
@@ -396,11 +432,14 @@ def audit_csv(request, slug):
 @login_required
 @require_POST
 def audit_verify(request, slug):
-    found, policy, audit_filter, events = _audit_context(request, slug)
-    problems = verify_chain(chain_key(found.study))
-    return _audit_page(
-        request, found, policy, audit_filter, events, verified={"problems": [str(p) for p in problems]}
-    )
+    """Start verifying the chain in the background (a million events take minutes); the audit page
+    shows the job's progress and then its result."""
+    found = access.study_access(request.user, slug, READ)
+    jobs.start_verification(actor=request.user, study=found.study)
+    messages.info(request, "Verifying the audit chain in the background; the result shows here.")
+    query = auditlog.read_filter(request.GET).query_string()
+    url = reverse("administration:audit", kwargs={"slug": slug})
+    return redirect(f"{url}?{query}" if query else url)
 
 
 # ---------------------------------------------------------------------------- invitations

@@ -302,8 +302,10 @@ def create_study_from_conversion(
     name: str,
     description: str = "",
     subject_ids: str = Study.PATTERN_IDS,
+    administrator=None,
 ) -> tuple[Study, LoadResult]:
-    """Load a converted dictionary or project file and create a study on its schedule."""
+    """Load a converted dictionary or project file and create a study on its schedule (`administrator`:
+    studies.services.create_study)."""
     if not may_create_studies(require_actor(actor)):
         raise PermissionDenied("Only staff may create studies. Ask an administrator to make you staff.")
     if conversion.schedule is None:
@@ -324,6 +326,7 @@ def create_study_from_conversion(
         description=description,
         subject_ids=subject_ids,
         record_id_field=conversion.record_id_field or "record_id",
+        administrator=administrator,
     )
     record_event(
         actor=actor,
@@ -347,6 +350,8 @@ def update_study_definitions(*, actor, study: Study, conversion: Conversion) -> 
     """
     if not access.can(require_actor(actor), "manage_study", study):
         raise PermissionDenied(f"Your role in {study.name} does not allow changing its definitions.")
+    # A closed study takes no change; in production this versioning path is the one way in.
+    study_services.require_writable(study, "change its definitions")
     if conversion.schedule is None:
         raise ValidationError(f"{conversion.source} defines no schedule. Fix: upload the whole project.")
     if conversion.schedule.schedule != study.schedule.name:

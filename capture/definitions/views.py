@@ -157,6 +157,7 @@ def _confirm_new(request, payload: dict):
                 conversion=conversion,
                 slug=payload["slug"],
                 name=payload["name"] or payload["slug"],
+                administrator=request.user,  # its first administrator (studies.services.create_study)
             )
         else:
             result, _ = services.import_definitions(actor=request.user, conversion=conversion)
@@ -177,9 +178,11 @@ def _confirm_new(request, payload: dict):
         messages.success(request, f"Definitions loaded from {conversion.source}: {result.summary()}.")
         return redirect("definitions:import_new")
     messages.success(
-        request, f"Created {study.name} on {study.schedule.ref} ({result.summary()}). Add its sites next."
+        request,
+        f"Created {study.name} on {study.schedule.ref} ({result.summary()}); you are its administrator. "
+        "Add its sites next.",
     )
-    return redirect("web:dashboard", slug=study.slug)
+    return redirect("administration:sites", slug=study.slug)
 
 
 @login_required

@@ -18,6 +18,7 @@ from django.db import transaction
 from capture.audit.services import record_event
 from capture.records.bulk import write_records
 from capture.studies.models import Study
+from capture.studies.services import require_writable
 
 from . import readers
 from .mapping import Mapping
@@ -51,6 +52,7 @@ def run_import(
     """Dry run (commit=False) or import a file. Returns the report; a commit with any problem raises
     ImportRefusedError and writes nothing."""
     check_may_import(actor, study)
+    require_writable(study, "import data")  # the study's status (capture/studies/services.py)
     progress(0, None, "Reading the file")
     label = label or Path(path).name
     table = read(path, mapping, label)

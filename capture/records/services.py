@@ -30,6 +30,7 @@ from capture.audit.services import record_event
 from capture.definitions.models import EventForm
 from capture.studies import access
 from capture.studies.models import Subject
+from capture.studies.services import follow_enrolment_date, require_writable
 
 from .compiled import compiled
 from .models import FormRecord, Query, QueryMessage, Signature, Status, SubjectLock
@@ -155,6 +156,7 @@ def save_record(
     require_actor(actor)
     if not access.may_act_at_site(actor, "enter_data", subject.study, subject.site):
         raise PermissionDenied(f"You may not enter data for {subject}.")
+    require_writable(subject.study, "save data")
     if status not in Status.values:
         raise ValidationError(f"Unknown status {status!r}; use 0, 1 or 2.")
     if slot is None or not is_slot_of(slot, subject, event_name, form_name):
@@ -176,8 +178,11 @@ def _save(actor, where, record, values: dict, status: int, expected_version, rea
     form = record.form if record is not None else where.slot.event_form.form
     clean = _validated(form, values, where.subject, status, record)
     if record is None:
-        return _create(actor, where, form, clean, status, reason)
-    return _update(actor, record, clean, status, reason)
+        saved = _create(actor, where, form, clean, status, reason)
+    else:
+        saved = _update(actor, record, clean, status, reason)
+    follow_enrolment_date(actor, where.subject, saved)  # the form is its one source (studies)
+    return saved
 
 
 @dataclass(frozen=True)
@@ -381,6 +386,7 @@ class SubjectEvents:
 def _require_at_site(actor, codename: str, subject: Subject, what: str) -> None:
     if not access.may_act_at_site(require_actor(actor), codename, subject.study, subject.site):
         raise PermissionDenied(f"Your role does not allow you to {what} for {subject}.")
+    require_writable(subject.study, what)
 
 
 def _require_person(actor, what: str) -> None:
@@ -482,6 +488,7 @@ def sign_record(*, actor, record: FormRecord, password: str) -> Signature:
     """A PI's e-signature: the password is asked again, the version signed is kept."""
     subject = record.subject
     _require_person(require_actor(actor), "sign a record")
+    require_writable(subject.study, "sign a record")
     if not may_sign(actor, subject):
         raise PermissionDenied(f"Only the study's principal investigator may sign records of {subject}.")
     if not password or not actor.check_password(password):
@@ -589,6 +596,7 @@ def delete_record(*, actor, record: FormRecord, reason: str) -> None:
     subject = record.subject
     if not _may_delete(actor, record):
         raise PermissionDenied(f"You may not delete records of {subject}; a study administrator can.")
+    require_writable(subject.study, "delete a record")
     reason = _require_reason(reason, "delete this record")
     # By primary key, without select_related: only this row is locked (see save_record).
     record = FormRecord.objects.select_for_update().get(pk=record.pk)

@@ -19,7 +19,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from capture.accounts.system import require_actor
 from capture.audit.services import NewEvent, append_events, canonical_json, record_event
-from capture.definitions.models import Arm, Schedule
+from capture.definitions.models import Arm, EventForm, Schedule
 
 from . import access, pseudonyms
 from .models import STUDY_PERMISSIONS, Membership, Site, Study, Subject, validate_id_pattern
@@ -34,6 +34,38 @@ def may_create_studies(user) -> bool:
 def _require_manager(actor, study: Study) -> None:
     if not (may_create_studies(require_actor(actor)) or access.can(actor, "manage_study", study)):
         raise PermissionDenied(f"Your role in {study.name} does not allow managing its sites and roles.")
+    require_writable(study, "change its sites, members or settings")
+
+
+class StudyNotWritableError(ValidationError):
+    """A write the study's status refuses (see `require_writable`)."""
+
+
+def require_writable(study: Study, what: str, *, definitions: bool = False) -> None:
+    """The one rule of a study's status, asked by every write path before it writes.
+
+    - development: everything is allowed, definitions included;
+    - production: data is entered as usual; definitions change only through new versions (the
+      definitions page's "Update definitions from a file", capture/definitions/services.py), so a
+      direct edit of the definitions (`definitions=True`: REDCap's importMetadata, arms, events,
+      instrument mapping) is refused in REDCap's words;
+    - closed: nothing is written (records, imports, APIs, enrolment, sites, members, settings);
+      only `set_study_status` reopens it.
+    `what` says what was refused, as a verb phrase ("save data", "import metadata")."""
+    if study.status == Study.CLOSED:
+        raise StudyNotWritableError(
+            f"{study.name} is closed (read-only), so you cannot {what}. Fix: a study administrator "
+            "can reopen it on the study's Settings page (Study status).",
+            code="closed",
+        )
+    if definitions and study.status == Study.PRODUCTION:
+        # REDCap's own wording for these API methods in production (PyCap and REDCapR show it as is).
+        raise StudyNotWritableError(
+            f"You cannot {what} because the project is in production. This method is available only "
+            "for projects in Development status; in Capture a study in production changes its "
+            "definitions through new versions (Update definitions from a file).",
+            code="production",
+        )
 
 
 def _study_snapshot(study: Study) -> dict:
@@ -45,6 +77,7 @@ def _study_snapshot(study: Study) -> dict:
         "subject_ids": study.subject_ids,
         "record_id_field": study.record_id_field,
         "missing_codes": study.missing_codes,
+        "status": study.status,
     }
 
 
@@ -59,7 +92,11 @@ def create_study(
     description: str = "",
     subject_ids: str = Study.PATTERN_IDS,
     record_id_field: str = "record_id",
+    administrator=None,
 ) -> Study:
+    """A new study in development status. `administrator` (the person who created it on the web)
+    becomes its first study administrator, so its sites and members are set up in Capture's own
+    pages, not Django admin."""
     if not may_create_studies(require_actor(actor)):
         raise PermissionDenied("Only staff may create studies. Ask an administrator to make you staff.")
     validate_id_pattern(subject_id_pattern)
@@ -85,6 +122,8 @@ def create_study(
         object_label=study.name,
         after=_study_snapshot(study),
     )
+    if administrator is not None:
+        grant_role(actor=actor, study=study, user=administrator, role=ADMIN_ROLE)
     return study
 
 
@@ -372,6 +411,7 @@ def enroll_subjects(*, actor, study: Study, requests: list[EnrolRequest], reason
     query for the batch) and pattern ids follow each site's sequence under the site's row lock.
     One `subject.enroll` audit event per subject, appended in one batch; rows by bulk_create."""
     user = require_actor(actor)
+    require_writable(study, "enrol subjects")
     requests = list(requests)
     sites, arms = _checked_batch(user, study, requests)
     numbered, ids = _batch_ids(study, requests, sites)
@@ -418,10 +458,11 @@ def enroll_subjects(*, actor, study: Study, requests: list[EnrolRequest], reason
 ADMIN_ROLE = "study_admin"
 
 
-def _require_manage(actor, study: Study) -> None:
+def _require_manage(actor, study: Study, *, what: str = "change its sites, members or settings") -> None:
     require_actor(actor)
     if not access.can(actor, "manage_study", study):
         raise PermissionDenied(f"Your role in {study.name} does not allow managing it.")
+    require_writable(study, what)
 
 
 def _active_admins(study: Study):
@@ -657,7 +698,7 @@ def retire_site(*, actor, study: Study, site: Site, reason: str = "") -> Site:
 def move_subject(*, actor, study: Study, subject: Subject, site: Site, reason: str) -> Subject:
     """Move a subject to another site of the study. Its id stays (ids are never reused); it takes
     the next sequence number of the new site. Members limited to the old site no longer see it."""
-    _require_manage(actor, study)
+    _require_manage(actor, study, what="move a subject")
     reason = reason.strip()
     if not reason:
         raise ValidationError("Moving a subject needs a reason (it goes into the audit trail).")
@@ -691,7 +732,7 @@ def _codes_snapshot(codes) -> list[dict]:
 @transaction.atomic
 def set_missing_codes(*, actor, study: Study, codes: list[dict]) -> Study:
     """The study's missing-data codes (NA, UNK, …): each a distinct code and its meaning."""
-    _require_manage(actor, study)
+    _require_manage(actor, study, what="change its missing-data codes")
     codes = [{"code": str(c["code"]).strip(), "meaning": str(c["meaning"]).strip()} for c in codes]
     seen: set[str] = set()
     for c in codes:
@@ -719,6 +760,162 @@ def set_missing_codes(*, actor, study: Study, codes: list[dict]) -> Study:
         after={"missing_codes": codes},
     )
     return study
+
+
+def _status_change_problem(study: Study, old: str, new: str, reason: str) -> str | None:
+    """Why a study may not go from `old` to `new` status, or None (the rules of docs/administration.md)."""
+    if new not in dict(Study.STATUSES):
+        return f"Unknown study status {new!r}; choose development, production or closed."
+    if (new == Study.CLOSED or old == Study.CLOSED) and not reason:
+        verb = "Closing" if new == Study.CLOSED else "Reopening"
+        return f"{verb} a study needs a reason (it goes into the audit trail)."
+    if new == Study.DEVELOPMENT and study.subjects.exists():
+        # Development lets definitions change in place; subjects' records were entered under them.
+        return (
+            f"{study.name} has enrolled subjects, so it cannot go (back) to development, where its "
+            "definitions could change under their records. Fix: keep it in production and change "
+            "definitions through new versions."
+        )
+    return None
+
+
+@transaction.atomic
+def set_study_status(*, actor, study: Study, status: str, reason: str = "") -> Study:
+    """Move a study between development, production and closed (the only change a closed study
+    takes is this one: reopening it). Closing and reopening need a reason; a study with subjects
+    never goes back to development."""
+    require_actor(actor)
+    if not access.can(actor, "manage_study", study):
+        raise PermissionDenied(f"Your role in {study.name} does not allow managing it.")
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    reason, old = reason.strip(), study.status
+    if status == old:
+        return study
+    problem = _status_change_problem(study, old, status, reason)
+    if problem:
+        raise ValidationError(problem)
+    study.status = status
+    study.save(update_fields=["status"])
+    record_event(
+        actor=actor,
+        study=study,
+        action="study.status",
+        object_type="study",
+        object_id=study.pk,
+        object_label=study.name,
+        before={"status": old},
+        after={"status": status},
+        reason=reason,
+    )
+    return study
+
+
+@transaction.atomic
+def set_subject_id_policy(*, actor, study: Study, subject_ids: str, pattern: str) -> Study:
+    """Where the study's subject ids come from (generated by `pattern`, or kept as a source gives
+    them). Only while the study has no subjects: ids already given keep their form for good, and a
+    second form beside them would make ids ambiguous (and a site's sequence restart)."""
+    _require_manage(actor, study, what="change the subject id policy")
+    if subject_ids not in dict(Study.ID_POLICIES):
+        raise ValidationError(f"Unknown subject id policy {subject_ids!r}; use 'pattern' or 'source'.")
+    validate_id_pattern(pattern)
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    before = {"subject_ids": study.subject_ids, "subject_id_pattern": study.subject_id_pattern}
+    after = {"subject_ids": subject_ids, "subject_id_pattern": pattern}
+    if before == after:
+        return study
+    if study.subjects.exists():
+        raise ValidationError(
+            f"{study.name} has enrolled subjects, so its subject id policy cannot change: their ids "
+            "keep the form they were given, and new ids of another form beside them would be ambiguous."
+        )
+    study.subject_ids, study.subject_id_pattern = subject_ids, pattern
+    study.save(update_fields=["subject_ids", "subject_id_pattern"])
+    record_event(
+        actor=actor,
+        study=study,
+        action="study.subject_ids",
+        object_type="study",
+        object_id=study.pk,
+        object_label=study.name,
+        before=before,
+        after=after,
+    )
+    return study
+
+
+# ---------------------------------------------------------------------------- the enrolment date
+# A form that asks the enrolment date is its one source: the enrol page does not ask it again, and
+# the subject's enrolment date (the timeline's day 0) follows the form's value. The item names a
+# form asks it under: Capture's element, its British spelling, and REDCap's habit `date_enrolled`.
+ENROLMENT_DATE_ITEMS = ("enrollment_date", "enrolment_date", "date_enrolled")
+
+
+@dataclasses.dataclass(frozen=True)
+class EnrolmentDateQuestion:
+    """Where an arm's forms ask the enrolment date: the first event and form that do, and the item."""
+
+    event: str
+    event_title: str
+    form: str
+    form_title: str
+    item: str
+
+
+def _asks_enrolment_date(spec: dict) -> str | None:
+    """The item of a compiled form (loader.compile_form) that asks the enrolment date, if one does
+    (outside repeating groups: one subject has one enrolment date)."""
+    for section in spec.get("sections", []):
+        for entry in section.get("items", []):
+            if "group" not in entry and entry.get("name") in ENROLMENT_DATE_ITEMS:
+                return entry["name"]
+    return None
+
+
+def enrolment_date_question(arm: Arm | None) -> EnrolmentDateQuestion | None:
+    """The first form of `arm` (in event and form order) that asks the enrolment date, or None."""
+    if arm is None:
+        return None
+    forms = EventForm.objects.filter(event__arm=arm).select_related("event", "form")
+    for entry in forms.order_by("event__order", "order"):
+        item = _asks_enrolment_date(entry.form.spec)
+        if item:
+            return EnrolmentDateQuestion(
+                entry.event.name, entry.event.title, entry.form.name, entry.form.title, item
+            )
+    return None
+
+
+def follow_enrolment_date(actor, subject: Subject, record) -> None:
+    """After a save of `record` (the record service calls this in its transaction): when it is the
+    record of the form that asks the subject's enrolment date, the subject's date becomes the form's
+    value, audited (`subject.enrollment_date`). A form that does not ask it costs no query."""
+    item = _asks_enrolment_date(record.form.spec)
+    if item is None or record.instance != 1:
+        return
+    try:
+        day = dt.date.fromisoformat(str(record.data.get(item) or ""))
+    except ValueError:
+        return  # blank, or a missing-data code: the date stays as it is
+    if day == subject.enrollment_date:
+        return
+    asked = enrolment_date_question(subject.arm)
+    if asked is None or (asked.event, asked.form) != (record.event.name, record.form_name):
+        return
+    before = subject.enrollment_date
+    Subject.objects.filter(pk=subject.pk).update(enrollment_date=day)
+    subject.enrollment_date = day
+    record_event(
+        actor=actor,
+        study=subject.study,
+        action="subject.enrollment_date",
+        object_type="subject",
+        object_id=subject.pk,
+        object_label=subject.subject_id,
+        before={"enrollment_date": before.isoformat()},
+        after={"enrollment_date": day.isoformat()},
+        reason=f"from {asked.form_title} at {asked.event_title}",
+    )
 
 
 def next_subject_id(study: Study, site: Site) -> tuple[int, str]:

@@ -220,12 +220,15 @@ class EnrollForm(forms.Form):
     )
     arm = forms.ModelChoiceField(queryset=None, required=False, empty_label="(first arm for the kind)")  # type: ignore[var-annotated]  # the queryset is set per study in __init__
 
-    def __init__(self, *args, user, study, kind=Subject.PATIENT, **kwargs):
+    def __init__(self, *args, user, study, kind=Subject.PATIENT, date_asked=False, **kwargs):
         super().__init__(*args, **kwargs)
+        if date_asked:  # a form asks it: that form is its one source (studies.services)
+            del self.fields["enrollment_date"]
         self.fields["kind"].initial = kind
         self.fields["site"].queryset = access.sites_visible_to(user, study).filter(retired_at__isnull=True)
         self.fields["arm"].queryset = Arm.objects.filter(schedule=study.schedule, subject_kind=kind)
-        self.fields["enrollment_date"].initial = timezone.localdate()
+        if "enrollment_date" in self.fields:
+            self.fields["enrollment_date"].initial = timezone.localdate()
         if kind == Subject.PATIENT:
             del self.fields["derived_from"], self.fields["model_type"]
         else:
@@ -252,9 +255,16 @@ def enroll(request, slug):
     offered = [k for k in kinds if study.schedule.arms.filter(subject_kind=k).exists()]
     if kind not in offered:
         kind = offered[0] if offered else Subject.PATIENT
-    form = EnrollForm(request.POST or None, user=request.user, study=study, kind=kind)
+    asked = services.enrolment_date_question(study.schedule.arms.filter(subject_kind=kind).first())
+    form = EnrollForm(request.POST or None, user=request.user, study=study, kind=kind, date_asked=bool(asked))
     if request.method == "POST" and form.is_valid():
-        data = {"derived_from": None, "model_type": "", **form.cleaned_data}
+        # Until the form gives it, a subject's enrolment date is the day it is enrolled here.
+        data = {
+            "derived_from": None,
+            "model_type": "",
+            "enrollment_date": timezone.localdate(),
+            **form.cleaned_data,
+        }
         try:
             subject = services.enroll_subject(
                 actor=request.user,
@@ -272,6 +282,9 @@ def enroll(request, slug):
             form.add_error("site", str(exc))
         else:
             messages.success(request, f"Enrolled {subject.subject_id}.")
+            asked = services.enrolment_date_question(subject.arm)
+            if asked:  # on to the form that asks the enrolment date
+                return redirect("records:entry", study.slug, subject.subject_id, asked.event, asked.form, 1)
             return redirect("web:subject", slug=study.slug, subject_id=subject.subject_id)
     next_ids = [(site, services.next_subject_id(study, site)[1]) for site in form.fields["site"].queryset]
     return render(
@@ -284,5 +297,6 @@ def enroll(request, slug):
             "kinds": [(k, kinds[k]) for k in offered],
             "id_in_words": services.id_pattern_in_words(study.subject_id_pattern),
             "next_ids": next_ids,
+            "date_asked": asked,
         },
     )

@@ -14,6 +14,7 @@ from django.utils import timezone
 from capture.accounts.system import SYSTEM
 from capture.audit.models import AuditChain, AuditEvent
 from capture.audit.services import chain_key, record_event
+from capture.jobs.models import Job
 from capture.records.services import save_record
 from capture.studies import services
 from capture.studies.models import Membership
@@ -217,15 +218,40 @@ def test_rows_link_to_their_record_and_show_before_and_after(client, personas, s
     assert "<b>age</b>: 50 → 51" in html
 
 
-def test_verify_chain_says_intact_then_finds_an_edited_event(client, personas, study, entered):
+def test_verify_chain_runs_as_a_job_not_in_the_request(client, personas, study, entered):
     client.force_login(personas["monitor"])
     url = reverse("administration:audit_verify", args=[study.slug])
-    assert "The chain is intact" in client.post(url).content.decode()
+    response = client.post(f"{url}?action=record.")  # the job's worker has not run: nothing verified yet
+    assert response.status_code == 302
+    assert response["Location"] == reverse("administration:audit", args=[study.slug]) + "?action=record."
+    job = Job.objects.get(study=study, kind="audit_verify")
+    assert (job.status, job.created_by) == (Job.QUEUED, personas["monitor"])
+    html = _page(client, study).content.decode()
+    assert "Verification queued" in html and "The chain is intact" not in html
+
+
+def test_verify_chain_says_intact_then_finds_an_edited_event(
+    client, personas, study, entered, django_capture_on_commit_callbacks
+):
+    client.force_login(personas["monitor"])
+    url = reverse("administration:audit_verify", args=[study.slug])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(url).status_code == 302
+    n = AuditChain.objects.get(key=chain_key(study)).last_seq
+    assert f"The chain is intact: {n} events checked" in _page(client, study).content.decode()
     event = AuditEvent.objects.filter(study=study).order_by("seq").first()
     with connection.cursor() as cursor:  # tampering, behind the ORM's back
         cursor.execute(f"UPDATE {AuditEvent._meta.db_table} SET reason = 'forged' WHERE id = %s", [event.pk])  # noqa: S608
-    html = client.post(url).content.decode()
-    assert "The chain is broken" in html and "edited" in html
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url)
+    html = _page(client, study).content.decode()
+    assert f"The chain is broken: 1 problem in {n} events" in html
+    assert f"#{event.seq}" in html and "edited" in html
+    # Another reader does not see the monitor's verification; a study administrator does.
+    client.force_login(personas["pi"])
+    assert "The chain is broken" not in _page(client, study).content.decode()
+    client.force_login(personas["admin"])
+    assert "The chain is broken" in _page(client, study).content.decode()
 
 
 def test_a_coordinator_may_not_read_the_audit_log_or_its_csv(client, personas, study):

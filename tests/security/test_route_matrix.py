@@ -134,7 +134,7 @@ ROUTES: dict[str, Route | None] = {
     "administration:settings": Route(perm="manage_study", methods=("GET", "POST")),
     "administration:audit": Route(perm="view_audit"),
     "administration:audit_csv": Route(perm="view_audit"),
-    "administration:audit_verify": Route(perm="view_audit", methods=("POST",)),
+    "administration:audit_verify": Route(perm="view_audit", methods=("POST",), ok=302),  # starts a job
     # The invitation link: a bad token is a page saying so, for anyone.
     "administration:set_password": Route(
         perm=None, scope="none", public=True, kwargs={"uidb64": "MQ", "token": "bad-token"}

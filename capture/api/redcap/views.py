@@ -26,6 +26,7 @@ from django.views.decorators.http import require_POST
 
 from capture.files import redcap as files_api
 from capture.studies import access
+from capture.studies import services as study_services
 from capture.studies.disclosure import Disclosure
 from capture.studies.models import Membership
 from capture.studies.roles import ROLES
@@ -60,6 +61,15 @@ EXPORT_ONLY = {
     "userDagMapping",
     "userRole",
     "userRoleMapping",
+}
+
+
+# REDCap's definition writes, refused in production as REDCap refuses them (studies.services.require_writable).
+_WRITES = {
+    "metadata": "import metadata",
+    "arm": "import arms",
+    "event": "import events",
+    "formEventMapping": "import the instrument-event mappings",
 }
 
 
@@ -250,6 +260,10 @@ def _dispatch(user, study, p: Params) -> HttpResponseBase:
     content = p.get("content")
     # REDCap reads a request that carries `data` as an import even without action=import (PyCap relies on it).
     action = p.get("action").lower() or ("import" if "data" in p.data else "export")
+    if action != "export":  # the study's status: closed refuses every write, production these
+        study_services.require_writable(
+            study, _WRITES.get(content, "change data"), definitions=content in _WRITES
+        )
     if content in EXPORT_ONLY and action != "export":
         raise RedcapError(
             f"Capture's REDCap API does not change {content} (definitions and sites are managed in Capture itself)."
@@ -292,7 +306,7 @@ def _project_info(user, study, p, fmt):
         # A timestamp of no subject: withheld from de-identified readers (disclosure policy).
         "creation_time": timezone.localtime(created).strftime("%Y-%m-%d %H:%M:%S") if created else "",
         "production_time": "",
-        "in_production": 1,
+        "in_production": int(study.status != study.DEVELOPMENT),  # studies.models.Study.status
         "project_language": "English",
         "purpose": 2,
         "purpose_other": "",
