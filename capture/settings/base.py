@@ -1,11 +1,13 @@
 """Settings shared by every environment. Environment-specific modules import
 this and override; values that differ per deployment come from the environment."""
 
+import os
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
 
+from capture import storage_settings
 from capture.env import env_bool, env_int, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -131,6 +133,13 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_ROOT = VAR_DIR / "media"
+# Files go through named storages (capture/storage.py): a local folder by default, S3-compatible
+# object storage with CAPTURE_STORAGE=s3://bucket/prefix (capture/storage_settings.py, docs/deploy.md).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    **storage_settings.storages(),
+}
 
 # Capture's own options, one namespaced dict (STYLE.md §6).
 CAPTURE: dict[str, Any] = {
@@ -147,6 +156,13 @@ CAPTURE: dict[str, Any] = {
     # IMPORT_MAX_BYTES (file), IMPORT_MAX_UNPACKED_BYTES (an .xlsx/.ods unzipped), IMPORT_MAX_ROWS,
     # IMPORT_MAX_CELL_CHARS (32,767, Excel's own) and IMPORT_MAX_HEADER_CHARS.
     "IMPORT_MAX_UNPACKED_BYTES": env_int("CAPTURE_IMPORT_MAX_UNPACKED_MB", 200) * 1024 * 1024,
+    # On object storage, downloads redirect to a link signed for five minutes instead of passing
+    # through the app (the browser must reach the object store's address).
+    "STORAGE_SIGNED_URLS": env_bool("CAPTURE_STORAGE_SIGNED_URLS", False),
+    # The research image archive: a server name of CAPTURE_DICOMWEB_SERVERS. When set, a DICOM zip
+    # ingested by a user who may share de-identified data is also de-identified into the "images"
+    # storage and sent there by STOW-RS (capture/imaging/publish.py).
+    "RESEARCH_ARCHIVE": os.environ.get("CAPTURE_RESEARCH_ARCHIVE", "").strip(),
 }
 
 # Background work (imports, exports, DICOM ingest) goes through Django's tasks interface.

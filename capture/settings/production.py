@@ -28,8 +28,8 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
 
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+STORAGES = {  # the named storages of base.py follow CAPTURE_STORAGE (docs/deploy.md)
+    **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 PSEUDONYM_KEY_REQUIRED = True  # capture/studies/pseudonyms.py: CAPTURE_PSEUDONYM_KEY must be set

@@ -8,7 +8,8 @@ SECRET_KEY = "test-only-not-secret-7d2c"  # noqa: S105 - test only
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 AXES_ENABLED = True
-STORAGES = {
+STORAGES = {  # the named storages of base.py (local under MEDIA_ROOT unless CAPTURE_STORAGE is set)
+    **STORAGES,  # noqa: F405
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
