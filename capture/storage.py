@@ -30,7 +30,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import Storage, storages
-from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.utils.http import content_disposition_header
 from storages.backends.s3 import S3Storage
 
@@ -153,7 +154,7 @@ def local_copy(kind: str, name: str, *, missing: str = "") -> Iterator[Path]:
         yield target
 
 
-def download_response(kind: str, name: str, filename: str) -> HttpResponse:
+def download_response(kind: str, name: str, filename: str) -> HttpResponseBase:
     """The stored file as a download: streamed from the storage, or (on object storage with
     CAPTURE["STORAGE_SIGNED_URLS"]) a redirect to a link signed for a few minutes. The caller has
     checked the permission; the link is not guessable and expires."""

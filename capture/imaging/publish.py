@@ -70,7 +70,7 @@ def publish(*, actor, study: Study, destination: str, progress: Callable | None 
     client = DICOMwebClient(url=url, timeout=60)
     # A busy archive gets three tries, 0.2 s and 0.4 s apart; what still fails waits for a re-run.
     client.set_http_retry_params(retry=True, max_attempts=3, wait_exponential_multiplier=200)
-    outcome = {"destination": destination, "published": 0, "failed": 0, "errors": []}
+    outcome: dict = {"destination": destination, "published": 0, "failed": 0, "errors": []}
     for start in range(0, len(rows), BATCH):
         _send(client, rows[start : start + BATCH], outcome)
         if progress is not None:
