@@ -151,3 +151,5 @@ def test_an_ingest_with_a_research_archive_publishes_de_identified_copies_and_ca
     assert job.result["archive"]["published"] == 2 and job.result["archive"]["failed"] == 0
     assert PublishedInstance.objects.filter(study=study, status=PublishedInstance.PUBLISHED).count() == 2
     assert imaging.visible_studies(personas["data_manager"], study).count() == 1
+    page = client.get(reverse("imaging:ingest_job", args=[study.slug, job.pk])).content.decode()
+    assert "research: 2 de-identified copies, 2 sent" in page
