@@ -134,7 +134,7 @@ def store(*, actor, subject: Subject, upload) -> StoredFile:
         digest.update(chunk)
     upload.seek(0)
     key = uuid.uuid4()
-    saved = storage().save(f"{subject.study_id}/{key.hex}/{name}", upload)
+    saved = storage().save(f"files/{subject.study_id}/{key.hex}/{name}", upload)
     return StoredFile.objects.create(
         id=key,
         study_id=subject.study_id,

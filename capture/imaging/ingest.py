@@ -36,7 +36,9 @@ def ingest_folder(*, actor, study, path: Path, progress=None, processes=None) ->
     )
 
 
-def ingest_zip(*, actor, study, zip_path: Path, name: str, progress=None) -> services.IngestReport:
+def ingest_zip(*, actor, study, zip_path: Path, name: str, progress=None, then=None) -> services.IngestReport:
+    """Index the DICOM files of an uploaded zip; `then(folder)`, if given, runs on the unpacked
+    files before they are removed (the ingest job de-identifies them for the research archive)."""
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
@@ -61,7 +63,7 @@ def ingest_zip(*, actor, study, zip_path: Path, name: str, progress=None) -> ser
         _extract(archive, members, Path(tmp), name)
         root = str(Path(tmp).resolve())
         files = [str(p) for p in list_files(Path(root)) if not Path(p).name.startswith("._")]
-        return services.ingest_files(
+        report = services.ingest_files(
             actor=actor,
             study=study,
             paths=files,
@@ -70,6 +72,9 @@ def ingest_zip(*, actor, study, zip_path: Path, name: str, progress=None) -> ser
             display_root=root,
             progress=progress,
         )
+        if then is not None:
+            then(Path(root))
+        return report
 
 
 def _safe_member(filename: str) -> bool:

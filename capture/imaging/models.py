@@ -188,3 +188,41 @@ class QuarantinedInstance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.modality or 'Image'} {self.sop_uid[-12:]} ({self.status})"
+
+
+class PublishedInstance(models.Model):
+    """One de-identified instance for a research archive (a DICOMweb server, by STOW-RS): its copy
+    in the images storage, and whether it reached the archive. One row per destination and
+    de-identified SOP Instance UID, so a re-run finds what was sent already (publish.py)."""
+
+    PENDING = "pending"
+    PUBLISHED = "published"
+    FAILED = "failed"
+    STATUSES = [(PENDING, "Waiting"), (PUBLISHED, "In the archive"), (FAILED, "Failed, to be sent again")]
+
+    study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="published_instances")
+    subject = models.ForeignKey(
+        "studies.Subject", on_delete=models.CASCADE, related_name="published_instances"
+    )
+    destination = models.CharField(max_length=64, help_text="a server name of CAPTURE_DICOMWEB_SERVERS")
+    study_uid = models.CharField(max_length=64, help_text="De-identified StudyInstanceUID")
+    series_uid = models.CharField(max_length=64, help_text="De-identified SeriesInstanceUID")
+    sop_uid = models.CharField(max_length=64, help_text="De-identified SOPInstanceUID")
+    storage_name = models.CharField(max_length=500, help_text="name in the images storage")
+    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["study_id", "study_uid", "series_uid", "sop_uid"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "destination", "sop_uid"], name="imaging_published_instance_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["study", "destination", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.sop_uid} → {self.destination} ({self.status})"

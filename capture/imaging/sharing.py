@@ -5,6 +5,7 @@ source file names often carry patient names, so none is kept."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from capture import storage
 from capture.audit.services import record_event
 from capture.studies import pseudonyms
 from capture.studies.models import Study
@@ -29,6 +31,8 @@ class CopyReport:
     refused: list[dict] = field(default_factory=list)
     quarantined: list[dict] = field(default_factory=list)
     subjects: set[str] = field(default_factory=set)
+    # The copies saved to the images storage (name and de-identified UIDs), for publication.
+    copies: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -38,6 +42,8 @@ class CopyReport:
             "subjects": sorted(self.subjects),
         }
 
+
+STORAGE_DIR = "deid"
 
 # Without these a copy can be neither named nor declared: the file is refused, not guessed at.
 REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
@@ -59,23 +65,37 @@ def pixel_hash(ds) -> str:
     return digest.hexdigest()
 
 
-def deidentify_tree(*, actor, study: Study, src: Path, dst: Path) -> CopyReport:
-    """Write de-identified copies of the DICOM files under `src` to `dst`. Each file is copied
-    whole or not at all; a file that cannot be copied is refused by name and the run goes on;
-    the run always ends with one audit event (with the quarantine rows it adds). The actor must
-    hold `export_deidentified` on the study."""
+def deidentify_tree(
+    *, actor, study: Study, src: Path, dst: Path | None = None, to_storage: bool = False
+) -> CopyReport:
+    """Write de-identified copies of the DICOM files under `src` to the folder `dst` and/or (with
+    `to_storage`) to the images storage, where workers on any host find them for publication
+    (publish.py). Each file is copied whole or not at all; a file that cannot be copied is refused
+    by name and the run goes on; the run always ends with one audit event (with the quarantine
+    rows it adds). The actor must hold `export_deidentified` on the study."""
     services.require(actor, study, "export_deidentified")
     if not src.exists():
         raise FileNotFoundError(f"{src} does not exist; give a folder (or a file) of DICOM files.")
-    if dst.exists() and dst.resolve() == src.resolve():
+    if dst is None and not to_storage:
+        raise ValueError("Give a folder for the copies, or write them to the images storage.")
+    if dst is not None and dst.exists() and dst.resolve() == src.resolve():
         raise ValueError("Write the copies to another folder than the originals.")
-    run = _Run(study=study, dst=dst, subjects=_subjects_by_hash(study))
+    sinks: list = [FolderSink(dst)] if dst is not None else []
+    if to_storage:
+        sinks.append(StorageSink(study))
+    places = ([str(dst)] if dst is not None else []) + (
+        [f"storage:{STORAGE_DIR}/{study.slug}"] if to_storage else []
+    )
+    label = " and ".join(places)
+    run = _Run(study=study, sinks=sinks, subjects=_subjects_by_hash(study))
     root = src.resolve()
     try:
         for path in list_files(root):
             name = str(path.relative_to(root)) if path != root else path.name
             try:
                 run.copy(path, name)
+            except storage.StorageUnavailableError:
+                raise  # not the file's fault: the run stops, and runs again once the store is back
             except Exception as exc:  # noqa: BLE001 - any damaged source is refused by name; the run goes on
                 run.report.refused.append(
                     {"file": name, "reason": f"not copied: {exc.__class__.__name__}: {exc}"[:300]}
@@ -95,7 +115,7 @@ def deidentify_tree(*, actor, study: Study, src: Path, dst: Path) -> CopyReport:
                 action="imaging.deidentify",
                 object_type="imaging",
                 object_id="copy",
-                object_label=str(dst)[:255],
+                object_label=label[:255],
                 after={
                     "written": report.written,
                     "refused": len(report.refused),
@@ -106,10 +126,40 @@ def deidentify_tree(*, actor, study: Study, src: Path, dst: Path) -> CopyReport:
     return run.report
 
 
+class FolderSink:
+    """Copies in a local folder, each written to a hidden name and renamed: whole or absent."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def write(self, ds, rel: str) -> None:
+        target = self.root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.part")
+        try:
+            ds.save_as(partial, enforce_file_format=True)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+
+
+class StorageSink:
+    """Copies in the images storage under deid/<study>/ (an object appears whole or not at all);
+    the same source gives the same UIDs, so a re-run writes the same names again."""
+
+    def __init__(self, study: Study):
+        self.prefix = f"{STORAGE_DIR}/{study.slug}"
+
+    def write(self, ds, rel: str) -> str:
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        return storage.save(storage.IMAGES, f"{self.prefix}/{rel}", buffer.getvalue())
+
+
 @dataclass
 class _Run:
     study: Study
-    dst: Path
+    sinks: list
     subjects: dict
     report: CopyReport = field(default_factory=CopyReport)
     uids: dict = field(default_factory=dict)
@@ -177,21 +227,20 @@ class _Run:
         except deid.RefusedError as exc:
             self.refuse(name, str(exc))
             return False
-        target = (
-            self.dst
-            / subject.subject_id
-            / str(ds.StudyInstanceUID)
-            / str(ds.SeriesInstanceUID)
-            / f"{sop_uid}.dcm"
-        )
-        target.parent.mkdir(parents=True, exist_ok=True)
         _ensure_file_meta(ds)
-        partial = target.with_name(f".{target.name}.part")
-        try:
-            ds.save_as(partial, enforce_file_format=True)
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
+        rel = f"{subject.subject_id}/{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{sop_uid}.dcm"
+        for sink in self.sinks:
+            stored = sink.write(ds, rel)
+            if stored is not None:
+                self.report.copies.append(
+                    {
+                        "subject": subject.subject_id,
+                        "study_uid": str(ds.StudyInstanceUID),
+                        "series_uid": str(ds.SeriesInstanceUID),
+                        "sop_uid": sop_uid,
+                        "name": stored,
+                    }
+                )
         self.report.written += 1
         self.report.subjects.add(subject.subject_id)
         return True

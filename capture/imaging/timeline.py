@@ -18,6 +18,7 @@ from capture.records.models import FormRecord
 from capture.studies.disclosure import Disclosure
 from capture.studies.models import Subject
 
+from . import publish
 from .models import ImagingStudy
 
 # A pair of date items in one record whose names differ only by these words makes a bar.
@@ -70,6 +71,8 @@ class Scan:
     event: str | None  # the schedule event whose window holds the scan
     event_title: str | None
     in_window: bool
+    # The research archives holding its de-identified instances (publish.archive_links).
+    archives: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -212,6 +215,7 @@ def _scans(subject: Subject, windows: list[Window], disclosure: Disclosure, show
     scans = (
         ImagingStudy.objects.filter(subject=subject).select_related("subject").order_by("study_date", "pk")
     )
+    archives = publish.archive_links(subject.study, [scan.study_uid for scan in scans])
     for scan in scans:
         day = scan.day_offset()
         window = _window_for(windows, day)
@@ -231,6 +235,7 @@ def _scans(subject: Subject, windows: list[Window], disclosure: Disclosure, show
                 event=window.event if window else None,
                 event_title=window.title if window else None,
                 in_window=window is not None,
+                archives=archives.get(scan.study_uid, []),
             )
         )
     return found

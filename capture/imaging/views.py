@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from capture import storage
 from capture.jobs import services as jobs
 from capture.studies import access
 from capture.studies.disclosure import Disclosure
@@ -166,12 +167,11 @@ def ingest(request, slug):
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid() and not _too_large(form):
         upload = form.cleaned_data["archive"]
-        relative = f"{UPLOAD_DIR}/{uuid.uuid4().hex}.zip"
-        target = Path(settings.MEDIA_ROOT) / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("wb") as out:
-            for chunk in upload.chunks():
-                out.write(chunk)
+        try:
+            relative = storage.save(storage.UPLOADS, f"{UPLOAD_DIR}/{uuid.uuid4().hex}.zip", upload)
+        except storage.StorageUnavailableError as exc:
+            form.add_error("archive", exc.messages[0])
+            return render(request, "imaging/ingest.html", {"study": study, "form": form})
         with transaction.atomic():
             job = jobs.start_job(
                 actor=request.user,
@@ -179,10 +179,20 @@ def ingest(request, slug):
                 kind="imaging_ingest",
                 title=f"DICOM ingest of {upload.name}",
                 handler="capture.imaging.jobs.run_ingest",
-                params={"upload": relative, "name": Path(upload.name).name},
+                params={"upload": relative, "name": Path(upload.name).name}
+                | _publication(request.user, study),
             )
         return redirect("imaging:ingest_job", slug=study.slug, job_id=job.pk)
     return render(request, "imaging/ingest.html", {"study": study, "form": form})
+
+
+def _publication(user, study) -> dict:
+    """With a research archive configured (CAPTURE_RESEARCH_ARCHIVE), an ingest by a user who may
+    share de-identified data also sends de-identified copies there."""
+    archive = settings.CAPTURE.get("RESEARCH_ARCHIVE")
+    if archive and access.can(user, "export_deidentified", study):
+        return {"publish": archive}
+    return {}
 
 
 def _too_large(form) -> bool:

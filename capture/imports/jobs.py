@@ -23,16 +23,17 @@ def run_import(job, progress) -> dict:
     mapping = Mapping.from_spec(job.params["spec"])
     commit = bool(job.params.get("commit"))
     try:
-        report = services.run_import(
-            actor=job.created_by,
-            study=job.study,
-            path=services.upload_path(upload),
-            mapping=mapping,
-            commit=commit,
-            label=upload.original_name,
-            upload=upload,
-            progress=progress,
-        )
+        with services.upload_path(upload) as path:  # a local copy when the upload is on object storage
+            report = services.run_import(
+                actor=job.created_by,
+                study=job.study,
+                path=path,
+                mapping=mapping,
+                commit=commit,
+                label=upload.original_name,
+                upload=upload,
+                progress=progress,
+            )
     except services.ImportRefusedError as exc:
         raise JobError(exc.messages[0]) from None
     except ValidationError as exc:  # the file cannot be read (too large, a cell too long, corrupt)

@@ -7,14 +7,18 @@ An upload is visible to who sent it and to the study's administrators; anyone el
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files import File
 from django.db import transaction
 from django.http import Http404
 
+from capture import storage
 from capture.audit.services import record_event
 from capture.studies import access
 from capture.studies.models import Site, Study
@@ -24,6 +28,7 @@ from .mapping import Mapping
 from .models import ImportMapping, ImportUpload
 
 PERMISSION = "import_data"
+SPOOL_BYTES = 8 * 1024 * 1024  # an upload larger than this waits on local disk, not in memory
 
 
 def check_may_import(actor, study: Study) -> None:
@@ -33,7 +38,7 @@ def check_may_import(actor, study: Study) -> None:
 
 @transaction.atomic
 def store_upload(*, actor, study: Study, site: Site | None, name: str, chunks) -> ImportUpload:
-    """Keep an uploaded file under MEDIA_ROOT/imports/<study>/ and remember who sent it."""
+    """Keep an uploaded file in the uploads storage (imports/<study>/) and remember who sent it."""
     check_may_import(actor, study)
     suffix = Path(name).suffix.lower()
     if suffix not in readers.SUFFIXES:
@@ -42,32 +47,24 @@ def store_upload(*, actor, study: Study, site: Site | None, name: str, chunks) -
         )
     if site is not None and not access.sites_visible_to(actor, study).filter(pk=site.pk).exists():
         raise PermissionDenied(f"You do not work at site {site.code}.")
-    rel = Path("imports") / study.slug / f"{uuid.uuid4().hex}{suffix}"
-    path = Path(settings.MEDIA_ROOT) / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    size = 0
-    max_bytes = readers.limit("IMPORT_MAX_BYTES")
-    with path.open("wb") as out:
-        for chunk in chunks:
-            size += len(chunk)
-            if size > max_bytes:
-                out.close()
-                path.unlink(missing_ok=True)
-                raise ValidationError(
-                    f"{name} is larger than the {max_bytes / 1e6:.0f} MB limit (CAPTURE['IMPORT_MAX_BYTES']); split it."
-                )
-            digest.update(chunk)
-            out.write(chunk)
-    upload = ImportUpload.objects.create(
-        study=study,
-        site=site,
-        created_by=actor,
-        original_name=Path(name).name[:255],
-        path=str(rel),
-        sha256=digest.hexdigest(),
-        size=size,
-    )
+    rel = f"imports/{study.slug}/{uuid.uuid4().hex}{suffix}"
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        size, sha256 = _spool(chunks, spool, name)
+        spool.seek(0)
+        rel = storage.save(storage.UPLOADS, rel, File(spool, name=rel))
+    try:
+        upload = ImportUpload.objects.create(
+            study=study,
+            site=site,
+            created_by=actor,
+            original_name=Path(name).name[:255],
+            path=rel,
+            sha256=sha256,
+            size=size,
+        )
+    except BaseException:
+        storage.delete(storage.UPLOADS, rel)  # no stored file without its row
+        raise
     previous = remembered_mapping(study, site)
     if previous is not None:
         upload.mapping = previous
@@ -76,12 +73,31 @@ def store_upload(*, actor, study: Study, site: Site | None, name: str, chunks) -
     return upload
 
 
-def upload_path(upload: ImportUpload) -> Path:
-    root = Path(settings.MEDIA_ROOT).resolve()
-    path = (root / upload.path).resolve()
-    if root not in path.parents:
-        raise ValidationError("The uploaded file is outside the media folder.")
-    return path
+def _spool(chunks, out, name: str) -> tuple[int, str]:
+    """Copy the upload to `out` (a local temporary file); refuse it past the size limit before
+    anything reaches the storage. Returns (size, SHA-256)."""
+    digest = hashlib.sha256()
+    size = 0
+    max_bytes = readers.limit("IMPORT_MAX_BYTES")
+    for chunk in chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            raise ValidationError(
+                f"{name} is larger than the {max_bytes / 1e6:.0f} MB limit (CAPTURE['IMPORT_MAX_BYTES']); split it."
+            )
+        digest.update(chunk)
+        out.write(chunk)
+    return size, digest.hexdigest()
+
+
+@contextmanager
+def upload_path(upload: ImportUpload) -> Iterator[Path]:
+    """The uploaded file as a local path while the `with` block runs (readers parse paths): on
+    object storage a temporary copy, removed afterwards."""
+    with storage.local_copy(
+        storage.UPLOADS, upload.path, missing=f"{upload.original_name} is no longer stored; upload it again."
+    ) as path:
+        yield path
 
 
 def get_upload(user, study: Study, upload_id) -> ImportUpload:

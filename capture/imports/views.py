@@ -71,7 +71,11 @@ def upload_detail(request, slug, upload_id):
     or starts a dry run or an import (a background job)."""
     study = access.get_study(request.user, slug, services.PERMISSION)
     upload = services.get_upload(request.user, study, upload_id)
-    path = services.upload_path(upload)
+    with services.upload_path(upload) as path:  # a local copy when the upload is on object storage
+        return _upload_detail(request, slug, study, upload, path)
+
+
+def _upload_detail(request, slug, study, upload, path):
     structure = services.StudyForms.of(study)
     spec = dict(upload.spec)
     errors: list[str] = []
@@ -219,11 +223,10 @@ def report_download(request, slug, upload_id):
         raise Http404("Run a dry run first; the annotated workbook shows its problems.")
     spec = upload.spec or {}
     try:
-        data = services.annotated_workbook(
-            services.upload_path(upload),
-            upload.report,
-            sheet=upload.report.get("sheet") or spec.get("sheet", ""),
-        )
+        with services.upload_path(upload) as path:
+            data = services.annotated_workbook(
+                path, upload.report, sheet=upload.report.get("sheet") or spec.get("sheet", "")
+            )
     except readers.ReadError as exc:
         raise Http404(str(exc)) from None
     stem = upload.original_name.rsplit(".", 1)[0]

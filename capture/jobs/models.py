@@ -29,7 +29,9 @@ class Job(models.Model):
     message = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True)
-    result_file = models.CharField(max_length=500, blank=True, help_text="path under MEDIA_ROOT")
+    # A name in the "results" storage (capture/storage.py); rows written when it was a path under
+    # MEDIA_ROOT read the same, since the local storage is rooted there.
+    result_file = models.CharField(max_length=500, blank=True, help_text="name in the results storage")
     attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -1,14 +1,13 @@
 """Job pages: progress (polled by jobs/progress.js), retry, and the download of the result."""
 
-from pathlib import Path
-
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+
+from capture import storage
 
 from . import services
 
@@ -56,8 +55,5 @@ def job_download(request, job_id):
     # Only a finished job's file is offered: a half-written one never is.
     if job.status != job.SUCCEEDED or not job.result_file:
         raise Http404("This job has no file to download.")
-    root = Path(settings.MEDIA_ROOT).resolve()
-    path = (root / job.result_file).resolve()
-    if root not in path.parents or not path.is_file():
-        raise Http404("The file is gone.")
-    return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
+    # Streamed from the results storage, or a short-lived signed link on object storage.
+    return storage.download_response(storage.RESULTS, job.result_file, job.result_file.rsplit("/", 1)[-1])

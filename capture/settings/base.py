@@ -7,6 +7,7 @@ from typing import Any
 
 import dj_database_url
 
+from capture import storage_settings
 from capture.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -133,17 +134,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_ROOT = VAR_DIR / "media"
-
-# Named storages. File fields' contents go to "capture_files", always through Django's storage API
-# (capture/files), so that any django-storages backend (S3, Azure, GCS) can take its place here.
-FILES_STORAGE: dict[str, Any] = {
-    "BACKEND": "django.core.files.storage.FileSystemStorage",
-    "OPTIONS": {"location": MEDIA_ROOT / "capture_files", "base_url": None},
-}
+# Files go through named storages (capture/storage.py): a local folder by default, S3-compatible
+# object storage with CAPTURE_STORAGE=s3://bucket/prefix (capture/storage_settings.py, docs/deploy.md).
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    "capture_files": FILES_STORAGE,
+    **storage_settings.storages(),
 }
 
 # Capture's own options, one namespaced dict (STYLE.md §6).
@@ -172,6 +168,13 @@ CAPTURE: dict[str, Any] = {
     ),
     "FILE_CONTENT_TYPES": env_list("CAPTURE_FILE_CONTENT_TYPES", []),
     "FILE_SCANNER": os.environ.get("CAPTURE_FILE_SCANNER", ""),
+    # On object storage, downloads redirect to a link signed for five minutes instead of passing
+    # through the app (the browser must reach the object store's address).
+    "STORAGE_SIGNED_URLS": env_bool("CAPTURE_STORAGE_SIGNED_URLS", False),
+    # The research image archive: a server name of CAPTURE_DICOMWEB_SERVERS. When set, a DICOM zip
+    # ingested by a user who may share de-identified data is also de-identified into the "images"
+    # storage and sent there by STOW-RS (capture/imaging/publish.py).
+    "RESEARCH_ARCHIVE": os.environ.get("CAPTURE_RESEARCH_ARCHIVE", "").strip(),
 }
 
 # Background work (imports, exports, DICOM ingest) goes through Django's tasks interface.

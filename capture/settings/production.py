@@ -7,7 +7,6 @@ import os
 from capture.env import env_bool, env_int, env_list, env_str
 
 from .base import *  # noqa: F403
-from .base import FILES_STORAGE
 
 DEBUG = False
 SECRET_KEY = env_str("CAPTURE_SECRET_KEY")
@@ -29,10 +28,9 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
 
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+STORAGES = {  # the named storages of base.py follow CAPTURE_STORAGE (docs/deploy.md)
+    **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
-    "capture_files": FILES_STORAGE,
 }
 PSEUDONYM_KEY_REQUIRED = True  # capture/studies/pseudonyms.py: CAPTURE_PSEUDONYM_KEY must be set
 

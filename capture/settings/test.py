@@ -1,17 +1,17 @@
 """Settings for the test suite: fast hashing, no lockout surprises between tests."""
 
 from .base import *  # noqa: F403
-from .base import CAPTURE, FILES_STORAGE
+from .base import CAPTURE
 
 DEBUG = False
 SECRET_KEY = "test-only-not-secret-7d2c"  # noqa: S105 - test only
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 AXES_ENABLED = True
-STORAGES = {
+STORAGES = {  # the named storages of base.py (local under MEDIA_ROOT unless CAPTURE_STORAGE is set)
+    **STORAGES,  # noqa: F405
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    "capture_files": FILES_STORAGE,
 }
 CAPTURE = {**CAPTURE, "JOB_HANDLER_PREFIXES": ("capture.", "tests.")}
 # Serve static files from the apps (no collectstatic before tests).

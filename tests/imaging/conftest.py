@@ -4,12 +4,6 @@ tests/requirements.py)."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import socket
-import subprocess
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -22,7 +16,9 @@ from capture.accounts.system import SYSTEM
 from capture.imaging import services as imaging
 from tests.requirements import need
 
-ORTHANC_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+from . import orthanc_server
+
+ORTHANC_PLUGIN = orthanc_server.PLUGIN
 ORTHANC_HOW = "apt-get install orthanc orthanc-dicomweb"
 
 
@@ -101,53 +97,21 @@ def linked(subjects):
     return subjects
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_free_port = orthanc_server.free_port
 
 
 @pytest.fixture(scope="session")
 def orthanc(tmp_path_factory):
     """A throw-away Orthanc on 127.0.0.1 with DICOMweb at <url>/dicom-web; yields its base URL."""
-    binary = shutil.which("Orthanc") or ("/usr/sbin/Orthanc" if Path("/usr/sbin/Orthanc").exists() else None)
+    binary = orthanc_server.binary()
     need(binary, "the Orthanc binary", ORTHANC_HOW)
     need(ORTHANC_PLUGIN.exists(), f"Orthanc's DICOMweb plugin ({ORTHANC_PLUGIN})", ORTHANC_HOW)
-    work = tmp_path_factory.mktemp("orthanc")
-    http, dicom = _free_port(), _free_port()
-    config = {
-        "Name": "capture-test",
-        "StorageDirectory": str(work / "db"),
-        "IndexDirectory": str(work / "db"),
-        "HttpPort": http,
-        "DicomPort": dicom,
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
-        "Plugins": [str(ORTHANC_PLUGIN)],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
-        "StableAge": 1,
-    }
-    (work / "orthanc.json").write_text(json.dumps(config))
-    log = (work / "orthanc.log").open("w")
-    process = subprocess.Popen([binary, str(work / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 - fixed arguments
-    base = f"http://127.0.0.1:{http}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/system", timeout=1):  # noqa: S310 - local test server
-                break
-        except (urllib.error.URLError, ConnectionError, OSError):
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"Orthanc did not start; see {work / 'orthanc.log'}")
-            time.sleep(0.2)
-    yield base
-    process.terminate()
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        process, base = orthanc_server.start(tmp_path_factory.mktemp("orthanc"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield base
+    orthanc_server.stop(process)
 
 
 def upload_to_orthanc(base: str, path: Path) -> None:
