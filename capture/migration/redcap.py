@@ -340,33 +340,33 @@ def _make_sites(user, study: Study, files: _Files) -> Site | None:
 
 def _prepare_rows(
     project: Project, rows: list[dict], value_map: dict[str, dict[str, str]], report: Report
-) -> list[dict]:
-    """The rows as the importer reads them: values mapped, file-upload cells set aside, columns the
-    project does not have reported once (and left out, so each row does not repeat it)."""
+) -> set[str] | None:
+    """Ready the rows for the importer: values mapped (in place), file-upload cells set aside,
+    columns the project does not have reported once. Returns the columns the importer leaves out
+    (so that each row does not repeat what the report says once); None if no row can be read."""
     if not rows:
-        return rows
+        return set()
     header = list(dict.fromkeys(key for row in rows for key in row))  # the XML's rows differ in their keys
     if header[0] != project.record_id:
         report.errors.append(
             f"the records' first column is {header[0]!r}, but the project's record id field is "
             f"{project.record_id!r}. Fix: export the records of this project, record id first."
         )
-        return []
+        return None
     keep, files = _columns(project, header, report)
-    out = []
-    for row in rows:
-        clean = {k: v for k, v in row.items() if k in keep}
-        for name, mapping in value_map.items():
-            for key in [k for k in clean if k == name or k.rpartition("___")[0] == name]:
-                clean[key] = _mapped(clean[key], mapping)
-        out.append(clean)
+    for name, mapping in value_map.items():
+        mapped = [k for k in keep if k == name or k.rpartition("___")[0] == name]
+        for row in rows:
+            for key in mapped:
+                if key in row:
+                    row[key] = _mapped(row[key], mapping)
     for name in files:
         given = sum(1 for row in rows if (row.get(name) or "").strip())
         if given:
             report.notes.append(
                 f"file-upload field {name!r}: {given} values not imported (file contents are not kept)."
             )
-    return out
+    return {name for name in header if name not in keep}
 
 
 def _columns(project: Project, header: list[str], report: Report) -> tuple[set[str], list[str]]:
@@ -444,9 +444,11 @@ def _create(user, slug, name, conversion, files: _Files, value_map, report: Repo
     study_services.grant_role(actor=user, study=study, user=user, role="study_admin")
     default_site = _make_sites(user, study, files)
     project = Project(study)
-    rows = _prepare_rows(project, files.rows, value_map, report)
-    importer = Importer(user, study, project, default_site=default_site, reason=REASON)
-    importer.run(rows)
+    left_out = _prepare_rows(project, files.rows, value_map, report)
+    importer = Importer(
+        user, study, project, default_site=default_site, reason=REASON, left_out=left_out or ()
+    )
+    importer.run(files.rows if left_out is not None else [])
     report.problems.extend(importer.problems)
     report.warnings.extend(importer.warnings)
     if importer.not_imported:

@@ -18,15 +18,12 @@ row, record, column, value and why.
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
 import datetime as dt
-import io
 import itertools
 import json
 import re
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
@@ -38,7 +35,7 @@ from django.http import HttpResponse
 
 from capture.definitions.models import Arm, FormDefinition
 from capture.records import services as record_service
-from capture.records.bulk import FormValidator, RecordWrite, write_records
+from capture.records.bulk import BLANK, MEMO_LIMIT, FormValidator, RecordWrite, write_records
 from capture.records.models import FormRecord, Status
 from capture.records.services import other_events
 from capture.studies import access
@@ -47,178 +44,29 @@ from capture.studies.models import Site, Study, Subject
 
 from ..catalog import deidentified_for
 from . import render
+from .import_rows import (  # noqa: F401 - the row keys are this module's names too (migration reads them)
+    DAG_COL,
+    EVENT_COL,
+    INSTANCE_COL,
+    INSTRUMENT_COL,
+    ROW_KEYS,
+    SURVEY_COL,
+    CellProblem,
+    Header,
+    RowError,
+    RowImport,
+    comma_decimal,
+    convert_date,
+    parse_rows,
+    read_header,
+)
 from .params import Params, RedcapError
 from .project import Column, Project, RcEvent
 
-EVENT_COL = "redcap_event_name"
-INSTRUMENT_COL = "redcap_repeat_instrument"
-INSTANCE_COL = "redcap_repeat_instance"
-DAG_COL = "redcap_data_access_group"
-SURVEY_COL = "redcap_survey_identifier"
-ROW_KEYS = {EVENT_COL, INSTRUMENT_COL, INSTANCE_COL, DAG_COL, SURVEY_COL, "__eav", "__row"}
 IMPORT_REASON = "REDCap API import"
-# FormRecord.instance is a 32-bit integer column: a larger instance would fail at the insert.
-MAX_INSTANCE = 2**31 - 1
 # Rows an import reads and writes at a time (inside its one transaction): they bound the server's
 # memory, not the size of an import.
 IMPORT_CHUNK = 1000
-_CHECKBOX_MARKS = {"", "0", "1", "checked", "unchecked"}
-_TIMESTAMP = re.compile(r"[a-z][a-z0-9_]*_timestamp")
-
-
-@dataclass(frozen=True)
-class CellProblem:
-    """One thing wrong in an import: where (row, record, column), the value given, and why.
-    `text` is what REDCap's API answers for it."""
-
-    row: int
-    record: str
-    column: str
-    value: str
-    message: str
-    text: str = ""
-
-    def __str__(self) -> str:
-        return self.text or f'"{self.record}","{self.column}","{self.value}","{self.message}"'
-
-
-class RowError(Exception):
-    """A row that cannot be imported at all (its record, event or instrument is wrong)."""
-
-    def __init__(self, message: str, column: str = "", value: str = ""):
-        super().__init__(message)
-        self.message, self.column, self.value = message, column, value
-
-
-# ----------------------------------------------------------------------------- reading the data
-
-
-def parse_rows(fmt: str, record_type: str, text: str, record_id: str) -> Iterator[dict]:
-    """The rows of `data`, each with string keys and values, read one at a time: a large import
-    holds its text and the current chunk, never all its rows as objects."""
-    rows = _json_objects(text) if fmt == "json" else _csv_rows(text)
-    plain = (
-        {str(k).strip(): ("" if v is None else str(v)) for k, v in row.items() if k is not None}
-        for row in rows
-    )
-    if record_type == "eav":
-        return iter(_eav_to_flat(plain, record_id))
-    return plain
-
-
-def _csv_rows(text: str) -> Iterator[dict]:
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    try:
-        yield from reader
-    except csv.Error as exc:  # e.g. a field past the csv module's 128 KB limit
-        raise RedcapError(f"The CSV data are not valid at line {reader.line_num}: {exc}.") from None
-
-
-_SPACE = re.compile(r"[ \t\n\r]*")
-
-
-def _skip_space(text: str, at: int) -> int:
-    """Where the JSON whitespace starting at `at` ends (`_SPACE` matches anywhere, even past the end)."""
-    match = _SPACE.match(text, at)
-    return match.end() if match else at
-
-
-def _json_objects(text: str) -> Iterator[dict]:
-    """The objects of a JSON list (or one object), decoded one by one with the json module."""
-    try:
-        yield from _json_list(text, json.JSONDecoder())
-    except RecursionError:
-        raise RedcapError("The data are not valid JSON here: they are nested too deeply.") from None
-    except ValueError as exc:  # JSONDecodeError, and int() past its 4300-digit limit
-        raise RedcapError(f"The data are not valid JSON: {exc}") from None
-
-
-def _json_list(text: str, decoder: json.JSONDecoder) -> Iterator[dict]:
-    at = _skip_space(text, 0)
-    if text.startswith("{", at):
-        row, at = decoder.raw_decode(text, at)
-        if text[_skip_space(text, at) :]:
-            raise RedcapError("The data are not valid JSON: extra data after the object.")
-        yield row
-        return
-    if not text.startswith("[", at):
-        if not text[at:]:
-            raise RedcapError("The data are not valid JSON: they are empty.")
-        decoder.raw_decode(text, at)  # names what is wrong, if anything is
-        raise RedcapError("The data must be a JSON list of objects, one per row.")
-    at = _skip_space(text, at + 1)
-    if text.startswith("]", at):
-        return
-    while True:
-        row, at = decoder.raw_decode(text, at)
-        if not isinstance(row, dict):
-            raise RedcapError("The data must be a JSON list of objects, one per row.")
-        yield row
-        at = _skip_space(text, at)
-        if text.startswith(",", at):
-            at = _skip_space(text, at + 1)
-        elif text.startswith("]", at):
-            if text[_skip_space(text, at + 1) :]:
-                raise RedcapError("The data are not valid JSON: extra data after the list.")
-            return
-        else:
-            raise RedcapError(f"The data are not valid JSON: expected ',' or ']' at character {at}.")
-
-
-def _eav_to_flat(rows: Iterable[dict], record_id: str) -> list[dict]:
-    flat: dict[tuple, dict] = {}
-    for row in rows:
-        key = (
-            row.get("record", ""),
-            row.get(EVENT_COL, ""),
-            row.get(INSTRUMENT_COL, ""),
-            row.get(INSTANCE_COL, ""),
-        )
-        target = flat.setdefault(
-            key, {record_id: key[0], EVENT_COL: key[1], INSTRUMENT_COL: key[2], INSTANCE_COL: key[3]}
-        )
-        target.setdefault("__eav", []).append((row.get("field_name", ""), row.get("value", "")))
-    return list(flat.values())
-
-
-def _convert_date(value: str, datatype: str, date_format: str) -> str:
-    if date_format == "ymd" or datatype not in ("date", "datetime") or not value:
-        return value
-    day_part, _, time_part = value.partition(" ")
-    parts = day_part.replace("-", "/").split("/")
-    if len(parts) != 3:
-        return value  # let validation name the problem
-    first, second, year = parts
-    month, day = (first, second) if date_format == "mdy" else (second, first)
-    try:
-        iso = dt.date(int(year), int(month), int(day)).isoformat()
-    except ValueError:
-        return value
-    return f"{iso} {time_part}".strip()
-
-
-def _cell_text(column: Column | None, given) -> str:
-    """A cell's text: trimmed, except a text field's non-blank value, kept as REDCap keeps it."""
-    text = "" if given is None else str(given)
-    stripped = text.strip()
-    if stripped and column is not None and column.field is not None and column.field.datatype == "text":
-        return text
-    return stripped
-
-
-def _comma_decimal(column: Column) -> bool:
-    validation = (column.item.element.spec or {}).get("validation") or ""
-    return validation.endswith("comma_decimal")
-
-
-def _has_data(column: Column, value: str) -> bool:
-    if value == "":
-        return False
-    if column.is_complete:
-        return value != "0"
-    if column.code:
-        return value not in ("0",)
-    return True
 
 
 # ----------------------------------------------------------------------------- the API call
@@ -313,6 +161,7 @@ class Importer:
         auto_number: bool = False,
         default_site: Site | None = None,
         reason: str = IMPORT_REASON,
+        left_out: Iterable[str] = (),
     ):
         self.user, self.study, self.project = user, study, project
         self.overwrite, self.date_format, self.auto_number, self.reason = (
@@ -340,6 +189,12 @@ class Importer:
         self.forms: dict[int, FormDefinition] = {}
         # The one validator (clean_record), the form compiled once: compiled() checks freshness with a query.
         self.validators: dict[int, FormValidator] = {}
+        self.left_out = frozenset(left_out)  # columns the caller reads and reports, not to import
+        self.headers: dict[tuple, Header] = {}  # how rows of each header are read (import_rows.read_header)
+        self.shapes: dict[str, tuple] = {}
+        self.memos: dict[
+            int, dict[str, tuple]
+        ] = {}  # form pk -> field -> (value -> outcome, cleaner)  # column name -> how its values are put (_shape)
 
     def run(self, rows: Iterable[dict]) -> dict[str, None]:
         """Import every row; returns the record ids in order. Problems go to `problems`."""
@@ -351,7 +206,7 @@ class Importer:
             for number, row in chunk:
                 rid = str(row.get(self.project.record_id, "")).strip()
                 try:
-                    _RowImport(self, row, number).apply()
+                    RowImport(self, row, number).apply()
                 except RowError as exc:
                     self.problems.append(
                         CellProblem(number, rid, exc.column, exc.value, exc.message, exc.message)
@@ -363,6 +218,13 @@ class Importer:
                 ids.setdefault(rid, None)
             self._write()
         return ids
+
+    def header_for(self, row: dict) -> Header:
+        keys = tuple(row)
+        header = self.headers.get(keys)
+        if header is None:
+            header = self.headers[keys] = read_header(self.project, keys, self.left_out)
+        return header
 
     def problem(self, row: int, rid: str, column: str, value: str, message: str) -> None:
         self.problems.append(CellProblem(row, rid, column, value, message))
@@ -550,7 +412,7 @@ class Importer:
             if column.is_complete:
                 has_data = self._status(pending, column, value, row) or has_data
                 continue
-            has_data = has_data or _has_data(column, value)
+            has_data = has_data or (value != "" and (not column.code or value != "0"))
             self._value(pending.values, column, value)
         key = (subject.pk, rc_event.event.pk, instrument, instance)
         if key in self.pending or pending.existing is not None or has_data:
@@ -566,31 +428,51 @@ class Importer:
         pending.status = int(value)
         return pending.status != 0
 
+    def _shape(self, column: Column) -> tuple[str, str | None, bool, bool, bool]:
+        """(item, group, checkbox, dates to convert, comma decimal) of a column, worked out once."""
+        shape = self.shapes.get(column.name)
+        if shape is None:
+            f = column.item
+            shape = self.shapes[column.name] = (
+                f.name,
+                f.group,
+                f.multiple,
+                self.date_format != "ymd" and f.datatype in ("date", "datetime"),
+                f.datatype == "decimal" and comma_decimal(column),
+            )
+        return shape
+
     def _value(self, values: dict, column: Column, value: str) -> None:
-        f = column.item
-        value = _convert_date(value, f.datatype, self.date_format)
-        if value and f.datatype == "decimal" and _comma_decimal(column):
+        name, group, multiple, dates, comma = self._shape(column)
+        if dates:
+            value = convert_date(value, "date", self.date_format)
+        if comma:
             value = value.replace(",", ".")  # REDCap's number_comma_decimal: 1,54 is 1.54
-        if f.group:
-            group_rows = values.setdefault(f.group, [])
+        if group:
+            group_rows = values.setdefault(group, [])
             while len(group_rows) < column.row:
                 group_rows.append({})
             if value != "":
-                group_rows[column.row - 1][f.name] = value
+                group_rows[column.row - 1][name] = value
             elif self.overwrite:
-                group_rows[column.row - 1].pop(f.name, None)
-        elif f.multiple:
-            current = values.get(f.name)
-            codes = set(current) if isinstance(current, list) else set()
-            if value.lower() in ("1", "checked"):
-                codes.add(column.code)
-            elif value.lower() in ("0", "unchecked") or (value == "" and self.overwrite):
-                codes.discard(column.code)
-            values[f.name] = sorted(codes)
+                group_rows[column.row - 1].pop(name, None)
+        elif multiple:
+            values[name] = self._checked(values.get(name), column.code, value)
         elif value != "":
-            values[f.name] = value
+            values[name] = value
         elif self.overwrite:
-            values.pop(f.name, None)
+            values.pop(name, None)
+
+    def _checked(self, current, code: str, value: str) -> list[str]:
+        """A checkbox's codes with one column's mark applied (a new list when they change: the
+        current one may be a stored record's)."""
+        codes = current if isinstance(current, list) else []
+        mark = value.lower()
+        if mark in ("1", "checked"):
+            return codes if code in codes else sorted([*codes, code])
+        if mark in ("0", "unchecked") or (value == "" and self.overwrite):
+            return [c for c in codes if c != code] if code in codes else codes
+        return codes
 
     # ------------------------------------------------------------------ writing
 
@@ -614,12 +496,14 @@ class Importer:
             validator = self.validators[form.pk] = FormValidator(form)
             if self.study.keeps_source_ids:
                 self.soft[form.pk] = _soft_ranges(validator)
-        clean, problems = validator.clean(
-            p.values,
-            missing_codes=self.missing_codes,
-            complete=p.status == Status.COMPLETE,
-            events=other_events(p.subject, form, exclude=p.existing, compiled_form=validator.compiled),
-        )
+        events = other_events(p.subject, form, exclude=p.existing, compiled_form=validator.compiled)
+        complete = p.status == Status.COMPLETE
+        if p.existing is None and not validator.groups:
+            clean, problems = self._clean_new(validator, p.values, complete, events)
+        else:
+            clean, problems = validator.clean(
+                p.values, missing_codes=self.missing_codes, complete=complete, events=events
+            )
         for field_name, message in problems.items():
             column = self.project.rc_names.get((p.instrument, field_name.split("[")[0]), field_name)
             self.problem(p.row, p.rid, column, _given(p.values, field_name), message)
@@ -644,6 +528,36 @@ class Importer:
             existing_version=p.existing.version if p.existing else None,
         )
 
+    def _clean_new(self, validator: FormValidator, values: dict, complete: bool, events) -> tuple[dict, dict]:
+        """`validator.clean(values)` for a new record without repeating groups: each field's value
+        cleaned by FormValidator.cleaner (clean_record's own `_clean_one`), each distinct value of
+        a field once per import, then `finish` (calculations, branching, `required`) as clean does."""
+        memos = self.memos.setdefault(validator.form.pk, {})
+        clean: dict = {}
+        errors: dict[str, str] = {}
+        for name, raw in values.items():
+            memo = memos.get(name)
+            if memo is None:
+                cleaner = validator.cleaner(name, missing_codes=self.missing_codes)
+                memo = memos[name] = ({}, cleaner)
+            remembered, cleaner = memo
+            if cleaner is None:
+                continue  # calculated, or not an item of the form: finish() says so
+            key = tuple(raw) if type(raw) is list else raw
+            outcome = remembered.get(key)
+            if outcome is None:
+                outcome = cleaner(raw)
+                if len(remembered) < MEMO_LIMIT:
+                    remembered[key] = outcome
+            value, error = outcome
+            if error is not None:
+                errors[name] = error
+            elif value is not BLANK:
+                clean[name] = list(value) if type(value) is list else value
+        return validator.finish(
+            values, clean, errors, missing_codes=self.missing_codes, complete=complete, events=events
+        )
+
     def _write(self) -> None:
         writes = [w for w in map(self._validated, self.pending.values()) if w is not None]
         self.pending = {}
@@ -658,162 +572,6 @@ class Importer:
         except (ValidationError, PermissionDenied) as exc:
             message = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
             self.problem(0, "", "", "", message)
-
-
-class _RowImport:
-    """One row: its subject, event and instrument, its cells by instrument, applied to the importer."""
-
-    def __init__(self, importer: Importer, row: dict, number: int):
-        self.importer, self.row, self.number = importer, row, number
-        self.project = importer.project
-        self.rid = str(row.get(self.project.record_id, "")).strip()
-        self.where = f"row {number}"
-
-    def apply(self) -> None:
-        if not self.rid:
-            raise RedcapError(
-                f'{self.where}: the record id field "{self.project.record_id}" is missing or blank.'
-            )
-        subject = self.importer.subject_for(self.rid, self.row, self.number)
-        rc_event = self._event(subject)
-        cells = self._cells()
-        for instrument, instance in self._targets(rc_event, cells):
-            if instance == "new":
-                instance = self.importer.new_instance(subject, rc_event, instrument)
-            self.importer.apply(
-                subject, rc_event, instrument, int(instance), cells.get(instrument, []), self.rid, self.number
-            )
-
-    def _event(self, subject) -> RcEvent:
-        given = self.row.get(EVENT_COL, "").strip()
-        rc_event = self.project.event_for(subject.arm_id, given)
-        if rc_event is None:
-            events = ", ".join(e.unique_name for e in self.project.events if e.event.arm_id == subject.arm_id)
-            raise RowError(
-                f'{self.where}: "{given}" is not an event of record {self.rid}\'s arm; use one of: {events}.',
-                EVENT_COL,
-                given,
-            )
-        return rc_event
-
-    def _column(self, name: str) -> Column | None:
-        columns = self.project.columns
-        column = columns.get(name)
-        if column is None and "___" in name:  # checkbox codes are matched case-insensitively
-            base, _, code = name.rpartition("___")
-            column = columns.get(f"{base}___{code.lower()}")
-        return column
-
-    def _cells(self) -> dict[str, list[tuple[Column, str]]]:
-        """The row's cells by instrument; unknown columns are an error, timestamps are set aside."""
-        cells: dict[str, list[tuple[Column, str]]] = defaultdict(list)
-        pairs = list(self.row.get("__eav", []))
-        pairs += [(k, v) for k, v in self.row.items() if k not in ROW_KEYS and k != self.project.record_id]
-        unknown = []
-        for name, given in pairs:
-            column = self._column(name)
-            value = _cell_text(column, given)
-            if column is None and name in self.project.fields_by_name:  # EAV: a checkbox by its base name
-                column, value = self._eav_checkbox(name, value)
-                if column is None:
-                    continue
-            if column is None:
-                if _TIMESTAMP.fullmatch(name) and name.removesuffix("_timestamp") in self.project.instruments:
-                    self.importer.not_imported[name] = None
-                    continue
-                unknown.append(name)
-                continue
-            if column.code and value.lower() not in _CHECKBOX_MARKS:
-                self.importer.problem(
-                    self.number, self.rid, name, value, "a checkbox column holds 1 (checked) or 0"
-                )
-                continue
-            cells[column.form].append((column, value))
-        if self.row.get(SURVEY_COL, ""):
-            self.importer.not_imported[SURVEY_COL] = None
-        if unknown:
-            raise RowError(
-                "The following fields were not found in the project as real data fields: "
-                + ", ".join(unknown),
-                unknown[0],
-            )
-        return cells
-
-    def _eav_checkbox(self, name: str, value: str) -> tuple[Column | None, str]:
-        instrument, f = self.project.fields_by_name[name]
-        if not f.multiple:
-            return None, value
-        column = next(
-            (
-                c
-                for c in self.project.instruments[instrument].columns
-                if c.field is f and c.code.lower() == value.lower()
-            ),
-            None,
-        )
-        if column is None:
-            self.importer.problem(self.number, self.rid, name, value, "not one of the choices")
-            return None, value
-        return column, "1"
-
-    def _targets(self, rc_event: RcEvent, cells: dict) -> list[tuple[str, int | str]]:
-        instrument = self.row.get(INSTRUMENT_COL, "").strip()
-        if instrument:
-            return [(instrument, self._repeat_target(rc_event, instrument, cells))]
-        targets: list[tuple[str, int | str]] = []
-        for form_name, form_cells in cells.items():
-            # Blank cells matter only when they overwrite, and only on the form's own row.
-            erases = (
-                self.importer.overwrite
-                and form_name in rc_event.form_names
-                and form_name not in rc_event.repeating
-            )
-            if not any(_has_data(c, v) for c, v in form_cells) and not erases:
-                continue
-            if form_name not in rc_event.form_names:
-                raise RowError(
-                    f'{self.where}: form "{form_name}" is not collected at event {rc_event.unique_name}.',
-                    EVENT_COL,
-                    rc_event.unique_name,
-                )
-            if form_name in rc_event.repeating:
-                raise RowError(
-                    f'{self.where}: form "{form_name}" repeats at {rc_event.unique_name}; give redcap_repeat_instrument '
-                    "and redcap_repeat_instance.",
-                    INSTRUMENT_COL,
-                )
-            targets.append((form_name, 1))
-        return targets
-
-    def _repeat_target(self, rc_event: RcEvent, instrument: str, cells: dict) -> int | str:
-        if instrument not in rc_event.repeating:
-            raise RowError(
-                f'{self.where}: instrument "{instrument}" does not repeat at event {rc_event.unique_name}.',
-                INSTRUMENT_COL,
-                instrument,
-            )
-        for form_name, form_cells in cells.items():
-            if form_name != instrument and any(_has_data(c, v) for c, v in form_cells):
-                raise RowError(
-                    f'{self.where}: a row for repeating instrument "{instrument}" carries values of "{form_name}"; '
-                    "put them on their own row.",
-                    INSTRUMENT_COL,
-                    instrument,
-                )
-        raw = str(self.row.get(INSTANCE_COL, "")).strip()
-        if raw.lower() == "new":
-            return "new"
-        try:
-            instance = int(raw or "1")
-            if not 1 <= instance <= MAX_INSTANCE:
-                raise ValueError(instance)
-        except ValueError:
-            raise RowError(
-                f'{self.where}: redcap_repeat_instance must be a number from 1 to {MAX_INSTANCE} or "new".',
-                INSTANCE_COL,
-                raw,
-            ) from None
-        return instance
 
 
 def _soft_ranges(validator: FormValidator) -> dict:
