@@ -86,6 +86,10 @@ class Report:
             out.append(
                 f"error: {where}, record {p.record!r}, column {p.column!r}, value {p.value!r}: {p.message}"
             )
+        for w in self.warnings:
+            out.append(
+                f"warning: row {w.row}, record {w.record!r}, column {w.column!r}, value {w.value!r}: {w.message}"
+            )
         verb = "would create" if self.dry_run or not self.ok else "created"
         out.append(f"{verb} {self.subjects} subjects and {self.records} records")
         if not self.ok:

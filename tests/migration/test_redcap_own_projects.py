@@ -11,9 +11,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from capture.api import tokens
+from capture.audit.models import AuditEvent
 from capture.migration.redcap import migrate, recognise
-from capture.records.models import FormRecord
-from capture.studies import access
+from capture.records.models import FormRecord, Query
+from capture.studies import access, services
 from capture.studies.models import Study, Subject
 
 URL = "/redcap/api/"
@@ -183,3 +184,54 @@ def test_the_command_dry_run_lists_problems_and_a_real_run_creates_the_study(tmp
     assert Subject.objects.filter(study__slug="acme").count() == 2
     with pytest.raises(CommandError, match="No such file"):
         call_command("import_redcap_project", str(tmp_path / "nope.csv"), "--study", "x", "--user", "boss")
+
+
+def _import(client, user, study, csv_text: str):
+    token = tokens.create_redcap_token(user=user, study=study)[1]
+    return client.post(
+        URL, {"token": token, "content": "record", "format": "csv", "data": csv_text, "returnFormat": "json"}
+    )
+
+
+def test_a_value_outside_a_soft_range_raises_a_data_query_on_its_field(boss):
+    report = migrate(user=boss, slug="acme", files=_files())
+    assert report.ok, "\n".join(report.lines())
+    record = FormRecord.objects.get(subject__subject_id="AAAA", form_name__endswith="enrolment")
+    assert record.data["weight"] == 250.0, "the value is kept"
+    query = Query.objects.get()
+    assert (query.record, query.field, query.status, query.opened_by) == (record, "weight", "open", boss)
+    assert query.messages.get().text == (
+        "The imported value 250.0 is above the maximum 200.0 (REDCap's ranges are soft): "
+        "please check it against the source."
+    )
+    assert AuditEvent.objects.filter(action="query.open", object_id=str(query.pk), actor=boss).exists()
+    assert any(
+        line.startswith("warning: row 4, record 'AAAA', column 'weight'") and "a data query asks" in line
+        for line in report.lines()
+    ), report.lines()
+
+
+def test_an_api_import_queries_a_changed_out_of_range_value_once_and_only_for_roles_that_raise_queries(
+    client, boss, make_user
+):
+    study = migrate(user=boss, slug="acme", files=_files()).study
+    head = "subj,redcap_event_name,weight\n"
+    response = _import(client, boss, study, head + "AAAA,enrolment_arm_2,260\n")
+    assert response.status_code == 200, response.content
+    assert Query.objects.count() == 1, "the open query on weight is not asked twice"
+    response = _import(client, boss, study, head + "a,enrolment_arm_1,10\n")
+    assert response.status_code == 200, response.content
+    assert sorted(Query.objects.values_list("record__subject__subject_id", "field")) == [
+        ("AAAA", "weight"),
+        ("a", "weight"),
+    ]
+    coordinator = make_user("coord")
+    services.grant_role(
+        actor=boss, study=study, user=coordinator, role="coordinator", sites=list(study.sites.all())
+    )
+    response = _import(client, coordinator, study, head + "a,enrolment_arm_1,5\n")
+    assert response.status_code == 200, response.content
+    assert (
+        FormRecord.objects.get(subject__subject_id="a", form_name__endswith="enrolment").data["weight"] == 5.0
+    )
+    assert Query.objects.count() == 2, "a coordinator does not raise queries; the value is kept"

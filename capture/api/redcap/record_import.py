@@ -33,10 +33,11 @@ from django.db import transaction
 from django.db.models import Max
 from django.http import HttpResponse
 
+from capture.accounts.system import user_or_none
 from capture.definitions.models import Arm, FormDefinition
 from capture.records import services as record_service
 from capture.records.bulk import BLANK, MEMO_LIMIT, FormValidator, RecordWrite, write_records
-from capture.records.models import FormRecord, Status
+from capture.records.models import FormRecord, Query, Status
 from capture.records.services import other_events
 from capture.studies import access
 from capture.studies import services as study_services
@@ -66,7 +67,7 @@ from .project import Column, Project, RcEvent
 IMPORT_REASON = "REDCap API import"
 # Rows an import reads and writes at a time (inside its one transaction): they bound the server's
 # memory, not the size of an import.
-IMPORT_CHUNK = 1000
+IMPORT_CHUNK = 5000
 
 
 # ----------------------------------------------------------------------------- the API call
@@ -180,6 +181,9 @@ class Importer:
         self.problems: list[CellProblem] = []
         self.warnings: list[CellProblem] = []  # values kept outside a soft range
         self.soft: dict[int, dict] = {}  # form pk -> the ranges checked as warnings only
+        # Values kept outside a soft range, to query once written: (record key, field, question).
+        self.flagged: list[tuple[tuple, str, str]] = []
+        self.may_query = user_or_none(user) is not None and access.can(user, "verify_data", study)
         self.not_imported: dict[str, None] = {}  # columns read but not imported (timestamps, survey ids)
         self.new_ids: dict[str, str] = {}  # a row's record id -> the id given (forceAutoNumber)
         self.created: list[Subject] = []
@@ -507,15 +511,11 @@ class Importer:
         for field_name, message in problems.items():
             column = self.project.rc_names.get((p.instrument, field_name.split("[")[0]), field_name)
             self.problem(p.row, p.rid, column, _given(p.values, field_name), message)
-        for field_name, rule in self.soft.get(form.pk, {}).items():
-            outside = _outside(rule, clean.get(field_name))
-            if outside:
-                column = self.project.rc_names.get((p.instrument, field_name), field_name)
-                self.warnings.append(
-                    CellProblem(p.row, p.rid, column, _given(p.values, field_name), f"kept, {outside}")
-                )
+        soft = self._soft_warnings(p, form, clean)
         if problems or record_service.is_unchanged(p.existing, clean, p.status):
             return None  # unchanged records are not written (write_records would skip them too)
+        key = (p.subject.pk, p.rc_event.event.pk, self.project.form_of[p.instrument], p.instance)
+        self.flagged.extend((key, field_name, text) for field_name, text in soft)
         return RecordWrite(
             subject=p.subject,
             event=p.rc_event.event,
@@ -527,6 +527,26 @@ class Importer:
             existing_id=p.existing.pk if p.existing else None,
             existing_version=p.existing.version if p.existing else None,
         )
+
+    def _soft_warnings(self, p: _Pending, form: FormDefinition, clean: dict) -> list[tuple[str, str]]:
+        """Report each value kept outside a soft range; returns (field, query text) of each."""
+        out = []
+        for field_name, rule in self.soft.get(form.pk, {}).items():
+            outside = _outside(rule, clean.get(field_name))
+            if not outside:
+                continue
+            column = self.project.rc_names.get((p.instrument, field_name), field_name)
+            given = _given(p.values, field_name)
+            follow = (
+                "a data query asks to check it"
+                if self.may_query
+                else "no data query: your role may not raise queries"
+            )
+            self.warnings.append(CellProblem(p.row, p.rid, column, given, f"kept, {outside}; {follow}"))
+            out.append(
+                (field_name, f"The imported value {given} is {outside}: please check it against the source.")
+            )
+        return out
 
     def _clean_new(self, validator: FormValidator, values: dict, complete: bool, events) -> tuple[dict, dict]:
         """`validator.clean(values)` for a new record without repeating groups: each field's value
@@ -559,12 +579,14 @@ class Importer:
         )
 
     def _write(self) -> None:
+        self.flagged = []
         writes = [w for w in map(self._validated, self.pending.values()) if w is not None]
         self.pending = {}
         if not writes or self.problems:
             return  # once a row is refused nothing will be kept: check the rest, write no more
         try:
             write_records(actor=self.user, study=self.study, writes=writes, reason=self.reason)
+            self._raise_queries()
         except record_service.RecordLockedError as exc:
             rid = exc.record.subject.subject_id if exc.record is not None else ""
             form = self.project.instrument_of.get(exc.record.form_name, "") if exc.record else ""
@@ -573,12 +595,38 @@ class Importer:
             message = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
             self.problem(0, "", "", "", message)
 
+    def _raise_queries(self) -> None:
+        """A value kept outside a soft range gets a data query on its field once its record is
+        written, opened by the importing user through records.services.open_query (which audits
+        it); none when the user may not raise queries (the warning says so), none on a field that
+        has one open already."""
+        if not self.flagged or not self.may_query:
+            return
+        subjects = {key[0] for key, _, _ in self.flagged}
+        records = {
+            (r.subject_id, r.event_id, r.form_name, r.instance): r
+            for r in FormRecord.objects.filter(subject_id__in=subjects).select_related(
+                "subject__study", "subject__site", "form", "event"
+            )
+        }
+        asked = set(
+            Query.objects.filter(record__subject_id__in=subjects)
+            .exclude(status=Query.CLOSED)
+            .values_list("record_id", "field")
+        )
+        for key, field_name, text in self.flagged:
+            record = records[key]
+            if (record.pk, field_name) not in asked:
+                record_service.open_query(actor=self.user, record=record, field=field_name, text=text)
+                asked.add((record.pk, field_name))
+        self.flagged = []
+
 
 def _soft_ranges(validator: FormValidator) -> dict:
     """REDCap's ranges are soft (a value outside is kept, with a warning): a study that keeps
     REDCap's ids validates without them, on its own copy of the compiled form, and the importer
-    reports what falls outside. Returns the ranged rules by field name.
-    (Left for capture/records/validation.py: the warning as a data query on the record.)"""
+    reports what falls outside (and raises a data query on it: Importer._raise_queries). Returns the
+    ranged rules by field name."""
     rules = validator.compiled.rules
     ranged = {name: rule for name, rule in rules.items() if rule.min_value or rule.max_value}
     if ranged:
