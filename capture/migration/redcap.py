@@ -150,6 +150,9 @@ def _xml_parts(data: bytes) -> tuple[list[dict], set[tuple[str, str]], int]:
     repeating: set[tuple[str, str]] = set()
     for node in root.iter(f"{_RC}RepeatingInstrument"):
         repeating.add((node.get(f"{_RC}UniqueEventName", ""), node.get(f"{_RC}RepeatInstrument", "")))
+    for node in root.iter(f"{_RC}RepeatingEvent"):  # the whole event repeats: no instrument
+        repeating.add((node.get(f"{_RC}UniqueEventName", ""), ""))
+    whole = {event for event, instrument in repeating if not instrument}
     rows: dict[tuple, dict] = {}
     files = 0
     for subject in root.iter(f"{_ODM}SubjectData"):
@@ -165,6 +168,8 @@ def _xml_parts(data: bytes) -> tuple[list[dict], set[tuple[str, str]], int]:
                 repeats = (unique, instrument) in repeating or ("", instrument) in repeating
                 instance = form.get("FormRepeatKey", "1") if repeats else ""
                 key = (rid, unique, instrument if repeats else "", instance)
+                if unique in whole:  # a row per instance of the event, all its forms on it
+                    key = (rid, unique, "", event.get("StudyEventRepeatKey", "1"))
                 row = rows.setdefault(
                     key,
                     {
@@ -242,23 +247,31 @@ def _read_data(files: _Files, report: Report) -> None:
             for r in _csv_rows(files.data["repeating"])
         }
     elif not files.repeating and files.rows:
-        inferred = {
-            (r.get(record_import.EVENT_COL, "").strip(), r.get(record_import.INSTRUMENT_COL, "").strip())
-            for r in files.rows
-            if r.get(record_import.INSTRUMENT_COL, "").strip()
-        }
-        if inferred:
-            files.repeating = inferred
-            names = ", ".join(sorted({i for _, i in inferred}))
-            report.notes.append(
-                f"no repeating instruments file was given: {names} repeat(s), as the records' "
-                "redcap_repeat_instrument column says."
-            )
-    if any(not instrument for _, instrument in files.repeating):
-        report.errors.append(
-            "the project has repeating events (a whole event repeats); Capture repeats forms, not events. "
-            "Fix: make the event's instruments repeating instruments in REDCap before exporting."
+        files.repeating = _inferred_repeating(files.rows, report)
+
+
+def _inferred_repeating(rows: list[dict], report: Report) -> set[tuple[str, str]]:
+    """What repeats, as the records say when no file does: the instrument a row names in
+    redcap_repeat_instrument, at its event; a whole event where a row has an instance and no
+    instrument."""
+    inferred = set()
+    for r in rows:
+        instrument = r.get(record_import.INSTRUMENT_COL, "").strip()
+        if instrument or r.get(record_import.INSTANCE_COL, "").strip():
+            inferred.add((r.get(record_import.EVENT_COL, "").strip(), instrument))
+    names = sorted({i for _, i in inferred if i})
+    if names:
+        report.notes.append(
+            f"no repeating instruments file was given: {', '.join(names)} repeat(s), as the records' "
+            "redcap_repeat_instrument column says."
         )
+    events = sorted({e for e, i in inferred if not i})
+    if events:
+        report.notes.append(
+            f"no repeating instruments file was given: event(s) {', '.join(events)} repeat as a whole, as the "
+            "records' redcap_repeat_instance column says."
+        )
+    return inferred
 
 
 def _convert(files: _Files, slug: str, name: str, report: Report) -> Conversion | None:
@@ -301,9 +314,10 @@ def _with_repeating(conversion: Conversion, pairs: set[tuple[str, str]]) -> Sche
         suffix = arm["name"].removeprefix("arm_")
         for event in arm["events"]:
             unique = f"{event['name']}_arm_{suffix}"
+            event["repeating"] = (unique, "") in pairs  # REDCap's repeating event: its forms repeat together
             for entry in event["forms"]:
                 instrument = instrument_of.get(entry["form"], "")
-                if (unique, instrument) in pairs or ("", instrument) in pairs:
+                if event["repeating"] or (unique, instrument) in pairs or ("", instrument) in pairs:
                     entry["repeating"] = True
     return ScheduleFile.model_validate(spec)
 

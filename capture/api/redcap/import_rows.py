@@ -268,8 +268,12 @@ class RowImport:
         subject = self.importer.subject_for(self.rid, self.row, self.number)
         rc_event = self._event(subject)
         cells, data = self.cells()
+        event_instance: int | None = None  # a repeating event's new instance: one for all its forms
         for instrument, instance in self._targets(rc_event, cells, data):
-            if instance == "new":
+            if instance == "new" and rc_event.repeats:
+                event_instance = event_instance or self.importer.new_instance(subject, rc_event, "")
+                instance = event_instance
+            elif instance == "new":
                 instance = self.importer.new_instance(subject, rc_event, instrument)
             self.importer.apply(
                 subject, rc_event, instrument, int(instance), cells.get(instrument, []), self.rid, self.number
@@ -372,13 +376,15 @@ class RowImport:
         instrument = self.row.get(INSTRUMENT_COL, "").strip()
         if instrument:
             return [(instrument, self._repeat_target(rc_event, instrument, cells, data))]
+        # A repeating event's row is one instance of all its forms; another event's row, their one record.
+        instance = self._instance() if rc_event.repeats else 1
         targets: list[tuple[str, int | str]] = []
         for form_name in cells:
             # Blank cells matter only when they overwrite, and only on the form's own row.
             erases = (
                 self.importer.overwrite
                 and form_name in rc_event.form_names
-                and form_name not in rc_event.repeating
+                and (rc_event.repeats or form_name not in rc_event.repeating)
             )
             if form_name not in data and not erases:
                 continue
@@ -388,16 +394,23 @@ class RowImport:
                     EVENT_COL,
                     rc_event.unique_name,
                 )
-            if form_name in rc_event.repeating:
+            if form_name in rc_event.repeating and not rc_event.repeats:
                 raise RowError(
                     f'{self.where}: form "{form_name}" repeats at {rc_event.unique_name}; give redcap_repeat_instrument '
                     "and redcap_repeat_instance.",
                     INSTRUMENT_COL,
                 )
-            targets.append((form_name, 1))
+            targets.append((form_name, instance))
         return targets
 
     def _repeat_target(self, rc_event: RcEvent, instrument: str, cells: dict, data: set[str]) -> int | str:
+        if rc_event.repeats:
+            raise RowError(
+                f"{self.where}: event {rc_event.unique_name} repeats as a whole; leave redcap_repeat_instrument "
+                "blank and give redcap_repeat_instance.",
+                INSTRUMENT_COL,
+                instrument,
+            )
         if instrument not in rc_event.repeating:
             raise RowError(
                 f'{self.where}: instrument "{instrument}" does not repeat at event {rc_event.unique_name}.',
@@ -412,6 +425,10 @@ class RowImport:
                     INSTRUMENT_COL,
                     instrument,
                 )
+        return self._instance()
+
+    def _instance(self) -> int | str:
+        """The row's redcap_repeat_instance: a number (1 when blank), or "new"."""
         raw = str(self.row.get(INSTANCE_COL, "")).strip()
         if raw.lower() == "new":
             return "new"

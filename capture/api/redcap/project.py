@@ -6,7 +6,8 @@ Mapping (see docs/api.md):
 - a form is an instrument, named by its `instrument:` (REDCap's name) when it has one; a field name
   another instrument took already becomes `<field>_<instrument>`; each event is `<event>_arm_<n>` (n = the arm's position, from 1);
   a schedule of one arm with one event is a classic (non-longitudinal) project;
-- a form marked `repeating` at an event is a repeating instrument there;
+- a form marked `repeating` at an event is a repeating instrument there; an event marked `repeating`
+  (all its forms repeat together) is a repeating event: its rows name the instance, no instrument;
 - a checkbox item exports as `<item>___<code>` columns; an item of a repeating group
   (REDCap has none) exports as `<item>_1` … `<item>_<max_repeats>` (10 when the group sets no maximum);
 - each instrument has `<form>_complete` (0 Incomplete, 1 Unverified, 2 Complete).
@@ -36,6 +37,9 @@ class RcEvent:
     unique_name: str
     form_names: tuple[str, ...]  # instrument names (REDCap's), in the event's order
     repeating: frozenset[str]  # instrument names
+    repeats: bool = (
+        False  # the whole event repeats (REDCap's repeating event): rows by instance, no instrument
+    )
 
     @property
     def label(self) -> str:
@@ -102,6 +106,12 @@ class Project:
         self.form_of: dict[str, str] = {}  # instrument -> Capture form name
         self.instrument_of: dict[str, str] = {}  # Capture form name -> instrument
         cache: dict = {}
+        whole = {
+            (arm["name"], event["name"])
+            for arm in (study.schedule.spec or {}).get("arms", [])
+            for event in arm.get("events", [])
+            if event.get("repeating")
+        }
         for position, arm in enumerate(self.arms, start=1):
             arm_num = _arm_num(arm, position)
             for event in arm.events.all():
@@ -118,6 +128,7 @@ class Project:
                         repeating=frozenset(
                             n for ef, n in zip(event.event_forms.all(), names, strict=True) if ef.repeating
                         ),
+                        repeats=(arm.name, event.name) in whole,
                     )
                 )
         self._in_dictionary_order()

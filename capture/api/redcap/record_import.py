@@ -396,10 +396,12 @@ class Importer:
         return pending
 
     def new_instance(self, subject, rc_event: RcEvent, instrument: str) -> int:
+        """The next instance of a repeating instrument at an event, or of the whole event ("")."""
         key = (subject.pk, rc_event.event.pk, instrument)
         if key not in self.next_instance:
+            names = [self.project.form_of[f] for f in ([instrument] if instrument else rc_event.form_names)]
             last = FormRecord.objects.filter(
-                subject=subject, event=rc_event.event, form_name=self.project.form_of[instrument]
+                subject=subject, event=rc_event.event, form_name__in=names
             ).aggregate(m=Max("instance"))["m"]
             self.next_instance[key] = (last or 0) + 1
         instance = self.next_instance[key]

@@ -340,6 +340,10 @@ class _RowShape:
     def _slots(self, rc_event: RcEvent, records: dict) -> list[tuple[str, int, tuple[str, ...]]]:
         """(repeat instrument or "", instance or 0, the instruments of the row) of one event."""
         event_pk = rc_event.event.pk
+        if rc_event.repeats:  # a repeating event: a row per instance, all its forms on it
+            shown = tuple(f for f in rc_event.form_names if f in self.forms)
+            instances = sorted({k[2] for k in records if k[0] == event_pk and k[1] in shown})
+            return [("", n, rc_event.form_names) for n in instances]
         slots: list[tuple[str, int, tuple[str, ...]]] = []
         plain = tuple(f for f in rc_event.form_names if f not in rc_event.repeating)
         if any((event_pk, f, 1) in records for f in plain if f in self.forms):

@@ -383,6 +383,9 @@ def _repeating(user, study, p, fmt):
     project = meta.Project(study)
     rows = []
     for e in project.events:
+        if e.repeats:  # a repeating event: REDCap lists it with a blank form_name
+            rows.append({"event_name": e.unique_name, "form_name": "", "custom_form_label": ""})
+            continue
         for form in e.form_names:
             if form in e.repeating:
                 row = {"event_name": e.unique_name} if project.longitudinal else {}
