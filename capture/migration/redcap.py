@@ -23,7 +23,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from capture.api.redcap import record_import
-from capture.api.redcap.project import Project
+from capture.api.redcap.project import Project, dag_key, dag_name
 from capture.api.redcap.record_import import CellProblem, Importer
 from capture.definitions import services as definitions
 from capture.definitions.converters import Conversion, xmlsafe
@@ -332,23 +332,31 @@ def _site_code(unique_name: str, taken: set[str]) -> str:
     return code
 
 
-def _make_sites(user, study: Study, files: _Files) -> Site | None:
-    """A site per DAG (from the DAG file, else the DAGs the records name); the default site when there
-    are none, or when some records have no DAG."""
-    dags: dict[str, str] = {}
+def _make_sites(user, study: Study, files: _Files, report: Report) -> Site | None:
+    """A site per DAG (from the DAG file, else the DAGs the records name, matched as REDCap matches
+    them: `Site_A` is `site_a`); the default site when there are none, or when some records have no
+    DAG. A DAG whose unique name will not come back as given (a name REDCap did not make of the
+    group's name, or one too long for a site code) is named in the report."""
+    dags: dict[str, tuple[str, str]] = {}  # dag_key -> (unique name, group name)
     if "dags" in files.data:
         for row in _csv_rows(files.data["dags"]):
-            dags[row.get("unique_group_name", "").strip()] = row.get("data_access_group_name", "").strip()
+            unique = row.get("unique_group_name", "").strip()
+            dags[dag_key(unique)] = (unique, row.get("data_access_group_name", "").strip())
     for row in files.rows:
         dag = row.get(record_import.DAG_COL, "").strip()
         if dag:
-            dags.setdefault(dag, dag)
+            dags.setdefault(dag_key(dag), (dag, dag))
     taken: set[str] = set()
-    for unique, title in dags.items():
+    for unique, title in dags.values():
         if unique:
-            study_services.add_site(
+            site = study_services.add_site(
                 actor=user, study=study, code=_site_code(unique, taken), name=title or unique
             )
+            if dag_name(site) != unique:
+                report.notes.append(
+                    f"data access group {unique!r} is site {site.code} ({site.name}); REDCap surfaces will "
+                    f"name it {dag_name(site)!r}."
+                )
     if dags and all(row.get(record_import.DAG_COL, "").strip() for row in files.rows):
         return None
     return study_services.add_site(
@@ -460,7 +468,7 @@ def _create(user, slug, name, conversion, files: _Files, value_map, report: Repo
         actor=user, conversion=conversion, slug=slug, name=name, subject_ids=Study.SOURCE_IDS
     )
     study_services.grant_role(actor=user, study=study, user=user, role="study_admin")
-    default_site = _make_sites(user, study, files)
+    default_site = _make_sites(user, study, files, report)
     project = Project(study)
     left_out = _prepare_rows(project, files.rows, value_map, report)
     importer = Importer(

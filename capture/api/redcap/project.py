@@ -206,6 +206,26 @@ class Project:
         return next((e for e in self.events if e.event.arm_id == subject_arm_id), None)
 
 
+def dag_key(text: str) -> str:
+    """A DAG's unique name and a site code compared as REDCap users write them: `site_a` is `SITEA`."""
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def unique_group_name(name: str) -> str:
+    """The unique name REDCap makes of a data access group's name: lower case, other characters as
+    single underscores, none at either end, at most 18 characters ("Site A" is `site_a`)."""
+    text = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    return text[:18].rstrip("_")
+
+
+def dag_name(site) -> str:
+    """A site's DAG unique name in REDCap's surfaces: the name REDCap makes of the site's name when
+    that is the site's code give or take case and underscores (a migrated DAG: site `SITEA`, "Site A",
+    is `site_a` again), else the code in lower case. Site codes are matched with `dag_key`."""
+    made = unique_group_name(site.name)
+    return made if made and dag_key(made) == dag_key(site.code) else site.code.lower()
+
+
 def group_width(f: Field) -> int:
     return f.max_repeats or DEFAULT_GROUP_COLUMNS
 

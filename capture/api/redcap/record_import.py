@@ -22,7 +22,6 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -62,7 +61,7 @@ from .import_rows import (  # noqa: F401 - the row keys are this module's names 
     read_header,
 )
 from .params import Params, RedcapError
-from .project import Column, Project, RcEvent
+from .project import Column, Project, RcEvent, dag_key, dag_name
 
 IMPORT_REASON = "REDCap API import"
 # Rows an import reads and writes at a time (inside its one transaction): they bound the server's
@@ -175,7 +174,7 @@ class Importer:
             s.subject_id: s
             for s in access.subjects_visible_to(user, study).select_related("site", "arm", "study")
         }
-        self.sites = {_dag_key(site.code): site for site in access.sites_visible_to(user, study)}
+        self.sites = {dag_key(site.code): site for site in access.sites_visible_to(user, study)}
         self.default_site = default_site
         self.missing_codes = study.missing_code_set()
         self.problems: list[CellProblem] = []
@@ -187,6 +186,7 @@ class Importer:
         self.not_imported: dict[str, None] = {}  # columns read but not imported (timestamps, survey ids)
         self.new_ids: dict[str, str] = {}  # a row's record id -> the id given (forceAutoNumber)
         self.created: list[Subject] = []
+        self.moved: dict[str, str] = {}  # record id -> the data access group an import row moved it to
         self.next_instance: dict[tuple, int] = {}
         self.stored: dict[tuple, FormRecord] = {}
         self.pending: dict[tuple, _Pending] = {}
@@ -260,13 +260,51 @@ class Importer:
             rid = self.new_ids.get(rid) or self._auto_id(rid, row, number)
         subject = self.subjects.get(rid)
         if subject is not None:
-            return subject
+            return self._in_dag(subject, row, number) if row.get(DAG_COL) else subject
         if not self.study.keeps_source_ids:
             raise RedcapError(
                 f'row {number}: record "{rid}" does not exist, or is at a site you do not see. This study generates '
                 "its subject ids: enrol the subject first (or import with forceAutoNumber), then import its data."
             )
         return self._enrol(rid, row, number)
+
+    def _in_dag(self, subject: Subject, row: dict, number: int) -> Subject:
+        """A stored record whose row names another data access group moves to that site when the
+        user may move subjects (studies.services.move_subject, audited with the import's reason);
+        otherwise the row is refused. It is never left where it was without a word."""
+        dag = row.get(DAG_COL, "").strip()
+        site = self._site(row, number) if dag else subject.site
+        if site.pk == subject.site_id:
+            return subject
+        rid = subject.subject_id
+        if rid in self.moved:
+            raise RowError(
+                f'row {number}: an earlier row puts record "{rid}" in data access group "{self.moved[rid]}", '
+                f'this one in "{dag}"; give one group per record.',
+                DAG_COL,
+                dag,
+            )
+        if not access.can(self.user, "manage_study", self.study):
+            raise RowError(
+                f'row {number}: record "{rid}" is in data access group "{dag_name(subject.site)}", not "{dag}"; '
+                f"only a study administrator may move a record to another group. Fix: give its own group "
+                f"(or leave {DAG_COL} blank) to import its data.",
+                DAG_COL,
+                dag,
+            )
+        try:
+            study_services.move_subject(
+                actor=self.user,
+                study=self.study,
+                subject=subject,
+                site=site,
+                reason=f"{self.reason}: {DAG_COL} {dag}",
+            )
+        except ValidationError as exc:
+            raise RowError(f"row {number}: {' '.join(exc.messages)}", DAG_COL, dag) from None
+        subject = Subject.objects.select_related("site", "arm", "study").get(pk=subject.pk)
+        self.subjects[rid], self.moved[rid] = subject, dag
+        return subject
 
     def _auto_id(self, given: str, row: dict, number: int) -> str:
         """forceAutoNumber: the next whole number (or the pattern's next id) for a new record."""
@@ -353,11 +391,11 @@ class Importer:
     def _site(self, row: dict, number: int) -> Site:
         dag = row.get(DAG_COL, "").strip()
         if dag:
-            site = self.sites.get(_dag_key(dag))
+            site = self.sites.get(dag_key(dag))
             if site is None:
                 raise RowError(
                     f'row {number}: data access group "{dag}" is not a site you see; use one of: '
-                    f"{', '.join(sorted(s.code.lower() for s in self.sites.values()))}.",
+                    f"{', '.join(sorted(dag_name(s) for s in self.sites.values()))}.",
                     DAG_COL,
                     dag,
                 )
@@ -368,7 +406,7 @@ class Importer:
             return next(iter(self.sites.values()))
         raise RowError(
             f"row {number}: a new record needs its site: give {DAG_COL} (one of "
-            f"{', '.join(sorted(s.code.lower() for s in self.sites.values())) or 'no site yet'}).",
+            f"{', '.join(sorted(dag_name(s) for s in self.sites.values())) or 'no site yet'}).",
             DAG_COL,
             "",
         )
@@ -665,11 +703,6 @@ def _beyond(rule, value: _Ordered, low: _Ordered | None, high: _Ordered | None) 
     if high is not None and value > high:
         return f"above the maximum {rule.max_value} (REDCap's ranges are soft)"
     return ""
-
-
-def _dag_key(text: str) -> str:
-    """A DAG's unique name and a site code compared as REDCap users write them: `site_a` is `SITEA`."""
-    return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
 def _copy_values(data: dict) -> dict:

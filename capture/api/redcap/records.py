@@ -28,7 +28,7 @@ from capture.studies.models import Subject
 from ..catalog import present_data
 from . import render
 from .params import Params, RedcapError
-from .project import RECORD_ID, STATUS_LABELS, Column, Project, RcEvent, label_value, raw_value
+from .project import RECORD_ID, STATUS_LABELS, Column, Project, RcEvent, dag_name, label_value, raw_value
 
 EVENT_COL = "redcap_event_name"
 INSTRUMENT_COL = "redcap_repeat_instrument"
@@ -382,7 +382,7 @@ class _RowShape:
             )
             row[INSTANCE_COL] = str(instance) if instance else ""
         if self.with_dag:
-            row[DAG_COL] = subject.site.code.lower()
+            row[DAG_COL] = dag_name(subject.site)
         for name, form_name, read, unset in self.readers:
             record = present.get(form_name)
             if record is not None:

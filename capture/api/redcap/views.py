@@ -398,7 +398,7 @@ def _dags(user, study, p, fmt):
     rows = [
         {
             "data_access_group_name": site.name,
-            "unique_group_name": site.code.lower(),
+            "unique_group_name": meta.dag_name(site),
             "data_access_group_id": site.pk,
         }
         for site in access.sites_visible_to(user, study).order_by("code")
@@ -424,7 +424,7 @@ def _users(user, study, p, fmt):
         def has(code, u=u):
             return int(access.can(u, code, study))
 
-        sites = [] if m.all_sites else sorted(s.code.lower() for s in m.sites.all())
+        sites = [] if m.all_sites else sorted(meta.dag_name(s) for s in m.sites.all())
         export = 1 if has("export_identified") else 2 if has("export_deidentified") else 0
         rows.append(
             {
@@ -470,7 +470,7 @@ def _users(user, study, p, fmt):
 def _user_dag_mapping(user, study, p, fmt):
     rows = []
     for m in _members_visible(user, study):
-        sites = [] if m.all_sites else sorted(s.code.lower() for s in m.sites.all())
+        sites = [] if m.all_sites else sorted(meta.dag_name(s) for s in m.sites.all())
         rows.append(
             {
                 "username": m.user.get_username(),
