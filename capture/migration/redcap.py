@@ -477,6 +477,10 @@ def _create(user, slug, name, conversion, files: _Files, value_map, report: Repo
     importer.run(files.rows if left_out is not None else [])
     report.problems.extend(importer.problems)
     report.warnings.extend(importer.warnings)
+    for column, count in importer.trimmed.items():
+        report.notes.append(
+            f"column {column!r}: the spaces around {count} values were trimmed (not free text)."
+        )
     if importer.not_imported:
         report.notes.append(f"not imported (survey metadata, not data): {', '.join(importer.not_imported)}")
     report.subjects = len(importer.created)

@@ -315,7 +315,11 @@ class RowImport:
                     continue
                 if not zero_is_blank or value != "0":
                     data.add(form)
-                out.append((column, given if keeps_spaces else value))
+                if keeps_spaces:
+                    value = given
+                elif value != given:
+                    importer.trimmed[key] = importer.trimmed.get(key, 0) + 1
+                out.append((column, value))
             if out:
                 cells[form] = out
         for name, given in [*row.get("__eav", ()), *((name, row[name]) for name in header.by_name)]:

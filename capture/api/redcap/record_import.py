@@ -186,7 +186,10 @@ class Importer:
         self.not_imported: dict[str, None] = {}  # columns read but not imported (timestamps, survey ids)
         self.new_ids: dict[str, str] = {}  # a row's record id -> the id given (forceAutoNumber)
         self.created: list[Subject] = []
-        self.moved: dict[str, str] = {}  # record id -> the data access group an import row moved it to
+        self.moved: dict[str, str] = {}
+        self.trimmed: dict[
+            str, int
+        ] = {}  # column -> cells whose surrounding spaces were trimmed (not free text)  # record id -> the data access group an import row moved it to
         self.next_instance: dict[tuple, int] = {}
         self.stored: dict[tuple, FormRecord] = {}
         self.pending: dict[tuple, _Pending] = {}
@@ -548,6 +551,7 @@ class Importer:
             clean, problems = validator.clean(
                 p.values, missing_codes=self.missing_codes, complete=complete, events=events
             )
+            _keep_spaces(validator, p.values, clean)
         for field_name, message in problems.items():
             column = self.project.rc_names.get((p.instrument, field_name.split("[")[0]), field_name)
             self.problem(p.row, p.rid, column, _given(p.values, field_name), message)
@@ -614,6 +618,8 @@ class Importer:
                 errors[name] = error
             elif value is not BLANK:
                 clean[name] = list(value) if type(value) is list else value
+                if value != raw and type(raw) is str and raw.strip() == value:
+                    _keep_spaces(validator, {name: raw}, clean)
         return validator.finish(
             values, clean, errors, missing_codes=self.missing_codes, complete=complete, events=events
         )
@@ -660,6 +666,25 @@ class Importer:
                 record_service.open_query(actor=self.user, record=record, field=field_name, text=text)
                 asked.add((record.pk, field_name))
         self.flagged = []
+
+
+def _keep_spaces(validator: FormValidator, values: dict, clean: dict) -> None:
+    """A text value keeps the spaces around it, as REDCap keeps them (the validator trims every
+    value; an exported record must give back what REDCap exported). Only free text, and only
+    within its maximum length; other values are trimmed (the importer counts them)."""
+    rules = validator.compiled.rules
+    for name, raw in values.items():
+        rule = rules.get(name)
+        if (
+            type(raw) is str
+            and rule is not None
+            and rule.datatype == "text"
+            and not rule.codes
+            and not rule.multiple
+            and clean.get(name) == raw.strip() != raw
+            and not (rule.max_length and len(raw) > rule.max_length)
+        ):
+            clean[name] = raw
 
 
 def _soft_ranges(validator: FormValidator) -> dict:
