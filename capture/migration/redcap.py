@@ -176,7 +176,7 @@ def _xml_parts(data: bytes) -> tuple[list[dict], set[tuple[str, str]], int]:
                         record_field or "record_id": rid,
                         record_import.EVENT_COL: unique,
                         record_import.INSTRUMENT_COL: key[2],
-                        record_import.INSTANCE_COL: instance,
+                        record_import.INSTANCE_COL: key[3],
                         **({record_import.DAG_COL: dag} if dag else {}),
                     },
                 )

@@ -106,3 +106,38 @@ def test_a_row_naming_an_instrument_of_a_repeating_event_is_refused_on_its_row(b
         (3, "redcap_repeat_instrument", "vitals")
     ]
     assert "repeats as a whole" in report.problems[0].message
+
+
+XML = """<?xml version="1.0" encoding="UTF-8" ?>
+<ODM xmlns="http://www.cdisc.org/ns/odm/v1.3" xmlns:redcap="https://projectredcap.org">
+<Study OID="Project.Rep"><GlobalVariables><StudyName>Rep</StudyName>
+<redcap:RepeatingInstrumentsAndEvents>
+  <redcap:RepeatingEvent redcap:UniqueEventName="visit_arm_1"/>
+  <redcap:RepeatingInstruments>
+    <redcap:RepeatingInstrument redcap:UniqueEventName="followup_arm_1" redcap:RepeatInstrument="labs"/>
+  </redcap:RepeatingInstruments>
+</redcap:RepeatingInstrumentsAndEvents></GlobalVariables></Study>
+<ClinicalData StudyOID="Project.Rep" MetaDataVersionOID="Metadata.Rep_1">
+<SubjectData SubjectKey="1" redcap:RecordIdField="record_id">
+  <StudyEventData StudyEventOID="Event.visit_arm_1" StudyEventRepeatKey="2" redcap:UniqueEventName="visit_arm_1">
+    <FormData FormOID="Form.vitals" FormRepeatKey="1"><ItemGroupData ItemGroupOID="vitals.sbp">
+      <ItemData ItemOID="sbp" Value="118"/></ItemGroupData></FormData>
+  </StudyEventData>
+  <StudyEventData StudyEventOID="Event.followup_arm_1" StudyEventRepeatKey="1" redcap:UniqueEventName="followup_arm_1">
+    <FormData FormOID="Form.labs" FormRepeatKey="3"><ItemGroupData ItemGroupOID="labs.hb">
+      <ItemData ItemOID="hb" Value="12.1"/></ItemGroupData></FormData>
+  </StudyEventData>
+</SubjectData></ClinicalData></ODM>
+"""
+
+
+def test_a_project_xml_names_its_repeating_events_and_their_instances():
+    from capture.migration.redcap import _xml_parts
+
+    rows, repeating, files = _xml_parts(XML.encode())
+    assert repeating == {("visit_arm_1", ""), ("followup_arm_1", "labs")}
+    key = ("record_id", "redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance")
+    assert [(tuple(r[k] for k in key), r.get("sbp"), r.get("hb")) for r in rows] == [
+        (("1", "visit_arm_1", "", "2"), "118", None),
+        (("1", "followup_arm_1", "labs", "3"), None, "12.1"),
+    ]
