@@ -372,7 +372,8 @@ def _prepare_rows(
     (so that each row does not repeat what the report says once); None if no row can be read."""
     if not rows:
         return set()
-    header = list(dict.fromkeys(key for row in rows for key in row))  # the XML's rows differ in their keys
+    # The XML's rows differ in their keys; a CSV's share one header (read once, not once a row).
+    header = list(dict.fromkeys(key for keys in dict.fromkeys(tuple(row) for row in rows) for key in keys))
     if header[0] != project.record_id:
         report.errors.append(
             f"the records' first column is {header[0]!r}, but the project's record id field is "

@@ -455,12 +455,17 @@ class Importer:
         """Put one row's cells of one form record onto what the import has for it so far."""
         pending = self.pending_for(subject, rc_event, instrument, instance, rid, row)
         has_data = False
+        values, shapes = pending.values, self.shapes
         for column, value in cells:
-            if column.is_complete:
+            if column.field is None:  # <instrument>_complete
                 has_data = self._status(pending, column, value, row) or has_data
                 continue
             has_data = has_data or (value != "" and (not column.code or value != "0"))
-            self._value(pending.values, column, value)
+            name, group, multiple, dates, comma = shapes.get(column.name) or self._shape(column)
+            if value and not (group or multiple or dates or comma):
+                values[name] = value  # the common case of _value: a plain value
+            else:
+                self._value(values, column, value)
         key = (subject.pk, rc_event.event.pk, instrument, instance)
         if key in self.pending or pending.existing is not None or has_data:
             self.pending[key] = pending
@@ -490,7 +495,7 @@ class Importer:
         return shape
 
     def _value(self, values: dict, column: Column, value: str) -> None:
-        name, group, multiple, dates, comma = self._shape(column)
+        name, group, multiple, dates, comma = self.shapes.get(column.name) or self._shape(column)
         if dates:
             value = convert_date(value, "date", self.date_format)
         if comma:
