@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 
 from capture.api import tokens
 from capture.audit.models import AuditEvent
+from capture.audit.services import verify_all
 from capture.migration.redcap import migrate, recognise
 from capture.records.models import FormRecord, Query
 from capture.studies import access, services
@@ -205,6 +206,7 @@ def test_a_value_outside_a_soft_range_raises_a_data_query_on_its_field(boss):
         "please check it against the source."
     )
     assert AuditEvent.objects.filter(action="query.open", object_id=str(query.pk), actor=boss).exists()
+    assert verify_all()[1] == [], "the bulk audit events and the query's chain verify"
     assert any(
         line.startswith("warning: row 4, record 'AAAA', column 'weight'") and "a data query asks" in line
         for line in report.lines()
