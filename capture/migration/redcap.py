@@ -314,10 +314,10 @@ def _with_repeating(conversion: Conversion, pairs: set[tuple[str, str]]) -> Sche
         suffix = arm["name"].removeprefix("arm_")
         for event in arm["events"]:
             unique = f"{event['name']}_arm_{suffix}"
-            event["repeating"] = (unique, "") in pairs  # REDCap's repeating event: its forms repeat together
+            event["repeats"] = (unique, "") in pairs  # REDCap's repeating event: its forms repeat together
             for entry in event["forms"]:
                 instrument = instrument_of.get(entry["form"], "")
-                if event["repeating"] or (unique, instrument) in pairs or ("", instrument) in pairs:
+                if event["repeats"] or (unique, instrument) in pairs or ("", instrument) in pairs:
                     entry["repeating"] = True
     return ScheduleFile.model_validate(spec)
 

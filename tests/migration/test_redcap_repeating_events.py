@@ -141,3 +141,16 @@ def test_a_project_xml_names_its_repeating_events_and_their_instances():
         (("1", "visit_arm_1", "", "2"), "118", None),
         (("1", "followup_arm_1", "labs", "3"), None, "12.1"),
     ]
+
+
+def test_an_event_that_does_not_repeat_dumps_as_before_so_loaded_schedules_keep_their_hashes():
+    from capture.definitions.schema import Event, dump
+
+    plain = Event(name="visit", title="Visit", forms=["vitals@1.0"])
+    assert "repeats" not in dump(plain)
+    whole = Event(
+        name="visit", title="Visit", forms=[{"form": "vitals@1.0", "repeating": True}], repeats=True
+    )
+    assert dump(whole)["repeats"] is True
+    with pytest.raises(ValueError, match="repeats as a whole: mark each of its forms repeating"):
+        Event(name="visit", title="Visit", forms=["vitals@1.0"], repeats=True)

@@ -6,7 +6,7 @@ Mapping (see docs/api.md):
 - a form is an instrument, named by its `instrument:` (REDCap's name) when it has one; a field name
   another instrument took already becomes `<field>_<instrument>`; each event is `<event>_arm_<n>` (n = the arm's position, from 1);
   a schedule of one arm with one event is a classic (non-longitudinal) project;
-- a form marked `repeating` at an event is a repeating instrument there; an event marked `repeating`
+- a form marked `repeating` at an event is a repeating instrument there; an event marked `repeats`
   (all its forms repeat together) is a repeating event: its rows name the instance, no instrument;
 - a checkbox item exports as `<item>___<code>` columns; an item of a repeating group
   (REDCap has none) exports as `<item>_1` … `<item>_<max_repeats>` (10 when the group sets no maximum);
@@ -110,7 +110,7 @@ class Project:
             (arm["name"], event["name"])
             for arm in (study.schedule.spec or {}).get("arms", [])
             for event in arm.get("events", [])
-            if event.get("repeating")
+            if event.get("repeats")
         }
         for position, arm in enumerate(self.arms, start=1):
             arm_num = _arm_num(arm, position)
