@@ -37,9 +37,8 @@ class RcEvent:
     unique_name: str
     form_names: tuple[str, ...]  # instrument names (REDCap's), in the event's order
     repeating: frozenset[str]  # instrument names
-    repeats: bool = (
-        False  # the whole event repeats (REDCap's repeating event): rows by instance, no instrument
-    )
+    # The whole event repeats (REDCap's repeating event): its rows name an instance, no instrument.
+    repeats: bool = False
 
     @property
     def label(self) -> str:
