@@ -14,6 +14,7 @@ from capture.api import tokens
 from capture.audit.models import AuditEvent
 from capture.audit.services import verify_all
 from capture.migration.redcap import migrate, recognise
+from capture.records.bulk import FormValidator
 from capture.records.models import FormRecord, Query
 from capture.studies import access, services
 from capture.studies.models import Study, Subject
@@ -313,3 +314,27 @@ def test_a_dag_name_that_cannot_come_back_as_given_is_named_in_the_report(boss):
         in report.notes
     )
     assert not any("site_a" in note for note in report.notes if note.startswith("data access group"))
+
+
+def test_the_importers_remembering_cleaner_gives_what_the_record_validator_gives(boss):
+    from capture.api.redcap.project import Project
+    from capture.api.redcap.record_import import Importer
+
+    study = migrate(user=boss, slug="acme", files=_files()).study
+    importer = Importer(boss, study, Project(study))
+    form = importer.project.instruments["enrolment"].form
+    validator = FormValidator(form)
+    samples = [
+        {"weight": "71.5", "symptoms": ["A"]},
+        {"weight": "71.5", "symptoms": ["A", "B"]},
+        {"weight": "heavy", "symptoms": ["Z"]},
+        {"weight": "heavy", "symptoms": []},
+        {"weight": "UNK"},
+        {"weight": " 72 ", "unknown_item": "x"},
+        {"weight": "300"},  # outside the range: the validator's own range (the importer relaxes it later)
+    ]
+    for complete in (False, True):
+        for values in samples:
+            got = importer._clean_new(validator, dict(values), complete, None)
+            want = validator.clean(dict(values), missing_codes=study.missing_code_set(), complete=complete)
+            assert got == want, values

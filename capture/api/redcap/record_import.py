@@ -198,10 +198,9 @@ class Importer:
         self.validators: dict[int, FormValidator] = {}
         self.left_out = frozenset(left_out)  # columns the caller reads and reports, not to import
         self.headers: dict[tuple, Header] = {}  # how rows of each header are read (import_rows.read_header)
-        self.shapes: dict[str, tuple] = {}
-        self.memos: dict[
-            int, dict[str, tuple]
-        ] = {}  # form pk -> field -> (value -> outcome, cleaner)  # column name -> how its values are put (_shape)
+        self.shapes: dict[str, tuple] = {}  # column name -> how its values are put (_shape)
+        self.memos: dict[int, dict[str, tuple]] = {}  # form pk -> field -> (value -> outcome, cleaner)
+        self.shared: dict[tuple, dict] = {}  # FormValidator.sharing_key -> value -> outcome
 
     def run(self, rows: Iterable[dict]) -> dict[str, None]:
         """Import every row; returns the record ids in order. Problems go to `problems`."""
@@ -599,16 +598,14 @@ class Importer:
 
     def _clean_new(self, validator: FormValidator, values: dict, complete: bool, events) -> tuple[dict, dict]:
         """`validator.clean(values)` for a new record without repeating groups: each field's value
-        cleaned by FormValidator.cleaner (clean_record's own `_clean_one`), each distinct value of
-        a field once per import, then `finish` (calculations, branching, `required`) as clean does."""
+        cleaned by FormValidator.cleaner (clean_record's own `_clean_one`), each distinct value once
+        per import for the fields that clean alike (FormValidator.sharing_key: its successes only,
+        an error names its field), then `finish` (calculations, branching, `required`) as clean does."""
         memos = self.memos.setdefault(validator.form.pk, {})
         clean: dict = {}
         errors: dict[str, str] = {}
         for name, raw in values.items():
-            memo = memos.get(name)
-            if memo is None:
-                cleaner = validator.cleaner(name, missing_codes=self.missing_codes)
-                memo = memos[name] = ({}, cleaner)
+            memo = memos.get(name) or self._memo(validator, name, memos)
             remembered, cleaner = memo
             if cleaner is None:
                 continue  # calculated, or not an item of the form: finish() says so
@@ -616,18 +613,25 @@ class Importer:
             outcome = remembered.get(key)
             if outcome is None:
                 outcome = cleaner(raw)
-                if len(remembered) < MEMO_LIMIT:
+                if outcome[1] is None and len(remembered) < MEMO_LIMIT:
                     remembered[key] = outcome
             value, error = outcome
             if error is not None:
                 errors[name] = error
             elif value is not BLANK:
                 clean[name] = list(value) if type(value) is list else value
-                if value != raw and type(raw) is str and raw.strip() == value:
+                if type(value) is str and value != raw and raw.strip() == value:
                     _keep_spaces(validator, {name: raw}, clean)
         return validator.finish(
             values, clean, errors, missing_codes=self.missing_codes, complete=complete, events=events
         )
+
+    def _memo(self, validator: FormValidator, name: str, memos: dict) -> tuple:
+        """(remembered outcomes, cleaner) of a field: shared by the fields that clean alike."""
+        cleaner = validator.cleaner(name, missing_codes=self.missing_codes)
+        shared = self.shared.setdefault(validator.sharing_key(name), {}) if cleaner is not None else {}
+        memos[name] = (shared, cleaner)
+        return memos[name]
 
     def _write(self) -> None:
         self.flagged = []
