@@ -73,6 +73,12 @@ class SubjectSerializer(serializers.ModelSerializer):
 
 
 class EnrolSerializer(serializers.Serializer):
+    subject_id = serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text="The subject's id in a study that keeps its source's ids (a migrated REDCap project's "
+        "record id); leave it out where the study's pattern gives ids.",
+    )
     site = serializers.CharField(help_text="Site code, e.g. 'A'.")
     enrollment_date = serializers.DateField()
     kind = serializers.ChoiceField(choices=Subject.KINDS, default=Subject.PATIENT)

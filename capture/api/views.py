@@ -7,7 +7,7 @@ only require an authenticated user here: they check nothing per object on GET.
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -80,7 +80,9 @@ class _StudyScoped:
 
 
 class SubjectList(_StudyScoped, generics.ListCreateAPIView):
-    """Subjects at the sites you see. POST enrols one (needs `enroll_subject` at that site)."""
+    """Subjects at the sites you see. POST enrols one (needs `enroll_subject` at that site): with
+    the `subject_id` given in a study that keeps its source's ids, with the pattern's next id
+    otherwise."""
 
     serializer_class = s.SubjectSerializer
     parser_classes = PARSERS
@@ -117,21 +119,46 @@ class SubjectList(_StudyScoped, generics.ListCreateAPIView):
         derived_from = None
         if data.get("derived_from"):
             derived_from = access.get_subject(request.user, study, data["derived_from"])
-        subject = studies.enroll_subject(
-            actor=request.user,
-            study=study,
-            site=site,
-            enrollment_date=data["enrollment_date"],
-            kind=data["kind"],
-            arm=arm,
-            derived_from=derived_from,
-            model_type=data.get("model_type", ""),
-            reason=data.get("reason", ""),
-        )
+        subject_id = _enrolment_id(study, data.get("subject_id"))
+        try:
+            subject = studies.enroll_subject(
+                actor=request.user,
+                study=study,
+                site=site,
+                enrollment_date=data["enrollment_date"],
+                kind=data["kind"],
+                arm=arm,
+                derived_from=derived_from,
+                model_type=data.get("model_type", ""),
+                reason=data.get("reason", ""),
+                subject_id=subject_id,
+            )
+        except ValidationError:
+            if subject_id is not None and Subject.objects.filter(study=study, subject_id=subject_id).exists():
+                # Taken, perhaps at a site this user does not see: say no more than that.
+                raise ValidationError(
+                    f"Subject {subject_id!r} cannot be enrolled: the id is taken (perhaps at a site you do not see)."
+                ) from None
+            raise
         return Response(
             s.SubjectSerializer(subject, context=self.get_serializer_context()).data,
             status=status.HTTP_201_CREATED,
         )
+
+
+def _enrolment_id(study: Study, given: str | None) -> str | None:
+    """The id a new subject gets from the request: required where the study keeps its source's
+    ids, refused where its pattern gives them."""
+    if study.keeps_source_ids and not (given or "").strip():
+        raise ValidationError(
+            "This study keeps its source's subject ids: give the new subject's subject_id "
+            "(e.g. its REDCap record id)."
+        )
+    if not study.keeps_source_ids and given is not None:
+        raise ValidationError(
+            f"This study gives subject ids by its pattern ({study.subject_id_pattern}): leave subject_id out."
+        )
+    return given.strip() if given is not None else None
 
 
 class SubjectDetail(_StudyScoped, generics.RetrieveAPIView):

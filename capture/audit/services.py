@@ -153,17 +153,38 @@ def canonical_json(value, *, plain: bool = False) -> str:
 
     `plain=True` says the value is already plain JSON (text keys; str, int, float, bool, None, lists,
     dicts), as validated record values are, and skips the normalising round trip record_event makes.
-    orjson writes the text where its output is provably the same as json.dumps' (ASCII, no DEL, no
-    float below 1e-4, whose notation differs); anything else falls back to json.dumps."""
-    if not plain or _has_large_float(value):
+    orjson writes the text where its output is provably the same as json.dumps' once its non-ASCII
+    characters (and DEL) are escaped as json.dumps escapes them (no float below 1e-4, whose notation
+    differs); anything else falls back to json.dumps. A float from 1e16 up (which orjson writes as
+    `1e+16`) is normalised first, as a plain value would be."""
+    if not plain:
         value = _plain(value)
-    try:
-        text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-    except TypeError:  # an integer beyond 64 bits
-        text = ""
-    if text and text.isascii() and "\x7f" not in text and "e-" not in text and "0.0000" not in text:
-        return text
+    text = _orjson_text(value)
+    if (not text or "e+" in text) and _has_large_float(value):
+        value = _plain(value)
+        text = _orjson_text(value)
+    if text and "e-" not in text and "0.0000" not in text:
+        return text if text.isascii() and "\x7f" not in text else _NOT_ASCII.sub(_escape, text)
     return json.dumps(value, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+
+
+_NOT_ASCII = re.compile(r"[^\x00-\x7e]")
+
+
+def _orjson_text(value) -> str:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # an integer beyond 64 bits: json.dumps writes it
+        return ""
+
+
+def _escape(match: re.Match) -> str:
+    # What json.dumps' ensure_ascii writes for one character: \uXXXX, a surrogate pair past U+FFFF.
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}"
 
 
 def _has_large_float(value) -> bool:

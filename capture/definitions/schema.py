@@ -303,6 +303,19 @@ class Event(_Strict):
     window_before: int = Field(default=0, ge=0)
     window_after: int = Field(default=0, ge=0)
     forms: list[EventForm] = Field(min_length=1)
+    # The whole event repeats (REDCap's repeating event): its forms repeat together, an instance
+    # number for all of them; REDCap surfaces name its rows by event and instance, no instrument.
+    repeats: bool = False
+
+    @model_validator(mode="after")
+    def _repeats_whole(self) -> Event:
+        single = [f.form for f in self.forms if not f.repeating]
+        if self.repeats and single:
+            raise ValueError(
+                f"event {self.name!r} repeats as a whole: mark each of its forms repeating: true "
+                f"({', '.join(single)})"
+            )
+        return self
 
     @field_validator("forms", mode="before")
     @classmethod
@@ -375,6 +388,7 @@ INTEROP_DEFAULTS: dict[str, object] = {
     "ranking": False,
     "header": True,
     "instrument": None,
+    "repeats": False,  # an event that repeats whole
 }
 
 

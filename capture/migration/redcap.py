@@ -23,7 +23,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from capture.api.redcap import record_import
-from capture.api.redcap.project import Project
+from capture.api.redcap.project import Project, dag_key, dag_name
 from capture.api.redcap.record_import import CellProblem, Importer
 from capture.definitions import services as definitions
 from capture.definitions.converters import Conversion, xmlsafe
@@ -86,6 +86,10 @@ class Report:
             out.append(
                 f"error: {where}, record {p.record!r}, column {p.column!r}, value {p.value!r}: {p.message}"
             )
+        for w in self.warnings:
+            out.append(
+                f"warning: row {w.row}, record {w.record!r}, column {w.column!r}, value {w.value!r}: {w.message}"
+            )
         verb = "would create" if self.dry_run or not self.ok else "created"
         out.append(f"{verb} {self.subjects} subjects and {self.records} records")
         if not self.ok:
@@ -146,6 +150,9 @@ def _xml_parts(data: bytes) -> tuple[list[dict], set[tuple[str, str]], int]:
     repeating: set[tuple[str, str]] = set()
     for node in root.iter(f"{_RC}RepeatingInstrument"):
         repeating.add((node.get(f"{_RC}UniqueEventName", ""), node.get(f"{_RC}RepeatInstrument", "")))
+    for node in root.iter(f"{_RC}RepeatingEvent"):  # the whole event repeats: no instrument
+        repeating.add((node.get(f"{_RC}UniqueEventName", ""), ""))
+    whole = {event for event, instrument in repeating if not instrument}
     rows: dict[tuple, dict] = {}
     files = 0
     for subject in root.iter(f"{_ODM}SubjectData"):
@@ -161,13 +168,15 @@ def _xml_parts(data: bytes) -> tuple[list[dict], set[tuple[str, str]], int]:
                 repeats = (unique, instrument) in repeating or ("", instrument) in repeating
                 instance = form.get("FormRepeatKey", "1") if repeats else ""
                 key = (rid, unique, instrument if repeats else "", instance)
+                if unique in whole:  # a row per instance of the event, all its forms on it
+                    key = (rid, unique, "", event.get("StudyEventRepeatKey", "1"))
                 row = rows.setdefault(
                     key,
                     {
                         record_field or "record_id": rid,
                         record_import.EVENT_COL: unique,
                         record_import.INSTRUMENT_COL: key[2],
-                        record_import.INSTANCE_COL: instance,
+                        record_import.INSTANCE_COL: key[3],
                         **({record_import.DAG_COL: dag} if dag else {}),
                     },
                 )
@@ -238,23 +247,31 @@ def _read_data(files: _Files, report: Report) -> None:
             for r in _csv_rows(files.data["repeating"])
         }
     elif not files.repeating and files.rows:
-        inferred = {
-            (r.get(record_import.EVENT_COL, "").strip(), r.get(record_import.INSTRUMENT_COL, "").strip())
-            for r in files.rows
-            if r.get(record_import.INSTRUMENT_COL, "").strip()
-        }
-        if inferred:
-            files.repeating = inferred
-            names = ", ".join(sorted({i for _, i in inferred}))
-            report.notes.append(
-                f"no repeating instruments file was given: {names} repeat(s), as the records' "
-                "redcap_repeat_instrument column says."
-            )
-    if any(not instrument for _, instrument in files.repeating):
-        report.errors.append(
-            "the project has repeating events (a whole event repeats); Capture repeats forms, not events. "
-            "Fix: make the event's instruments repeating instruments in REDCap before exporting."
+        files.repeating = _inferred_repeating(files.rows, report)
+
+
+def _inferred_repeating(rows: list[dict], report: Report) -> set[tuple[str, str]]:
+    """What repeats, as the records say when no file does: the instrument a row names in
+    redcap_repeat_instrument, at its event; a whole event where a row has an instance and no
+    instrument."""
+    inferred = set()
+    for r in rows:
+        instrument = r.get(record_import.INSTRUMENT_COL, "").strip()
+        if instrument or r.get(record_import.INSTANCE_COL, "").strip():
+            inferred.add((r.get(record_import.EVENT_COL, "").strip(), instrument))
+    names = sorted({i for _, i in inferred if i})
+    if names:
+        report.notes.append(
+            f"no repeating instruments file was given: {', '.join(names)} repeat(s), as the records' "
+            "redcap_repeat_instrument column says."
         )
+    events = sorted({e for e, i in inferred if not i})
+    if events:
+        report.notes.append(
+            f"no repeating instruments file was given: event(s) {', '.join(events)} repeat as a whole, as the "
+            "records' redcap_repeat_instance column says."
+        )
+    return inferred
 
 
 def _convert(files: _Files, slug: str, name: str, report: Report) -> Conversion | None:
@@ -297,9 +314,10 @@ def _with_repeating(conversion: Conversion, pairs: set[tuple[str, str]]) -> Sche
         suffix = arm["name"].removeprefix("arm_")
         for event in arm["events"]:
             unique = f"{event['name']}_arm_{suffix}"
+            event["repeats"] = (unique, "") in pairs  # REDCap's repeating event: its forms repeat together
             for entry in event["forms"]:
                 instrument = instrument_of.get(entry["form"], "")
-                if (unique, instrument) in pairs or ("", instrument) in pairs:
+                if event["repeats"] or (unique, instrument) in pairs or ("", instrument) in pairs:
                     entry["repeating"] = True
     return ScheduleFile.model_validate(spec)
 
@@ -314,23 +332,31 @@ def _site_code(unique_name: str, taken: set[str]) -> str:
     return code
 
 
-def _make_sites(user, study: Study, files: _Files) -> Site | None:
-    """A site per DAG (from the DAG file, else the DAGs the records name); the default site when there
-    are none, or when some records have no DAG."""
-    dags: dict[str, str] = {}
+def _make_sites(user, study: Study, files: _Files, report: Report) -> Site | None:
+    """A site per DAG (from the DAG file, else the DAGs the records name, matched as REDCap matches
+    them: `Site_A` is `site_a`); the default site when there are none, or when some records have no
+    DAG. A DAG whose unique name will not come back as given (a name REDCap did not make of the
+    group's name, or one too long for a site code) is named in the report."""
+    dags: dict[str, tuple[str, str]] = {}  # dag_key -> (unique name, group name)
     if "dags" in files.data:
         for row in _csv_rows(files.data["dags"]):
-            dags[row.get("unique_group_name", "").strip()] = row.get("data_access_group_name", "").strip()
+            unique = row.get("unique_group_name", "").strip()
+            dags[dag_key(unique)] = (unique, row.get("data_access_group_name", "").strip())
     for row in files.rows:
         dag = row.get(record_import.DAG_COL, "").strip()
         if dag:
-            dags.setdefault(dag, dag)
+            dags.setdefault(dag_key(dag), (dag, dag))
     taken: set[str] = set()
-    for unique, title in dags.items():
+    for unique, title in dags.values():
         if unique:
-            study_services.add_site(
+            site = study_services.add_site(
                 actor=user, study=study, code=_site_code(unique, taken), name=title or unique
             )
+            if dag_name(site) != unique:
+                report.notes.append(
+                    f"data access group {unique!r} is site {site.code} ({site.name}); REDCap surfaces will "
+                    f"name it {dag_name(site)!r}."
+                )
     if dags and all(row.get(record_import.DAG_COL, "").strip() for row in files.rows):
         return None
     return study_services.add_site(
@@ -340,33 +366,34 @@ def _make_sites(user, study: Study, files: _Files) -> Site | None:
 
 def _prepare_rows(
     project: Project, rows: list[dict], value_map: dict[str, dict[str, str]], report: Report
-) -> list[dict]:
-    """The rows as the importer reads them: values mapped, file-upload cells set aside, columns the
-    project does not have reported once (and left out, so each row does not repeat it)."""
+) -> set[str] | None:
+    """Ready the rows for the importer: values mapped (in place), file-upload cells set aside,
+    columns the project does not have reported once. Returns the columns the importer leaves out
+    (so that each row does not repeat what the report says once); None if no row can be read."""
     if not rows:
-        return rows
-    header = list(dict.fromkeys(key for row in rows for key in row))  # the XML's rows differ in their keys
+        return set()
+    # The XML's rows differ in their keys; a CSV's share one header (read once, not once a row).
+    header = list(dict.fromkeys(key for keys in dict.fromkeys(tuple(row) for row in rows) for key in keys))
     if header[0] != project.record_id:
         report.errors.append(
             f"the records' first column is {header[0]!r}, but the project's record id field is "
             f"{project.record_id!r}. Fix: export the records of this project, record id first."
         )
-        return []
+        return None
     keep, files = _columns(project, header, report)
-    out = []
-    for row in rows:
-        clean = {k: v for k, v in row.items() if k in keep}
-        for name, mapping in value_map.items():
-            for key in [k for k in clean if k == name or k.rpartition("___")[0] == name]:
-                clean[key] = _mapped(clean[key], mapping)
-        out.append(clean)
+    for name, mapping in value_map.items():
+        mapped = [k for k in keep if k == name or k.rpartition("___")[0] == name]
+        for row in rows:
+            for key in mapped:
+                if key in row:
+                    row[key] = _mapped(row[key], mapping)
     for name in files:
         given = sum(1 for row in rows if (row.get(name) or "").strip())
         if given:
             report.notes.append(
                 f"file-upload field {name!r}: {given} values not imported (file contents are not kept)."
             )
-    return out
+    return {name for name in header if name not in keep}
 
 
 def _columns(project: Project, header: list[str], report: Report) -> tuple[set[str], list[str]]:
@@ -442,13 +469,19 @@ def _create(user, slug, name, conversion, files: _Files, value_map, report: Repo
         actor=user, conversion=conversion, slug=slug, name=name, subject_ids=Study.SOURCE_IDS
     )
     study_services.grant_role(actor=user, study=study, user=user, role="study_admin")
-    default_site = _make_sites(user, study, files)
+    default_site = _make_sites(user, study, files, report)
     project = Project(study)
-    rows = _prepare_rows(project, files.rows, value_map, report)
-    importer = Importer(user, study, project, default_site=default_site, reason=REASON)
-    importer.run(rows)
+    left_out = _prepare_rows(project, files.rows, value_map, report)
+    importer = Importer(
+        user, study, project, default_site=default_site, reason=REASON, left_out=left_out or ()
+    )
+    importer.run(files.rows if left_out is not None else [])
     report.problems.extend(importer.problems)
     report.warnings.extend(importer.warnings)
+    for column, count in importer.trimmed.items():
+        report.notes.append(
+            f"column {column!r}: the spaces around {count} values were trimmed (not free text)."
+        )
     if importer.not_imported:
         report.notes.append(f"not imported (survey metadata, not data): {', '.join(importer.not_imported)}")
     report.subjects = len(importer.created)

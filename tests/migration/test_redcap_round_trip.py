@@ -49,12 +49,11 @@ def export(client, user, study) -> list[dict]:
 
 
 def _same_text(a: str, b: str, spaces: bool) -> bool:
-    # Left (issue 18, capture/records/validation.py): the record validator trims every text value, so
-    # REDCap's trailing spaces ("... resolve. ") come back trimmed. `spaces`: REDCap's project XML
+    # A text's surrounding spaces come back as REDCap exported them. `spaces`: REDCap's project XML
     # writes a text's line breaks as spaces, so its runs of white space differ from its CSV's.
     if spaces:
         return " ".join(a.split()) == " ".join(b.split())
-    return a.strip() == b.strip()
+    return a == b
 
 
 def assert_same_records(

@@ -6,7 +6,8 @@ Mapping (see docs/api.md):
 - a form is an instrument, named by its `instrument:` (REDCap's name) when it has one; a field name
   another instrument took already becomes `<field>_<instrument>`; each event is `<event>_arm_<n>` (n = the arm's position, from 1);
   a schedule of one arm with one event is a classic (non-longitudinal) project;
-- a form marked `repeating` at an event is a repeating instrument there;
+- a form marked `repeating` at an event is a repeating instrument there; an event marked `repeats`
+  (all its forms repeat together) is a repeating event: its rows name the instance, no instrument;
 - a checkbox item exports as `<item>___<code>` columns; an item of a repeating group
   (REDCap has none) exports as `<item>_1` … `<item>_<max_repeats>` (10 when the group sets no maximum);
 - each instrument has `<form>_complete` (0 Incomplete, 1 Unverified, 2 Complete).
@@ -37,6 +38,8 @@ class RcEvent:
     unique_name: str
     form_names: tuple[str, ...]  # instrument names (REDCap's), in the event's order
     repeating: frozenset[str]  # instrument names
+    # The whole event repeats (REDCap's repeating event): its rows name an instance, no instrument.
+    repeats: bool = False
 
     @property
     def label(self) -> str:
@@ -103,6 +106,12 @@ class Project:
         self.form_of: dict[str, str] = {}  # instrument -> Capture form name
         self.instrument_of: dict[str, str] = {}  # Capture form name -> instrument
         cache: dict = {}
+        whole = {
+            (arm["name"], event["name"])
+            for arm in (study.schedule.spec or {}).get("arms", [])
+            for event in arm.get("events", [])
+            if event.get("repeats")
+        }
         for position, arm in enumerate(self.arms, start=1):
             arm_num = _arm_num(arm, position)
             for event in arm.events.all():
@@ -119,6 +128,7 @@ class Project:
                         repeating=frozenset(
                             n for ef, n in zip(event.event_forms.all(), names, strict=True) if ef.repeating
                         ),
+                        repeats=(arm.name, event.name) in whole,
                     )
                 )
         self._in_dictionary_order()
@@ -194,6 +204,26 @@ class Project:
     def first_event(self, subject_arm_id: int) -> RcEvent | None:
         """Where REDCap keeps a record that has no data yet: the first event of its arm."""
         return next((e for e in self.events if e.event.arm_id == subject_arm_id), None)
+
+
+def dag_key(text: str) -> str:
+    """A DAG's unique name and a site code compared as REDCap users write them: `site_a` is `SITEA`."""
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def unique_group_name(name: str) -> str:
+    """The unique name REDCap makes of a data access group's name: lower case, other characters as
+    single underscores, none at either end, at most 18 characters ("Site A" is `site_a`)."""
+    text = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    return text[:18].rstrip("_")
+
+
+def dag_name(site) -> str:
+    """A site's DAG unique name in REDCap's surfaces: the name REDCap makes of the site's name when
+    that is the site's code give or take case and underscores (a migrated DAG: site `SITEA`, "Site A",
+    is `site_a` again), else the code in lower case. Site codes are matched with `dag_key`."""
+    made = unique_group_name(site.name)
+    return made if made and dag_key(made) == dag_key(site.code) else site.code.lower()
 
 
 def group_width(f: Field) -> int:

@@ -18,15 +18,11 @@ row, record, column, value and why.
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
 import datetime as dt
-import io
 import itertools
 import json
-import re
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
@@ -36,10 +32,11 @@ from django.db import transaction
 from django.db.models import Max
 from django.http import HttpResponse
 
+from capture.accounts.system import user_or_none
 from capture.definitions.models import Arm, FormDefinition
 from capture.records import services as record_service
-from capture.records.bulk import FormValidator, RecordWrite, write_records
-from capture.records.models import FormRecord, Status
+from capture.records.bulk import BLANK, MEMO_LIMIT, FormValidator, RecordWrite, write_records
+from capture.records.models import FormRecord, Query, Status
 from capture.records.services import other_events
 from capture.studies import access
 from capture.studies import services as study_services
@@ -47,192 +44,29 @@ from capture.studies.models import Site, Study, Subject
 
 from ..catalog import deidentified_for
 from . import render
+from .import_rows import (  # noqa: F401 - the row keys are this module's names too (migration reads them)
+    DAG_COL,
+    EVENT_COL,
+    INSTANCE_COL,
+    INSTRUMENT_COL,
+    ROW_KEYS,
+    SURVEY_COL,
+    CellProblem,
+    Header,
+    RowError,
+    RowImport,
+    comma_decimal,
+    convert_date,
+    parse_rows,
+    read_header,
+)
 from .params import Params, RedcapError
-from .project import FILE_MARK, Column, Project, RcEvent
+from .project import FILE_MARK, Column, Project, RcEvent, dag_key, dag_name
 
-EVENT_COL = "redcap_event_name"
-INSTRUMENT_COL = "redcap_repeat_instrument"
-INSTANCE_COL = "redcap_repeat_instance"
-DAG_COL = "redcap_data_access_group"
-SURVEY_COL = "redcap_survey_identifier"
-ROW_KEYS = {EVENT_COL, INSTRUMENT_COL, INSTANCE_COL, DAG_COL, SURVEY_COL, "__eav", "__row"}
 IMPORT_REASON = "REDCap API import"
-# FormRecord.instance is a 32-bit integer column: a larger instance would fail at the insert.
-MAX_INSTANCE = 2**31 - 1
 # Rows an import reads and writes at a time (inside its one transaction): they bound the server's
 # memory, not the size of an import.
-IMPORT_CHUNK = 1000
-_CHECKBOX_MARKS = {"", "0", "1", "checked", "unchecked"}
-_TIMESTAMP = re.compile(r"[a-z][a-z0-9_]*_timestamp")
-
-
-@dataclass(frozen=True)
-class CellProblem:
-    """One thing wrong in an import: where (row, record, column), the value given, and why.
-    `text` is what REDCap's API answers for it."""
-
-    row: int
-    record: str
-    column: str
-    value: str
-    message: str
-    text: str = ""
-
-    def __str__(self) -> str:
-        return self.text or f'"{self.record}","{self.column}","{self.value}","{self.message}"'
-
-
-class RowError(Exception):
-    """A row that cannot be imported at all (its record, event or instrument is wrong)."""
-
-    def __init__(self, message: str, column: str = "", value: str = ""):
-        super().__init__(message)
-        self.message, self.column, self.value = message, column, value
-
-
-# ----------------------------------------------------------------------------- reading the data
-
-
-def parse_rows(fmt: str, record_type: str, text: str, record_id: str) -> Iterator[dict]:
-    """The rows of `data`, each with string keys and values, read one at a time: a large import
-    holds its text and the current chunk, never all its rows as objects."""
-    rows = _json_objects(text) if fmt == "json" else _xml_rows(text) if fmt == "xml" else _csv_rows(text)
-    plain = (
-        {str(k).strip(): ("" if v is None else str(v)) for k, v in row.items() if k is not None}
-        for row in rows
-    )
-    if record_type == "eav":
-        return iter(_eav_to_flat(plain, record_id))
-    return plain
-
-
-def _xml_rows(text: str) -> Iterator[dict]:
-    """REDCap's XML records, `<records><item><field>value</field>…</item>…</records>` (flat or
-    EAV alike), parsed without DTDs or entities."""
-    from capture.definitions.converters import xmlsafe
-
-    try:
-        root = xmlsafe.parse(text.lstrip("\ufeff"))
-    except ValueError as exc:  # UnsafeXMLError is one
-        raise RedcapError(f"The XML data are not valid: {exc}") from None
-    for item in root:
-        if xmlsafe.local(item.tag) == "item":
-            yield {xmlsafe.local(cell.tag): cell.text or "" for cell in item if xmlsafe.local(cell.tag)}
-
-
-def _csv_rows(text: str) -> Iterator[dict]:
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    try:
-        yield from reader
-    except csv.Error as exc:  # e.g. a field past the csv module's 128 KB limit
-        raise RedcapError(f"The CSV data are not valid at line {reader.line_num}: {exc}.") from None
-
-
-_SPACE = re.compile(r"[ \t\n\r]*")
-
-
-def _skip_space(text: str, at: int) -> int:
-    """Where the JSON whitespace starting at `at` ends (`_SPACE` matches anywhere, even past the end)."""
-    match = _SPACE.match(text, at)
-    return match.end() if match else at
-
-
-def _json_objects(text: str) -> Iterator[dict]:
-    """The objects of a JSON list (or one object), decoded one by one with the json module."""
-    try:
-        yield from _json_list(text, json.JSONDecoder())
-    except RecursionError:
-        raise RedcapError("The data are not valid JSON here: they are nested too deeply.") from None
-    except ValueError as exc:  # JSONDecodeError, and int() past its 4300-digit limit
-        raise RedcapError(f"The data are not valid JSON: {exc}") from None
-
-
-def _json_list(text: str, decoder: json.JSONDecoder) -> Iterator[dict]:
-    at = _skip_space(text, 0)
-    if text.startswith("{", at):
-        row, at = decoder.raw_decode(text, at)
-        if text[_skip_space(text, at) :]:
-            raise RedcapError("The data are not valid JSON: extra data after the object.")
-        yield row
-        return
-    if not text.startswith("[", at):
-        if not text[at:]:
-            raise RedcapError("The data are not valid JSON: they are empty.")
-        decoder.raw_decode(text, at)  # names what is wrong, if anything is
-        raise RedcapError("The data must be a JSON list of objects, one per row.")
-    at = _skip_space(text, at + 1)
-    if text.startswith("]", at):
-        return
-    while True:
-        row, at = decoder.raw_decode(text, at)
-        if not isinstance(row, dict):
-            raise RedcapError("The data must be a JSON list of objects, one per row.")
-        yield row
-        at = _skip_space(text, at)
-        if text.startswith(",", at):
-            at = _skip_space(text, at + 1)
-        elif text.startswith("]", at):
-            if text[_skip_space(text, at + 1) :]:
-                raise RedcapError("The data are not valid JSON: extra data after the list.")
-            return
-        else:
-            raise RedcapError(f"The data are not valid JSON: expected ',' or ']' at character {at}.")
-
-
-def _eav_to_flat(rows: Iterable[dict], record_id: str) -> list[dict]:
-    flat: dict[tuple, dict] = {}
-    for row in rows:
-        key = (
-            row.get("record", ""),
-            row.get(EVENT_COL, ""),
-            row.get(INSTRUMENT_COL, ""),
-            row.get(INSTANCE_COL, ""),
-        )
-        target = flat.setdefault(
-            key, {record_id: key[0], EVENT_COL: key[1], INSTRUMENT_COL: key[2], INSTANCE_COL: key[3]}
-        )
-        target.setdefault("__eav", []).append((row.get("field_name", ""), row.get("value", "")))
-    return list(flat.values())
-
-
-def _convert_date(value: str, datatype: str, date_format: str) -> str:
-    if date_format == "ymd" or datatype not in ("date", "datetime") or not value:
-        return value
-    day_part, _, time_part = value.partition(" ")
-    parts = day_part.replace("-", "/").split("/")
-    if len(parts) != 3:
-        return value  # let validation name the problem
-    first, second, year = parts
-    month, day = (first, second) if date_format == "mdy" else (second, first)
-    try:
-        iso = dt.date(int(year), int(month), int(day)).isoformat()
-    except ValueError:
-        return value
-    return f"{iso} {time_part}".strip()
-
-
-def _cell_text(column: Column | None, given) -> str:
-    """A cell's text: trimmed, except a text field's non-blank value, kept as REDCap keeps it."""
-    text = "" if given is None else str(given)
-    stripped = text.strip()
-    if stripped and column is not None and column.field is not None and column.field.datatype == "text":
-        return text
-    return stripped
-
-
-def _comma_decimal(column: Column) -> bool:
-    validation = (column.item.element.spec or {}).get("validation") or ""
-    return validation.endswith("comma_decimal")
-
-
-def _has_data(column: Column, value: str) -> bool:
-    if value == "":
-        return False
-    if column.is_complete:
-        return value != "0"
-    if column.code:
-        return value not in ("0",)
-    return True
+IMPORT_CHUNK = 5000
 
 
 # ----------------------------------------------------------------------------- the API call
@@ -327,6 +161,7 @@ class Importer:
         auto_number: bool = False,
         default_site: Site | None = None,
         reason: str = IMPORT_REASON,
+        left_out: Iterable[str] = (),
     ):
         self.user, self.study, self.project = user, study, project
         self.overwrite, self.date_format, self.auto_number, self.reason = (
@@ -339,21 +174,33 @@ class Importer:
             s.subject_id: s
             for s in access.subjects_visible_to(user, study).select_related("site", "arm", "study")
         }
-        self.sites = {_dag_key(site.code): site for site in access.sites_visible_to(user, study)}
+        self.sites = {dag_key(site.code): site for site in access.sites_visible_to(user, study)}
         self.default_site = default_site
         self.missing_codes = study.missing_code_set()
         self.problems: list[CellProblem] = []
         self.warnings: list[CellProblem] = []  # values kept outside a soft range
         self.soft: dict[int, dict] = {}  # form pk -> the ranges checked as warnings only
+        # Values kept outside a soft range, to query once written: (record key, field, question).
+        self.flagged: list[tuple[tuple, str, str]] = []
+        self.may_query = user_or_none(user) is not None and access.can(user, "verify_data", study)
         self.not_imported: dict[str, None] = {}  # columns read but not imported (timestamps, survey ids)
         self.new_ids: dict[str, str] = {}  # a row's record id -> the id given (forceAutoNumber)
         self.created: list[Subject] = []
+        self.moved: dict[str, str] = {}
+        self.trimmed: dict[
+            str, int
+        ] = {}  # column -> cells whose surrounding spaces were trimmed (not free text)  # record id -> the data access group an import row moved it to
         self.next_instance: dict[tuple, int] = {}
         self.stored: dict[tuple, FormRecord] = {}
         self.pending: dict[tuple, _Pending] = {}
         self.forms: dict[int, FormDefinition] = {}
         # The one validator (clean_record), the form compiled once: compiled() checks freshness with a query.
         self.validators: dict[int, FormValidator] = {}
+        self.left_out = frozenset(left_out)  # columns the caller reads and reports, not to import
+        self.headers: dict[tuple, Header] = {}  # how rows of each header are read (import_rows.read_header)
+        self.shapes: dict[str, tuple] = {}  # column name -> how its values are put (_shape)
+        self.memos: dict[int, dict[str, tuple]] = {}  # form pk -> field -> (value -> outcome, cleaner)
+        self.shared: dict[tuple, dict] = {}  # FormValidator.sharing_key -> value -> outcome
 
     def run(self, rows: Iterable[dict]) -> dict[str, None]:
         """Import every row; returns the record ids in order. Problems go to `problems`."""
@@ -365,7 +212,7 @@ class Importer:
             for number, row in chunk:
                 rid = str(row.get(self.project.record_id, "")).strip()
                 try:
-                    _RowImport(self, row, number).apply()
+                    RowImport(self, row, number).apply()
                 except RowError as exc:
                     self.problems.append(
                         CellProblem(number, rid, exc.column, exc.value, exc.message, exc.message)
@@ -377,6 +224,13 @@ class Importer:
                 ids.setdefault(rid, None)
             self._write()
         return ids
+
+    def header_for(self, row: dict) -> Header:
+        keys = tuple(row)
+        header = self.headers.get(keys)
+        if header is None:
+            header = self.headers[keys] = read_header(self.project, keys, self.left_out)
+        return header
 
     def problem(self, row: int, rid: str, column: str, value: str, message: str) -> None:
         self.problems.append(CellProblem(row, rid, column, value, message))
@@ -408,13 +262,51 @@ class Importer:
             rid = self.new_ids.get(rid) or self._auto_id(rid, row, number)
         subject = self.subjects.get(rid)
         if subject is not None:
-            return subject
+            return self._in_dag(subject, row, number) if row.get(DAG_COL) else subject
         if not self.study.keeps_source_ids:
             raise RedcapError(
                 f'row {number}: record "{rid}" does not exist, or is at a site you do not see. This study generates '
                 "its subject ids: enrol the subject first (or import with forceAutoNumber), then import its data."
             )
         return self._enrol(rid, row, number)
+
+    def _in_dag(self, subject: Subject, row: dict, number: int) -> Subject:
+        """A stored record whose row names another data access group moves to that site when the
+        user may move subjects (studies.services.move_subject, audited with the import's reason);
+        otherwise the row is refused. It is never left where it was without a word."""
+        dag = row.get(DAG_COL, "").strip()
+        site = self._site(row, number) if dag else subject.site
+        if site.pk == subject.site_id:
+            return subject
+        rid = subject.subject_id
+        if rid in self.moved:
+            raise RowError(
+                f'row {number}: an earlier row puts record "{rid}" in data access group "{self.moved[rid]}", '
+                f'this one in "{dag}"; give one group per record.',
+                DAG_COL,
+                dag,
+            )
+        if not access.can(self.user, "manage_study", self.study):
+            raise RowError(
+                f'row {number}: record "{rid}" is in data access group "{dag_name(subject.site)}", not "{dag}"; '
+                f"only a study administrator may move a record to another group. Fix: give its own group "
+                f"(or leave {DAG_COL} blank) to import its data.",
+                DAG_COL,
+                dag,
+            )
+        try:
+            study_services.move_subject(
+                actor=self.user,
+                study=self.study,
+                subject=subject,
+                site=site,
+                reason=f"{self.reason}: {DAG_COL} {dag}",
+            )
+        except ValidationError as exc:
+            raise RowError(f"row {number}: {' '.join(exc.messages)}", DAG_COL, dag) from None
+        subject = Subject.objects.select_related("site", "arm", "study").get(pk=subject.pk)
+        self.subjects[rid], self.moved[rid] = subject, dag
+        return subject
 
     def _auto_id(self, given: str, row: dict, number: int) -> str:
         """forceAutoNumber: the next whole number (or the pattern's next id) for a new record."""
@@ -501,11 +393,11 @@ class Importer:
     def _site(self, row: dict, number: int) -> Site:
         dag = row.get(DAG_COL, "").strip()
         if dag:
-            site = self.sites.get(_dag_key(dag))
+            site = self.sites.get(dag_key(dag))
             if site is None:
                 raise RowError(
                     f'row {number}: data access group "{dag}" is not a site you see; use one of: '
-                    f"{', '.join(sorted(s.code.lower() for s in self.sites.values()))}.",
+                    f"{', '.join(sorted(dag_name(s) for s in self.sites.values()))}.",
                     DAG_COL,
                     dag,
                 )
@@ -516,7 +408,7 @@ class Importer:
             return next(iter(self.sites.values()))
         raise RowError(
             f"row {number}: a new record needs its site: give {DAG_COL} (one of "
-            f"{', '.join(sorted(s.code.lower() for s in self.sites.values())) or 'no site yet'}).",
+            f"{', '.join(sorted(dag_name(s) for s in self.sites.values())) or 'no site yet'}).",
             DAG_COL,
             "",
         )
@@ -544,10 +436,12 @@ class Importer:
         return pending
 
     def new_instance(self, subject, rc_event: RcEvent, instrument: str) -> int:
+        """The next instance of a repeating instrument at an event, or of the whole event ("")."""
         key = (subject.pk, rc_event.event.pk, instrument)
         if key not in self.next_instance:
+            names = [self.project.form_of[f] for f in ([instrument] if instrument else rc_event.form_names)]
             last = FormRecord.objects.filter(
-                subject=subject, event=rc_event.event, form_name=self.project.form_of[instrument]
+                subject=subject, event=rc_event.event, form_name__in=names
             ).aggregate(m=Max("instance"))["m"]
             self.next_instance[key] = (last or 0) + 1
         instance = self.next_instance[key]
@@ -560,12 +454,17 @@ class Importer:
         """Put one row's cells of one form record onto what the import has for it so far."""
         pending = self.pending_for(subject, rc_event, instrument, instance, rid, row)
         has_data = False
+        values, shapes = pending.values, self.shapes
         for column, value in cells:
-            if column.is_complete:
+            if column.field is None:  # <instrument>_complete
                 has_data = self._status(pending, column, value, row) or has_data
                 continue
-            has_data = has_data or _has_data(column, value)
-            self._value(pending.values, column, value)
+            has_data = has_data or (value != "" and (not column.code or value != "0"))
+            name, group, multiple, dates, comma = shapes.get(column.name) or self._shape(column)
+            if value and not (group or multiple or dates or comma):
+                values[name] = value  # the common case of _value: a plain value
+            else:
+                self._value(values, column, value)
         key = (subject.pk, rc_event.event.pk, instrument, instance)
         if key in self.pending or pending.existing is not None or has_data:
             self.pending[key] = pending
@@ -580,33 +479,53 @@ class Importer:
         pending.status = int(value)
         return pending.status != 0
 
+    def _shape(self, column: Column) -> tuple[str, str | None, bool, bool, bool]:
+        """(item, group, checkbox, dates to convert, comma decimal) of a column, worked out once."""
+        shape = self.shapes.get(column.name)
+        if shape is None:
+            f = column.item
+            shape = self.shapes[column.name] = (
+                f.name,
+                f.group,
+                f.multiple,
+                self.date_format != "ymd" and f.datatype in ("date", "datetime"),
+                f.datatype == "decimal" and comma_decimal(column),
+            )
+        return shape
+
     def _value(self, values: dict, column: Column, value: str) -> None:
-        f = column.item
-        if f.datatype == "file" and value in ("", FILE_MARK):
+        if value in ("", FILE_MARK) and column.item.datatype == "file":
             return  # a file changes only through content=file; an exported "[document]" keeps it
-        value = _convert_date(value, f.datatype, self.date_format)
-        if value and f.datatype == "decimal" and _comma_decimal(column):
+        name, group, multiple, dates, comma = self.shapes.get(column.name) or self._shape(column)
+        if dates:
+            value = convert_date(value, "date", self.date_format)
+        if comma:
             value = value.replace(",", ".")  # REDCap's number_comma_decimal: 1,54 is 1.54
-        if f.group:
-            group_rows = values.setdefault(f.group, [])
+        if group:
+            group_rows = values.setdefault(group, [])
             while len(group_rows) < column.row:
                 group_rows.append({})
             if value != "":
-                group_rows[column.row - 1][f.name] = value
+                group_rows[column.row - 1][name] = value
             elif self.overwrite:
-                group_rows[column.row - 1].pop(f.name, None)
-        elif f.multiple:
-            current = values.get(f.name)
-            codes = set(current) if isinstance(current, list) else set()
-            if value.lower() in ("1", "checked"):
-                codes.add(column.code)
-            elif value.lower() in ("0", "unchecked") or (value == "" and self.overwrite):
-                codes.discard(column.code)
-            values[f.name] = sorted(codes)
+                group_rows[column.row - 1].pop(name, None)
+        elif multiple:
+            values[name] = self._checked(values.get(name), column.code, value)
         elif value != "":
-            values[f.name] = value
+            values[name] = value
         elif self.overwrite:
-            values.pop(f.name, None)
+            values.pop(name, None)
+
+    def _checked(self, current, code: str, value: str) -> list[str]:
+        """A checkbox's codes with one column's mark applied (a new list when they change: the
+        current one may be a stored record's)."""
+        codes = current if isinstance(current, list) else []
+        mark = value.lower()
+        if mark in ("1", "checked"):
+            return codes if code in codes else sorted([*codes, code])
+        if mark in ("0", "unchecked") or (value == "" and self.overwrite):
+            return [c for c in codes if c != code] if code in codes else codes
+        return codes
 
     # ------------------------------------------------------------------ writing
 
@@ -630,24 +549,23 @@ class Importer:
             validator = self.validators[form.pk] = FormValidator(form)
             if self.study.keeps_source_ids:
                 self.soft[form.pk] = _soft_ranges(validator)
-        clean, problems = validator.clean(
-            p.values,
-            missing_codes=self.missing_codes,
-            complete=p.status == Status.COMPLETE,
-            events=other_events(p.subject, form, exclude=p.existing, compiled_form=validator.compiled),
-        )
+        events = other_events(p.subject, form, exclude=p.existing, compiled_form=validator.compiled)
+        complete = p.status == Status.COMPLETE
+        if p.existing is None and not validator.groups:
+            clean, problems = self._clean_new(validator, p.values, complete, events)
+        else:
+            clean, problems = validator.clean(
+                p.values, missing_codes=self.missing_codes, complete=complete, events=events
+            )
+            _keep_spaces(validator, p.values, clean)
         for field_name, message in problems.items():
             column = self.project.rc_names.get((p.instrument, field_name.split("[")[0]), field_name)
             self.problem(p.row, p.rid, column, _given(p.values, field_name), message)
-        for field_name, rule in self.soft.get(form.pk, {}).items():
-            outside = _outside(rule, clean.get(field_name))
-            if outside:
-                column = self.project.rc_names.get((p.instrument, field_name), field_name)
-                self.warnings.append(
-                    CellProblem(p.row, p.rid, column, _given(p.values, field_name), f"kept, {outside}")
-                )
+        soft = self._soft_warnings(p, form, clean)
         if problems or record_service.is_unchanged(p.existing, clean, p.status):
             return None  # unchanged records are not written (write_records would skip them too)
+        key = (p.subject.pk, p.rc_event.event.pk, self.project.form_of[p.instrument], p.instance)
+        self.flagged.extend((key, field_name, text) for field_name, text in soft)
         return RecordWrite(
             subject=p.subject,
             event=p.rc_event.event,
@@ -660,13 +578,72 @@ class Importer:
             existing_version=p.existing.version if p.existing else None,
         )
 
+    def _soft_warnings(self, p: _Pending, form: FormDefinition, clean: dict) -> list[tuple[str, str]]:
+        """Report each value kept outside a soft range; returns (field, query text) of each."""
+        out = []
+        for field_name, rule in self.soft.get(form.pk, {}).items():
+            outside = _outside(rule, clean.get(field_name))
+            if not outside:
+                continue
+            column = self.project.rc_names.get((p.instrument, field_name), field_name)
+            given = _given(p.values, field_name)
+            follow = (
+                "a data query asks to check it"
+                if self.may_query
+                else "no data query: your role may not raise queries"
+            )
+            self.warnings.append(CellProblem(p.row, p.rid, column, given, f"kept, {outside}; {follow}"))
+            out.append(
+                (field_name, f"The imported value {given} is {outside}: please check it against the source.")
+            )
+        return out
+
+    def _clean_new(self, validator: FormValidator, values: dict, complete: bool, events) -> tuple[dict, dict]:
+        """`validator.clean(values)` for a new record without repeating groups: each field's value
+        cleaned by FormValidator.cleaner (clean_record's own `_clean_one`), each distinct value once
+        per import for the fields that clean alike (FormValidator.sharing_key: its successes only,
+        an error names its field), then `finish` (calculations, branching, `required`) as clean does."""
+        memos = self.memos.setdefault(validator.form.pk, {})
+        clean: dict = {}
+        errors: dict[str, str] = {}
+        for name, raw in values.items():
+            memo = memos.get(name) or self._memo(validator, name, memos)
+            remembered, cleaner = memo
+            if cleaner is None:
+                continue  # calculated, or not an item of the form: finish() says so
+            key = tuple(raw) if type(raw) is list else raw
+            outcome = remembered.get(key)
+            if outcome is None:
+                outcome = cleaner(raw)
+                if outcome[1] is None and len(remembered) < MEMO_LIMIT:
+                    remembered[key] = outcome
+            value, error = outcome
+            if error is not None:
+                errors[name] = error
+            elif value is not BLANK:
+                clean[name] = list(value) if type(value) is list else value
+                if type(value) is str and value != raw and raw.strip() == value:
+                    _keep_spaces(validator, {name: raw}, clean)
+        return validator.finish(
+            values, clean, errors, missing_codes=self.missing_codes, complete=complete, events=events
+        )
+
+    def _memo(self, validator: FormValidator, name: str, memos: dict) -> tuple:
+        """(remembered outcomes, cleaner) of a field: shared by the fields that clean alike."""
+        cleaner = validator.cleaner(name, missing_codes=self.missing_codes)
+        shared = self.shared.setdefault(validator.sharing_key(name), {}) if cleaner is not None else {}
+        memos[name] = (shared, cleaner)
+        return memos[name]
+
     def _write(self) -> None:
+        self.flagged = []
         writes = [w for w in map(self._validated, self.pending.values()) if w is not None]
         self.pending = {}
         if not writes or self.problems:
             return  # once a row is refused nothing will be kept: check the rest, write no more
         try:
             write_records(actor=self.user, study=self.study, writes=writes, reason=self.reason)
+            self._raise_queries()
         except record_service.RecordLockedError as exc:
             rid = exc.record.subject.subject_id if exc.record is not None else ""
             form = self.project.instrument_of.get(exc.record.form_name, "") if exc.record else ""
@@ -675,168 +652,57 @@ class Importer:
             message = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
             self.problem(0, "", "", "", message)
 
-
-class _RowImport:
-    """One row: its subject, event and instrument, its cells by instrument, applied to the importer."""
-
-    def __init__(self, importer: Importer, row: dict, number: int):
-        self.importer, self.row, self.number = importer, row, number
-        self.project = importer.project
-        self.rid = str(row.get(self.project.record_id, "")).strip()
-        self.where = f"row {number}"
-
-    def apply(self) -> None:
-        if not self.rid:
-            raise RedcapError(
-                f'{self.where}: the record id field "{self.project.record_id}" is missing or blank.'
+    def _raise_queries(self) -> None:
+        """A value kept outside a soft range gets a data query on its field once its record is
+        written, opened by the importing user through records.services.open_query (which audits
+        it); none when the user may not raise queries (the warning says so), none on a field that
+        has one open already."""
+        if not self.flagged or not self.may_query:
+            return
+        subjects = {key[0] for key, _, _ in self.flagged}
+        records = {
+            (r.subject_id, r.event_id, r.form_name, r.instance): r
+            for r in FormRecord.objects.filter(subject_id__in=subjects).select_related(
+                "subject__study", "subject__site", "form", "event"
             )
-        subject = self.importer.subject_for(self.rid, self.row, self.number)
-        rc_event = self._event(subject)
-        cells = self._cells()
-        for instrument, instance in self._targets(rc_event, cells):
-            if instance == "new":
-                instance = self.importer.new_instance(subject, rc_event, instrument)
-            self.importer.apply(
-                subject, rc_event, instrument, int(instance), cells.get(instrument, []), self.rid, self.number
-            )
-
-    def _event(self, subject) -> RcEvent:
-        given = self.row.get(EVENT_COL, "").strip()
-        rc_event = self.project.event_for(subject.arm_id, given)
-        if rc_event is None:
-            events = ", ".join(e.unique_name for e in self.project.events if e.event.arm_id == subject.arm_id)
-            raise RowError(
-                f'{self.where}: "{given}" is not an event of record {self.rid}\'s arm; use one of: {events}.',
-                EVENT_COL,
-                given,
-            )
-        return rc_event
-
-    def _column(self, name: str) -> Column | None:
-        columns = self.project.columns
-        column = columns.get(name)
-        if column is None and "___" in name:  # checkbox codes are matched case-insensitively
-            base, _, code = name.rpartition("___")
-            column = columns.get(f"{base}___{code.lower()}")
-        return column
-
-    def _cells(self) -> dict[str, list[tuple[Column, str]]]:
-        """The row's cells by instrument; unknown columns are an error, timestamps are set aside."""
-        cells: dict[str, list[tuple[Column, str]]] = defaultdict(list)
-        pairs = list(self.row.get("__eav", []))
-        pairs += [(k, v) for k, v in self.row.items() if k not in ROW_KEYS and k != self.project.record_id]
-        unknown = []
-        for name, given in pairs:
-            column = self._column(name)
-            value = _cell_text(column, given)
-            if column is None and name in self.project.fields_by_name:  # EAV: a checkbox by its base name
-                column, value = self._eav_checkbox(name, value)
-                if column is None:
-                    continue
-            if column is None:
-                if _TIMESTAMP.fullmatch(name) and name.removesuffix("_timestamp") in self.project.instruments:
-                    self.importer.not_imported[name] = None
-                    continue
-                unknown.append(name)
-                continue
-            if column.code and value.lower() not in _CHECKBOX_MARKS:
-                self.importer.problem(
-                    self.number, self.rid, name, value, "a checkbox column holds 1 (checked) or 0"
-                )
-                continue
-            cells[column.form].append((column, value))
-        if self.row.get(SURVEY_COL, ""):
-            self.importer.not_imported[SURVEY_COL] = None
-        if unknown:
-            raise RowError(
-                "The following fields were not found in the project as real data fields: "
-                + ", ".join(unknown),
-                unknown[0],
-            )
-        return cells
-
-    def _eav_checkbox(self, name: str, value: str) -> tuple[Column | None, str]:
-        instrument, f = self.project.fields_by_name[name]
-        if not f.multiple:
-            return None, value
-        column = next(
-            (
-                c
-                for c in self.project.instruments[instrument].columns
-                if c.field is f and c.code.lower() == value.lower()
-            ),
-            None,
+        }
+        asked = set(
+            Query.objects.filter(record__subject_id__in=subjects)
+            .exclude(status=Query.CLOSED)
+            .values_list("record_id", "field")
         )
-        if column is None:
-            self.importer.problem(self.number, self.rid, name, value, "not one of the choices")
-            return None, value
-        return column, "1"
+        for key, field_name, text in self.flagged:
+            record = records[key]
+            if (record.pk, field_name) not in asked:
+                record_service.open_query(actor=self.user, record=record, field=field_name, text=text)
+                asked.add((record.pk, field_name))
+        self.flagged = []
 
-    def _targets(self, rc_event: RcEvent, cells: dict) -> list[tuple[str, int | str]]:
-        instrument = self.row.get(INSTRUMENT_COL, "").strip()
-        if instrument:
-            return [(instrument, self._repeat_target(rc_event, instrument, cells))]
-        targets: list[tuple[str, int | str]] = []
-        for form_name, form_cells in cells.items():
-            # Blank cells matter only when they overwrite, and only on the form's own row.
-            erases = (
-                self.importer.overwrite
-                and form_name in rc_event.form_names
-                and form_name not in rc_event.repeating
-            )
-            if not any(_has_data(c, v) for c, v in form_cells) and not erases:
-                continue
-            if form_name not in rc_event.form_names:
-                raise RowError(
-                    f'{self.where}: form "{form_name}" is not collected at event {rc_event.unique_name}.',
-                    EVENT_COL,
-                    rc_event.unique_name,
-                )
-            if form_name in rc_event.repeating:
-                raise RowError(
-                    f'{self.where}: form "{form_name}" repeats at {rc_event.unique_name}; give redcap_repeat_instrument '
-                    "and redcap_repeat_instance.",
-                    INSTRUMENT_COL,
-                )
-            targets.append((form_name, 1))
-        return targets
 
-    def _repeat_target(self, rc_event: RcEvent, instrument: str, cells: dict) -> int | str:
-        if instrument not in rc_event.repeating:
-            raise RowError(
-                f'{self.where}: instrument "{instrument}" does not repeat at event {rc_event.unique_name}.',
-                INSTRUMENT_COL,
-                instrument,
-            )
-        for form_name, form_cells in cells.items():
-            if form_name != instrument and any(_has_data(c, v) for c, v in form_cells):
-                raise RowError(
-                    f'{self.where}: a row for repeating instrument "{instrument}" carries values of "{form_name}"; '
-                    "put them on their own row.",
-                    INSTRUMENT_COL,
-                    instrument,
-                )
-        raw = str(self.row.get(INSTANCE_COL, "")).strip()
-        if raw.lower() == "new":
-            return "new"
-        try:
-            instance = int(raw or "1")
-            if not 1 <= instance <= MAX_INSTANCE:
-                raise ValueError(instance)
-        except ValueError:
-            raise RowError(
-                f'{self.where}: redcap_repeat_instance must be a number from 1 to {MAX_INSTANCE} or "new".',
-                INSTANCE_COL,
-                raw,
-            ) from None
-        return instance
+def _keep_spaces(validator: FormValidator, values: dict, clean: dict) -> None:
+    """A text value keeps the spaces around it, as REDCap keeps them (the validator trims every
+    value; an exported record must give back what REDCap exported). Only free text, and only
+    within its maximum length; other values are trimmed (the importer counts them)."""
+    rules = validator.compiled.rules
+    for name, raw in values.items():
+        rule = rules.get(name)
+        if (
+            type(raw) is str
+            and rule is not None
+            and rule.datatype == "text"
+            and not rule.codes
+            and not rule.multiple
+            and clean.get(name) == raw.strip() != raw
+            and not (rule.max_length and len(raw) > rule.max_length)
+        ):
+            clean[name] = raw
 
 
 def _soft_ranges(validator: FormValidator) -> dict:
     """REDCap's ranges are soft (a value outside is kept, with a warning): a study that keeps
     REDCap's ids validates without them, on its own copy of the compiled form, and the importer
-    reports what falls outside. Returns the ranged rules by field name.
-    (Left for capture/records/validation.py: the warning as a data query on the record.)"""
+    reports what falls outside (and raises a data query on it: Importer._raise_queries). Returns the
+    ranged rules by field name."""
     rules = validator.compiled.rules
     ranged = {name: rule for name, rule in rules.items() if rule.min_value or rule.max_value}
     if ranged:
@@ -873,11 +739,6 @@ def _beyond(rule, value: _Ordered, low: _Ordered | None, high: _Ordered | None) 
     if high is not None and value > high:
         return f"above the maximum {rule.max_value} (REDCap's ranges are soft)"
     return ""
-
-
-def _dag_key(text: str) -> str:
-    """A DAG's unique name and a site code compared as REDCap users write them: `site_a` is `SITEA`."""
-    return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
 def _copy_values(data: dict) -> dict:

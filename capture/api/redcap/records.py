@@ -29,7 +29,7 @@ from capture.studies.models import Subject
 from ..catalog import present_data
 from . import filter_logic, render, rights
 from .params import Params, RedcapError
-from .project import RECORD_ID, STATUS_LABELS, Column, Project, RcEvent, label_value, raw_value
+from .project import RECORD_ID, STATUS_LABELS, Column, Project, RcEvent, dag_name, label_value, raw_value
 
 EVENT_COL = "redcap_event_name"
 INSTRUMENT_COL = "redcap_repeat_instrument"
@@ -381,6 +381,10 @@ class _RowShape:
     def _slots(self, rc_event: RcEvent, records: dict) -> list[tuple[str, int, tuple[str, ...]]]:
         """(repeat instrument or "", instance or 0, the instruments of the row) of one event."""
         event_pk = rc_event.event.pk
+        if rc_event.repeats:  # a repeating event: a row per instance, all its forms on it
+            shown = tuple(f for f in rc_event.form_names if f in self.forms)
+            instances = sorted({k[2] for k in records if k[0] == event_pk and k[1] in shown})
+            return [("", n, rc_event.form_names) for n in instances]
         slots: list[tuple[str, int, tuple[str, ...]]] = []
         plain = tuple(f for f in rc_event.form_names if f not in rc_event.repeating)
         if any((event_pk, f, 1) in records for f in plain if f in self.forms):
@@ -422,7 +426,7 @@ class _RowShape:
             )
             row[INSTANCE_COL] = str(instance) if instance else ""
         if self.with_dag:
-            row[DAG_COL] = subject.site.code.lower()
+            row[DAG_COL] = dag_name(subject.site)
         for name, form_name, read, unset in self.readers:
             record = present.get(form_name)
             if record is not None:

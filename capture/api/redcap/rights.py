@@ -24,6 +24,8 @@ from capture.studies.disclosure import Disclosure
 from capture.studies.models import Membership
 from capture.studies.roles import ROLES
 
+from .project import dag_name
+
 NO_ACCESS, FULL, DEIDENTIFIED = 0, 1, 2
 
 
@@ -84,10 +86,11 @@ def rights(
 
 
 def member_sites(membership: Membership) -> list[str]:
-    """The member's data access groups (site codes in lower case); none when they see every site."""
+    """The member's data access groups (their unique names, project.dag_name); none when they see
+    every site."""
     if membership.all_sites:
         return []
-    return sorted(s.code.lower() for s in membership.sites.all())
+    return sorted(dag_name(s) for s in membership.sites.all())
 
 
 def user_row(membership: Membership, instruments: list[str]) -> dict:

@@ -425,6 +425,9 @@ def _repeating(user, study, p, fmt):
     project = meta.Project(study)
     rows = []
     for e in project.events:
+        if e.repeats:  # a repeating event: REDCap lists it with a blank form_name
+            rows.append({"event_name": e.unique_name, "form_name": "", "custom_form_label": ""})
+            continue
         for form in e.form_names:
             if form in e.repeating:
                 row = {"event_name": e.unique_name} if project.longitudinal else {}
@@ -437,7 +440,7 @@ def _dags(user, study, p, fmt):
     rows = [
         {
             "data_access_group_name": site.name,
-            "unique_group_name": site.code.lower(),
+            "unique_group_name": meta.dag_name(site),
             "data_access_group_id": site.pk,
         }
         for site in access.sites_visible_to(user, study).order_by("code")
