@@ -461,7 +461,7 @@ class Importer:
                 continue
             has_data = has_data or (value != "" and (not column.code or value != "0"))
             name, group, multiple, dates, comma = shapes.get(column.name) or self._shape(column)
-            if value and not (group or multiple or dates or comma):
+            if value and value != FILE_MARK and not (group or multiple or dates or comma):
                 values[name] = value  # the common case of _value: a plain value
             else:
                 self._value(values, column, value)
