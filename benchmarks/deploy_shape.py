@@ -33,6 +33,7 @@ import http.client
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -59,6 +60,7 @@ from tests.storage import s3server  # noqa: E402 - as above
 PSEUDONYM_KEY = os.environ.setdefault("CAPTURE_PSEUDONYM_KEY", secrets.token_hex(32))
 
 SLUG = "shape"
+DOCS_SLUG = "shape-docs"  # the study whose form has a file field
 SUBJECTS = 40
 BUCKET = "capture-shape"
 PATIENT_ID = "SHAPE-IMG-1"  # the first subject's PatientID in the DICOM files
@@ -186,6 +188,30 @@ def set_up_study() -> list[str]:
     return [subject.subject_id for subject in subjects]
 
 
+def set_up_documents_study() -> str:
+    """A second study whose form has a file field (the "files" definitions, loaded by manage.py
+    load_definitions as any study's forms are), the data manager in it, one subject; its id."""
+    import datetime as dt
+
+    from django.contrib.auth import get_user_model
+
+    from capture.accounts.system import SYSTEM
+    from capture.definitions.models import Schedule
+    from capture.studies import services
+
+    study = services.create_study(
+        actor=SYSTEM, slug=DOCS_SLUG, name="Shape documents", schedule=Schedule.objects.get(name="files")
+    )
+    site = services.add_site(actor=SYSTEM, study=study, code="A", name="Site A")
+    services.grant_role(
+        actor=SYSTEM, study=study, user=get_user_model().objects.get(username="dm"), role="data_manager"
+    )
+    subject = services.enroll_subject(
+        actor=SYSTEM, study=study, site=site, enrollment_date=dt.date(2025, 1, 6)
+    )
+    return subject.subject_id
+
+
 def start(cmd: list[str], log: Path, host: Path) -> subprocess.Popen:
     """Start `cmd` as on its own host: its own MEDIA_ROOT and temporary folder under `host`."""
     (host / "media").mkdir(parents=True, exist_ok=True)
@@ -260,11 +286,55 @@ def ingest_through_the_web(browser: Browser, tmp: Path) -> str:
     return job_id
 
 
-def file_field_through_the_web(browser: Browser) -> None:
-    """PLACE FOR THE FILE-FIELD ROUND TRIP (issue 19, with capture/files and its "capture_files"
-    storage): upload a file into a form's file field on one app process, download it from the other,
-    and check the bytes and that it is an object of the bucket. Until that app lands, nothing here."""
-    return None
+def file_field_through_the_web(browser: Browser, subject_id: str, endpoint: str) -> dict:
+    """A PDF put into the "scan" file field on the data-entry page through one app process, then
+    downloaded through the other one: the same bytes, kept as one object of the bucket under the
+    "capture_files" storage's prefix (hub/files/<study>/<key>/<name>), not on either host's disk
+    (verify_files looks at every host's media folder)."""
+    content = b"%PDF-1.4\n% shape " + secrets.token_hex(16).encode() + b"\n%%EOF\n"
+    entry = f"/studies/{DOCS_SLUG}/subjects/{subject_id}/baseline/documents/1/edit/"
+    action, fields = browser.form(entry, 'type="file"')
+    fields.pop("scan", None)  # what a browser sends: every field of the form, the file as a part of its own
+    upload_port = browser.ports[browser.turn % len(browser.ports)]
+    status, headers, data = browser.post(
+        action,
+        {**fields, "__status": "0", "consent": "1"},
+        files={"scan": ("signed consent.pdf", content)},
+    )
+    check(status == 302, f"the entry page's upload answered {status}: {data[:800]!r}")
+    page = browser.get(entry).decode()
+    links = sorted(set(re.findall(rf'href="(/studies/{DOCS_SLUG}/files/[0-9a-f-]+/)"', page)))
+    check(len(links) == 1, f"the entry page does not link the uploaded file once: {links}")
+    # The download goes to the other app process, with the same session (it lives in PostgreSQL).
+    other = Browser([port for port in browser.ports if port != upload_port])
+    other.cookies = dict(browser.cookies)
+    status, headers, body = other.request("GET", links[0])
+    check(status == 200, f"the file's download on port {other.ports[0]} answered {status}: {body[:300]!r}")
+    check(
+        body == content,
+        f"the downloaded file is not the uploaded one ({len(body)} bytes, not {len(content)})",
+    )
+    check("signed_consent.pdf" in headers.get("Content-Disposition", ""), f"the download is named {headers}")
+    objects = [k for k in s3server.keys(endpoint, BUCKET, "hub/files/") if k.endswith("/signed_consent.pdf")]
+    check(len(objects) == 1, f"the file is not one object of the bucket under hub/files/: {objects}")
+    check(re.fullmatch(r"hub/files/\d+/[0-9a-f]{32}/signed_consent\.pdf", objects[0]) is not None, objects[0])
+    check(read_object(endpoint, objects[0]) == content, f"{objects[0]} does not hold the upload")
+    return {"bytes": len(content), "object": objects[0], "ports": (upload_port, other.ports[0])}
+
+
+def read_object(endpoint: str, key: str) -> bytes:
+    """An object's bytes as the store itself gives them (not through Capture)."""
+    import boto3
+
+    credentials = s3server.CREDENTIALS
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        region_name=credentials["AWS_DEFAULT_REGION"],
+    )
+    return client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
 
 
 def verify_files(tmp: Path, endpoint: str, hosts: list[Path], archive: str) -> dict:
@@ -383,7 +453,9 @@ def main() -> None:
         manage("migrate", "--noinput")
         manage("collectstatic", "--noinput")
         manage("load_definitions", str(ROOT / "fixtures" / "definitions" / "basic"))
+        manage("load_definitions", str(ROOT / "fixtures" / "definitions" / "files"))
         subject_ids = set_up_study()
+        document_subject = set_up_documents_study()
         print(
             f"PostgreSQL, migrate, collectstatic, definitions, study: {time.perf_counter() - started:.0f} s"
         )
@@ -419,7 +491,12 @@ def main() -> None:
         print(
             f"DICOM ingest: upload, index, de-identify, publish by STOW-RS in {time.perf_counter() - t:.1f} s"
         )
-        file_field_through_the_web(browser)  # see its docstring: the file-field round trip goes here
+        t = time.perf_counter()
+        stored = file_field_through_the_web(browser, document_subject, endpoint)
+        print(
+            f"file field: {stored['bytes']} bytes put in on the entry page (port {stored['ports'][0]}), the same "
+            f"bytes downloaded from port {stored['ports'][1]}, object {stored['object']}, in {time.perf_counter() - t:.1f} s"
+        )
         t = time.perf_counter()
         statistician = Browser(list(reversed(ports)))
         statistician.log_in("stat")
