@@ -11,6 +11,7 @@ no TLS redirect on 127.0.0.1) and CAPTURE_TASKS=database, laid out as on several
                      django-storages code path as AWS S3, MinIO or Ceph
   research archive   Orthanc with DICOMweb (CAPTURE_DICOMWEB_SERVERS, CAPTURE_RESEARCH_ARCHIVE)
   manage.py          migrate, collectstatic --noinput, load_definitions fixtures/definitions/basic
+                     and fixtures/definitions/files (a form with a file field)
   2 app processes    two gunicorn masters on two ports (one sync worker each), stateless: the
                      script alternates between them, the session lives in PostgreSQL
   2 task workers     two `manage.py db_worker` processes
@@ -19,10 +20,13 @@ Each of the four processes is its own "host": its own MEDIA_ROOT and temporary f
 can pass from one to another only through the object store. What goes through it: a data manager
 logs in, uploads a CSV on the import page, runs the dry run, commits it; uploads a zip of DICOM
 files, which a worker indexes, de-identifies into the store and publishes to the archive by STOW-RS;
-a statistician asks for an export and downloads it once a worker has written it. Each job must be
+then puts a PDF into a form's file field on the data-entry page (of a second study, whose
+form has one: fixtures/definitions/files) through one app process and downloads it through the
+other; a statistician asks for an export and downloads it once a worker has written it. Each job must be
 run by one of the two workers, the records must be in the database with their audit events, the
 downloaded zip's files must match the SHA-256 sums of its manifest, the archive must hold the
-de-identified instances, and every host's local media folder must still be empty.
+de-identified instances, the file field's bytes must come back unchanged from an object under
+hub/files/, and every host's local media folder must still be empty.
 Exits 1 with the reason if anything does not.
 """
 
@@ -317,9 +321,33 @@ def file_field_through_the_web(browser: Browser, subject_id: str, endpoint: str)
     check("signed_consent.pdf" in headers.get("Content-Disposition", ""), f"the download is named {headers}")
     objects = [k for k in s3server.keys(endpoint, BUCKET, "hub/files/") if k.endswith("/signed_consent.pdf")]
     check(len(objects) == 1, f"the file is not one object of the bucket under hub/files/: {objects}")
-    check(re.fullmatch(r"hub/files/\d+/[0-9a-f]{32}/signed_consent\.pdf", objects[0]) is not None, objects[0])
+    named = re.fullmatch(r"hub/files/\d+/[0-9a-f]{32}/signed_consent\.pdf", objects[0])
+    check(named is not None, f"{objects[0]} is not named files/<study>/<key>/<name> under the prefix")
     check(read_object(endpoint, objects[0]) == content, f"{objects[0]} does not hold the upload")
+    verify_file_record(objects[0], content)
     return {"bytes": len(content), "object": objects[0], "ports": (upload_port, other.ports[0])}
+
+
+def verify_file_record(key: str, content: bytes) -> None:
+    """The database's side of the upload: the stored file names that object, the record holds its
+    reference, and the record's creation is an audit event of the study's chain."""
+    from capture.audit.models import AuditEvent
+    from capture.audit.services import chain_key, verify_chain
+    from capture.files.models import StoredFile
+    from capture.records.models import FormRecord
+    from capture.studies.models import Study
+
+    study = Study.objects.get(slug=DOCS_SLUG)
+    stored = StoredFile.objects.get(study=study)
+    check(f"hub/{stored.storage_name}" == key, f"the stored file names {stored.storage_name}, not {key}")
+    check(
+        stored.sha256 == hashlib.sha256(content).hexdigest(), "the stored file's SHA-256 is not the upload's"
+    )
+    record = FormRecord.objects.get(subject__study=study, form_name="documents")
+    check(record.data.get("scan") == stored.reference, f"the record holds {record.data}, not the file")
+    created = AuditEvent.objects.filter(chain=chain_key(study), action="record.create")
+    check(created.count() == 1, f"{created.count()} record.create audit events for the form with the file")
+    check(verify_chain(chain_key(study)) == [], "the documents study's audit chain does not verify")
 
 
 def read_object(endpoint: str, key: str) -> bytes:
