@@ -11,6 +11,7 @@ no TLS redirect on 127.0.0.1) and CAPTURE_TASKS=database, laid out as on several
                      django-storages code path as AWS S3, MinIO or Ceph
   research archive   Orthanc with DICOMweb (CAPTURE_DICOMWEB_SERVERS, CAPTURE_RESEARCH_ARCHIVE)
   manage.py          migrate, collectstatic --noinput, load_definitions fixtures/definitions/basic
+                     and fixtures/definitions/files (a form with a file field)
   2 app processes    two gunicorn masters on two ports (one sync worker each), stateless: the
                      script alternates between them, the session lives in PostgreSQL
   2 task workers     two `manage.py db_worker` processes
@@ -19,10 +20,13 @@ Each of the four processes is its own "host": its own MEDIA_ROOT and temporary f
 can pass from one to another only through the object store. What goes through it: a data manager
 logs in, uploads a CSV on the import page, runs the dry run, commits it; uploads a zip of DICOM
 files, which a worker indexes, de-identifies into the store and publishes to the archive by STOW-RS;
-a statistician asks for an export and downloads it once a worker has written it. Each job must be
+then puts a PDF into a form's file field on the data-entry page (of a second study, whose
+form has one: fixtures/definitions/files) through one app process and downloads it through the
+other; a statistician asks for an export and downloads it once a worker has written it. Each job must be
 run by one of the two workers, the records must be in the database with their audit events, the
 downloaded zip's files must match the SHA-256 sums of its manifest, the archive must hold the
-de-identified instances, and every host's local media folder must still be empty.
+de-identified instances, the file field's bytes must come back unchanged from an object under
+hub/files/, and every host's local media folder must still be empty.
 Exits 1 with the reason if anything does not.
 """
 
@@ -33,6 +37,7 @@ import http.client
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -59,6 +64,7 @@ from tests.storage import s3server  # noqa: E402 - as above
 PSEUDONYM_KEY = os.environ.setdefault("CAPTURE_PSEUDONYM_KEY", secrets.token_hex(32))
 
 SLUG = "shape"
+DOCS_SLUG = "shape-docs"  # the study whose form has a file field
 SUBJECTS = 40
 BUCKET = "capture-shape"
 PATIENT_ID = "SHAPE-IMG-1"  # the first subject's PatientID in the DICOM files
@@ -186,6 +192,30 @@ def set_up_study() -> list[str]:
     return [subject.subject_id for subject in subjects]
 
 
+def set_up_documents_study() -> str:
+    """A second study whose form has a file field (the "files" definitions, loaded by manage.py
+    load_definitions as any study's forms are), the data manager in it, one subject; its id."""
+    import datetime as dt
+
+    from django.contrib.auth import get_user_model
+
+    from capture.accounts.system import SYSTEM
+    from capture.definitions.models import Schedule
+    from capture.studies import services
+
+    study = services.create_study(
+        actor=SYSTEM, slug=DOCS_SLUG, name="Shape documents", schedule=Schedule.objects.get(name="files")
+    )
+    site = services.add_site(actor=SYSTEM, study=study, code="A", name="Site A")
+    services.grant_role(
+        actor=SYSTEM, study=study, user=get_user_model().objects.get(username="dm"), role="data_manager"
+    )
+    subject = services.enroll_subject(
+        actor=SYSTEM, study=study, site=site, enrollment_date=dt.date(2025, 1, 6)
+    )
+    return subject.subject_id
+
+
 def start(cmd: list[str], log: Path, host: Path) -> subprocess.Popen:
     """Start `cmd` as on its own host: its own MEDIA_ROOT and temporary folder under `host`."""
     (host / "media").mkdir(parents=True, exist_ok=True)
@@ -260,11 +290,79 @@ def ingest_through_the_web(browser: Browser, tmp: Path) -> str:
     return job_id
 
 
-def file_field_through_the_web(browser: Browser) -> None:
-    """PLACE FOR THE FILE-FIELD ROUND TRIP (issue 19, with capture/files and its "capture_files"
-    storage): upload a file into a form's file field on one app process, download it from the other,
-    and check the bytes and that it is an object of the bucket. Until that app lands, nothing here."""
-    return None
+def file_field_through_the_web(browser: Browser, subject_id: str, endpoint: str) -> dict:
+    """A PDF put into the "scan" file field on the data-entry page through one app process, then
+    downloaded through the other one: the same bytes, kept as one object of the bucket under the
+    "capture_files" storage's prefix (hub/files/<study>/<key>/<name>), not on either host's disk
+    (verify_files looks at every host's media folder)."""
+    content = b"%PDF-1.4\n% shape " + secrets.token_hex(16).encode() + b"\n%%EOF\n"
+    entry = f"/studies/{DOCS_SLUG}/subjects/{subject_id}/baseline/documents/1/edit/"
+    action, fields = browser.form(entry, 'type="file"')
+    fields.pop("scan", None)  # what a browser sends: every field of the form, the file as a part of its own
+    upload_port = browser.ports[browser.turn % len(browser.ports)]
+    status, headers, data = browser.post(
+        action,
+        {**fields, "__status": "0", "consent": "1"},
+        files={"scan": ("signed consent.pdf", content)},
+    )
+    check(status == 302, f"the entry page's upload answered {status}: {data[:800]!r}")
+    page = browser.get(entry).decode()
+    links = sorted(set(re.findall(rf'href="(/studies/{DOCS_SLUG}/files/[0-9a-f-]+/)"', page)))
+    check(len(links) == 1, f"the entry page does not link the uploaded file once: {links}")
+    # The download goes to the other app process, with the same session (it lives in PostgreSQL).
+    other = Browser([port for port in browser.ports if port != upload_port])
+    other.cookies = dict(browser.cookies)
+    status, headers, body = other.request("GET", links[0])
+    check(status == 200, f"the file's download on port {other.ports[0]} answered {status}: {body[:300]!r}")
+    check(
+        body == content,
+        f"the downloaded file is not the uploaded one ({len(body)} bytes, not {len(content)})",
+    )
+    check("signed_consent.pdf" in headers.get("Content-Disposition", ""), f"the download is named {headers}")
+    objects = [k for k in s3server.keys(endpoint, BUCKET, "hub/files/") if k.endswith("/signed_consent.pdf")]
+    check(len(objects) == 1, f"the file is not one object of the bucket under hub/files/: {objects}")
+    named = re.fullmatch(r"hub/files/\d+/[0-9a-f]{32}/signed_consent\.pdf", objects[0])
+    check(named is not None, f"{objects[0]} is not named files/<study>/<key>/<name> under the prefix")
+    check(read_object(endpoint, objects[0]) == content, f"{objects[0]} does not hold the upload")
+    verify_file_record(objects[0], content)
+    return {"bytes": len(content), "object": objects[0], "ports": (upload_port, other.ports[0])}
+
+
+def verify_file_record(key: str, content: bytes) -> None:
+    """The database's side of the upload: the stored file names that object, the record holds its
+    reference, and the record's creation is an audit event of the study's chain."""
+    from capture.audit.models import AuditEvent
+    from capture.audit.services import chain_key, verify_chain
+    from capture.files.models import StoredFile
+    from capture.records.models import FormRecord
+    from capture.studies.models import Study
+
+    study = Study.objects.get(slug=DOCS_SLUG)
+    stored = StoredFile.objects.get(study=study)
+    check(f"hub/{stored.storage_name}" == key, f"the stored file names {stored.storage_name}, not {key}")
+    check(
+        stored.sha256 == hashlib.sha256(content).hexdigest(), "the stored file's SHA-256 is not the upload's"
+    )
+    record = FormRecord.objects.get(subject__study=study, form_name="documents")
+    check(record.data.get("scan") == stored.reference, f"the record holds {record.data}, not the file")
+    created = AuditEvent.objects.filter(chain=chain_key(study), action="record.create")
+    check(created.count() == 1, f"{created.count()} record.create audit events for the form with the file")
+    check(verify_chain(chain_key(study)) == [], "the documents study's audit chain does not verify")
+
+
+def read_object(endpoint: str, key: str) -> bytes:
+    """An object's bytes as the store itself gives them (not through Capture)."""
+    import boto3
+
+    credentials = s3server.CREDENTIALS
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        region_name=credentials["AWS_DEFAULT_REGION"],
+    )
+    return client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
 
 
 def verify_files(tmp: Path, endpoint: str, hosts: list[Path], archive: str) -> dict:
@@ -383,7 +481,9 @@ def main() -> None:
         manage("migrate", "--noinput")
         manage("collectstatic", "--noinput")
         manage("load_definitions", str(ROOT / "fixtures" / "definitions" / "basic"))
+        manage("load_definitions", str(ROOT / "fixtures" / "definitions" / "files"))
         subject_ids = set_up_study()
+        document_subject = set_up_documents_study()
         print(
             f"PostgreSQL, migrate, collectstatic, definitions, study: {time.perf_counter() - started:.0f} s"
         )
@@ -419,7 +519,12 @@ def main() -> None:
         print(
             f"DICOM ingest: upload, index, de-identify, publish by STOW-RS in {time.perf_counter() - t:.1f} s"
         )
-        file_field_through_the_web(browser)  # see its docstring: the file-field round trip goes here
+        t = time.perf_counter()
+        stored = file_field_through_the_web(browser, document_subject, endpoint)
+        print(
+            f"file field: {stored['bytes']} bytes put in on the entry page (port {stored['ports'][0]}), the same "
+            f"bytes downloaded from port {stored['ports'][1]}, object {stored['object']}, in {time.perf_counter() - t:.1f} s"
+        )
         t = time.perf_counter()
         statistician = Browser(list(reversed(ports)))
         statistician.log_in("stat")
