@@ -18,4 +18,5 @@ urlpatterns = [
     path("", include("capture.administration.urls")),
     path("", include("capture.web.urls")),
     path("", include("capture.records.urls")),
+    path("", include("capture.monitoring.urls")),
 ]
