@@ -8,6 +8,7 @@ the age in days is a difference, the same shifted or not.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from dataclasses import dataclass
 
@@ -60,7 +61,7 @@ def queries(user, study, filters: Filters):
     if filters.form:
         found = found.filter(record__form_name=filters.form)
     if AGES[filters.age]:
-        found = found.filter(opened_at__lte=timezone.now() - timezone.timedelta(days=AGES[filters.age]))
+        found = found.filter(opened_at__lte=timezone.now() - dt.timedelta(days=AGES[filters.age]))
     return found.annotate(question=Subquery(first)).order_by("-updated_at")
 
 

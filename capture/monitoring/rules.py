@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from typing import Any
 
 from capture.definitions.expressions import ExpressionError, evaluate_ast, parse, to_text, truthy
 from capture.records.compiled import CompiledForm, FieldRule
@@ -34,7 +36,7 @@ KINDS = {
     "calculation": "Calculation disagrees with the stored value",
     "missing_code": "Missing-data code where not allowed",
 }
-BLANK = ("", None, [])
+BLANK: tuple = ("", None, [])
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
@@ -146,7 +148,7 @@ class FormChecks:
                 found.append((f"{group}[{index + 1}].{name}", value))
         return found
 
-    def _logic(self, data: dict, events, found: list[Finding]) -> set[str]:
+    def _logic(self, data: dict, events, found: list[Finding]) -> AbstractSet[str]:
         """The server's branching and calculations (records.logic, the one rule): a hidden field
         that holds a value, a calculation whose result differs from the stored value."""
         key = self.logic_memo.key(data, events)
@@ -166,9 +168,9 @@ class FormChecks:
                 found.append(Finding("calculation", name, message))
         return hidden
 
-    def _apply_logic(self, data: dict, events) -> tuple[set[str], dict[str, str]]:
+    def _apply_logic(self, data: dict, events) -> tuple[frozenset[str], dict[str, str]]:
         """(hidden fields, calculated text of each shown calculated field) of `data`."""
-        copy = {
+        copy: dict[str, Any] = {
             k: ([dict(r) for r in v] if k in self.c.repeating and isinstance(v, list) else v)
             for k, v in data.items()
         }
@@ -177,14 +179,14 @@ class FormChecks:
             target[rule.name] = text  # compared as text; validation is not this check's job
 
         hidden = apply_logic(self.c, copy, clean_one=store, events=events, missing_codes=self.missing)
-        calculated = {
+        calculated: dict[str, str] = {
             name: copy.get(name, "")
             for name in self.calculated
             if name not in self.grouped and name not in hidden
         }
         return frozenset(hidden), calculated
 
-    def _required(self, data: dict, hidden: set[str], found: list[Finding]) -> None:
+    def _required(self, data: dict, hidden: AbstractSet[str], found: list[Finding]) -> None:
         for rule in self.required:
             if rule.name not in hidden and data.get(rule.name) in BLANK:
                 found.append(Finding("required", rule.name, f"{rule.label}: required but blank"))

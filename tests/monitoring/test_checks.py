@@ -24,13 +24,18 @@ from tests.conftest import BASIC
 
 def save(personas, subject, values, coordinator="coordinator_a"):
     return save_record(
-        actor=personas[coordinator], subject=subject, event_name="baseline", form_name="demographics",
+        actor=personas[coordinator],
+        subject=subject,
+        event_name="baseline",
+        form_name="demographics",
         values=values,
     )
 
 
 def found(study):
-    return sorted(Discrepancy.objects.filter(study=study).values_list("record__subject__subject_id", "rule", "field"))
+    return sorted(
+        Discrepancy.objects.filter(study=study).values_list("record__subject__subject_id", "rule", "field")
+    )
 
 
 def bad_age(record):
@@ -89,10 +94,20 @@ def test_a_rule_written_on_the_web_runs_with_the_checks(client, personas, subjec
     save(personas, subjects["a"], {"sex": "1", "age": 17, "weight": 80})
     client.force_login(personas["data_manager"])
     url = reverse("monitoring:rules", args=["trial"])
-    bad = client.post(url, {"name": "minor", "title": "Minor", "form_name": "demographics", "expression": "[age] <"})
+    bad = client.post(
+        url, {"name": "minor", "title": "Minor", "form_name": "demographics", "expression": "[age] <"}
+    )
     assert "does not parse" in bad.content.decode()
-    client.post(url, {"name": "minor", "title": "Under 18 at consent", "form_name": "demographics",
-                      "expression": "[age] < 18", "field": "age"})
+    client.post(
+        url,
+        {
+            "name": "minor",
+            "title": "Under 18 at consent",
+            "form_name": "demographics",
+            "expression": "[age] < 18",
+            "field": "age",
+        },
+    )
     checks.run_checks(actor=personas["data_manager"], study=study)
     assert found(study) == [("A-0001", "rule:minor", "age")]
     assert Discrepancy.objects.get().message == "Under 18 at consent"
@@ -104,7 +119,7 @@ def test_a_rule_that_comes_with_the_definitions_runs_with_the_checks(tmp_path, p
     form.write_text(
         form.read_text()
         + "data_quality:\n  - name: heavy_child\n    title: Heavy for a child\n"
-        + "    expression: \"[age] < 12 and [weight] > 80\"\n    field: weight\n"
+        + '    expression: "[age] < 12 and [weight] > 80"\n    field: weight\n'
     )
     load_definitions([tmp_path / "basic"], actor=SYSTEM)  # no records yet: reloaded in place
     save(personas, subjects["a"], {"sex": "1", "age": 10, "weight": 90})
@@ -113,13 +128,20 @@ def test_a_rule_that_comes_with_the_definitions_runs_with_the_checks(tmp_path, p
 
 
 def test_the_definitions_schema_refuses_a_rule_that_does_not_parse():
-    spec = {"form": "f", "version": "1.0", "title": "F", "sections": [{"title": "S", "items": [{"element": "x@1"}]}],
-            "data_quality": [{"name": "r", "title": "R", "expression": "[a] < and"}]}
+    spec = {
+        "form": "f",
+        "version": "1.0",
+        "title": "F",
+        "sections": [{"title": "S", "items": [{"element": "x@1"}]}],
+        "data_quality": [{"name": "r", "title": "R", "expression": "[a] < and"}],
+    }
     with pytest.raises(SchemaError, match="the rule's expression does not parse"):
         FormFile.model_validate(spec)
 
 
-def test_the_checks_run_as_a_background_job_with_progress(personas, subjects, study, django_capture_on_commit_callbacks):
+def test_the_checks_run_as_a_background_job_with_progress(
+    personas, subjects, study, django_capture_on_commit_callbacks
+):
     save(personas, subjects["b"], {"age": 40}, "coordinator_b")
     with django_capture_on_commit_callbacks(execute=True):
         job = jobs.start(actor=personas["monitor"], study=study)

@@ -28,19 +28,28 @@ def log_in(browser, live_server, username):  # noqa: F811 - `browser` is the fix
 
 
 def entry(live_server, subject) -> str:
-    return live_server.url + reverse("records:entry", args=["trial", subject.subject_id, "baseline", "demographics", 1])
+    return live_server.url + reverse(
+        "records:entry", args=["trial", subject.subject_id, "baseline", "demographics", 1]
+    )
 
 
 @pytest.fixture
 def demographics(personas, subjects):
     return save_record(
-        actor=personas["coordinator_a"], subject=subjects["a"], event_name="baseline", form_name="demographics",
+        actor=personas["coordinator_a"],
+        subject=subjects["a"],
+        event_name="baseline",
+        form_name="demographics",
         values={"sex": "1", "age": 54, "weight": 70},
     )
 
 
 def test_a_monitor_verifies_a_form_and_a_coordinators_change_clears_it(
-    live_server, personas, subjects, demographics, browser  # noqa: F811
+    live_server,
+    personas,
+    subjects,
+    demographics,
+    browser,  # noqa: F811
 ):
     monitor = log_in(browser, live_server, "monitor")
     monitor.goto(entry(live_server, subjects["a"]))
@@ -62,7 +71,11 @@ def test_a_monitor_verifies_a_form_and_a_coordinators_change_clears_it(
 
 
 def test_a_query_opened_on_a_field_is_answered_and_closed_from_the_entry_page(
-    live_server, personas, subjects, demographics, browser  # noqa: F811
+    live_server,
+    personas,
+    subjects,
+    demographics,
+    browser,  # noqa: F811
 ):
     monitor = log_in(browser, live_server, "monitor")
     monitor.goto(entry(live_server, subjects["a"]))

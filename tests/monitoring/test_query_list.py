@@ -16,7 +16,10 @@ LIST = reverse("records:queries", args=["trial"])
 
 def record_of(personas, subject, coordinator):
     return save_record(
-        actor=personas[coordinator], subject=subject, event_name="baseline", form_name="demographics",
+        actor=personas[coordinator],
+        subject=subject,
+        event_name="baseline",
+        form_name="demographics",
         values={"sex": "1", "age": 54, "weight": 70},
     )
 

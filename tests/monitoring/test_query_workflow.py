@@ -28,8 +28,11 @@ BUTTONS = [
 
 def make_record(personas, subjects):
     return save_record(
-        actor=personas["coordinator_a"], subject=subjects["a"], event_name="baseline",
-        form_name="demographics", values={"sex": "1", "age": 54, "weight": 70},
+        actor=personas["coordinator_a"],
+        subject=subjects["a"],
+        event_name="baseline",
+        form_name="demographics",
+        values={"sex": "1", "age": 54, "weight": 70},
     )
 
 
@@ -112,5 +115,7 @@ def test_the_panel_opens_answers_and_closes_a_query_without_javascript(client, p
 def test_a_coordinator_of_the_other_site_cannot_reach_the_query(client, personas, subjects):
     query = query_in("open", personas, make_record(personas, subjects))
     client.force_login(personas["coordinator_b"])
-    response = client.post(reverse("monitoring:query_act", args=["trial", query.pk]), {"action": "answer", "text": "x"})
+    response = client.post(
+        reverse("monitoring:query_act", args=["trial", query.pk]), {"action": "answer", "text": "x"}
+    )
     assert response.status_code == 404

@@ -8,17 +8,30 @@ from capture.records.compiled import CompiledForm, FieldRule, Logic
 
 def rule(name, datatype="text", *, codes=None, multiple=False, required=False, lo="", hi="", places=None):
     return FieldRule(
-        name=name, label=name.title(), datatype=datatype, codes=codes or {}, multiple=multiple,
-        required=required, max_length=None, min_value=lo, max_value=hi, decimal_places=places,
+        name=name,
+        label=name.title(),
+        datatype=datatype,
+        codes=codes or {},
+        multiple=multiple,
+        required=required,
+        max_length=None,
+        min_value=lo,
+        max_value=hi,
+        decimal_places=places,
     )
 
 
 def form(*rules, logic=(), annotations=None, repeating=None):
     annotations = annotations or {}
     return CompiledForm(
-        form_id=1, ref="t@1", rules={r.name: r for r in rules}, elements={},
+        form_id=1,
+        ref="t@1",
+        rules={r.name: r for r in rules},
+        elements={},
         items=[{"name": r.name, "annotation": annotations.get(r.name)} for r in rules],
-        repeating=repeating or {}, logic=list(logic), events_read=frozenset(),
+        repeating=repeating or {},
+        logic=list(logic),
+        events_read=frozenset(),
     )
 
 
@@ -27,8 +40,11 @@ def run(compiled, data, custom=(), missing=("UNK",), **kw):
 
 
 def test_required_blank_is_found_unless_its_branching_hides_it():
-    c = form(rule("smoker", codes={"0": "No", "1": "Yes"}), rule("packs", "integer", required=True),
-             logic=[Logic("packs", None, parse("[smoker] = '1'"), None)])
+    c = form(
+        rule("smoker", codes={"0": "No", "1": "Yes"}),
+        rule("packs", "integer", required=True),
+        logic=[Logic("packs", None, parse("[smoker] = '1'"), None)],
+    )
     assert run(c, {"smoker": "1"}) == [Finding("required", "packs", "Packs: required but blank")]
     assert run(c, {"smoker": "0"}) == []
 
@@ -52,8 +68,11 @@ def test_an_invalid_code_is_found_in_single_and_checkbox_fields():
 
 
 def test_a_hidden_field_holding_a_value_is_found():
-    c = form(rule("smoker", codes={"0": "No", "1": "Yes"}), rule("packs", "integer"),
-             logic=[Logic("packs", None, parse("[smoker] = '1'"), None)])
+    c = form(
+        rule("smoker", codes={"0": "No", "1": "Yes"}),
+        rule("packs", "integer"),
+        logic=[Logic("packs", None, parse("[smoker] = '1'"), None)],
+    )
     assert run(c, {"smoker": "0", "packs": 20}) == [
         Finding("hidden", "packs", "Packs: hidden by its branching but holds a value")
     ]
@@ -61,8 +80,12 @@ def test_a_hidden_field_holding_a_value_is_found():
 
 
 def test_a_calculation_that_disagrees_with_its_stored_value_is_found():
-    c = form(rule("kg", "decimal"), rule("m", "decimal"), rule("bmi", "decimal", places=1),
-             logic=[Logic("bmi", None, None, parse("[kg] / ([m] * [m])"))])
+    c = form(
+        rule("kg", "decimal"),
+        rule("m", "decimal"),
+        rule("bmi", "decimal", places=1),
+        logic=[Logic("bmi", None, None, parse("[kg] / ([m] * [m])"))],
+    )
     assert run(c, {"kg": 80, "m": 2, "bmi": 20}) == []
     assert run(c, {"kg": 90, "m": 2, "bmi": 20}) == [
         Finding("calculation", "bmi", "Bmi: stored 20, calculates to 22.5")
@@ -78,8 +101,9 @@ def test_a_missing_code_in_a_field_marked_nomissing_is_found():
 
 def test_a_custom_rule_finds_what_its_expression_says_across_the_event():
     c = form(rule("visit_date", "date"))
-    before = CustomRule.of("visit_before_consent", "Visit before consent", "[visit_date] < [consent_date]",
-                           "visit_date")
+    before = CustomRule.of(
+        "visit_before_consent", "Visit before consent", "[visit_date] < [consent_date]", "visit_date"
+    )
     found = run(c, {"visit_date": "2024-01-01"}, [before], same_event={"consent_date": "2024-02-01"})
     assert found == [Finding("rule:visit_before_consent", "visit_date", "Visit before consent")]
     assert run(c, {"visit_date": "2024-03-01"}, [before], same_event={"consent_date": "2024-02-01"}) == []
@@ -93,8 +117,10 @@ def test_a_custom_rule_reads_another_event():
 
 
 def test_checks_reach_rows_of_a_repeating_group():
-    c = form(rule("diam", "decimal", lo="0", hi="300"),
-             repeating={"lesions": {"group": "lesions", "items": [{"name": "diam"}]}})
+    c = form(
+        rule("diam", "decimal", lo="0", hi="300"),
+        repeating={"lesions": {"group": "lesions", "items": [{"name": "diam"}]}},
+    )
     assert run(c, {"lesions": [{"diam": 10}, {"diam": 400}]}) == [
         Finding("range", "lesions[2].diam", "Diam: 400 is above the maximum 300")
     ]

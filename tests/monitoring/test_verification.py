@@ -18,8 +18,14 @@ VALUES = {"sex": "1", "age": 54, "weight": 70}
 
 def save(personas, subject, values, *, version=None, status=Status.INCOMPLETE, reason=""):
     return save_record(
-        actor=personas["coordinator_a"], subject=subject, event_name="baseline", form_name="demographics",
-        values=values, expected_version=version, status=status, reason=reason,
+        actor=personas["coordinator_a"],
+        subject=subject,
+        event_name="baseline",
+        form_name="demographics",
+        values=values,
+        expected_version=version,
+        status=status,
+        reason=reason,
     )
 
 
@@ -34,7 +40,10 @@ def test_it_marks_a_form_verified_and_a_later_change_clears_it_saying_why(person
     record = save(personas, subjects["a"], {**VALUES, "weight": 72}, version=1)
     mark.refresh_from_db()
     assert not mark.active
-    assert mark.cleared_reason == "weight changed in version 2 by coordinator_a after it was verified (version 1)."
+    assert (
+        mark.cleared_reason
+        == "weight changed in version 2 by coordinator_a after it was verified (version 1)."
+    )
     assert verification.active(record) == []
 
 
@@ -86,19 +95,30 @@ def test_an_import_that_changes_a_verified_value_clears_the_mark(personas, subje
     record = save(personas, subjects["a"], VALUES)
     mark = verification.verify(actor=personas["monitor"], record=record)
     write = RecordWrite(
-        subject=subjects["a"], event=record.event, form=record.form, form_name="demographics", instance=1,
-        data={**VALUES, "age": 60}, status=Status.INCOMPLETE, existing_id=record.pk, existing_version=1,
+        subject=subjects["a"],
+        event=record.event,
+        form=record.form,
+        form_name="demographics",
+        instance=1,
+        data={**VALUES, "age": 60},
+        status=Status.INCOMPLETE,
+        existing_id=record.pk,
+        existing_version=1,
     )
     with transaction.atomic():
         write_records(actor=personas["data_manager"], study=subjects["a"].study, writes=[write])
     mark.refresh_from_db()
-    assert mark.cleared_reason == "age changed in version 2 by data_manager after it was verified (version 1)."
+    assert (
+        mark.cleared_reason == "age changed in version 2 by data_manager after it was verified (version 1)."
+    )
 
 
 def test_the_entry_page_verifies_without_javascript_and_shows_why_a_mark_went(client, personas, subjects):
     record = save(personas, subjects["a"], VALUES)
     client.force_login(personas["monitor"])
-    url = reverse("monitoring:verify", args=["trial", subjects["a"].subject_id, "baseline", "demographics", 1])
+    url = reverse(
+        "monitoring:verify", args=["trial", subjects["a"].subject_id, "baseline", "demographics", 1]
+    )
     response = client.post(url, {})
     assert response.status_code == 302 and response.url == entry_url(subjects["a"]) + "#monitoring"
     assert 'id="form-verified"' in client.get(entry_url(subjects["a"])).content.decode()
