@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from capture.records import verification
 from capture.records.compiled import compiled
-from capture.records.models import Query, Verification
+from capture.records.models import Query, QueryMessage, Verification
 from capture.studies import access
 from capture.studies.disclosure import Disclosure
 
@@ -32,34 +32,36 @@ def panel_context(user, record, subject) -> dict:
         name = field.split(".")[-1]
         return c.rules[name].label if name in c.rules else field
 
+    # Two queries: every mark of the record, and every message of its queries (a query has at
+    # least its opening message), so the entry page pays a fixed price for the panel.
+    every = list(Verification.objects.filter(record=record).select_related("verified_by", "cleared_by"))
+    active = sorted((m for m in every if m.active), key=lambda m: (m.field != verification.FORM, m.field))
     marks = [
-        (m, label(m.field) if m.field else "", disclosure.timestamp(subject, m.verified_at))
-        for m in verification.active(record)
+        (m, label(m.field) if m.field else "", disclosure.timestamp(subject, m.verified_at)) for m in active
     ]
-    cleared = (
-        Verification.objects.filter(record=record, cleared_at__isnull=False)
-        .select_related("cleared_by")
-        .first()
-        if not any(m.field == verification.FORM for m, _, _ in marks)
-        else None
-    )
-    queries = []
-    for query in record.queries.prefetch_related("messages__author").order_by("status", "-updated_at"):
-        thread = [(m, disclosure.timestamp(subject, m.at)) for m in query.messages.all()]
-        queries.append(
-            {
-                "query": query,
-                "label": label(query.field),
-                "thread": thread,
-                "actions": [(a, ACTION_LABELS[a]) for a in query.actions_for(can)],
-            }
+    form_verified = any(m.field == verification.FORM for m in active)
+    cleared = max((m for m in every if not m.active), key=lambda m: m.cleared_at, default=None)
+    threads: dict[int, tuple[Query, list]] = {}
+    for message in QueryMessage.objects.filter(query__record=record).select_related("query", "author"):
+        threads.setdefault(message.query_id, (message.query, []))[1].append(
+            (message, disclosure.timestamp(subject, message.at))
         )
+    order = {Query.OPEN: 0, Query.ANSWERED: 1, Query.CLOSED: 2}
+    queries = [
+        {
+            "query": query,
+            "label": label(query.field),
+            "thread": thread,
+            "actions": [(a, ACTION_LABELS[a]) for a in query.actions_for(can)],
+        }
+        for query, thread in sorted(threads.values(), key=lambda t: (order[t[0].status], -t[0].pk))
+    ]
     may_verify = can("verify_data")
     return {
         "mon_record": record,
         "marks": marks,
-        "form_verified": any(m.field == verification.FORM for m, _, _ in marks),
-        "cleared": cleared,
+        "form_verified": form_verified,
+        "cleared": None if form_verified else cleared,
         "cleared_at": disclosure.timestamp(subject, cleared.cleared_at) if cleared else None,
         "mon_queries": queries,
         "may_verify": may_verify,

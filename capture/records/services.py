@@ -33,7 +33,7 @@ from capture.studies.models import Subject
 
 from . import verification
 from .compiled import compiled
-from .models import FormRecord, Query, QueryMessage, Signature, Status, SubjectLock
+from .models import FormRecord, Query, QueryMessage, Signature, Status, SubjectLock, Verification
 from .slots import Slot, is_slot_of, resolve_slot
 from .validation import clean_values
 
@@ -233,7 +233,11 @@ def _read_locked(where: _Where, *, for_page: bool = False) -> FormRecord | None:
     found = (
         where.records()
         .select_for_update(of=("self",))
-        .annotate(subject_locked=Exists(SubjectLock.objects.filter(subject=where.subject)))
+        .annotate(
+            subject_locked=Exists(SubjectLock.objects.filter(subject=where.subject)),
+            # Whether a verification mark may need clearing (verification.clear_changed).
+            verified=Exists(Verification.objects.filter(record=OuterRef("pk"), cleared_at=None)),
+        )
     )
     if for_page:
         open_queries = Query.objects.filter(record=OuterRef("pk")).exclude(status=Query.CLOSED)

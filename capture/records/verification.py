@@ -77,7 +77,8 @@ def clear_changed(actor, record: FormRecord, before: dict) -> list[Verification]
     """Clear the record's marks that the change `before` (old values by key, as
     services.record_changes gives) touches; called inside the saving transaction."""
     changed = sorted(k for k in before if not k.startswith("__"))
-    if not changed:
+    # `verified` is annotated by the save path's locked read: False spares the query.
+    if not changed or getattr(record, "verified", True) is False:
         return []
     cleared = []
     for mark in record.verifications.filter(cleared_at=None):
