@@ -163,3 +163,11 @@ def test_the_nightly_command_checks_every_study(personas, subjects, study, capsy
     call_command("data_quality")
     assert "trial: 1 records checked, 1 findings" in capsys.readouterr().out
     assert found(study) == [("B-0001", "required", "sex")]
+
+
+def test_the_dashboard_links_the_data_quality_page_for_roles_that_verify(client, personas, subjects):
+    link = reverse("monitoring:data_quality", args=["trial"])
+    client.force_login(personas["monitor"])
+    assert link in client.get(reverse("web:dashboard", args=["trial"])).content.decode()
+    client.force_login(personas["coordinator_a"])
+    assert link not in client.get(reverse("web:dashboard", args=["trial"])).content.decode()
