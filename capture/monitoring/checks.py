@@ -117,14 +117,16 @@ def run_checks(*, actor, study, job=None, progress=None) -> QualityRun:
 
 
 def _store(study, findings: dict[tuple, Finding]) -> None:
-    kept = set()
+    kept, stale = set(), []
     for pk, rec, rule, field in Discrepancy.objects.filter(study=study).values_list(
         "pk", "record_id", "rule", "field"
     ):
         if (rec, rule, field) in findings:
             kept.add((rec, rule, field))
         else:
-            Discrepancy.objects.filter(pk=pk).delete()
+            stale.append(pk)
+    for start in range(0, len(stale), CHUNK):
+        Discrepancy.objects.filter(pk__in=stale[start : start + CHUNK]).delete()
     Discrepancy.objects.bulk_create(
         [
             Discrepancy(study=study, record_id=key[0], rule=f.rule, field=f.field, message=f.message)
