@@ -40,7 +40,8 @@ def panel_context(user, record, subject) -> dict:
         (m, label(m.field) if m.field else "", disclosure.timestamp(subject, m.verified_at)) for m in active
     ]
     form_verified = any(m.field == verification.FORM for m in active)
-    cleared = max((m for m in every if not m.active), key=lambda m: m.cleared_at, default=None)
+    # Marks come newest first (Meta.ordering); the first cleared one is the latest verified.
+    cleared = next((m for m in every if not m.active), None)
     threads: dict[int, tuple[Query, list]] = {}
     for message in QueryMessage.objects.filter(query__record=record).select_related("query", "author"):
         threads.setdefault(message.query_id, (message.query, []))[1].append(
