@@ -14,6 +14,10 @@ Built-in kinds (KINDS):
 A custom rule (`rule:<name>`) is an expression of the expression language that is true where
 the data are wrong (`[visit_date] < [consent_date]`); it sees the record's values over the
 other forms' values at the same event, and [event][field] reads other events.
+
+A finding's message names the field and the rule, never the stored value: the data quality page
+is read by roles that see the study de-identified (a monitor), and a value (a real date, an
+identifier) must reach them only through the disclosure policy, on the entry page.
 """
 
 from __future__ import annotations
@@ -125,7 +129,9 @@ class FormChecks:
         """The range, code and missing-code checks of one stored value."""
         if isinstance(value, str) and value in self.missing:
             if rule.name in self.no_missing:
-                found.append(Finding("missing_code", where, f"{rule.label}: {value} is not allowed here"))
+                found.append(
+                    Finding("missing_code", where, f"{rule.label}: a missing-data code is not allowed here")
+                )
             return
         if rule.codes:
             if not (isinstance(value, str) and value in rule.codes):  # the common case, at once
@@ -164,7 +170,7 @@ class FormChecks:
             stored = to_text(data.get(name))
             if stored != now and not (stored in self.missing and now == ""):
                 label = self.c.rules[name].label
-                message = f"{label}: stored {stored or 'blank'}, calculates to {now or 'blank'}"
+                message = f"{label}: the stored value is not what its calculation gives"
                 found.append(Finding("calculation", name, message))
         return hidden
 
@@ -198,23 +204,15 @@ class FormChecks:
         elif not isinstance(value, str):
             return
         if low is not None and value < low:
-            found.append(
-                Finding(
-                    "range", where, f"{rule.label}: {to_text(value)} is below the minimum {rule.min_value}"
-                )
-            )
+            found.append(Finding("range", where, f"{rule.label}: below the minimum {rule.min_value}"))
         elif high is not None and value > high:
-            found.append(
-                Finding(
-                    "range", where, f"{rule.label}: {to_text(value)} is above the maximum {rule.max_value}"
-                )
-            )
+            found.append(Finding("range", where, f"{rule.label}: above the maximum {rule.max_value}"))
 
     def _code(self, rule: FieldRule, where: str, value, found: list[Finding]) -> None:
         values = value if isinstance(value, list) else [value]
         wrong = [str(v) for v in values if str(v) not in rule.codes and str(v) not in self.missing]
         if wrong:
-            found.append(Finding("code", where, f"{rule.label}: {', '.join(wrong)} is not one of its codes"))
+            found.append(Finding("code", where, f"{rule.label}: not one of its codes"))
 
     def _custom(self, data: dict, events, same_event, found: list[Finding]) -> None:
         values = {**same_event, **data} if same_event else data

@@ -171,3 +171,11 @@ def test_the_dashboard_links_the_data_quality_page_for_roles_that_verify(client,
     assert link in client.get(reverse("web:dashboard", args=["trial"])).content.decode()
     client.force_login(personas["coordinator_a"])
     assert link not in client.get(reverse("web:dashboard", args=["trial"])).content.decode()
+
+
+def test_a_finding_names_the_field_and_rule_never_the_stored_value(client, personas, subjects, study):
+    bad_age(save(personas, subjects["a"], {"sex": "1", "age": 54}))
+    checks.run_checks(actor=personas["monitor"], study=study)
+    client.force_login(personas["monitor"])  # sees the study de-identified
+    page = client.get(reverse("monitoring:data_quality", args=["trial"])).content.decode()
+    assert "Age: above the maximum 120" in page and "150" not in page

@@ -52,8 +52,8 @@ def test_required_blank_is_found_unless_its_branching_hides_it():
 def test_a_value_outside_its_range_is_found_and_a_missing_code_is_not():
     c = form(rule("age", "integer", lo="0", hi="120"), rule("visit", "date", lo="2020-01-01"))
     assert run(c, {"age": 130, "visit": "2019-12-31"}) == [
-        Finding("range", "age", "Age: 130 is above the maximum 120"),
-        Finding("range", "visit", "Visit: 2019-12-31 is below the minimum 2020-01-01"),
+        Finding("range", "age", "Age: above the maximum 120"),
+        Finding("range", "visit", "Visit: below the minimum 2020-01-01"),
     ]
     assert run(c, {"age": "UNK", "visit": "2021-05-01"}) == []
 
@@ -61,8 +61,8 @@ def test_a_value_outside_its_range_is_found_and_a_missing_code_is_not():
 def test_an_invalid_code_is_found_in_single_and_checkbox_fields():
     c = form(rule("sex", codes={"1": "F", "2": "M"}), rule("sym", codes={"a": "A", "b": "B"}, multiple=True))
     assert run(c, {"sex": "3", "sym": ["a", "z"]}) == [
-        Finding("code", "sex", "Sex: 3 is not one of its codes"),
-        Finding("code", "sym", "Sym: z is not one of its codes"),
+        Finding("code", "sex", "Sex: not one of its codes"),
+        Finding("code", "sym", "Sym: not one of its codes"),
     ]
     assert run(c, {"sex": "UNK", "sym": ["b"]}) == []
 
@@ -88,14 +88,14 @@ def test_a_calculation_that_disagrees_with_its_stored_value_is_found():
     )
     assert run(c, {"kg": 80, "m": 2, "bmi": 20}) == []
     assert run(c, {"kg": 90, "m": 2, "bmi": 20}) == [
-        Finding("calculation", "bmi", "Bmi: stored 20, calculates to 22.5")
+        Finding("calculation", "bmi", "Bmi: the stored value is not what its calculation gives")
     ]
 
 
 def test_a_missing_code_in_a_field_marked_nomissing_is_found():
     c = form(rule("consent", "date"), rule("note"), annotations={"consent": "@NOMISSING"})
     assert run(c, {"consent": "UNK", "note": "UNK"}) == [
-        Finding("missing_code", "consent", "Consent: UNK is not allowed here")
+        Finding("missing_code", "consent", "Consent: a missing-data code is not allowed here")
     ]
 
 
@@ -122,5 +122,5 @@ def test_checks_reach_rows_of_a_repeating_group():
         repeating={"lesions": {"group": "lesions", "items": [{"name": "diam"}]}},
     )
     assert run(c, {"lesions": [{"diam": 10}, {"diam": 400}]}) == [
-        Finding("range", "lesions[2].diam", "Diam: 400 is above the maximum 300")
+        Finding("range", "lesions[2].diam", "Diam: above the maximum 300")
     ]
