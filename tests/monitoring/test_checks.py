@@ -178,4 +178,4 @@ def test_a_finding_names_the_field_and_rule_never_the_stored_value(client, perso
     checks.run_checks(actor=personas["monitor"], study=study)
     client.force_login(personas["monitor"])  # sees the study de-identified
     page = client.get(reverse("monitoring:data_quality", args=["trial"])).content.decode()
-    assert "Age: above the maximum 120" in page and "150" not in page
+    assert "Age at enrolment: above the maximum 120" in page and "150" not in page
