@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from .expressions import ExpressionError, parse
+
 # Every datatype a data element can have. If you add one, teach the record
 # validator (capture/records/validation.py) and the export codebook about it.
 DATATYPES = ("text", "integer", "decimal", "date", "datetime", "time", "boolean", "file")
@@ -267,6 +269,25 @@ class Section(_Strict):
     items: list[SectionEntry] = Field(min_length=1)
 
 
+class QualityRule(_Strict):
+    """A data quality rule of a form (capture/monitoring): `expression` is true where the data
+    are wrong, as in REDCap's custom rules, e.g. `[stop_date] < [start_date]`."""
+
+    name: str = Field(pattern=NAME_RE)
+    title: str
+    expression: str
+    field: str | None = Field(default=None, description="the item a discrepancy links to")
+
+    @field_validator("expression")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ExpressionError as error:
+            raise ValueError(f"the rule's expression does not parse: {error}") from None
+        return value
+
+
 class FormFile(_Strict):
     form: str = Field(pattern=NAME_RE)
     version: Version
@@ -278,6 +299,9 @@ class FormFile(_Strict):
         description="the REDCap instrument name this form came from (default: the form's name)",
     )
     sections: list[Section] = Field(min_length=1)
+    data_quality: list[QualityRule] = Field(
+        default=[], description="data quality rules checked by the monitoring job (docs/monitoring.md)"
+    )
 
     @property
     def ref(self) -> str:
@@ -389,6 +413,7 @@ INTEROP_DEFAULTS: dict[str, object] = {
     "header": True,
     "instrument": None,
     "repeats": False,  # an event that repeats whole
+    "data_quality": [],
 }
 
 

@@ -34,6 +34,7 @@ from capture.definitions.models import Event, FormDefinition
 from capture.studies import access
 from capture.studies.models import Study, Subject
 
+from . import verification
 from .compiled import compiled
 from .models import FormRecord, Status, SubjectLock
 from .services import RecordLockedError, record_changes
@@ -215,6 +216,7 @@ def write_records(*, actor, study: Study, writes: list[RecordWrite], reason: str
     record_ids += [pk for pk, _, _ in created]
     # Records first, then the chain (as save_record does), so the chain head is locked briefly.
     append_audit_events(actor=actor, study=study, events=_events(updates, created), reason=reason)
+    verification.clear_changed_many(actor, to_update, updates)
     return BulkResult(
         created=len(to_create), updated=len(to_update), unchanged=unchanged, record_ids=record_ids
     )

@@ -82,11 +82,62 @@ class Signature(models.Model):
         return self.record_version == self.record.version
 
 
+class Verification(models.Model):
+    """A monitor's source data verification of a whole form (`field` "") or of one field.
+
+    Rows are never deleted: a later change of a verified value sets `cleared_at` and says why,
+    so the page shows what was verified and what changed since; the audit keeps both events."""
+
+    record = models.ForeignKey(FormRecord, on_delete=models.CASCADE, related_name="verifications")
+    # "" for the whole form, else an item name.
+    field = models.CharField(max_length=100, blank=True)
+    record_version = models.PositiveIntegerField()
+    # The verified values (of the form, or of the field), to tell what a change changed.
+    values = models.JSONField(default=dict)
+    verified_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    verified_at = models.DateTimeField(auto_now_add=True)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Why it was cleared, in words ("weight changed from 70 to 72 in version 3").
+    cleared_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-verified_at", "-pk"]
+        indexes = [models.Index(fields=["record", "cleared_at"])]
+
+    def __str__(self) -> str:
+        what = self.field or "form"
+        return f"{self.record} · {what} verified (v{self.record_version})"
+
+    @property
+    def active(self) -> bool:
+        return self.cleared_at is None
+
+
 class Query(models.Model):
-    """A data clarification on one field of a record: open → answered → closed (or back to open)."""
+    """A data clarification on one field of a record: open → answered → closed (or back to open).
+
+    What each role may do in each state is the table TRANSITIONS, and nothing else: the record
+    service refuses any other move, and pages show only the allowed buttons. No state offers
+    Answer, Close and Reopen together, so a data manager (who may both answer and close) never
+    sees all three at once. If you add a state or an action, add its row to the hand-written
+    table in tests/monitoring/test_query_workflow.py."""
 
     OPEN, ANSWERED, CLOSED = "open", "answered", "closed"
     STATUSES = [(OPEN, "Open"), (ANSWERED, "Answered"), (CLOSED, "Closed")]
+    ANSWER, CLOSE, REOPEN = "answer", "close", "reopen"
+    # (state, action) -> (the permission it needs, the state it leads to).
+    TRANSITIONS: dict[tuple[str, str], tuple[str, str]] = {
+        (OPEN, ANSWER): ("enter_data", ANSWERED),
+        (OPEN, CLOSE): ("verify_data", CLOSED),
+        (ANSWERED, CLOSE): ("verify_data", CLOSED),
+        (ANSWERED, REOPEN): ("verify_data", OPEN),
+        (CLOSED, REOPEN): ("verify_data", OPEN),
+    }
+    # Who must act next, by state (the study query list's column).
+    NEXT_ACTOR = {OPEN: "Site", ANSWERED: "Monitor", CLOSED: "—"}
 
     record = models.ForeignKey(FormRecord, on_delete=models.PROTECT, related_name="queries")
     # The item name, or "group[row].item" for a field of a repeating group.
@@ -102,6 +153,18 @@ class Query(models.Model):
 
     def __str__(self) -> str:
         return f"Query on {self.record} · {self.field} ({self.status})"
+
+    def actions_for(self, can) -> list[str]:
+        """The actions a user with `can(permission) -> bool` may take now, in button order."""
+        return [
+            action
+            for (state, action), (permission, _) in self.TRANSITIONS.items()
+            if state == self.status and can(permission)
+        ]
+
+    @property
+    def who_must_act(self) -> str:
+        return self.NEXT_ACTOR[self.status]
 
 
 class QueryMessage(models.Model):

@@ -32,8 +32,9 @@ from capture.studies import access
 from capture.studies.models import Subject
 from capture.studies.services import follow_enrolment_date, require_writable
 
+from . import verification
 from .compiled import compiled
-from .models import FormRecord, Query, QueryMessage, Signature, Status, SubjectLock
+from .models import FormRecord, Query, QueryMessage, Signature, Status, SubjectLock, Verification
 from .slots import Slot, is_slot_of, resolve_slot
 from .validation import clean_values
 
@@ -237,7 +238,11 @@ def _read_locked(where: _Where, *, for_page: bool = False) -> FormRecord | None:
     found = (
         where.records()
         .select_for_update(of=("self",))
-        .annotate(subject_locked=Exists(SubjectLock.objects.filter(subject=where.subject)))
+        .annotate(
+            subject_locked=Exists(SubjectLock.objects.filter(subject=where.subject)),
+            # Whether a verification mark may need clearing (verification.clear_changed).
+            verified=Exists(Verification.objects.filter(record=OuterRef("pk"), cleared_at=None)),
+        )
     )
     if for_page:
         open_queries = Query.objects.filter(record=OuterRef("pk")).exclude(status=Query.CLOSED)
@@ -321,6 +326,7 @@ def _update(actor, record: FormRecord, clean: dict, status: int, reason: str) ->
     record.updated_by = user_or_none(actor)
     record.save(update_fields=["data", "status", "version", "updated_by", "updated_at"])
     _audit_record(actor, record, "record.update", before, after, reason)
+    verification.clear_changed(actor, record, before)
     return record
 
 
@@ -528,45 +534,51 @@ def open_query(*, actor, record: FormRecord, field: str, text: str) -> Query:
     return query
 
 
+# What a query move needs in words, when the text is missing (see Query.TRANSITIONS).
+_QUERY_TEXT_NEEDED = {
+    Query.ANSWER: "Write your answer (what was corrected, or why the value is right).",
+    Query.REOPEN: "Say what is still unclear when you reopen a query.",
+}
+_QUERY_DONE = {Query.ANSWER: "answered", Query.CLOSE: "closed", Query.REOPEN: "reopened"}
+
+
 @transaction.atomic
-def answer_query(*, actor, query: Query, text: str) -> Query:
+def move_query(*, actor, query: Query, action: str, text: str = "") -> Query:
+    """Answer, close or reopen a query, as Query.TRANSITIONS allows for its state and the actor's
+    role at the subject's site; anything else is refused with what to do instead."""
     subject = query.record.subject
-    _require_at_site(actor, "enter_data", subject, "answer queries")
-    _require_person(actor, "answer a query")
+    _require_person(require_actor(actor), "answer, close or reopen a query")
     query = Query.objects.select_for_update().get(pk=query.pk)
-    if query.status == Query.CLOSED:
-        raise ValidationError("This query is closed; ask a monitor to reopen it.")
+    if action == Query.CLOSE and query.status == Query.CLOSED:
+        return query  # a second click on Close changes nothing
+    move = Query.TRANSITIONS.get((query.status, action))
+    if move is None:
+        allowed = [a for (state, a) in Query.TRANSITIONS if state == query.status]
+        raise ValidationError(
+            f"A query that is {query.status} cannot be {_QUERY_DONE.get(action, action)}; "
+            f"it can be {' or '.join(_QUERY_DONE[a] for a in allowed)}."
+        )
+    permission, status = move
+    _require_at_site(actor, permission, subject, f"{action} queries")
     text = (text or "").strip()
-    if not text:
-        raise ValidationError("Write your answer (what was corrected, or why the value is right).")
-    query.status = Query.ANSWERED
+    if not text and action in _QUERY_TEXT_NEEDED:
+        raise ValidationError(_QUERY_TEXT_NEEDED[action])
+    query.status = status
     query.save(update_fields=["status", "updated_at"])
-    QueryMessage.objects.create(query=query, author=actor, action="answered", text=text)
-    _audit_query(actor, query, "query.answer", text)
+    done = _QUERY_DONE[action]
+    QueryMessage.objects.create(query=query, author=actor, action=done, text=text or "Closed.")
+    query.record.subject = subject
+    _audit_query(actor, query, f"query.{action}", text)
     return query
 
 
-@transaction.atomic
+def answer_query(*, actor, query: Query, text: str) -> Query:
+    return move_query(actor=actor, query=query, action=Query.ANSWER, text=text)
+
+
 def close_query(*, actor, query: Query, text: str = "", reopen: bool = False) -> Query:
     """Close a query (or reopen it, with a new question)."""
-    subject = query.record.subject
-    _require_at_site(actor, "verify_data", subject, "close or reopen queries")
-    _require_person(actor, "close or reopen a query")
-    query = Query.objects.select_for_update().get(pk=query.pk)
-    text = (text or "").strip()
-    if reopen:
-        if not text:
-            raise ValidationError("Say what is still unclear when you reopen a query.")
-        query.status = Query.OPEN
-    else:
-        if query.status == Query.CLOSED:
-            return query
-        query.status = Query.CLOSED
-    query.save(update_fields=["status", "updated_at"])
-    action = "reopened" if reopen else "closed"
-    QueryMessage.objects.create(query=query, author=actor, action=action, text=text or "Closed.")
-    _audit_query(actor, query, f"query.{'reopen' if reopen else 'close'}", text)
-    return query
+    return move_query(actor=actor, query=query, action=Query.REOPEN if reopen else Query.CLOSE, text=text)
 
 
 def _audit_query(actor, query: Query, action: str, text: str) -> None:

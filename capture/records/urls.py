@@ -1,5 +1,7 @@
 from django.urls import path
 
+from capture.monitoring.views import query_list
+
 from . import views
 
 app_name = "records"
@@ -19,6 +21,6 @@ urlpatterns = [
         name="add_instance",
     ),
     path("studies/<slug:slug>/subjects/<str:subject_id>/lock/", views.lock_subject, name="lock_subject"),
-    path("studies/<slug:slug>/queries/", views.query_list, name="queries"),
+    path("studies/<slug:slug>/queries/", query_list, name="queries"),
     path("studies/<slug:slug>/queries/<int:pk>/", views.query_detail, name="query"),
 ]

@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Max
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -326,12 +326,9 @@ def query_detail(request, slug, pk):
         action = request.POST.get("action")
         text = request.POST.get("text", "")
         try:
-            if action == "answer":
-                services.answer_query(actor=request.user, query=query, text=text)
-            elif action in ("close", "reopen"):
-                services.close_query(actor=request.user, query=query, text=text, reopen=action == "reopen")
-            else:
+            if action not in (Query.ANSWER, Query.CLOSE, Query.REOPEN):
                 raise ValidationError("Choose answer, close or reopen.")
+            services.move_query(actor=request.user, query=query, action=action, text=text)
         except ValidationError as exc:
             error = " ".join(exc.messages)
         else:
@@ -353,8 +350,10 @@ def query_detail(request, slug, pk):
                 (message, disclosure.timestamp(subject, message.at))
                 for message in query.messages.select_related("author")
             ],
-            "can_answer": access.may_act_at_site(request.user, "enter_data", study, subject.site),
-            "can_close": access.may_act_at_site(request.user, "verify_data", study, subject.site),
+            # Only what Query.TRANSITIONS allows this user in this state (never all three).
+            "actions": query.actions_for(
+                lambda p: access.may_act_at_site(request.user, p, study, subject.site)
+            ),
             "error": error,
             "entry_url": _entry_url(study, subject, record.event.name, record.form_name, record.instance),
         },
@@ -371,34 +370,6 @@ def _dated(user, study, queries) -> list[tuple[Query, object]]:
         # In the order of the times shown: the real order would tell how subjects' shifts differ.
         dated.sort(key=lambda pair: (pair[1] is not None, pair[1]), reverse=True)
     return dated
-
-
-@login_required
-def query_list(request, slug):
-    """Open (or answered, or all) queries of the study, filterable by site; a record's queries too."""
-    study = access.get_study(request.user, slug)
-    queries = _visible_queries(request.user, study).select_related(
-        "record__subject__site", "record__event", "record__form", "opened_by"
-    )
-    site_code = request.GET.get("site", "")
-    if site_code:
-        queries = queries.filter(record__subject__site__code=site_code)
-    state = request.GET.get("status", "open")
-    if state == "open":
-        queries = queries.filter(Q(status=Query.OPEN) | Q(status=Query.ANSWERED))
-    elif state in (Query.ANSWERED, Query.CLOSED):
-        queries = queries.filter(status=state)
-    return render(
-        request,
-        "records/queries.html",
-        {
-            "study": study,
-            "queries": _dated(request.user, study, queries.order_by("-updated_at")[:500]),
-            "sites": access.sites_visible_to(request.user, study),
-            "site_code": site_code,
-            "state": state,
-        },
-    )
 
 
 @login_required

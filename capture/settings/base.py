@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "capture.api",
     "capture.web",
     "capture.administration",
+    "capture.monitoring",
     "capture.demo",
 ]
 

@@ -27,7 +27,9 @@ VISIT = {
 # session, user, study, permissions, subject, its sites, record (and whether it has open
 # queries); the open queries by field only when there are some. The slot (event form and its
 # form's stamp) is kept per process once its form version has records (records/slots.py).
-GET_QUERIES = 7
+# The monitoring panel (capture/monitoring/panel.py): the record's verification marks, and the
+# messages of its queries with their queries.
+GET_QUERIES = 9
 # as GET up to the record (6); then in one transaction (savepoint … release): the record read
 # once, locked (and its subject's lock read), the update, the audit chain head moved
 # (UPDATE … RETURNING), the event, the head's hash (one statement with the event on PostgreSQL)

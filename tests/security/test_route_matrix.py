@@ -98,6 +98,14 @@ ROUTES: dict[str, Route | None] = {
     "records:lock_subject": Route(perm="lock_records", scope="subject", methods=("POST",), ok=302),
     "records:queries": Route(),
     "records:query": Route(ok=404, kwargs={"pk": 999999}),  # no such query: 404 once access is settled
+    # Monitoring (capture/monitoring): verification, queries from the entry page, data quality.
+    "monitoring:verify": Route(perm="verify_data", scope="record", methods=("POST",), ok=302),
+    "monitoring:query_open": Route(perm="verify_data", scope="record", methods=("POST",), ok=302),
+    "monitoring:query_act": Route(methods=("POST",), ok=404, kwargs={"pk": 999999}),
+    "monitoring:data_quality": Route(perm="verify_data"),
+    "monitoring:rules": Route(perm="verify_data"),
+    "monitoring:exclude": Route(perm="verify_data", methods=("POST",), ok=404, kwargs={"pk": 999999}),
+    "monitoring:to_query": Route(perm="verify_data", methods=("POST",), ok=404, kwargs={"pk": 999999}),
     # Definition interop (capture/definitions): a new study from a file is for staff, and no persona is.
     "definitions:import_new": Route(perm=None, scope="none", ok=403),
     "definitions:import_redcap_project": Route(perm=None, scope="none", ok=403),

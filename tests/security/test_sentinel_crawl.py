@@ -346,6 +346,12 @@ SKIP = {
     "imaging:quarantine_decide": "POST only: a decision that shows nothing; its page, imaging:quarantine, is crawled",
     "api:redcap": "POST only: crawled content type by content type below",
     "logout": "ends the session the crawl runs in",
+    # Monitoring's POST-only actions show nothing (they redirect); their pages are crawled.
+    "monitoring:verify": "POST only: the entry page shows the mark",
+    "monitoring:query_open": "POST only: the entry page shows the query",
+    "monitoring:query_act": "POST only: the entry page and records:query show the thread",
+    "monitoring:exclude": "POST only: monitoring:data_quality shows the finding",
+    "monitoring:to_query": "POST only: monitoring:data_quality shows the finding",
 }
 
 
