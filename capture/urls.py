@@ -19,4 +19,5 @@ urlpatterns = [
     path("", include("capture.web.urls")),
     path("", include("capture.records.urls")),
     path("", include("capture.files.urls")),
+    path("", include("capture.reports.urls")),
 ]

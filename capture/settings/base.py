@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "capture.studies",
     "capture.records",
     "capture.files",
+    "capture.reports",
     "capture.jobs",
     "capture.imports",
     "capture.imaging",
