@@ -84,7 +84,9 @@ def _check_filter(project: Project, filter_logic: str) -> list[str]:
     return problems
 
 
-def report_table(user, report: Report, *, labels: bool = False, label_headers: bool = False) -> ReportTable:
+def report_table(
+    user, report: Report, *, labels: bool = False, label_headers: bool = False, checkbox_label: bool = False
+) -> ReportTable:
     """The report's rows as `user` may see them: their sites' subjects only, de-identified when
     their role lacks identifiers (the record export applies both), sorted by the report's sort field."""
     study = report.study
@@ -119,7 +121,7 @@ def report_table(user, report: Report, *, labels: bool = False, label_headers: b
             keep=keep,
             deidentified=deidentified,
             labels=labels,
-            checkbox_label=False,
+            checkbox_label=checkbox_label,
             with_dag=False,
         )
     )
