@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 
 from capture.api.redcap.project import Project
@@ -22,8 +24,12 @@ def field_choices(project: Project) -> list[tuple[str, str]]:
 
 class ReportForm(forms.Form):
     name = forms.CharField(max_length=200)
-    fields = forms.MultipleChoiceField(
-        choices=(), widget=forms.SelectMultiple(attrs={"size": 12}), help_text="Columns, in dictionary order."
+    # Not `fields`: that name is the form's own dictionary of fields.
+    columns = forms.MultipleChoiceField(
+        choices=(),
+        label="Fields",
+        widget=forms.SelectMultiple(attrs={"size": 12}),
+        help_text="Columns, in dictionary order.",
     )
     events = forms.MultipleChoiceField(
         choices=(), required=False, widget=forms.CheckboxSelectMultiple, help_text="None chosen: every event."
@@ -39,22 +45,27 @@ class ReportForm(forms.Form):
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
         choices = field_choices(project)
-        self.fields["fields"].choices = choices
-        self.fields["sort_field"].choices = [("", "—"), *choices]
-        self.fields["events"].choices = [
+        self._choice("columns").choices = choices
+        self._choice("sort_field").choices = [("", "—"), *choices]
+        self._choice("events").choices = [
             (e.unique_name, f"{e.label} ({e.unique_name})") for e in project.events
         ]
         if not project.longitudinal:
             del self.fields["events"]
 
+    def _choice(self, name: str) -> forms.ChoiceField:
+        return cast(forms.ChoiceField, self.fields[name])
+
     @staticmethod
     def initial_for(report: Report) -> dict:
-        return report.definition()
+        definition = report.definition()
+        definition["columns"] = definition.pop("fields")
+        return definition
 
     def apply(self, report: Report) -> Report:
         data = self.cleaned_data
         report.name = data["name"]
-        report.fields = list(data["fields"])
+        report.fields = list(data["columns"])
         report.events = list(data.get("events") or [])
         report.filter_logic = data["filter_logic"]
         report.sort_field = data["sort_field"]

@@ -36,7 +36,7 @@ def test_a_data_manager_defines_a_report_in_the_web(client, personas, study, rec
         reverse("reports:new", kwargs={"slug": study.slug}),
         {
             "name": "Women",
-            "fields": ["record_id", "sex", "age"],
+            "columns": ["record_id", "sex", "age"],
             "events": ["baseline_arm_1"],
             "filter_logic": "[sex] = '2'",
             "sort_field": "age",
@@ -56,7 +56,7 @@ def test_the_form_shows_why_a_filter_is_refused(client, personas, study):
     client.force_login(personas["data_manager"])
     response = client.post(
         reverse("reports:new", kwargs={"slug": study.slug}),
-        {"name": "Bad", "fields": ["sex"], "filter_logic": "[shoe_size] > 40"},
+        {"name": "Bad", "columns": ["sex"], "filter_logic": "[shoe_size] > 40"},
     )
     assert response.status_code == 200
     assert "reads fields this study does not have: shoe_size" in response.content.decode()
@@ -67,7 +67,7 @@ def test_a_data_manager_edits_and_deletes_a_report(client, personas, demographic
     client.force_login(personas["data_manager"])
     form = client.get(_url("edit", demographics))
     assert form.status_code == 200 and "[age] &gt;= 18" in form.content.decode()
-    client.post(_url("edit", demographics), {"name": "Renamed", "fields": ["sex"]})
+    client.post(_url("edit", demographics), {"name": "Renamed", "columns": ["sex"]})
     demographics.refresh_from_db()
     assert (demographics.name, demographics.fields, demographics.filter_logic) == ("Renamed", ["sex"], "")
     assert client.post(_url("delete", demographics)).status_code == 302
@@ -78,7 +78,7 @@ def test_a_data_manager_edits_and_deletes_a_report(client, personas, demographic
 def test_roles_that_do_not_manage_data_may_not_define_reports(client, personas, study, demographics, persona):
     client.force_login(personas[persona])
     assert client.get(reverse("reports:new", kwargs={"slug": study.slug})).status_code == 403
-    assert client.post(_url("edit", demographics), {"name": "X", "fields": ["sex"]}).status_code == 403
+    assert client.post(_url("edit", demographics), {"name": "X", "columns": ["sex"]}).status_code == 403
     assert client.post(_url("delete", demographics)).status_code == 403
     assert Report.objects.get().name == "Demographics"
 
