@@ -180,3 +180,13 @@ def test_the_study_page_links_to_its_reports(client, personas, study, demographi
     assert reverse("reports:list", kwargs={"slug": study.slug}) in dashboard
     listing = client.get(reverse("reports:list", kwargs={"slug": study.slug})).content.decode()
     assert "Demographics" in listing and "New report" not in listing
+
+
+def test_a_report_whose_field_left_the_study_says_why_it_cannot_run(client, personas, demographics):
+    # As after a new definition version drops an item: the saved report names a field no longer there.
+    Report.objects.filter(pk=demographics.pk).update(fields=["sex", "retired_item"])
+    client.force_login(personas["coordinator_a"])
+    page = client.get(_url("view", demographics)).content.decode()
+    assert "This report cannot run: Not fields of this study: retired_item." in page
+    csv = client.get(_url("csv", demographics))
+    assert csv.status_code == 409 and "retired_item" in csv.content.decode()
