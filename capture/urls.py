@@ -20,4 +20,5 @@ urlpatterns = [
     path("", include("capture.records.urls")),
     path("", include("capture.files.urls")),
     path("", include("capture.monitoring.urls")),
+    path("", include("capture.reports.urls")),
 ]

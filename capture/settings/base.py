@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "capture.studies",
     "capture.records",
     "capture.files",
+    "capture.reports",
     "capture.jobs",
     "capture.imports",
     "capture.imaging",

@@ -129,6 +129,13 @@ ROUTES: dict[str, Route | None] = {
     "imaging:timeline_json": Route(scope="subject"),
     # Dataset export (capture/exports)
     "exports:builder": Route(perm="export_deidentified"),
+    # Saved reports (capture/reports): anyone who sees the study opens them; data managers define them.
+    "reports:list": Route(),
+    "reports:new": Route(perm="import_data"),
+    "reports:view": Route(ok=404, kwargs={"pk": 999999}),  # no such report, once access is settled
+    "reports:csv": Route(ok=404, kwargs={"pk": 999999}),
+    "reports:edit": Route(perm="import_data", ok=404, kwargs={"pk": 999999}),
+    "reports:delete": Route(perm="import_data", methods=("POST",), ok=404, kwargs={"pk": 999999}),
     # Study administration (capture/administration): reading for the audit roles, changing for managers.
     "administration:members": Route(perm="view_audit"),
     "administration:member_add": Route(perm="manage_study", methods=("POST",)),  # an empty form: 200

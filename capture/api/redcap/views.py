@@ -25,6 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from capture.files import redcap as files_api
+from capture.reports.api import export_report
 from capture.studies import access
 from capture.studies import services as study_services
 from capture.studies.disclosure import Disclosure
@@ -287,6 +288,8 @@ def _dispatch(user, study, p: Params) -> HttpResponseBase:
         return files_api.file_api(user, study, p, action, getattr(p, "files", None))
     if content == "pdf":
         return files_api.pdf_api(user, study, p)
+    if content == "report":  # capture/reports: a saved report, as the flat record export
+        return export_report(user, study, p)
     handler = _EXPORTS.get(content)
     if handler is None:
         raise RedcapError(
