@@ -120,9 +120,7 @@ def report_table(
             events=list(report.events),
             keep=keep,
             deidentified=deidentified,
-            labels=labels,
-            checkbox_label=checkbox_label,
-            with_dag=False,
+            options=export._Options(labels=labels, checkbox_label=checkbox_label, with_dag=False),
         )
     )
     if report.sort_field and report.sort_field in names:
