@@ -33,6 +33,7 @@ from capture.dbcopy import insert_rows as _insert
 from capture.definitions.models import Event, FormDefinition
 from capture.studies import access
 from capture.studies.models import Study, Subject
+from capture.studies.services import follow_enrolment_dates
 
 from . import verification
 from .compiled import compiled
@@ -217,6 +218,10 @@ def write_records(*, actor, study: Study, writes: list[RecordWrite], reason: str
     # Records first, then the chain (as save_record does), so the chain head is locked briefly.
     append_audit_events(actor=actor, study=study, events=_events(updates, created), reason=reason)
     verification.clear_changed_many(actor, to_update, updates)
+    changed = {record.pk for record in to_update}
+    follow_enrolment_dates(  # a form that asks the enrolment date keeps the subject's in step
+        actor, [(w.subject.pk, w) for w in writes if w.existing_id is None or w.existing_id in changed]
+    )
     return BulkResult(
         created=len(to_create), updated=len(to_update), unchanged=unchanged, record_ids=record_ids
     )

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -916,6 +917,17 @@ def follow_enrolment_date(actor, subject: Subject, record) -> None:
         after={"enrollment_date": day.isoformat()},
         reason=f"from {asked.form_title} at {asked.event_title}",
     )
+
+
+def follow_enrolment_dates(actor, saved: list[tuple[int, Any]]) -> None:
+    """follow_enrolment_date for the (subject pk, record) pairs of a bulk write (imports): only the
+    records of a form that asks the date read further, each of their subjects loaded once."""
+    asking = [(pk, r) for pk, r in saved if r.instance == 1 and _asks_enrolment_date(r.form.spec)]
+    if not asking:
+        return
+    subjects = Subject.objects.select_related("arm", "study").in_bulk({pk for pk, _ in asking})
+    for pk, record in asking:
+        follow_enrolment_date(actor, subjects[pk], record)
 
 
 def next_subject_id(study: Study, site: Site) -> tuple[int, str]:

@@ -158,3 +158,29 @@ def test_a_study_whose_forms_do_not_ask_the_date_is_asked_it_on_the_enrol_page(c
     client.force_login(personas["admin"])
     page = client.get(reverse("web:enroll", args=[study.slug])).content.decode()
     assert 'name="enrollment_date"' in page and "The enrolment date is asked on" not in page
+
+
+def test_an_import_of_the_form_moves_the_subjects_enrolment_date_too(personas, registered):
+    """The bulk path (spreadsheet and REDCap imports) keeps the date in step as an entry does."""
+    from django.http import QueryDict
+
+    from capture.api.redcap.params import Params
+    from capture.api.redcap.project import Project
+    from capture.api.redcap.record_import import import_records
+
+    study, site = registered
+    admin = personas["admin"]
+    subject = services.enroll_subject(
+        actor=admin, study=study, site=site, enrollment_date=dt.date(2025, 5, 20)
+    )
+    data = f"record_id,consented,enrollment_date\n{subject.subject_id},1,2025-05-04\n"
+    query = QueryDict(mutable=True)
+    query.update({"content": "record", "format": "csv", "data": data})
+    response = import_records(admin, study, Project(study), Params(query))
+    assert response.status_code == 200, response.content
+    assert Subject.objects.get(pk=subject.pk).enrollment_date == dt.date(2025, 5, 4)
+    event = AuditEvent.objects.filter(study=study, action="subject.enrollment_date").get()
+    assert (event.before, event.after) == (
+        {"enrollment_date": "2025-05-20"},
+        {"enrollment_date": "2025-05-04"},
+    )
