@@ -7,6 +7,7 @@ Each import is the study's REDCap project as the dictionary export writes it, wi
 part replaced, read by the converter of "New study from a file" and loaded by
 definitions.services.update_study_definitions: changed forms and the schedule become new versions,
 audited, all or nothing. Capture's limits, each said in the refusal:
+- only a study made from a REDCap dictionary (its forms REDCap instruments) takes them;
 - a study with enrolled subjects keeps its schedule version, so no import can orphan a record;
 - a Capture event holds at least one form: a new event (or arm) comes in through the
   instrument-event mapping, which creates it; an events or arms import then names and times it;
@@ -53,6 +54,14 @@ def _csv_dicts(text: str) -> list[dict]:
 
 def _current(study: Study) -> _Project:
     forms, elements, schedule = definitions.study_definitions(study)
+    if not all(f.instrument for f in forms):
+        # Its forms are Capture definitions (caDSR elements among them), which a dictionary would replace
+        # with local copies under new names.
+        raise RedcapError(
+            f"{study.name} was not made from a REDCap data dictionary, so its definitions do not change "
+            "through the REDCap API. Nothing was imported. Fix: load new versions of its definition files "
+            "(docs/definitions.md)."
+        )
     record_id = study.record_id_field if forms and forms[0].instrument else ""
     text, _ = redcap.write_dictionary(forms, elements, record_id)
     files = redcap.write_schedule(schedule, {f.ref: f for f in forms})
