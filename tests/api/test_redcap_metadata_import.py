@@ -198,3 +198,27 @@ def test_import_metadata_in_production_is_refused_in_redcaps_words(proj, dev_stu
     services.set_study_status(actor=boss, study=study, status=Study.PRODUCTION, reason="go live")
     with pytest.raises(RedcapError, match="because the project is in production"):
         proj.import_metadata(proj.export_metadata())
+
+
+@pytest.mark.redcap("formEventMapping", "import", differs=NEW_BY_MAPPING)
+def test_a_mapping_that_would_drop_an_event_of_enrolled_subjects_is_refused(proj, dev_study):
+    study, boss = dev_study
+    services.enroll_subject(
+        actor=boss, study=study, site=study.sites.get(code="A"), enrollment_date=dt.date(2026, 1, 5)
+    )
+    before = study.schedule.ref
+    with pytest.raises(RedcapError, match="enrolled subjects .*Nothing was changed"):
+        proj.import_instrument_event_mappings(
+            [{"arm_num": 1, "unique_event_name": "baseline_arm_1", "form": "demographics"}]
+        )
+    study.refresh_from_db()
+    assert study.schedule.ref == before and len(proj.export_instrument_event_mappings()) == 3
+
+
+@pytest.mark.redcap("metadata", "import", differs=METADATA_IMPORT)
+def test_import_metadata_reads_redcaps_csv_and_answers_the_count_in_csv(proj):
+    text = proj.export_metadata(format_type="csv")
+    changed = text.replace("Weight (kg)", "Body weight (kg)")
+    assert proj.import_metadata(changed, import_format="csv", return_format_type="csv") == "3"
+    labels = [row["field_label"] for row in proj.export_metadata()]
+    assert labels[1:] == ["Age (years)", "Body weight (kg)"]
