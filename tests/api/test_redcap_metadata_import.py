@@ -222,3 +222,25 @@ def test_import_metadata_reads_redcaps_csv_and_answers_the_count_in_csv(proj):
     assert proj.import_metadata(changed, import_format="csv", return_format_type="csv") == "3"
     labels = [row["field_label"] for row in proj.export_metadata()]
     assert labels[1:] == ["Age (years)", "Body weight (kg)"]
+
+
+@pytest.mark.redcap("metadata", "import", differs=METADATA_IMPORT)
+def test_import_metadata_reads_redcaps_xml(proj):
+    text = proj.export_metadata(format_type="xml")
+    assert proj.import_metadata(text.replace("Age (years)", "Age at consent"), import_format="xml") == 3
+    assert [row["field_label"] for row in proj.export_metadata()][1] == "Age at consent"
+
+
+@pytest.mark.redcap("metadata", "import", differs=METADATA_IMPORT)
+def test_a_member_who_may_not_manage_the_study_cannot_import_metadata(
+    live_server, proj, dev_study, make_user
+):
+    study, boss = dev_study
+    manager = make_user("manager")
+    services.grant_role(actor=boss, study=study, user=manager, role="data_manager")
+    theirs = Project(proj.url, create_redcap_token(user=manager, study=study)[1])
+    before = study.schedule.ref
+    with pytest.raises(RedcapError, match="does not allow changing its definitions"):
+        theirs.import_metadata(proj.export_metadata())
+    study.refresh_from_db()
+    assert study.schedule.ref == before
