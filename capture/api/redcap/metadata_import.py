@@ -107,9 +107,11 @@ def _fields_by_line(text: str) -> dict[int, str]:
 
 
 def _refusal(conversion: Conversion, what: str, fields: dict[int, str]) -> RedcapError:
+    """REDCap-style refusal listing the converter's errors, each dictionary one naming its field."""
     problems = []
     for problem in conversion.errors:
-        name = fields.get(problem.line or 0)
+        schedule_file = problem.message.startswith(("arms file", "events file", "mapping file"))
+        name = "" if schedule_file else fields.get(problem.line or 0)
         named = f"field {name!r}" if name else ""
         problems.append(f"{named} ({problem})" if named and named not in str(problem) else str(problem))
     return RedcapError(f"There were errors in the {what}, so nothing was imported: " + "; ".join(problems))
