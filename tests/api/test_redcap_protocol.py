@@ -11,6 +11,7 @@ import pytest
 
 from capture.audit.models import AuditEvent
 from capture.definitions.models import DataElement
+from tests.api.test_redcap_metadata_import import METADATA_IMPORT
 
 URL = "/redcap/api/"
 
@@ -43,19 +44,19 @@ def test_unknown_content_is_an_error(client, redcap_tokens):
     assert response.status_code == 400 and "content" in response.json()["error"]
 
 
-@pytest.mark.redcap(
-    "metadata", "import", unsupported="definitions are loaded from crf_definitions/ (docs/definitions.md)"
-)
-def test_definitions_cannot_be_changed_through_it(client, redcap_tokens):
+@pytest.mark.redcap("metadata", "import", differs=METADATA_IMPORT)
+def test_definitions_of_a_study_not_made_from_a_dictionary_cannot_be_changed_through_it(
+    client, redcap_tokens
+):
     before = post(client, redcap_tokens["admin"], content="metadata", format="json").json()
     events = AuditEvent.objects.count()
     changed = [{**row, "field_label": "Changed through the API"} for row in before]
     changed.append({**before[-1], "field_name": "smuggled_in"})
-    for data in ("[]", json.dumps(changed)):
+    for data, refusal in (("[]", "has no fields"), (json.dumps(changed), "was not made from a REDCap data")):
         response = post(
             client, redcap_tokens["admin"], content="metadata", action="import", format="json", data=data
         )
-        assert response.status_code == 400 and "does not change metadata" in response.json()["error"]
+        assert response.status_code == 400 and refusal in response.json()["error"]
     after = post(client, redcap_tokens["admin"], content="metadata", format="json").json()
     assert after == before and "smuggled_in" not in {r["field_name"] for r in after}
     assert not DataElement.objects.filter(name="smuggled_in").exists()
