@@ -12,6 +12,12 @@ from capture.accounts.system import SYSTEM
 from capture.definitions.loader import load_definitions
 from capture.definitions.models import Schedule
 from capture.studies import services
+from tests.redcap_coverage import (  # noqa: F401 - the REDCap coverage recorder's hooks, for every test
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BASIC = ROOT / "fixtures" / "definitions" / "basic"

@@ -1,18 +1,14 @@
-"""API test helpers: tokens for personas, a few records, a classic (one-event) study; and the
-recorder of REDCap API coverage (`@pytest.mark.redcap`, see capture/api/redcap/coverage.py)."""
+"""API test helpers: tokens for personas, a few records, a classic (one-event) study. (The recorder
+of REDCap API coverage, `@pytest.mark.redcap`, is in tests/redcap_coverage.py.)"""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-from pathlib import Path
 
 import pytest
 
 from capture.accounts.system import SYSTEM
 from capture.api import tokens
-from capture.api.redcap import coverage
 from capture.definitions.loader import load_definitions
 from capture.definitions.models import Schedule
 from capture.records.services import save_record
@@ -20,60 +16,6 @@ from capture.studies import services
 from tests.conftest import ROOT
 
 CLASSIC = ROOT / "fixtures" / "api" / "classic"
-
-# ----------------------------------------------------------------------------- coverage recorder
-
-_RESULTS: dict[tuple[str, str, str], dict] = {}
-
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers",
-        "redcap(content, action, differs='', unsupported=''): the test drives this REDCap API method "
-        "(docs/api.md's coverage table is made from these)",
-    )
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        for mark in item.iter_markers("redcap"):
-            coverage.check_method(*mark.args)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    marks = list(item.iter_markers("redcap"))
-    if marks and (report.when == "call" or report.failed):
-        for mark in marks:
-            content, action = mark.args
-            claim = (
-                "unsupported"
-                if "unsupported" in mark.kwargs
-                else "differs"
-                if "differs" in mark.kwargs
-                else "works"
-            )
-            key = (item.nodeid, content, action)
-            if key in _RESULTS and _RESULTS[key]["outcome"] != "passed":
-                continue  # a failed setup or call stays failed
-            _RESULTS[key] = {
-                "test": item.nodeid.split("::")[-1],
-                "content": content,
-                "action": action,
-                "claim": claim,
-                "note": mark.kwargs.get(claim, ""),
-                "outcome": report.outcome,
-            }
-    return report
-
-
-def pytest_sessionfinish(session):
-    path = os.environ.get("CAPTURE_REDCAP_COVERAGE")
-    if path and _RESULTS:
-        rows = sorted(_RESULTS.values(), key=lambda r: (r["content"], r["action"], r["test"]))
-        Path(path).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
-
 
 DEMOGRAPHICS = {
     "initials": "ABC",

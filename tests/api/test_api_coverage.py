@@ -11,13 +11,14 @@ from pathlib import Path
 
 from capture.api.redcap import coverage
 
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def marked_methods() -> set[tuple[str, str]]:
-    """(content, action) of every `pytest.mark.redcap("content", "action", ...)` written in tests/api."""
+    """(content, action) of every `pytest.mark.redcap("content", "action", ...)` written in the
+    marked test folders (coverage.MARKED_DIRS)."""
     found = set()
-    for path in HERE.glob("test_*.py"):
+    for path in (p for folder in coverage.MARKED_DIRS for p in (ROOT / folder).glob("test_*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if (
                 isinstance(node, ast.Call)

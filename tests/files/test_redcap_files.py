@@ -45,6 +45,9 @@ def _upload(proj: Project, record: str = "A-0001", name: str = "report.png", con
     return proj.import_file(record, "scan", name, io.BytesIO(content), event="baseline_arm_1")
 
 
+@pytest.mark.redcap("file", "import")
+@pytest.mark.redcap("file", "export")
+@pytest.mark.redcap("file", "delete")
 def test_pycap_imports_exports_and_deletes_a_file(url, tokens, files_subjects):
     proj = project(url, tokens)
     _upload(proj)
@@ -153,6 +156,7 @@ def test_another_studys_token_cannot_reach_the_file(url, tokens, files_subjects,
     assert PNG not in answer.content
 
 
+@pytest.mark.redcap("pdf", "export")
 def test_pycap_exports_a_pdf_blank_and_with_a_record(url, tokens, files_subjects):
     proj = project(url, tokens)
     proj.import_records(

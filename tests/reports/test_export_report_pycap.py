@@ -54,6 +54,7 @@ def _row(record, initials, sex, complete, **extra):
     }
 
 
+@pytest.mark.redcap("report", "export")
 def test_export_report_returns_the_reports_rows_in_its_order(url, study, personas, women_first):
     rows = _project(url, study, personas["data_manager"]).export_report(report_id=str(women_first.pk))
     assert rows == [_row("B-0001", "XYZ", "2", "0"), _row("A-0001", "ABC", "1", "2")]
@@ -95,6 +96,7 @@ def test_export_report_gives_a_statistician_deidentified_rows(
     assert list(visits[0]) == [*HEAD, "visit_date"]
 
 
+@pytest.mark.redcap("report", "export")
 def test_export_report_honours_the_csv_delimiter(url, study, personas, women_first):
     text = _project(url, study, personas["coordinator_a"]).export_report(
         report_id=str(women_first.pk), format_type="csv", csv_delimiter="tab"

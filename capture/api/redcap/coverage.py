@@ -140,10 +140,14 @@ def rendered_doc(doc: str, results: list[dict]) -> str:
     return before + render(results) + after
 
 
+# The test folders whose tests carry `@pytest.mark.redcap` (tests/api/test_api_coverage.py reads them).
+MARKED_DIRS = ("tests/api", "tests/files", "tests/reports")
+
+
 def run_tests() -> int:
     """Run every test marked `redcap` with the recorder on; its results replace RESULTS."""
     env = {**os.environ, "CAPTURE_REDCAP_COVERAGE": str(RESULTS)}
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "redcap", "tests/api"]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "redcap", *MARKED_DIRS]
     return subprocess.call(command, cwd=ROOT, env=env)  # noqa: S603 - our own interpreter and arguments
 
 
