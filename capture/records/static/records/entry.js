@@ -9,9 +9,10 @@
   var logic = JSON.parse(document.getElementById("ecrf-logic").textContent);
   var events = JSON.parse(document.getElementById("ecrf-events").textContent);
   var X = window.CaptureExpr;
-  // A de-identified page (data-server-logic) shows the server's stored calculations and
-  // branching: its inputs hold shifted dates and no identifiers, so recomputing from them
-  // would show wrong values (an age from a hidden date of birth comes out blank).
+  // A page that cannot save (data-server-logic: a read-only role, a locked form, a de-identified
+  // page) shows the server's stored calculations and branching: its inputs may hold shifted
+  // dates and no identifiers, so recomputing from them would show wrong values (an age from a
+  // hidden date of birth comes out blank), and a stored value is what an export gives.
   var serverLogic = form.hasAttribute("data-server-logic");
 
   function byName(name) {
