@@ -267,6 +267,16 @@ class Section(_Strict):
     items: list[SectionEntry] = Field(min_length=1)
 
 
+class FormRule(_Strict):
+    """A rule across a form's fields, checked on every save (entry, imports, both APIs):
+    `check` must be true, or the save is refused with `message` at `field`. A rule that reads a
+    blank, a missing-data code or a field hidden by branching is not checked."""
+
+    check: str = Field(description="an expression that must be true, e.g. '[stop_date] >= [start_date]'")
+    field: str = Field(pattern=NAME_RE, description="the item the message is shown at")
+    message: str = Field(min_length=1, description="what is wrong and how to fix it")
+
+
 class FormFile(_Strict):
     form: str = Field(pattern=NAME_RE)
     version: Version
@@ -278,6 +288,7 @@ class FormFile(_Strict):
         description="the REDCap instrument name this form came from (default: the form's name)",
     )
     sections: list[Section] = Field(min_length=1)
+    rules: list[FormRule] = Field(default=[], description="rules across fields, checked on save")
 
     @property
     def ref(self) -> str:
@@ -375,6 +386,7 @@ INTEROP_DEFAULTS: dict[str, object] = {
     "ranking": False,
     "header": True,
     "instrument": None,
+    "rules": [],
 }
 
 

@@ -217,6 +217,7 @@ class EntryPage:
             self._show_calculations(computed)
         open_queries = self._open_queries()
         values, rows = entry.form_values(self.c, disclosure, subject, self.values, self.rows)
+        values, rows = entry.dates_as_typed(self.c, values, rows)
         form_html, skeleton = entry.render_form(
             self.c,
             self.definition.spec,

@@ -34,7 +34,20 @@
       els.forEach(function (el) { if (el.checked) found = el.value; });
       return found;
     }
-    return first.value.trim();
+    return first.getAttribute("data-format") ? toIso(first.value.trim(), first.getAttribute("data-format")) : first.value.trim();
+  }
+  // A date typed day or month first (REDCap's date_dmy / date_mdy) as ISO, as the server reads it.
+  function toIso(text, order) {
+    var m = /^(\d{1,2})[-\/.](\d{1,2})[-\/.](\d{4})(?:[ T](.+))?$/.exec(text);
+    if (!m) return text;
+    var day = order === "dmy" ? m[1] : m[2], month = order === "dmy" ? m[2] : m[1];
+    var iso = m[3] + "-" + ("0" + month).slice(-2) + "-" + ("0" + day).slice(-2);
+    return m[4] ? iso + " " + m[4] : iso;
+  }
+  function fromIso(iso, order) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})(.*)$/.exec(iso);
+    if (!m || !order) return iso;
+    return (order === "dmy" ? m[3] + "-" + m[2] : m[2] + "-" + m[3]) + "-" + m[1] + m[4];
   }
   function rowsOf(group) {
     var box = form.querySelector('fieldset[data-group="' + group + '"]');
@@ -89,7 +102,7 @@
     byName(name).forEach(function (el) {
       if (el.type === "radio") el.checked = el.value === value;
       else if (el.type === "checkbox") el.checked = Array.isArray(value) && value.indexOf(el.value) >= 0;
-      else el.value = Array.isArray(value) ? "" : value;
+      else el.value = Array.isArray(value) ? "" : fromIso(value, el.getAttribute("data-format"));
     });
   }
   function clearField(name) {
@@ -205,7 +218,7 @@
       });
     } else if (t.classList.contains("picker")) {
       var text = t.previousElementSibling;
-      if (text) { text.value = t.value.replace("T", " "); }
+      if (text) { text.value = fromIso(t.value.replace("T", " "), text.getAttribute("data-format")); }
     } else if (t.name && !t.classList.contains("mc")) {
       var code = form.querySelector('[name="' + t.name + '__mc"]');
       if (code && code.value && (t.type === "radio" || t.type === "checkbox" || t.tagName === "SELECT")) code.value = "";
@@ -217,7 +230,8 @@
     if (t.classList.contains("pick")) {
       var picker = t.previousElementSibling, text = picker && picker.previousElementSibling;
       if (!picker) return;
-      if (text && /^\d{4}-\d{2}-\d{2}/.test(text.value)) picker.value = text.value.replace(" ", "T");
+      var typed = text ? toIso(text.value.trim(), text.getAttribute("data-format")) : "";
+      if (/^\d{4}-\d{2}-\d{2}/.test(typed)) picker.value = typed.replace(" ", "T");
       if (picker.showPicker) picker.showPicker(); else picker.focus();
     } else if (t.classList.contains("clear")) {
       t.parentNode.querySelectorAll("input[type=radio]").forEach(function (el) { el.checked = false; });
