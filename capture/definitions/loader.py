@@ -26,6 +26,7 @@ from capture.audit.services import record_event
 from capture.studies.services import may_create_studies
 
 from . import models as m
+from .expressions import ExpressionError, events_used, fields_used
 from .schema import DataElement, ElementFile, FormFile, ItemGroup, ScheduleFile, dump, iter_items
 
 KINDS: dict[str, type[BaseModel]] = {"elements": ElementFile, "form": FormFile, "schedule": ScheduleFile}
@@ -255,6 +256,39 @@ def _check_form(path: str, form: FormFile, known: dict) -> list[str]:
                     "must share one non-empty set of permissible values. Fix: use elements with the same "
                     "values, or drop `matrix: true`."
                 )
+    return problems + _check_rules(path, form, _single_names(form, known))
+
+
+def _single_names(form: FormFile, known: dict) -> set[str]:
+    """The names of the form's items outside repeating groups (what a form rule may read)."""
+    names = set()
+    for _, group, item in iter_items(form):
+        element = _element_lookup(item.element, known)
+        if element is not None and not (group is not None and group.repeating):
+            names.add(item.name or element.name)
+    return names
+
+
+def _check_rules(path: str, form: FormFile, names: set[str]) -> list[str]:
+    """Each form rule parses, reads only this form's items outside repeating groups, and names one."""
+    problems = []
+    for r, rule in enumerate(form.rules):
+        where = f"{path}: rules[{r}]"
+        try:
+            used = fields_used(rule.check)
+        except ExpressionError as error:
+            problems.append(f"{where}.check: {error.message}. Fix: write it in the expression language.")
+            continue
+        unknown = sorted((used | {rule.field}) - names)
+        if unknown:
+            problems.append(
+                f"{where}: {', '.join(unknown)} is not an item of form {form.ref} outside a repeating "
+                "group. Fix: name the form's own items (a rule checks one record)."
+            )
+        if events_used(rule.check):
+            problems.append(
+                f"{where}.check: a form rule reads this record only. Fix: drop the [event] prefix."
+            )
     return problems
 
 

@@ -288,6 +288,16 @@ class QualityRule(_Strict):
         return value
 
 
+class FormRule(_Strict):
+    """A rule across a form's fields, checked on every save (entry, imports, both APIs):
+    `check` must be true, or the save is refused with `message` at `field`. A rule that reads a
+    blank, a missing-data code or a field hidden by branching is not checked."""
+
+    check: str = Field(description="an expression that must be true, e.g. '[stop_date] >= [start_date]'")
+    field: str = Field(pattern=NAME_RE, description="the item the message is shown at")
+    message: str = Field(min_length=1, description="what is wrong and how to fix it")
+
+
 class FormFile(_Strict):
     form: str = Field(pattern=NAME_RE)
     version: Version
@@ -302,6 +312,7 @@ class FormFile(_Strict):
     data_quality: list[QualityRule] = Field(
         default=[], description="data quality rules checked by the monitoring job (docs/monitoring.md)"
     )
+    rules: list[FormRule] = Field(default=[], description="rules across fields, checked on save")
 
     @property
     def ref(self) -> str:
@@ -414,6 +425,7 @@ INTEROP_DEFAULTS: dict[str, object] = {
     "instrument": None,
     "repeats": False,  # an event that repeats whole
     "data_quality": [],
+    "rules": [],
 }
 
 

@@ -23,7 +23,7 @@ from capture.studies.models import Study, Subject
 from .imaging import DEMO, seed_imaging
 
 DEMO_SLUG = "qin-coclinical-demo"
-SCHEDULE_REF = ("qin_coclinical", "1.0")
+SCHEDULE_REF = ("qin_coclinical", "1.1")
 SITES = [
     ("BOS", "Boston Imaging Center"),
     ("STL", "St. Louis Co-Clinical Lab"),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Max, OuterRef, Subquery
 
-from capture.definitions.expressions import ExpressionError, events_used, parse
+from capture.definitions.expressions import ExpressionError, events_used, fields_used, parse
 from capture.definitions.models import DataElement, FormDefinition
 
 
@@ -29,6 +29,9 @@ class FieldRule:
     min_value: str
     max_value: str
     decimal_places: int | None
+    # The order people type and read a date or date-time in (REDCap's date_dmy, date_mdy):
+    # "ymd", "dmy" or "mdy". Values are stored as ISO whatever it is.
+    date_format: str = "ymd"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,16 @@ class Logic:
     calculation: dict | None
 
 
+@dataclass(frozen=True)
+class Check:
+    """A form rule (definitions.schema.FormRule): `ast` must be true, else `message` at `field`."""
+
+    ast: dict
+    field: str
+    message: str
+    reads: frozenset[str]  # the fields it reads: a blank, hidden or missing one skips it
+
+
 @dataclass
 class CompiledForm:
     form_id: int
@@ -51,6 +64,7 @@ class CompiledForm:
     repeating: dict[str, dict]  # repeating groups by name
     logic: list[Logic]  # in form order
     events_read: frozenset[str]  # events named as [event][field]
+    checks: list[Check] = field(default_factory=list)  # form rules, in definition order
     extras: dict = field(default_factory=dict)  # per-consumer caches (the page skeleton)
 
     @property
@@ -133,6 +147,7 @@ def _compile(form: FormDefinition) -> CompiledForm:
             min_value=element.min_value,
             max_value=element.max_value,
             decimal_places=element.decimal_places,
+            date_format=element.spec.get("display_format") or "ymd",
         )
         branching = _parse(item.get("branching"), form, item["name"], "branching")
         calculation = _parse(item.get("calculation"), form, item["name"], "calculation")
@@ -158,4 +173,14 @@ def _compile(form: FormDefinition) -> CompiledForm:
         repeating=repeating,
         logic=logic,
         events_read=frozenset(events),
+        checks=_checks(form),
     )
+
+
+def _checks(form: FormDefinition) -> list[Check]:
+    checks = []
+    for index, rule in enumerate(form.spec.get("rules", [])):
+        ast = _parse(rule["check"], form, rule["field"], f"rule {index + 1}")
+        assert ast is not None  # the schema requires a check
+        checks.append(Check(ast, rule["field"], rule["message"], frozenset(fields_used(rule["check"]))))
+    return checks

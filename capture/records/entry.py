@@ -15,7 +15,9 @@ Field names posted by the page:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 from html import escape
 
@@ -27,9 +29,11 @@ from capture.studies.disclosure import WITHHELD, Disclosure
 
 from .compiled import CompiledForm, compiled
 from .logic import apply_logic
+from .validation import DATE_HINTS
 
 TEXT_LIKE = ("text", "integer", "decimal", "date", "datetime", "time", "file")
 SIGNING_SALT = "capture.records.entry"
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?$")
 
 
 def _e(text) -> str:
@@ -119,6 +123,45 @@ def form_values(c: CompiledForm, disclosure: Disclosure, subject, values: dict, 
 
     shown_values = {k: one(k, v) for k, v in values.items()}
     shown_rows = {g: [{k: one(k, v) for k, v in row.items()} for row in group] for g, group in rows.items()}
+    return shown_values, shown_rows
+
+
+def _formatted_dates(c: CompiledForm) -> dict[str, str]:
+    """Date and date-time items typed day or month first, by name, with their format."""
+    found = c.extras.get("formatted_dates")
+    if found is None:
+        found = c.extras["formatted_dates"] = {
+            name: rule.date_format
+            for name, rule in c.rules.items()
+            if rule.datatype in ("date", "datetime") and rule.date_format in ("dmy", "mdy")
+        }
+    return found
+
+
+def _in_format(text, date_format: str):
+    """An ISO date (or date-time) as it is typed in `date_format`; anything else as it is."""
+    if not isinstance(text, str) or not _ISO_DATE.match(text):
+        return text
+    try:
+        dt.date.fromisoformat(text[:10])
+    except ValueError:
+        return text  # not a date (typed wrong): shown as typed, to be corrected
+    year, month, day = text[:4], text[5:7], text[8:10]
+    first = f"{day}-{month}" if date_format == "dmy" else f"{month}-{day}"
+    return f"{first}-{year}{text[10:]}"
+
+
+def dates_as_typed(c: CompiledForm, values: dict, rows: dict) -> tuple[dict, dict]:
+    """Display values with each dmy / mdy date as its field takes it (stored ISO: REDCap's
+    date_dmy shows 31-12-2024 for 2024-12-31); (values, rows) as `display_values`."""
+    formats = _formatted_dates(c)
+    if not formats:
+        return values, rows
+    shown_values = {k: _in_format(v, formats[k]) if k in formats else v for k, v in values.items()}
+    shown_rows = {
+        g: [{k: _in_format(v, formats[k]) if k in formats else v for k, v in row.items()} for row in group]
+        for g, group in rows.items()
+    }
     return shown_values, shown_rows
 
 
@@ -280,11 +323,14 @@ class _Builder:
     def text(self, n: str, group: str | None, rule, element) -> None:
         """A typed text input (numbers, dates, times, text), with a calendar for dates and a unit."""
         kind = rule.datatype
+        hint = DATE_HINTS.get(rule.date_format, "YYYY-MM-DD")
+        # A date typed day or month first says so to the page's script, which reads it as ISO.
+        order = f' data-format="{rule.date_format}"' if rule.date_format != "ymd" else ""
         attrs = {
             "integer": ' inputmode="numeric" class="num"',
             "decimal": ' inputmode="decimal" class="num"',
-            "date": ' class="date" placeholder="YYYY-MM-DD" autocomplete="off"',
-            "datetime": ' class="datetime" placeholder="YYYY-MM-DD HH:MM" autocomplete="off"',
+            "date": f' class="date" placeholder="{hint}"{order} autocomplete="off"',
+            "datetime": f' class="datetime" placeholder="{hint} HH:MM"{order} autocomplete="off"',
             "time": ' class="time" placeholder="HH:MM" autocomplete="off"',
         }.get(kind, "")
         if kind == "text" and rule.max_length:

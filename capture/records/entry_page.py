@@ -200,12 +200,18 @@ class EntryPage:
         hidden, computed = entry.visible_state(
             self.c, self.values, self.rows, events=self.events, missing=self.missing_set
         )
-        if disclosure.identified:
-            # De-identified, a calculation shows the value the server stored (and the browser
-            # does not recompute it): the values it reads may be hidden or shifted on this page.
+        state = self._record_state()
+        # A page that saves shows calculations as a save would store them, and the browser keeps
+        # them up to date. One that cannot save (a read-only role, a locked form, a de-identified
+        # page) shows the values the server stored, and the browser does not recompute them: the
+        # values they read may be hidden or shifted on the page, or another event's may have
+        # changed since (an export gives the stored value too).
+        live = state["can_edit"] and not self.masked
+        if live:
             self._show_calculations(computed)
         open_queries = self._open_queries()
         values, rows = entry.form_values(self.c, disclosure, subject, self.values, self.rows)
+        values, rows = entry.dates_as_typed(self.c, values, rows)
         form_html, skeleton = entry.render_form(
             self.c,
             self.definition.spec,
@@ -234,6 +240,7 @@ class EntryPage:
             "events_json": entry.json_script((self.events or {}) if disclosure.identified else {}),
             "row_templates": skeleton.row_html,
             "deidentified": not disclosure.identified,
+            "server_logic": not live,
             "deidentified_entry": self.deidentified_entry,
             "may_enter": self.may_enter,
             "saved_at": disclosure.timestamp(subject, record.updated_at) if record else None,
@@ -241,7 +248,7 @@ class EntryPage:
             # page, which never posts anyway.
             "base_token": entry.sign(self.base) if disclosure.identified else "",
             "conflicts_token": entry.sign({"theirs": theirs}) if self.conflicts else "",
-            **self._record_state(),
+            **state,
             **self._save_bar(),
             "open_query_count": sum(open_queries.values()),
         }

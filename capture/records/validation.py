@@ -17,6 +17,7 @@ import datetime as dt
 import re
 from decimal import Decimal, InvalidOperation
 
+from capture.definitions.expressions import evaluate_ast, truthy
 from capture.definitions.models import FormDefinition
 
 from .compiled import FieldRule, compiled
@@ -89,11 +90,29 @@ def _clean_decimal(rule: FieldRule, raw) -> float:
     return float(number)
 
 
+# How a date is typed in each display format (REDCap's date_ymd, date_dmy, date_mdy).
+DATE_HINTS = {"ymd": "YYYY-MM-DD", "dmy": "DD-MM-YYYY", "mdy": "MM-DD-YYYY"}
+_DAY_FIRST = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})(?:[ T](.+))?$")
+
+
+def iso_from_format(text: str, date_format: str) -> str:
+    """A date (or date-time) typed as D-M-Y or M-D-Y, as an ISO text; anything else unchanged.
+    ISO input is always understood too: the year comes first there, so the two cannot be confused."""
+    found = _DAY_FIRST.match(text.strip()) if date_format in ("dmy", "mdy") else None
+    if found is None:
+        return text
+    first, second, year, rest = found.groups()
+    day, month = (first, second) if date_format == "dmy" else (second, first)
+    iso = f"{year}-{int(month):02d}-{int(day):02d}"
+    return f"{iso} {rest}" if rest else iso
+
+
 def _clean_date(rule: FieldRule, raw) -> str:
     try:
-        value = dt.date.fromisoformat(str(raw))
+        value = dt.date.fromisoformat(iso_from_format(str(raw), rule.date_format))
     except ValueError:
-        raise ValueError(f"{raw!r} is not a date; type it as YYYY-MM-DD or pick it") from None
+        hint = DATE_HINTS.get(rule.date_format, "YYYY-MM-DD")
+        raise ValueError(f"{raw!r} is not a date; type it as {hint} or pick it") from None
     if rule.min_value and value.isoformat() < rule.min_value:
         raise ValueError(f"is before {rule.min_value}")
     if rule.max_value and value.isoformat() > rule.max_value:
@@ -103,9 +122,10 @@ def _clean_date(rule: FieldRule, raw) -> str:
 
 def _clean_datetime(rule: FieldRule, raw) -> str:
     try:
-        value = dt.datetime.fromisoformat(str(raw))
+        value = dt.datetime.fromisoformat(iso_from_format(str(raw), rule.date_format))
     except ValueError:
-        raise ValueError(f"{raw!r} is not a date and time (YYYY-MM-DD HH:MM)") from None
+        hint = DATE_HINTS.get(rule.date_format, "YYYY-MM-DD")
+        raise ValueError(f"{raw!r} is not a date and time ({hint} HH:MM)") from None
     return value.isoformat(sep=" ", timespec="minutes" if value.second == 0 else "seconds")
 
 
@@ -224,9 +244,29 @@ def clean_record(
         for where in list(errors):
             if where in hidden:
                 del errors[where]  # a hidden field's value is dropped, so its error does not matter
+    if c.checks:
+        _check_rules(c, clean, hidden, missing, errors)
     if complete:
         _require(c, clean, hidden, errors)
     return clean, errors, hidden
+
+
+def _check_rules(c, clean: dict, hidden: set[str], missing: frozenset[str], errors: dict[str, str]) -> None:
+    """The form's rules across fields (compiled.Check) on the clean values: a rule that is false
+    puts its message at its field. One that reads a blank, a missing-data code, a hidden field or
+    a field with an error of its own is not checked (it cannot be decided)."""
+    for check in c.checks:
+        if check.field in errors or check.field in hidden:
+            continue
+        undecided = any(
+            name in hidden or name in errors or clean.get(name) in BLANK or _is_code(clean.get(name), missing)
+            for name in check.reads
+        )
+        if undecided:
+            continue
+        if not truthy(evaluate_ast(check.ast, clean, missing_codes=missing)):
+            label = c.rules[check.field].label if check.field in c.rules else check.field
+            errors[check.field] = f"{label}: {check.message}"
 
 
 def _shape(c) -> tuple[dict[str, FieldRule], frozenset[str]]:
@@ -312,3 +352,7 @@ def _clean_one(rule, raw, missing_codes, complete, clean, errors, where) -> None
         clean[rule.name] = _clean_scalar(rule, raw)
     except ValueError as exc:
         errors[where] = f"{rule.label}: {exc}"
+
+
+def _is_code(value, missing: frozenset[str]) -> bool:
+    return isinstance(value, str) and value in missing

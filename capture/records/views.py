@@ -20,7 +20,7 @@ from capture.audit.models import AuditEvent
 from capture.studies import access
 from capture.studies.disclosure import Disclosure
 
-from . import entry, services
+from . import entry, navigation, services
 from .compiled import compiled
 from .entry_page import DEIDENTIFIED_READ_ONLY, EntryPage, as_int, find_record
 from .models import FormRecord, Query
@@ -63,7 +63,6 @@ def entry_page(request, slug, subject_id, event, form, instance):
     """One form of one subject at one event: shown to whoever sees the subject, saved by a role
     that may enter data and sees identifiers (records.entry_page decides both)."""
     study_access, subject, slot = _open(request, slug, subject_id, event, form)
-    study = study_access.study
     if request.method != "POST":
         page = EntryPage(request.user, study_access, subject, slot, form, instance)
         return render(request, "records/entry.html", page.context())
@@ -73,9 +72,12 @@ def entry_page(request, slug, subject_id, event, form, instance):
         saved = page.submit(request.POST, request.FILES)
     if saved is not None:
         messages.success(request, f"Saved {saved.form.title} (version {saved.version}).")
-        if request.POST.get("__next") == "subject":
-            return redirect("web:subject", slug=study.slug, subject_id=subject.subject_id)
-        return redirect(_entry_url(study, subject, event, form, instance))
+        go = navigation.after_save(
+            request.POST.get("__next", ""), request.user, subject, slot.event, form, instance
+        )
+        if go.note:
+            messages.info(request, go.note)
+        return redirect(go.url)
     return render(request, "records/entry.html", page.context())
 
 

@@ -147,7 +147,7 @@ STORAGES = {
 # Capture's own options, one namespaced dict (STYLE.md §6).
 CAPTURE: dict[str, Any] = {
     "DEFINITIONS_DIR": BASE_DIR / "crf_definitions",
-    "DASHBOARD_PAGE_SIZE": 100,
+    "DASHBOARD_PAGE_SIZE": 50,  # 50 subjects × a schedule of ~20 forms: ~165 KB a page (issue 16: under 300 KB)
     # With CAPTURE_REQUIRE_2FA=true every user must log in with an authenticator code.
     "REQUIRE_2FA": env_bool("CAPTURE_REQUIRE_2FA", False),
     # Background jobs run only functions under these packages (a job row names its handler).

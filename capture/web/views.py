@@ -64,6 +64,7 @@ def dashboard(request, slug):
             "arms": arms,
             "arm": arm,
             "grid": grid,
+            "grid_rows": grid.rows_html(study.slug, show_site=True) if grid else "",
             "page": page,
             "sites": access.sites_visible_to(request.user, study),
             "site_code": site_code,

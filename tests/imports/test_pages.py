@@ -101,7 +101,7 @@ def test_a_data_manager_maps_dry_runs_reads_the_report_fixes_and_imports(
     base = {"sheet": "Data", "header_row": "2", "header_rows": "1", "action": "preview"}
     client.post(response.url, base)
     page = client.get(response.url).content.decode()
-    assert 'value="demographics.age" selected' in page  # suggested from the question text
+    assert 'name="target-2" value="demographics.age"' in page  # suggested from the question text
     assert 'value="Subject ID" selected' in page
 
     form = {

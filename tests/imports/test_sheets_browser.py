@@ -56,13 +56,14 @@ def test_the_tcia_sheet_goes_into_a_new_study_with_its_subjects_enrolled_in_the_
 
     # The suggestion: the TCIA code is the subject id; a patient sheet's columns go to patient forms.
     assert page.locator("select[name=subject_column]").input_value() == "TCIA code"
-    assert page.locator("select[aria-label='Form item for Sex']").input_value() == ""
-    assert page.locator("select[aria-label='Form item for HPV status']").input_value() == ""
+    # Each column's item is typed or picked from the study's one list of items (a datalist).
+    assert page.locator("input[aria-label='Form item for Sex']").input_value() == ""
+    assert page.locator("input[aria-label='Form item for HPV status']").input_value() == ""
     for header in ("Last Contact Date", "Date of Death", "Cause of Death"):  # follow-up forms: not now
-        page.select_option(f"select[aria-label='Form item for {header}']", "")
-    page.select_option("select[aria-label='Form item for Sex']", "demographics.gender")
+        page.fill(f"input[aria-label='Form item for {header}']", "")
+    page.fill("input[aria-label='Form item for Sex']", "demographics.gender")
     page.fill("input[aria-label='Value map for Sex']", "Female=female; Male=male")
-    page.select_option("select[aria-label='Form item for Diag']", "diagnosis_stage.primary_diagnosis")
+    page.fill("input[aria-label='Form item for Diag']", "diagnosis_stage.primary_diagnosis")
     page.select_option("select[name=date_format]", "DMY")
     page.fill("input[name=two_digit_year_pivot]", "25")
     page.check("input[name=enrol]")

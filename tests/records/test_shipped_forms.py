@@ -37,3 +37,13 @@ def test_shipped_demographics_calculations_give_the_expected_values():
     age = "rounddown(datediff([date_of_birth], [enrollment_date], 'y'))"
     assert evaluate(age, {"date_of_birth": "1961-07-04", "enrollment_date": "2025-07-03"}) == 63
     assert parse("[anesthesia_agent] <> 'none'")["op"] == "<>"
+
+
+def test_shipped_pack_years_is_calculated_from_cigarettes_per_day_and_years_smoked(db):
+    from capture.records.validation import clean_values
+
+    load_definitions([settings.CAPTURE["DEFINITIONS_DIR"]], actor=SYSTEM)
+    form = FormDefinition.objects.filter(name="social_history").order_by("-pk").first()
+    values = {"tobacco_smoking_status": "2", "cigarettes_per_day": "15", "years_smoked": "30"}
+    clean, errors = clean_values(form, values, missing_codes=set(), complete=False)
+    assert errors == {} and clean["pack_years_smoked"] == 22.5  # 15 × 30 ÷ 20

@@ -208,7 +208,7 @@ PERSONAS = {
 def build_world(tmp_dir: Path) -> World:
     """Seed the sentinel study (see the module docstring); DICOM files are written under `tmp_dir`."""
     load_definitions([ROOT / "crf_definitions"], actor=SYSTEM)
-    schedule = Schedule.objects.get(name="qin_coclinical", version="1.0")
+    schedule = Schedule.objects.get(name="qin_coclinical", version="1.1")
     User = get_user_model()  # noqa: N806 - Django's idiom
     users = {name: User.objects.create_user(username=f"sntl_{name}", password=PASSWORD) for name in PERSONAS}
     admin = users["admin"]
