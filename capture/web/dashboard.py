@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from html import escape
 from urllib.parse import quote
 
+from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils.safestring import SafeString
-
-from django.db.models import Exists, OuterRef
 
 from capture.definitions.models import Arm, EventForm
 from capture.records.models import FormRecord, Status, Verification
