@@ -293,8 +293,9 @@ def _is_file(col: Column) -> bool:
 
 
 def _file_converter(missing: dict, deid: Deidentifier):
-    """A file field's cells: the file's name or "[document]" (capture/files/exports.py), never its content."""
-    names = FileNames(deid.identified)
+    """A file field's cells: the file's name or "[document]", or the content's path in the zip when
+    the export includes file contents (capture/files/exports.py)."""
+    names = FileNames(deid.identified, deid.file_paths)
 
     def file_value(raw, subject):
         if raw is None or raw == "":
@@ -323,7 +324,7 @@ def convert(col: Column, raw, subject: Subject, missing_codes, deid: Deidentifie
     if isinstance(raw, str) and raw in missing_codes:
         return Missing(raw)
     if _is_file(col):
-        return FileNames(deid.identified).shown(raw)
+        return FileNames(deid.identified, deid.file_paths).shown(raw)
     if datatype == "multi":
         if not isinstance(raw, list):
             return str(raw)

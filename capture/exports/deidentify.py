@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 
@@ -27,6 +27,8 @@ class Deidentifier:
     policy: Disclosure
     date_mode: str
     rehash_key: bytes | None
+    # File id -> its path in the zip, for an export with file contents (capture/files/exports.py).
+    file_paths: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.date_mode == "none" and not self.policy.identified:

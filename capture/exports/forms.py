@@ -93,6 +93,12 @@ class ExportForm(dj.Form):
     reason = dj.CharField(
         required=False, label="Reason for the identified export", help_text="Written to the audit trail."
     )
+    include_files = dj.BooleanField(
+        required=False,
+        label="Include file contents (files/ in the zip)",
+        help_text="Identified exports only, for a role that may download files: a file's content "
+        "cannot be de-identified. The file columns then give each file's path in the zip.",
+    )
 
     def __init__(self, *args, study, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -117,6 +123,7 @@ class ExportForm(dj.Form):
         if not self.may_identify:
             del self.fields["identified"]
             del self.fields["reason"]
+            del self.fields["include_files"]
 
     def clean(self):
         data = super().clean()
@@ -149,4 +156,5 @@ class ExportForm(dj.Form):
             rehash_ids=data["rehash_ids"],
             drop_free_text=data["drop_free_text"],
             imaging=bool(data.get("imaging", False)),
+            include_files=bool(data.get("include_files")),
         )

@@ -147,7 +147,7 @@ class ColumnPlanner:
         if element.datatype in ("integer", "decimal", "time"):
             return element.datatype, (), ""
         if element.datatype == "file":
-            return "text", (), file_note(self.deid.identified)
+            return "text", (), file_note(self.deid.identified, self.spec.include_files)
         return "text", (), ""
 
     def _ambiguous(self, item: Item) -> bool:

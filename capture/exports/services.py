@@ -38,6 +38,8 @@ from django.utils import timezone
 from capture.audit.services import record_event
 from capture.cells import neutralise
 from capture.definitions.models import DataElement, FormDefinition
+from capture.files.exports import FileContents
+from capture.files.services import NOT_VISIBLE, may_download
 from capture.studies import access
 from capture.studies.models import Study
 
@@ -72,6 +74,9 @@ def authorise(actor, study: Study, spec: ExportSpec) -> None:
             f"Your role in {study.name} allows de-identified exports only. Untick 'identified export' "
             "(identifiers are left out and dates shifted), or ask the PI for the export."
         )
+    if spec.include_files and not may_download(actor, study):
+        # The download view's rule (capture/files/services.readable): no download, no contents.
+        raise PermissionDenied("File contents are not exported for your role. " + NOT_VISIBLE)
 
 
 def request_export(*, actor, study: Study, spec: ExportSpec):
@@ -123,26 +128,18 @@ def export_dataset(
     export_id = job_id or str(uuid.uuid4())
     output_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=".export-", dir=output_dir))
+    contents = None
+    if spec.include_files:  # planned first: the file columns name the paths it gives
+        contents = FileContents(builder, builder.deid.file_paths)
+        contents.plan()
     try:
         manifest = _write(builder, workdir, progress)
         stamp = started.strftime("%Y%m%dT%H%M%SZ")
         kind = "identified" if spec.identified else "deidentified"
         name = f"{study.slug}-{kind}-{spec.layout}-{stamp}-{export_id[:8]}.zip"
         manifest.update(_provenance(builder, actor, started, export_id))
-        (workdir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
         partial = output_dir / f".{name}.partial"
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as bundle:
-            for entry in manifest["files"]:
-                # Parquet (zstd) and XLSX (itself a zip) are compressed already: deflating them
-                # again gains nothing and costs time. Text: level 1, a sixth of level 6's time for
-                # a third more bytes.
-                stored = entry["name"].endswith(COMPRESSED)
-                bundle.write(
-                    workdir / entry["name"],
-                    entry["name"],
-                    compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED,
-                )
-            bundle.write(workdir / "manifest.json", "manifest.json")
+        _bundle(partial, workdir, manifest, contents)
         final = output_dir / name
         partial.rename(final)  # a complete file appears under its name, or none does
     finally:
@@ -169,6 +166,24 @@ def export_dataset(
             reason=spec.reason,
         )
     return ExportResult(final, manifest)
+
+
+def _bundle(partial: Path, workdir: Path, manifest: dict, contents: FileContents | None) -> None:
+    """Zip the written files, the file contents (if asked) and the manifest listing them all."""
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as bundle:
+        for entry in manifest["files"]:
+            # Parquet (zstd) and XLSX (itself a zip) are compressed already: deflating them
+            # again gains nothing and costs time. Text: level 1, a sixth of level 6's time for
+            # a third more bytes.
+            stored = entry["name"].endswith(COMPRESSED)
+            bundle.write(
+                workdir / entry["name"],
+                entry["name"],
+                compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED,
+            )
+        if contents is not None:
+            manifest["files"].extend(contents.write(bundle))
+        bundle.writestr("manifest.json", json.dumps(manifest, indent=2, default=str))
 
 
 def _write(builder: DatasetBuilder, workdir: Path, progress: Callable | None) -> dict:
@@ -335,6 +350,7 @@ def reproduce_command(study: Study, actor, spec: ExportSpec) -> str:
         ("--rehash-ids", spec.rehash_ids),
         ("--drop-free-text", spec.drop_free_text),
         ("--no-imaging", not spec.imaging),
+        ("--include-files", spec.include_files),
     ):
         if on:
             parts.append(flag)

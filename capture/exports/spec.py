@@ -46,6 +46,10 @@ DATE_MODES = {
     "offset": "Replace every date by days since enrolment",
     "none": "Real dates (identified exports only)",
 }
+FILES_NEED_IDENTIFIED = (
+    "File contents come only with an identified export: a file's content (a scan, a scanned letter) "
+    "cannot be de-identified. Untick 'include file contents', or ask for an identified export."
+)
 
 
 @dataclass
@@ -68,6 +72,7 @@ class ExportSpec:
     rehash_ids: bool = False
     drop_free_text: bool = False
     imaging: bool = True  # imaging columns, when the imaging app provides them
+    include_files: bool = False  # file fields' contents in the zip (identified exports only)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,6 +106,8 @@ class ExportSpec:
                 "Real dates are only in identified exports; choose 'shift' or 'offset', or ask for an "
                 "identified export (which needs the export_identified right and a reason)."
             )
+        if self.include_files and not self.identified:
+            problems.append(FILES_NEED_IDENTIFIED)
         if self.identified and not self.reason.strip():
             problems.append("An identified export needs a reason (it is written to the audit trail).")
         for ref in self.items:

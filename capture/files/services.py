@@ -253,9 +253,15 @@ def readable(user, stored: StoredFile) -> StoredFile:
     study = stored.study
     if not access.subjects_visible_to(user, study).filter(pk=stored.subject_id).exists():
         raise Http404("No such file.")
-    if not Disclosure.for_user(user, study).identified:
+    if not may_download(user, study):
         raise PermissionDenied(NOT_VISIBLE)
     return stored
+
+
+def may_download(user, study) -> bool:
+    """True when `user`'s role lets them read file contents in `study` (the identified world); the
+    download view and an export with file contents both ask this."""
+    return Disclosure.for_user(user, study).identified
 
 
 def get_for_user(user, key) -> StoredFile:

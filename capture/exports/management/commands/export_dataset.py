@@ -51,6 +51,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-imaging", action="store_true")
         parser.add_argument("--identified", action="store_true")
         parser.add_argument("--reason", default="")
+        parser.add_argument(
+            "--include-files", action="store_true", help="File contents in the zip (identified exports only)."
+        )
         parser.add_argument("--output", default=".", help="folder for the zip (default: here)")
 
     def handle(self, *args, **options):
@@ -75,6 +78,7 @@ class Command(BaseCommand):
             rehash_ids=options["rehash_ids"],
             drop_free_text=options["drop_free_text"],
             imaging=not options["no_imaging"],
+            include_files=options["include_files"],
         )
         try:
             study = access.get_study(user, options["study"], "export_deidentified")
