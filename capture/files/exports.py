@@ -100,7 +100,7 @@ class FileContents:
         for key, stored in sorted(self.files.items(), key=lambda pair: self.paths[pair[0]]):
             name, digest, size = self.paths[key], hashlib.sha256(), 0
             with open_content(stored) as source, bundle.open(name, "w", force_zip64=True) as target:
-                for block in iter(lambda source=source: source.read(BLOCK), b""):
+                while block := source.read(BLOCK):
                     digest.update(block)
                     target.write(block)
                     size += len(block)
