@@ -6,12 +6,14 @@ for a role that may download files; each content in files/<subject>/<event>/<for
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import zipfile
 
 import pandas as pd
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.management import CommandError, call_command
 from guardian.shortcuts import remove_perm
 
 from capture.audit.models import AuditEvent
@@ -142,3 +144,32 @@ def test_the_builder_offers_file_contents_only_with_identified_exports(client, p
     client.force_login(personas["statistician"])
     page = client.get(f"/studies/{files_study.slug}/exports/").content.decode()
     assert "Include file contents" not in page
+
+
+def test_export_dataset_include_files_writes_the_contents_and_reproduces_the_option(
+    tmp_path, personas, files_study, with_file
+):
+    out = io.StringIO()
+    call_command(
+        "export_dataset",
+        "--study", files_study.slug,
+        "--user", personas["admin"].username,
+        "--identified", "--reason", "source document verification",
+        "--include-files",
+        "--output", str(tmp_path / "out"),
+        stdout=out, stderr=io.StringIO(),
+    )  # fmt: skip
+    with zipfile.ZipFile(out.getvalue().splitlines()[0]) as bundle:
+        assert bundle.read(PATH) == CONTENT
+        assert "--include-files" in json.loads(bundle.read("manifest.json"))["reproduce"]
+
+
+def test_export_dataset_refuses_include_files_without_identified(tmp_path, personas, files_study, with_file):
+    with pytest.raises(CommandError, match="cannot be de-identified"):
+        call_command(
+            "export_dataset",
+            "--study", files_study.slug,
+            "--user", personas["admin"].username,
+            "--include-files",
+            "--output", str(tmp_path / "out"),
+        )  # fmt: skip
