@@ -38,6 +38,7 @@ from django.db import transaction
 from django.test import override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from capture.accounts.system import SYSTEM
 from capture.api import tokens
 from capture.api.redcap import views as redcap_views
 from capture.api.redcap.project import RECORD_ID
@@ -244,6 +245,8 @@ PKS = {
     "api:redcap_token_revoke": lambda w: list(w.extra["redcap_tokens"]),
     "administration:member": lambda w: list(w.study.memberships.values_list("pk", flat=True)),
     "administration:site": lambda w: list(w.study.sites.values_list("pk", flat=True)),
+    # The world's saved report holds every field of the study (identifiers and dates among them).
+    **{f"reports:{page}": lambda w: [w.extra["report"].pk] for page in ("view", "csv", "edit", "delete")},
 }
 
 
@@ -306,6 +309,9 @@ FILLERS = {
     frozenset({"pk"}): lambda w, name: [{"pk": pk} for pk in PKS[name](w)],
     frozenset({"slug", "pk"}): lambda w, name: [{"slug": w.study.slug, "pk": pk} for pk in PKS[name](w)],
     frozenset({"slug", "upload_id"}): lambda w, name: [{"slug": w.study.slug, "upload_id": NO_UUID}],
+    # The shipped forms have no file field: the download page is crawled for a file that is not there
+    # (tests/files/test_entry_and_download.py checks who may download a real one).
+    frozenset({"slug", "file_id"}): lambda w, name: [{"slug": w.study.slug, "file_id": NO_UUID}],
     frozenset({"slug", "fmt"}): lambda w, name: [
         {"slug": w.study.slug, "fmt": f} for f in DEFINITION_FORMATS
     ],
@@ -451,7 +457,13 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory):
         jobs.run_job(str(job.pk))  # what the queue does after commit (this transaction never commits)
         job.refresh_from_db()
         assert job.status == Job.SUCCEEDED, (job.status, job.error)
-        w.extra = {"jobs": [job], "api_tokens": {}, "redcap_tokens": {}, "redcap_plain": {}}
+        w.extra = {
+            "jobs": [job],
+            "api_tokens": {},
+            "redcap_tokens": {},
+            "redcap_plain": {},
+            "report": _every_field_report(w),
+        }
         for name, user in w.users.items():
             api, _ = tokens.create_api_token(user=user, name="crawl")
             redcap, plain = tokens.create_redcap_token(user=user, study=w.study)
@@ -460,6 +472,18 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory):
             w.extra["redcap_plain"][name] = plain
         yield w
         transaction.set_rollback(True)
+
+
+def _every_field_report(w):
+    """A saved report of every field of the study (its identifiers and dates too), so the report's
+    table and CSV are crawled as every de-identified persona."""
+    from capture.api.redcap.project import Project
+    from capture.reports.models import Report
+    from capture.reports.services import save_report
+
+    project = Project(w.study)
+    report = Report(study=w.study, name="Everything", fields=sorted(project.fields_by_name))
+    return save_report(actor=SYSTEM, report=report)
 
 
 # ---------------------------------------------------------------------------- the tests
