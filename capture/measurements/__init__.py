@@ -1,4 +1,4 @@
 """Measurements read from images and the response computed from them (issue 17).
 
-Pure computation for now (response.py: RECIST 1.1; mrecist.py: mRECIST of PDX trials); not yet a
-Django app in INSTALLED_APPS."""
+models.py: the stored shape (reports, lesions, measurements, computed responses);
+response.py: RECIST 1.1 as pure functions; mrecist.py: the modified RECIST of PDX trials."""

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "capture.jobs",
     "capture.imports",
     "capture.imaging",
+    "capture.measurements",
     "capture.exports",
     "capture.api",
     "capture.web",

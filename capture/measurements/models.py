@@ -1,0 +1,230 @@
+"""Quantitative imaging results: measurement reports, tracked lesions, measurements, responses.
+
+Values are never edited in place. A report (a DICOM SR of template TID 1500, or one row group of a
+measurement sheet) is written once; a correction is a new report that names the one it supersedes,
+and only the newest report of a chain counts. Lesions are identified per subject by their tracking
+UID or, without one, by their tracking identifier (the lesion id). Responses are computed from the
+current measurements and stored so timelines, exports and data quality rules read them cheaply;
+they are recomputed whenever a report or a designation of the subject changes.
+
+Dates follow the imaging rule (capture/imaging/models.py): `report_date` is on the subject's
+shifted calendar; while a report waits in the linkage queue its acquisition date is held in
+`pending_date` (seen only by data managers) and moves to `report_date` at assignment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.db import models
+
+
+class MeasurementReport(models.Model):
+    SR = "sr"
+    SHEET = "sheet"
+    SOURCE_KINDS = [(SR, "DICOM SR (TID 1500)"), (SHEET, "Measurement sheet")]
+
+    study = models.ForeignKey("studies.Study", on_delete=models.PROTECT, related_name="measurement_reports")
+    # Empty while the report waits in the linkage queue.
+    subject = models.ForeignKey(
+        "studies.Subject", null=True, blank=True, on_delete=models.PROTECT, related_name="measurement_reports"
+    )
+    imaging_study = models.ForeignKey(
+        "imaging.ImagingStudy",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="measurement_reports",
+        help_text="the linked imaging study the report's measurements were read on",
+    )
+    source_kind = models.CharField(max_length=16, choices=SOURCE_KINDS)
+    source = models.CharField(max_length=500, help_text="folder, upload name, DICOMweb URL or sheet name")
+    sop_uid = models.CharField(
+        max_length=128, help_text="De-identified SOPInstanceUID of the SR; for a sheet, sheet:<upload>:<key>"
+    )
+    series_uid = models.CharField(max_length=64, blank=True, help_text="De-identified SeriesInstanceUID")
+    study_uid = models.CharField(max_length=64, blank=True, help_text="De-identified StudyInstanceUID")
+    patient_hash = models.CharField(max_length=64, blank=True, help_text="keyed hash used for linkage")
+    observer = models.CharField(
+        max_length=128, blank=True, help_text="de-identified observer (a reader label, never a name)"
+    )
+    report_date = models.DateField(null=True, blank=True)
+    pending_date = models.DateField(null=True, blank=True)
+    event = models.CharField(
+        max_length=64, blank=True, help_text="the schedule event whose window holds the report's date"
+    )
+    supersedes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
+    )
+    storage_name = models.CharField(
+        max_length=500, blank=True, help_text="de-identified copy in the images storage"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["study_id", "subject_id", "report_date", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "sop_uid"], name="measurement_report_uid_unique")
+        ]
+        indexes = [models.Index(fields=["study", "subject", "report_date"], name="mreport_subject_date")]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_kind_display()} {self.report_date or ''} ({self.sop_uid[-12:]})"
+
+    def real_date(self) -> dt.date | None:
+        """The report's date on the clinical calendar (for roles that see identifiers)."""
+        if self.subject is None:
+            return self.pending_date
+        if self.report_date is None:
+            return None
+        return self.report_date - dt.timedelta(days=self.subject.date_shift_days)
+
+    def day_offset(self) -> int | None:
+        """Days from the subject's enrolment: the same on the real and the shifted calendar."""
+        date = self.real_date()
+        if date is None or self.subject is None:
+            return None
+        return (date - self.subject.enrollment_date).days
+
+
+class Lesion(models.Model):
+    UNDESIGNATED = "undesignated"
+    TARGET = "target"
+    NON_TARGET = "non_target"
+    NEW = "new"
+    ROLES = [
+        (UNDESIGNATED, "Not designated"),
+        (TARGET, "Target"),
+        (NON_TARGET, "Non-target"),
+        (NEW, "New lesion"),
+    ]
+
+    study = models.ForeignKey("studies.Study", on_delete=models.PROTECT, related_name="lesions")
+    subject = models.ForeignKey("studies.Subject", on_delete=models.PROTECT, related_name="lesions")
+    tracking_id = models.CharField(max_length=64, help_text="the lesion id (TID 1500 tracking identifier)")
+    tracking_uid = models.CharField(
+        max_length=64, blank=True, help_text="TID 1500 tracking unique identifier"
+    )
+    finding_code = models.CharField(max_length=64, blank=True)
+    finding_scheme = models.CharField(max_length=16, blank=True)
+    finding_meaning = models.CharField(max_length=255, blank=True)
+    site_code = models.CharField(max_length=64, blank=True)
+    site_scheme = models.CharField(max_length=16, blank=True)
+    site_meaning = models.CharField(max_length=255, blank=True)
+    is_node = models.BooleanField(default=False, help_text="a lymph node: measured on its short axis")
+    role = models.CharField(max_length=16, choices=ROLES, default=UNDESIGNATED)
+    first_report = models.ForeignKey(
+        MeasurementReport, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    designated_at = models.DateTimeField(null=True, blank=True)
+    designated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["subject_id", "tracking_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["subject", "tracking_id"], name="lesion_tracking_id_unique"),
+            models.UniqueConstraint(
+                fields=["subject", "tracking_uid"],
+                condition=~models.Q(tracking_uid=""),
+                name="lesion_tracking_uid_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tracking_id} ({self.get_role_display()})"
+
+
+class Measurement(models.Model):
+    """One value of one lesion in one report: long axis, short axis, volume, SUVmax, ..."""
+
+    report = models.ForeignKey(MeasurementReport, on_delete=models.CASCADE, related_name="measurements")
+    lesion = models.ForeignKey(Lesion, on_delete=models.PROTECT, related_name="measurements")
+    concept_code = models.CharField(max_length=64)
+    concept_scheme = models.CharField(max_length=16)
+    concept_meaning = models.CharField(max_length=255)
+    value = models.DecimalField(max_digits=20, decimal_places=6)
+    unit = models.CharField(max_length=32, help_text="UCUM code")
+    derivation = models.CharField(max_length=64, blank=True, help_text="e.g. Maximum (SUVmax)")
+    referenced_series_uid = models.CharField(
+        max_length=64, blank=True, help_text="De-identified SeriesInstanceUID"
+    )
+
+    class Meta:
+        ordering = ["report_id", "lesion_id", "concept_code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["report", "lesion", "concept_scheme", "concept_code", "derivation"],
+                name="measurement_unique_per_report",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.concept_meaning} {self.value} {self.unit}"
+
+
+class TimepointResponse(models.Model):
+    """A computed response of one subject at one timepoint (RECIST 1.1 or mRECIST)."""
+
+    RECIST = "recist11"
+    MRECIST = "mrecist"
+    METHODS = [(RECIST, "RECIST 1.1"), (MRECIST, "mRECIST (PDX)")]
+
+    study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="timepoint_responses")
+    subject = models.ForeignKey(
+        "studies.Subject", on_delete=models.CASCADE, related_name="timepoint_responses"
+    )
+    report = models.ForeignKey(
+        MeasurementReport, null=True, blank=True, on_delete=models.CASCADE, related_name="responses"
+    )
+    method = models.CharField(max_length=16, choices=METHODS)
+    event = models.CharField(max_length=64, blank=True)
+    day = models.IntegerField(help_text="days from enrolment")
+    is_baseline = models.BooleanField(default=False)
+    sum_mm = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    nadir_mm = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    change_from_baseline_pct = models.FloatField(null=True, blank=True)
+    change_from_nadir_pct = models.FloatField(null=True, blank=True)
+    target = models.CharField(max_length=8, blank=True)
+    non_target = models.CharField(max_length=8, blank=True)
+    new_lesions = models.BooleanField(default=False)
+    overall = models.CharField(max_length=8)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["subject_id", "method", "day"]
+        constraints = [
+            models.UniqueConstraint(fields=["subject", "method", "day"], name="timepoint_response_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_method_display()} day {self.day}: {self.overall}"
+
+
+class BestResponse(models.Model):
+    """A subject's best overall response under the study's confirmation rule (or mRECIST category)."""
+
+    study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="best_responses")
+    subject = models.ForeignKey("studies.Subject", on_delete=models.CASCADE, related_name="best_responses")
+    method = models.CharField(max_length=16, choices=TimepointResponse.METHODS)
+    response = models.CharField(max_length=8)
+    confirmed = models.BooleanField(default=False, help_text="the confirmation rule was applied")
+    best_response_pct = models.FloatField(null=True, blank=True, help_text="mRECIST BestResponse")
+    best_average_response_pct = models.FloatField(null=True, blank=True, help_text="mRECIST BestAvgResponse")
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["subject_id", "method"]
+        constraints = [models.UniqueConstraint(fields=["subject", "method"], name="best_response_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.get_method_display()}: {self.response}"
