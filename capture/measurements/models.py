@@ -60,6 +60,9 @@ class MeasurementReport(models.Model):
     storage_name = models.CharField(
         max_length=500, blank=True, help_text="de-identified copy in the images storage"
     )
+    # While queued there is no subject to own lesions: the values wait here (store.py's
+    # MeasuredValue as JSON) and become Lesion/Measurement rows at assignment.
+    pending_values = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
