@@ -105,9 +105,10 @@ def subjects(study, personas):
 def persona_study(make_user, personas, *, definitions: Path, schedule: str, slug: str, name: str):
     """A study on the schedule `schedule` loaded from `definitions`, with sites A and B and the
     personas in the same roles as in `study`: for tests whose forms the basic set lacks (the
-    ecrf_study of tests/records, the files_study of tests/files)."""
+    ecrf_study of tests/records, the files_study of tests/files, the shipped study of
+    tests/web/test_deidentified_pages.py)."""
     load_definitions([definitions], actor=SYSTEM)
-    owner = make_user(f"{schedule}_owner", is_staff=True)
+    owner = make_user(f"{slug}_owner", is_staff=True)
     study = services.create_study(
         actor=owner, slug=slug, name=name, schedule=Schedule.objects.get(name=schedule)
     )
