@@ -112,3 +112,33 @@ def too_complex(root: Path, ceiling: int = MAX_COMPLEXITY) -> str:
         check=False,
     )  # fmt: skip
     return done.stdout if done.returncode else ""
+
+
+def private_uses(package: str) -> list[str]:
+    """`module:line name` wherever a module of `package` uses a private name (one leading
+    underscore) of a module outside it: `from capture.x import _name`, or `x._name` on a name
+    imported from elsewhere. What two packages share is their API, so it has a public name."""
+    found = []
+    for name, (tree, _base) in modules(package).items():
+        outside = set()  # the names this module's imports from outside the package bind
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and not node.level and not node.module.startswith(package):
+                outside |= {alias.asname or alias.name for alias in node.names}
+                found += [
+                    f"{name}:{node.lineno} {node.module}.{a.name}" for a in node.names if _private(a.name)
+                ]
+            elif isinstance(node, ast.Import):
+                outside |= {a.asname or a.name.partition(".")[0] for a in node.names}
+        found += [
+            f"{name}:{node.lineno} {node.value.id}.{node.attr}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in outside
+            and _private(node.attr)
+        ]
+    return sorted(found)
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")

@@ -102,6 +102,38 @@ def subjects(study, personas):
     return {"a": a, "b": b, "model": model}
 
 
+def persona_study(make_user, personas, *, definitions: Path, schedule: str, slug: str, name: str):
+    """A study on the schedule `schedule` loaded from `definitions`, with sites A and B and the
+    personas in the same roles as in `study`: for tests whose forms the basic set lacks (the
+    ecrf_study of tests/records, the files_study of tests/files, the shipped study of
+    tests/web/test_deidentified_pages.py)."""
+    load_definitions([definitions], actor=SYSTEM)
+    owner = make_user(f"{slug}_owner", is_staff=True)
+    study = services.create_study(
+        actor=owner, slug=slug, name=name, schedule=Schedule.objects.get(name=schedule)
+    )
+    for code in "AB":
+        services.add_site(actor=owner, study=study, code=code, name=f"Site {code}")
+    sites = {s.code: s for s in study.sites.all()}
+    for persona, (role, codes) in PERSONAS.items():
+        services.grant_role(
+            actor=SYSTEM, study=study, user=personas[persona], role=role, sites=[sites[c] for c in codes]
+        )
+    return study
+
+
+def subject_per_site(study, actor) -> dict:
+    """Subjects "a" and "b", enrolled by `actor` at sites A and B on 1 March 2025."""
+    sites = {s.code: s for s in study.sites.all()}
+    when = dt.date(2025, 3, 1)
+    return {
+        code.lower(): services.enroll_subject(
+            actor=actor, study=study, site=sites[code], enrollment_date=when
+        )
+        for code in "AB"
+    }
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """pytest-django's test database, and before it is dropped on PostgreSQL: end any session a

@@ -30,7 +30,8 @@ class ImportMapping(models.Model):
 
 
 class ImportUpload(models.Model):
-    """One uploaded file: kept under MEDIA_ROOT/imports/ until imported, with its last report."""
+    """One uploaded file: kept in the uploads storage (capture/storage.py) until imported, with its
+    last report."""
 
     UPLOADED = "uploaded"
     CHECKED = "checked"
@@ -46,7 +47,9 @@ class ImportUpload(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     original_name = models.CharField(max_length=255)
-    path = models.CharField(max_length=500, help_text="path under MEDIA_ROOT")
+    path = models.CharField(
+        max_length=500, help_text="the file's name in the uploads storage (capture/storage.py UPLOADS)"
+    )
     sha256 = models.CharField(max_length=64)
     size = models.PositiveBigIntegerField(default=0)
     mapping = models.ForeignKey(

@@ -97,36 +97,31 @@ def report_table(
     policy = Disclosure.for_user(user, study)
     deidentified = not policy.identified
     try:
-        columns = export._select_columns(project, report.fields, [], deidentified)
+        columns = export.select_columns(project, report.fields, [], deidentified)
         keep = (
-            export._filter_logic(report.filter_logic, set(project.missing_codes))
+            export.row_filter(report.filter_logic, set(project.missing_codes))
             if report.filter_logic
             else None
         )
     except RedcapError as exc:
         raise ReportError(exc.message) from None
     subjects = access.subjects_visible_to(user, study).select_related("site").order_by("subject_id")
-    head = [project.record_id]
-    if project.longitudinal:
-        head.append(export.EVENT_COL)
-    if project.has_repeating:
-        head += [export.INSTRUMENT_COL, export.INSTANCE_COL]
-    names = head + [c.name for c in columns]
+    names = export.head_columns(project) + [c.name for c in columns]
     rows = list(
-        export._export_rows(
+        export.export_rows(
             project,
             list(subjects.only("pk", "subject_id", "arm_id", "date_shift_days", "site__code")),
             columns,
             events=list(report.events),
             keep=keep,
             deidentified=deidentified,
-            options=export._Options(labels=labels, checkbox_label=checkbox_label, with_dag=False),
+            options=export.ExportOptions(labels=labels, checkbox_label=checkbox_label, with_dag=False),
         )
     )
     if report.sort_field and report.sort_field in names:
         # A stable sort: rows of equal value keep the export's order (record, event, instance).
         rows.sort(key=lambda row: _sort_key(row.get(report.sort_field, "")), reverse=report.sort_descending)
-    headers = [export._header_label(project, n) for n in names] if label_headers else list(names)
+    headers = [export.header_label(project, n) for n in names] if label_headers else list(names)
     return ReportTable(names, headers, rows)
 
 

@@ -726,6 +726,35 @@ def move_subject(*, actor, study: Study, subject: Subject, site: Site, reason: s
     return subject
 
 
+def _locked_study(study: Study) -> Study:
+    """The study's row, locked for the rest of the transaction: a setting's `before` is read from it,
+    so two changes at once are audited one after the other."""
+    return Study.objects.select_for_update().get(pk=study.pk)
+
+
+def _change_study_setting(
+    actor, study: Study, action: str, *, before: dict, after: dict, reason: str = ""
+) -> Study:
+    """Save a change of the study's settings and audit it in the same transaction: `after` maps each
+    changed field to its new value (the fields saved), `before` the same fields' old values. `study`
+    is the row `_locked_study` returned, its `before` read from it."""
+    for field, value in after.items():
+        setattr(study, field, value)
+    study.save(update_fields=list(after))
+    record_event(
+        actor=actor,
+        study=study,
+        action=action,
+        object_type="study",
+        object_id=study.pk,
+        object_label=study.name,
+        before=before,
+        after=after,
+        reason=reason,
+    )
+    return study
+
+
 def _codes_snapshot(codes) -> list[dict]:
     return [{"code": c["code"], "meaning": c["meaning"]} for c in codes]
 
@@ -744,23 +773,13 @@ def set_missing_codes(*, actor, study: Study, codes: list[dict]) -> Study:
         if c["code"] in seen:
             raise ValidationError(f"Missing-data code {c['code']!r} is listed twice.")
         seen.add(c["code"])
-    study = Study.objects.select_for_update().get(pk=study.pk)
+    study = _locked_study(study)
     before = _codes_snapshot(study.missing_codes)
     if before == codes:
         return study
-    study.missing_codes = codes
-    study.save(update_fields=["missing_codes"])
-    record_event(
-        actor=actor,
-        study=study,
-        action="study.missing_codes",
-        object_type="study",
-        object_id=study.pk,
-        object_label=study.name,
-        before={"missing_codes": before},
-        after={"missing_codes": codes},
+    return _change_study_setting(
+        actor, study, "study.missing_codes", before={"missing_codes": before}, after={"missing_codes": codes}
     )
-    return study
 
 
 def _status_change_problem(study: Study, old: str, new: str, reason: str) -> str | None:
@@ -788,27 +807,16 @@ def set_study_status(*, actor, study: Study, status: str, reason: str = "") -> S
     require_actor(actor)
     if not access.can(actor, "manage_study", study):
         raise PermissionDenied(f"Your role in {study.name} does not allow managing it.")
-    study = Study.objects.select_for_update().get(pk=study.pk)
+    study = _locked_study(study)
     reason, old = reason.strip(), study.status
     if status == old:
         return study
     problem = _status_change_problem(study, old, status, reason)
     if problem:
         raise ValidationError(problem)
-    study.status = status
-    study.save(update_fields=["status"])
-    record_event(
-        actor=actor,
-        study=study,
-        action="study.status",
-        object_type="study",
-        object_id=study.pk,
-        object_label=study.name,
-        before={"status": old},
-        after={"status": status},
-        reason=reason,
+    return _change_study_setting(
+        actor, study, "study.status", before={"status": old}, after={"status": status}, reason=reason
     )
-    return study
 
 
 @transaction.atomic
@@ -820,7 +828,7 @@ def set_subject_id_policy(*, actor, study: Study, subject_ids: str, pattern: str
     if subject_ids not in dict(Study.ID_POLICIES):
         raise ValidationError(f"Unknown subject id policy {subject_ids!r}; use 'pattern' or 'source'.")
     validate_id_pattern(pattern)
-    study = Study.objects.select_for_update().get(pk=study.pk)
+    study = _locked_study(study)
     before = {"subject_ids": study.subject_ids, "subject_id_pattern": study.subject_id_pattern}
     after = {"subject_ids": subject_ids, "subject_id_pattern": pattern}
     if before == after:
@@ -830,19 +838,7 @@ def set_subject_id_policy(*, actor, study: Study, subject_ids: str, pattern: str
             f"{study.name} has enrolled subjects, so its subject id policy cannot change: their ids "
             "keep the form they were given, and new ids of another form beside them would be ambiguous."
         )
-    study.subject_ids, study.subject_id_pattern = subject_ids, pattern
-    study.save(update_fields=["subject_ids", "subject_id_pattern"])
-    record_event(
-        actor=actor,
-        study=study,
-        action="study.subject_ids",
-        object_type="study",
-        object_id=study.pk,
-        object_label=study.name,
-        before=before,
-        after=after,
-    )
-    return study
+    return _change_study_setting(actor, study, "study.subject_ids", before=before, after=after)
 
 
 # ---------------------------------------------------------------------------- the enrolment date

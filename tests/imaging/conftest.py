@@ -14,6 +14,7 @@ from pydicom.uid import generate_uid
 
 from capture.accounts.system import SYSTEM
 from capture.imaging import services as imaging
+from tests import servers
 from tests.requirements import need
 
 from . import orthanc_server
@@ -97,7 +98,7 @@ def linked(subjects):
     return subjects
 
 
-_free_port = orthanc_server.free_port
+_free_port = servers.free_port
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +112,7 @@ def orthanc(tmp_path_factory):
     except RuntimeError as exc:
         pytest.fail(str(exc))
     yield base
-    orthanc_server.stop(process)
+    servers.stop(process)
 
 
 def upload_to_orthanc(base: str, path: Path) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from capture import storage_settings
+from tests import servers
 
 from . import s3server
 
@@ -17,7 +18,7 @@ from . import s3server
 def s3_endpoint(tmp_path_factory):
     process, endpoint = s3server.start(tmp_path_factory.mktemp("moto") / "moto.log")
     yield endpoint
-    s3server.stop(process)
+    servers.stop(process)
 
 
 @dataclass

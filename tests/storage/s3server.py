@@ -4,13 +4,11 @@ Ceph would be (the same django-storages code path, only CAPTURE_STORAGE_ENDPOINT
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+from tests import servers
 
 # moto accepts any key; these only have to be present, as real credentials would be.
 CREDENTIALS = {
@@ -20,40 +18,17 @@ CREDENTIALS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start(log: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
     """Start the server; return (process, endpoint URL). Fails if it does not answer in 30 s."""
-    port = port or free_port()
-    with log.open("w") as handle:  # the server keeps its own copy of the descriptor
-        process = subprocess.Popen(  # noqa: S603 - a fixed command
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
+    port = port or servers.free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):  # noqa: S310 - local test server
-                return process, endpoint
-        except (urllib.error.URLError, ConnectionError, OSError):
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"moto's S3 server did not start; see {log}") from None
-            time.sleep(0.2)
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    process = servers.start(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        log=log,
+        ready_url=f"{endpoint}/moto-api/",
+        name="moto's S3 server",
+    )
+    return process, endpoint
 
 
 def make_bucket(endpoint: str, bucket: str) -> None:

@@ -12,14 +12,14 @@ from capture.exports.spec import ExportSpec
 from capture.imports.models import ImportUpload
 from capture.jobs import services as jobs
 from capture.jobs.models import Job
+from tests import servers
 
-from . import s3server
 from .conftest import use_s3
 
 
 def _store_down(settings, monkeypatch, s3) -> None:
     """Every storage pointed at a port where nothing listens: as an object store that is down."""
-    use_s3(settings, monkeypatch, f"http://127.0.0.1:{s3server.free_port()}", s3.name, s3.prefix)
+    use_s3(settings, monkeypatch, f"http://127.0.0.1:{servers.free_port()}", s3.name, s3.prefix)
 
 
 def test_an_upload_while_the_store_is_down_is_refused_with_a_clear_message_and_leaves_nothing(

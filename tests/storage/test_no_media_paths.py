@@ -53,3 +53,18 @@ def test_the_check_finds_every_way_of_reading_it():
         'd = models.CharField(help_text="path under MEDIA_ROOT")\n'
     )
     assert uses_of_media_root(source) == [2, 4, 5]
+
+
+def test_no_model_describes_its_file_as_a_path_under_media_root():
+    # The admin and the schema show help texts: a file's name is a name in a named storage
+    # (capture/storage.py), which on object storage is no path under MEDIA_ROOT at all.
+    from django.apps import apps
+
+    described = [
+        f"{model._meta.label}.{field.name}: {field.help_text}"
+        for model in apps.get_models()
+        if model.__module__.startswith("capture.")
+        for field in model._meta.get_fields()
+        if "MEDIA_ROOT" in str(getattr(field, "help_text", ""))
+    ]
+    assert not described, f"Say which named storage holds the file (capture/storage.py): {described}"

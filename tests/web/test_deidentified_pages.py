@@ -18,15 +18,12 @@ from django.urls import reverse
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from capture.accounts.system import SYSTEM
 from capture.audit.models import AuditEvent
-from capture.definitions.loader import load_definitions
-from capture.definitions.models import Schedule
 from capture.records import entry
 from capture.records.models import FormRecord, Query, Signature, Status, SubjectLock
 from capture.records.services import open_query, save_record, set_subject_lock, sign_record
 from capture.studies import services
-from tests.conftest import PASSWORD, PERSONAS
+from tests.conftest import PASSWORD, persona_study
 
 MRN = "MRN-4471-SENTINEL"
 BORN = dt.date(1965, 7, 3)
@@ -56,20 +53,12 @@ def qin(personas, make_user):
     """The shipped co-clinical study with one site A patient: demographics saved twice (so the
     history has a change), signed by the PI, queried on the MRN and the date of birth by the
     monitor, and the subject locked by the data manager."""
-    load_definitions([settings.CAPTURE["DEFINITIONS_DIR"]], actor=SYSTEM)
-    owner = make_user("qin_owner", is_staff=True)
-    study = services.create_study(
-        actor=owner, slug="qin", name="QIN", schedule=Schedule.objects.get(name="qin_coclinical")
+    definitions = settings.CAPTURE["DEFINITIONS_DIR"]
+    study = persona_study(
+        make_user, personas, definitions=definitions, schedule="qin_coclinical", slug="qin", name="QIN"
     )
-    for code in "AB":
-        services.add_site(actor=owner, study=study, code=code, name=f"Site {code}")
-    sites = {s.code: s for s in study.sites.all()}
-    for name, (role, codes) in PERSONAS.items():
-        services.grant_role(
-            actor=SYSTEM, study=study, user=personas[name], role=role, sites=[sites[c] for c in codes]
-        )
     subject = services.enroll_subject(
-        actor=personas["admin"], study=study, site=sites["A"], enrollment_date=ENROLLED
+        actor=personas["admin"], study=study, site=study.sites.get(code="A"), enrollment_date=ENROLLED
     )
     assert subject.date_shift_days != 0, "the test needs a subject whose dates move"
     first = dict(DEMOGRAPHICS, enrollment_date="2025-12-08")

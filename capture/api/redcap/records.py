@@ -4,6 +4,9 @@ Export reads the records the token's user may see, de-identified when their role
 `view_identifiers` (identifier columns left out, dates shifted per subject), in REDCap's shape
 (_RowShape: a row per event with data and per repeat instance). Delete goes through
 `capture.records.services.delete_record`.
+
+The flat export's steps are public because reports are made by them too (capture/reports/rows.py):
+select_columns, row_filter, head_columns, export_rows with its ExportOptions, and header_label.
 """
 
 from __future__ import annotations
@@ -53,9 +56,9 @@ def _require(user, study, codename: str, message: str) -> None:
 # ----------------------------------------------------------------------------- export
 
 
-def _select_columns(
-    project: Project, fields: list[str], forms: list[str], deidentified: bool
-) -> list[Column]:
+def select_columns(project: Project, fields: list[str], forms: list[str], deidentified: bool) -> list[Column]:
+    """The data columns of `fields` and `forms` (all when both are empty), in the data dictionary's
+    order, identifiers left out when `deidentified`; a name the study lacks is a RedcapError."""
     bad_fields = [
         f
         for f in fields
@@ -126,7 +129,7 @@ def _changed_between(subjects, study, policy: Disclosure, begin, end):
     return subjects.filter(pk__in=keep)
 
 
-def _filter_logic(expression: str, missing_codes: set[str]):
+def row_filter(expression: str, missing_codes: set[str]):
     """A predicate on (row values, event values) for REDCap's filterLogic, in Capture's expression
     language with what filters add to it (filter_logic.py)."""
     ast = filter_logic.parse(expression)
@@ -138,7 +141,7 @@ def _filter_logic(expression: str, missing_codes: set[str]):
     return keep
 
 
-def _cell_reader(project: Project, column: Column, options: _Options):
+def _cell_reader(project: Project, column: Column, options: ExportOptions):
     """A function (status, data) -> the column's text, chosen once per export, not once per cell."""
     labels, checkbox_label = options.labels, options.checkbox_label
     if column.is_complete:
@@ -181,7 +184,7 @@ DECIMALS = {"": "", "comma": ",", "dot": "."}
 
 
 @dataclass(frozen=True)
-class _Options:
+class ExportOptions:
     """How one record export writes its cells (REDCap's export parameters)."""
 
     labels: bool = False
@@ -192,7 +195,7 @@ class _Options:
     delimiter: str = ","
 
     @classmethod
-    def read(cls, p: Params, dag_limited: bool) -> _Options:
+    def read(cls, p: Params, dag_limited: bool) -> ExportOptions:
         # rawOrLabel=both is accepted and answered raw: REDCap's API reads only "label" as labels.
         raw_or_label = p.choice("rawOrLabel", ("raw", "label", "both"), "raw")
         delimiter = p.data.get("csvDelimiter") or ","
@@ -221,17 +224,17 @@ def export_records(user, study, project: Project, p: Params) -> HttpResponseBase
     level = rights.data_export_level(user, study)  # what content=user shows as data_export
     if level == rights.NO_ACCESS:
         raise RedcapError("You do not have Data Export privileges", status=403)
-    options = _Options.read(p, rights.in_a_dag(user, study))
+    options = ExportOptions.read(p, rights.in_a_dag(user, study))
     policy = Disclosure.for_user(user, study)
     deidentified = level == rights.DEIDENTIFIED
-    columns = _select_columns(project, p.items("fields"), p.items("forms"), deidentified)
+    columns = select_columns(project, p.items("fields"), p.items("forms"), deidentified)
     events = p.items("events")
     bad_events = [e for e in events if e not in project.events_by_name]
     if bad_events:
         raise RedcapError(
             f'The following values in the parameter "events" are not valid: {", ".join(bad_events)}'
         )
-    keep = _filter_logic(p.get("filterLogic"), set(project.missing_codes)) if p.get("filterLogic") else None
+    keep = row_filter(p.get("filterLogic"), set(project.missing_codes)) if p.get("filterLogic") else None
     begin = _parse_moment(p.get("dateRangeBegin"), "dateRangeBegin")
     end = _parse_moment(p.get("dateRangeEnd"), "dateRangeEnd")
 
@@ -242,15 +245,9 @@ def export_records(user, study, project: Project, p: Params) -> HttpResponseBase
     if begin or end:
         subjects = _changed_between(subjects, study, policy, begin, end)
 
-    head = [project.record_id]
-    if project.longitudinal:
-        head.append(EVENT_COL)
-    if project.has_repeating:
-        head += [INSTRUMENT_COL, INSTANCE_COL]
-    if options.with_dag:
-        head.append(DAG_COL)
+    head = head_columns(project, with_dag=options.with_dag)
     names = head + [c.name for c in columns]
-    rows = _export_rows(
+    rows = export_rows(
         project,
         list(subjects.only("pk", "subject_id", "arm_id", "date_shift_days", "site__code")),
         columns,
@@ -264,11 +261,24 @@ def export_records(user, study, project: Project, p: Params) -> HttpResponseBase
         return render.rows_stream(fmt, _eav(project, rows, columns, head), delimiter=options.delimiter)
     headers = None
     if label_headers and fmt == "csv":
-        headers = [_header_label(project, name) for name in names]
+        headers = [header_label(project, name) for name in names]
     return render.rows_stream(fmt, rows, names, headers, delimiter=options.delimiter)
 
 
-def _export_rows(
+def head_columns(project: Project, *, with_dag: bool = False) -> list[str]:
+    """The columns before the data in a flat export: the record id, then the event, the repeat
+    instrument and instance where the study has them, then the data access group when asked."""
+    head = [project.record_id]
+    if project.longitudinal:
+        head.append(EVENT_COL)
+    if project.has_repeating:
+        head += [INSTRUMENT_COL, INSTANCE_COL]
+    if with_dag:
+        head.append(DAG_COL)
+    return head
+
+
+def export_rows(
     project: Project,
     subjects: list,
     columns: list[Column],
@@ -276,7 +286,7 @@ def _export_rows(
     events: list[str],
     keep,
     deidentified: bool,
-    options: _Options,
+    options: ExportOptions,
 ) -> Iterator[dict]:
     """The flat rows, subject by subject, their records read SUBJECT_CHUNK subjects at a time."""
     forms = {c.form for c in columns} or set(project.instruments)
@@ -313,7 +323,7 @@ def _export_rows(
             yield from shape.subject_rows(subject, records)
 
 
-def _unset_cell(column: Column, options: _Options) -> bool:
+def _unset_cell(column: Column, options: ExportOptions) -> bool:
     """True when the column has a value on its event's row though its form has no data: REDCap
     gives a gray form's status 0 (blank with exportBlankForGrayFormStatus) and its checkboxes 0."""
     if column.is_complete:
@@ -440,7 +450,8 @@ class _RowShape:
         return row
 
 
-def _header_label(project: Project, name: str) -> str:
+def header_label(project: Project, name: str) -> str:
+    """The column's header as REDCap writes it with rawOrLabelHeaders=label."""
     fixed = {
         project.record_id: "Subject ID",
         EVENT_COL: "Event Name",
