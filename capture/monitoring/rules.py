@@ -295,6 +295,8 @@ def _truth(ast: dict, missing: frozenset[str]):
     (expressions._Evaluator._and, …); each other part is evaluated by the evaluator, once per
     distinct input (a part that reads one field has as many outcomes as the field has values)."""
     kind = ast["t"]
+    if kind in ("and", "or", "not") and len(_reads(ast)) <= 1:
+        return _part(ast, missing)  # as many outcomes as its parts have: remembered whole
     if kind in ("and", "or"):
         a, b = _truth(ast["a"], missing), _truth(ast["b"], missing)
         if kind == "and":
@@ -303,6 +305,10 @@ def _truth(ast: dict, missing: frozenset[str]):
     if kind == "not":
         a = _truth(ast["a"], missing)
         return lambda data, same, events: not a(data, same, events)
+    return _part(ast, missing)
+
+
+def _part(ast: dict, missing: frozenset[str]):
     memo = _Memo([ast])
     merges = any(event is None for event, _ in memo.reads)  # reads this event's values
 
@@ -358,39 +364,45 @@ class _Memo:
         self.reads = sorted(_reads_all(asts), key=lambda pair: (pair[0] or "", pair[1]))
         self.usable = usable
         self.single = self.reads[0] if usable and len(self.reads) == 1 else None
+        self.own = self.single[1] if self.single is not None and self.single[0] is None else None
         self.by_type: dict[type, dict] = {}  # one field read: its value's type, its value
         self.outcomes: dict = {}  # by the tuple of the values read
         self._pending: tuple[dict, Any] | None = None  # where `put` keeps the outcome
 
     def get(self, data: dict, same: dict | None, events):
-        self._pending = None
-        if self.single is not None:
+        name = self.own
+        if name is not None:  # inline: the run's most frequent call
+            value = data[name] if name in data else same.get(name) if same else None
+        elif self.single is not None:
             value = _read(data, same, events, *self.single)
-            kind = value.__class__
-            if kind is list:
-                table, key = self.outcomes, _frozen(value)
-            else:
-                table, key = self.by_type.get(kind), value
-                if table is None:
-                    table = self.by_type[kind] = {}
         elif self.usable:
-            table, key = (
-                self.outcomes,
-                tuple([_frozen(_read(data, same, events, *read)) for read in self.reads]),
+            return self._lookup(
+                self.outcomes, tuple([_frozen(_read(data, same, events, *r)) for r in self.reads])
             )
         else:
+            self._pending = None
             return None
+        kind = value.__class__
+        if kind is list:
+            return self._lookup(self.outcomes, _frozen(value))
+        table = self.by_type.get(kind)
+        if table is None:
+            table = self.by_type[kind] = {}
+        return self._lookup(table, value)
+
+    def _lookup(self, table: dict, key):
         try:
             outcome = table.get(key)
         except TypeError:  # unhashable: a value holding a group's rows
+            self._pending = None
             return None
-        if outcome is None:
-            self._pending = (table, key)
+        self._pending = (table, key) if outcome is None else None
         return outcome
 
     def put(self, outcome):
-        if self._pending is not None:
-            table, key = self._pending
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            table, key = pending
             if len(table) >= self.LIMIT:
                 table.clear()
             table[key] = outcome

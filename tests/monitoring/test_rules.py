@@ -197,3 +197,14 @@ def test_a_custom_rule_reads_the_records_own_value_over_its_events():
     assert checks.run({"weight": 150}, same_event={"weight": 50}) == [
         Finding("rule:heavy", "weight", "Over 100 kg")
     ]
+
+
+def test_a_custom_rule_reading_a_groups_rows_is_evaluated_on_each_record():
+    # The rows are dicts, which no memo can key: the rule is evaluated, not skipped as an error.
+    c = form(
+        rule("diam", "decimal"), repeating={"lesions": {"group": "lesions", "items": [{"name": "diam"}]}}
+    )
+    any_rows = CustomRule.of("rows", "Has lesion rows", "[lesions] <> ''", "")
+    checks = FormChecks(c, [any_rows], ())
+    assert checks.run({"lesions": [{"diam": 10}]}) == [Finding("rule:rows", "", "Has lesion rows")]
+    assert checks.run({}) == []
