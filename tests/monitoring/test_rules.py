@@ -124,3 +124,87 @@ def test_checks_reach_rows_of_a_repeating_group():
     assert run(c, {"lesions": [{"diam": 10}, {"diam": 400}]}) == [
         Finding("range", "lesions[2].diam", "Diam: above the maximum 300")
     ]
+
+
+# One FormChecks runs over every record of a study and remembers what it has seen (values found
+# fine, expressions' outcomes by their inputs): a value seen before must give what it gave then,
+# and a different value (of another type, or in another row) must be checked afresh.
+
+
+def test_checks_run_again_on_the_same_values_find_the_same_things():
+    c = form(
+        rule("sex", codes={"1": "F", "2": "M"}),
+        rule("sym", codes={"a": "A", "b": "B"}, multiple=True),
+        rule("age", "integer", lo="0", hi="120"),
+        rule("consent", "date"),
+        annotations={"consent": "@NOMISSING"},
+    )
+    checks = FormChecks(c, (), ("UNK",))
+    fine = {"sex": "1", "sym": ["a", "b"], "age": 50, "consent": "2024-01-01"}
+    wrong = {"sex": "3", "sym": ["a", "z"], "age": 130, "consent": "UNK"}
+    expected_wrong = [
+        Finding("code", "sex", "Sex: not one of its codes"),
+        Finding("code", "sym", "Sym: not one of its codes"),
+        Finding("range", "age", "Age: above the maximum 120"),
+        Finding("missing_code", "consent", "Consent: a missing-data code is not allowed here"),
+    ]
+    assert checks.run(fine) == []
+    assert checks.run(wrong) == expected_wrong
+    assert checks.run(fine) == []
+    assert checks.run(wrong) == expected_wrong
+    assert checks.run({"sex": "", "sym": [], "age": "UNK"}) == []
+
+
+def test_a_value_found_fine_does_not_pass_an_equal_value_of_another_type():
+    # 1 == True in Python, but the code "1" is str(1), not str(True).
+    c = form(rule("flag", codes={"1": "Yes"}), rule("sym", codes={"1": "One"}, multiple=True))
+    checks = FormChecks(c, (), ())
+    assert checks.run({"flag": 1, "sym": [1]}) == []
+    assert checks.run({"flag": True, "sym": [True]}) == [
+        Finding("code", "flag", "Flag: not one of its codes"),
+        Finding("code", "sym", "Sym: not one of its codes"),
+    ]
+
+
+def test_a_custom_rule_tells_equal_values_of_other_types_apart():
+    c = form(rule("x"))
+    ticked = CustomRule.of("ticked", "Ticked", "[x(1)] = '1'", "x")
+    checks = FormChecks(c, [ticked], ())
+    assert checks.run({"x": 1}) == [Finding("rule:ticked", "x", "Ticked")]
+    assert checks.run({"x": True}) == []
+
+
+def test_a_calculation_over_a_groups_rows_is_checked_on_each_records_rows():
+    c = form(
+        rule("diam", "decimal"),
+        rule("total", "decimal"),
+        logic=[Logic("total", None, None, parse("sum([diam])"))],
+        repeating={"lesions": {"group": "lesions", "items": [{"name": "diam"}]}},
+    )
+    checks = FormChecks(c, (), ())
+    assert checks.run({"lesions": [{"diam": 10}], "total": 10}) == []
+    assert checks.run({"lesions": [{"diam": 20}], "total": 10}) == [
+        Finding("calculation", "total", "Total: the stored value is not what its calculation gives")
+    ]
+
+
+def test_a_custom_rule_reads_the_records_own_value_over_its_events():
+    c = form(rule("weight", "decimal"))
+    heavy = CustomRule.of("heavy", "Over 100 kg", "[weight] > 100", "weight")
+    checks = FormChecks(c, [heavy], ())
+    assert checks.run({"weight": 50}, same_event={"weight": 150}) == []
+    assert checks.run({}, same_event={"weight": 150}) == [Finding("rule:heavy", "weight", "Over 100 kg")]
+    assert checks.run({"weight": 150}, same_event={"weight": 50}) == [
+        Finding("rule:heavy", "weight", "Over 100 kg")
+    ]
+
+
+def test_a_custom_rule_reading_a_groups_rows_is_evaluated_on_each_record():
+    # The rows are dicts, which no memo can key: the rule is evaluated, not skipped as an error.
+    c = form(
+        rule("diam", "decimal"), repeating={"lesions": {"group": "lesions", "items": [{"name": "diam"}]}}
+    )
+    any_rows = CustomRule.of("rows", "Has lesion rows", "[lesions] <> ''", "")
+    checks = FormChecks(c, [any_rows], ())
+    assert checks.run({"lesions": [{"diam": 10}]}) == [Finding("rule:rows", "", "Has lesion rows")]
+    assert checks.run({}) == []
