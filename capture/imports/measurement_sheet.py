@@ -11,7 +11,8 @@ one report per subject and date.
 
 A report's UID is `sheet:<file>:<subject>:<date>` where <file> is the first 16 hex digits of the
 file's SHA-256, so importing the same file again (from the page or the command line, as the same
-upload or a new one) finds its reports stored and changes nothing.
+upload or a new one) finds its reports stored and changes nothing; <date> is the reading's date on
+the subject's shifted calendar (the stored `report_date`), so the UID discloses no real date.
 """
 
 from __future__ import annotations
@@ -63,7 +64,10 @@ class Reading:
     rows: list[SheetRow] = field(default_factory=list)
 
     def sop_uid(self, key: str) -> str:
-        return f"sheet:{key}:{self.subject.subject_id}:{self.date.isoformat()}"
+        # The date on the subject's shifted calendar: the UID is shown wherever a report is, and
+        # must tell a de-identified reader nothing they may not see.
+        shifted = self.date + dt.timedelta(days=self.subject.date_shift_days)
+        return f"sheet:{key}:{self.subject.subject_id}:{shifted.isoformat()}"
 
 
 @dataclass

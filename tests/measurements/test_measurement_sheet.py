@@ -130,13 +130,19 @@ def test_a_good_sheet_is_stored_as_one_report_per_subject_and_date(study, subjec
         "warnings": 0,
     }
     key = measurement_sheet.file_key(path)
+
+    def uid(subject, real: str) -> str:  # the UID names the date on the subject's shifted calendar
+        shifted = dt.date.fromisoformat(real) + dt.timedelta(days=subject.date_shift_days)
+        return f"sheet:{key}:{subject.subject_id}:{shifted}"
+
     reports = {r.sop_uid: r for r in MeasurementReport.objects.all()}
     assert set(reports) == {
-        f"sheet:{key}:{a.subject_id}:2025-03-01",
-        f"sheet:{key}:{a.subject_id}:2025-04-26",  # week_8 named without a date: day 56
-        f"sheet:{key}:{b.subject_id}:2025-04-30",
+        uid(a, "2025-03-01"),
+        uid(a, "2025-04-26"),  # week_8 named without a date: day 56
+        uid(b, "2025-04-30"),
     }
-    baseline = reports[f"sheet:{key}:{a.subject_id}:2025-03-01"]
+    assert a.date_shift_days != 0  # so the UIDs above hold no real date
+    baseline = reports[uid(a, "2025-03-01")]
     assert baseline.source_kind == "sheet" and baseline.observer == "R1" and baseline.event == "baseline"
     assert baseline.report_date == dt.date(2025, 3, 1) + dt.timedelta(days=a.date_shift_days)
     values = {
