@@ -159,9 +159,9 @@ class _SubjectFiltered(_StudyScoped):
     subject_path = "subject"  # the model's path to the subject
 
     def subjects(self):
-        request = self.request  # type: ignore[attr-defined]  # a mixin of a DRF view
+        request = self.request
         subjects = access.subjects_visible_to(request.user, self.study())
-        subject_id = self.kwargs.get("subject_id")  # type: ignore[attr-defined]
+        subject_id = self.kwargs.get("subject_id")
         if subject_id:
             subjects = subjects.filter(pk=access.get_subject(request.user, self.study(), subject_id).pk)
         params = request.query_params

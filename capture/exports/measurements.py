@@ -303,20 +303,23 @@ class MeasurementTables:
 
         def batches():
             for chunk in builder.selected_subject_chunks():
-                out: dict[int, list[dict]] = defaultdict(list)
-                for b in BestResponse.objects.filter(subject__in=chunk).order_by("subject_id", "method"):
-                    out[b.subject_id].append(
-                        {
-                            "method": b.method,
-                            "best_response": b.response or None,
-                            "confirmed": 1 if b.confirmed else 0,
-                            "best_response_pct": b.best_response_pct,
-                            "best_average_response_pct": b.best_average_response_pct,
-                        }
-                    )
-                yield self._rows(columns, chunk, out)
+                yield self._rows(columns, chunk, self._best_rows(chunk))
 
         return Table("best_responses", "Best overall response per subject", columns, batches)
+
+    def _best_rows(self, chunk) -> dict[int, list[dict]]:
+        out: dict[int, list[dict]] = defaultdict(list)
+        for b in BestResponse.objects.filter(subject__in=chunk).order_by("subject_id", "method"):
+            out[b.subject_id].append(
+                {
+                    "method": b.method,
+                    "best_response": b.response or None,
+                    "confirmed": 1 if b.confirmed else 0,
+                    "best_response_pct": b.best_response_pct,
+                    "best_average_response_pct": b.best_average_response_pct,
+                }
+            )
+        return out
 
 
 def _float(value) -> float | None:

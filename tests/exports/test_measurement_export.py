@@ -166,3 +166,26 @@ def test_the_builder_offers_the_tables_and_the_api_takes_the_option(measured, pe
         content_type="application/json",
     )
     assert response.status_code == 202
+
+
+@pytest.mark.django_db
+def test_odm_holds_the_tables_as_forms_of_an_imaging_event_and_validates(
+    measured, personas, study, run_export
+):
+    from lxml import etree
+
+    from capture.exports.writers.odm import NS, validate
+
+    _, _, folder = run_export(personas["statistician"], study, formats=["odm"], measurements=True)
+    assert validate(folder / "odm.xml") == []
+    tree = etree.parse(str(folder / "odm.xml"))
+    ns = {"o": NS}
+    values = tree.xpath("//o:ItemData[@ItemOID='I.IMG.MEASUREMENTS.value']/@Value", namespaces=ns)
+    assert values == ["30.0", "15.0", "24.0", "9.0"]
+    dates = tree.xpath("//o:ItemData[@ItemOID='I.IMG.MEASUREMENTS.date']/@Value", namespaces=ns)
+    assert dates == ["2025-01-20", "2025-01-20", "2025-03-17", "2025-03-17"]
+    aliases = {(a.get("Context"), a.get("Name")) for a in tree.xpath("//o:CodeList//o:Alias", namespaces=ns)}
+    assert {("SCT", "103339001"), ("UCUM", "mm"), ("nci:ExtCodeID", "C35571")} <= aliases
+    overall = tree.xpath("//o:ItemData[@ItemOID='I.IMG.RESPONSES.overall_response']/@Value", namespaces=ns)
+    assert overall == ["SD"]
+    assert not any(day in (folder / "odm.xml").read_text() for day in REAL)
