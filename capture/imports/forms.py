@@ -19,6 +19,7 @@ class UploadForm(forms.Form):
         label="The file holds",
         choices=ImportUpload.KINDS,
         initial=ImportUpload.RECORDS,
+        required=False,  # not sent: form records, as before the choice existed
         widget=forms.RadioSelect,
         help_text="Imaging measurements: a row per measurement (subject, date or event, lesion id, "
         "measurement, value, UCUM unit).",

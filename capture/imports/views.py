@@ -43,7 +43,7 @@ def index(request, slug):
                 site=form.cleaned_data["site"],
                 name=upload_file.name,
                 chunks=upload_file.chunks(),
-                kind=form.cleaned_data["kind"],
+                kind=form.cleaned_data["kind"] or ImportUpload.RECORDS,
             )
         except ValidationError as exc:
             form.add_error("file", exc.messages[0])
