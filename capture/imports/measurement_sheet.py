@@ -405,7 +405,11 @@ def run_import(
             raise ImportRefusedError(report)
         return report
     progress(len(table.rows), len(table.rows), f"Storing {len(found.new)} reading(s)")
-    report = _write(actor, study, found, label, upload)
+    try:
+        report = _write(actor, study, found, label, upload)
+    except ImportRefusedError as refused:  # a reading the store refused: its rows are in the report
+        _remember(upload, refused.report, mapping, ImportUpload.CHECKED)
+        raise
     _remember(upload, report, mapping, ImportUpload.COMMITTED)
     return report
 
