@@ -255,3 +255,25 @@ def test_the_import_page_takes_a_measurement_sheet_through_dry_run_and_import(
         client.post(url, {**fields, "action": "commit"})
     assert MeasurementReport.objects.count() == 3
     assert client.get(reverse("imports:report", args=[study.slug, upload.pk])).status_code == 200
+
+
+@pytest.mark.django_db
+def test_an_xlsx_sheet_with_date_number_and_boolean_cells_is_read_as_typed(
+    study, subjects, personas, tmp_path
+):
+    from tests.imports.conftest import write_xlsx
+
+    a = subjects["a"]
+    rows = [
+        HEAD.split(","),
+        [a.subject_id, dt.date(2025, 3, 1), None, "N1", "short axis", 12.5, "mm", "Neck", True, "R1"],
+        [a.subject_id, dt.date(2025, 4, 20), None, "N1", "short axis", 8, "mm", "Neck", True, "R1"],
+    ]
+    path = write_xlsx(tmp_path / "m.xlsx", rows)
+    report = measurement_sheet.run_import(
+        actor=personas["data_manager"], study=study, path=path, mapping=MAPPING, commit=True
+    )
+    assert report["counts"]["problems"] == 0 and report["counts"]["new"] == 2
+    values = sorted(Measurement.objects.values_list("report__event", "value"))
+    assert values == [("baseline", Decimal("12.5")), ("week_8", Decimal("8"))]  # day 50: in week_8's window
+    assert Lesion.objects.get(subject=a).is_node

@@ -50,7 +50,9 @@ def test_a_measurement_sheet_is_checked_imported_and_imported_again_in_the_brows
     tmp_path,
     browser,  # noqa: F811 - the fixture imported above
 ):
-    bad = sheet(tmp_path, subjects, *GOOD[:-1], "{b},2025-04-30,week_8,T1,volume,7.25,cc,,,R2", name="bad.csv")
+    bad = sheet(
+        tmp_path, subjects, *GOOD[:-1], "{b},2025-04-30,week_8,T1,volume,7.25,cc,,,R2", name="bad.csv"
+    )
     good = sheet(tmp_path, subjects, *GOOD, name="good.csv")
     index_url = live_server.url + reverse("imports:index", args=[study.slug])
     context = browser.new_context()
@@ -81,5 +83,8 @@ def test_a_measurement_sheet_is_checked_imported_and_imported_again_in_the_brows
 
     page = _run(page, "dry_run")
     page = _run(page, "commit")
-    assert (page.locator("#count-new").inner_text(), page.locator("#count-unchanged").inner_text()) == ("0", "3")
+    assert (page.locator("#count-new").inner_text(), page.locator("#count-unchanged").inner_text()) == (
+        "0",
+        "3",
+    )
     context.close()
