@@ -62,12 +62,26 @@ class Reading:
     subject: Subject
     date: dt.date
     rows: list[SheetRow] = field(default_factory=list)
+    supersedes: MeasurementReport | None = None  # the reading of another sheet this one corrects
+
+    @property
+    def shifted(self) -> dt.date:
+        return self.date + dt.timedelta(days=self.subject.date_shift_days)
 
     def sop_uid(self, key: str) -> str:
         # The date on the subject's shifted calendar: the UID is shown wherever a report is, and
         # must tell a de-identified reader nothing they may not see.
-        shifted = self.date + dt.timedelta(days=self.subject.date_shift_days)
-        return f"sheet:{key}:{self.subject.subject_id}:{shifted.isoformat()}"
+        return f"sheet:{key}:{self.subject.subject_id}:{self.shifted.isoformat()}"
+
+    def values(self) -> set[tuple]:
+        return {
+            _value_key(r.value.tracking_id, r.value.concept, r.value.derivation, r.value.value, r.value.unit)
+            for r in self.rows
+        }
+
+
+def _value_key(lesion: str, concept: Coded, derivation: str, value: Decimal, unit: str) -> tuple:
+    return (lesion, concept.scheme, concept.code, derivation, value.normalize(), unit)
 
 
 @dataclass
@@ -348,8 +362,8 @@ def build_plan(
             study=study, sop_uid__in=[r.sop_uid(key) for r in result.readings]
         ).values_list("sop_uid", flat=True)
     )
+    new = _corrections(plan, [r for r in result.readings if r.sop_uid(key) not in stored])
     # Oldest first per subject: a lesion first seen after a subject's first reading is a new lesion.
-    new = [r for r in result.readings if r.sop_uid(key) not in stored]
     result.new = sorted(new, key=lambda r: (r.subject.subject_id, r.date))
     plan.new, plan.unchanged = len(result.new), len(result.readings) - len(result.new)
     plan.details = [
@@ -361,6 +375,56 @@ def build_plan(
         for r in result.new
     ]
     return result
+
+
+def _corrections(plan: Plan, readings: list[Reading]) -> list[Reading]:
+    """The readings to store. One that another sheet already gave (same subject, date and reader)
+    with the same values is not stored again (a re-saved file); with other values it is a
+    correction: stored as superseding that reading, said in a warning."""
+    out = []
+    for reading in readings:
+        earlier = (
+            MeasurementReport.objects.filter(
+                subject=reading.subject,
+                source_kind=MeasurementReport.SHEET,
+                report_date=reading.shifted,
+                observer=reading.rows[0].reader[:128],
+                superseded_by__isnull=True,
+            )
+            .prefetch_related("measurements__lesion")
+            .first()
+        )
+        if earlier is None:
+            out.append(reading)
+            continue
+        stored = {
+            _value_key(
+                m.lesion.tracking_id,
+                Coded(m.concept_scheme, m.concept_code, ""),
+                m.derivation,
+                m.value,
+                m.unit,
+            )
+            for m in earlier.measurements.all()
+        }
+        if stored == reading.values():
+            continue
+        reading.supersedes = earlier
+        first = reading.rows[0]
+        plan.problems.append(
+            Problem(
+                first.row,
+                "",
+                "",
+                "",
+                f"Corrects the reading of {reading.subject.subject_id} on {reading.date} imported from "
+                f"{earlier.source}: both are kept, this one counts.",
+                plan.sheet,
+                "warning",
+            )
+        )
+        out.append(reading)
+    return out
 
 
 def _check_readers(rows: _Rows, readings: list[Reading]) -> None:
@@ -474,6 +538,7 @@ def _store(actor, study: Study, key: str, reading: Reading, label: str) -> None:
             incoming=incoming,
             source_kind=MeasurementReport.SHEET,
             source=label,
+            supersedes=reading.supersedes,
         )
     except ValidationError as exc:
         rows = ", ".join(str(r.row) for r in reading.rows)

@@ -277,3 +277,35 @@ def test_an_xlsx_sheet_with_date_number_and_boolean_cells_is_read_as_typed(
     values = sorted(Measurement.objects.values_list("report__event", "value"))
     assert values == [("baseline", Decimal("12.5")), ("week_8", Decimal("8"))]  # day 50: in week_8's window
     assert Lesion.objects.get(subject=a).is_node
+
+
+@pytest.mark.django_db
+def test_a_resaved_sheet_with_the_same_values_stores_nothing(study, subjects, personas, tmp_path):
+    run(study, personas["data_manager"], sheet(tmp_path, subjects, *GOOD), commit=True)
+    # Another file (rows in another order, 30 written 30.0): the same readings.
+    resaved = sheet(
+        tmp_path, subjects, *reversed(GOOD[1:]), GOOD[0].replace(",30,", ",30.0,"), name="resaved.csv"
+    )
+    report = run(study, personas["data_manager"], resaved, commit=True)
+    assert (report["counts"]["new"], report["counts"]["unchanged"], report["counts"]["warnings"]) == (0, 3, 0)
+    assert MeasurementReport.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_a_corrected_sheet_supersedes_the_reading_it_corrects(study, subjects, personas, tmp_path):
+    a = subjects["a"]
+    run(study, personas["data_manager"], sheet(tmp_path, subjects, *GOOD), commit=True)
+    first = MeasurementReport.objects.get(subject=a, event="baseline")
+    corrected = sheet(tmp_path, subjects, GOOD[0].replace(",30,", ",32,"), *GOOD[1:], name="corrected.csv")
+    report = run(study, personas["data_manager"], corrected, commit=False)
+    assert (report["counts"]["new"], report["counts"]["unchanged"]) == (1, 2)
+    assert [(p["row"], p["severity"]) for p in report["problems"]] == [(2, "warning")]
+    assert (
+        "Corrects the reading" in report["problems"][0]["reason"]
+        and "sheet.csv" in report["problems"][0]["reason"]
+    )
+    run(study, personas["data_manager"], corrected, commit=True)
+    first.refresh_from_db()
+    newer = first.superseded_by
+    assert newer.source == "corrected.csv"
+    assert Measurement.objects.get(report=newer, lesion__tracking_id="L1").value == Decimal("32")
