@@ -7,7 +7,7 @@ from rest_framework.permissions import AllowAny
 
 from capture.exports.api import ExportCreate
 
-from . import pages, views
+from . import measurements, pages, views
 from .redcap.views import redcap_api
 
 app_name = "api"
@@ -42,6 +42,31 @@ urlpatterns = [
     ),
     path("api/v1/studies/<slug:slug>/records/", views.RecordList.as_view(), name="record-list"),
     path("api/v1/studies/<slug:slug>/audit/", views.AuditList.as_view(), name="audit-list"),
+    path(
+        "api/v1/studies/<slug:slug>/measurements/",
+        measurements.MeasurementList.as_view(),
+        name="measurement-list",
+    ),
+    path(
+        "api/v1/studies/<slug:slug>/subjects/<str:subject_id>/measurements/",
+        measurements.MeasurementList.as_view(),
+        name="subject-measurements",
+    ),
+    path(
+        "api/v1/studies/<slug:slug>/responses/",
+        measurements.TimepointResponseList.as_view(),
+        name="response-list",
+    ),
+    path(
+        "api/v1/studies/<slug:slug>/subjects/<str:subject_id>/responses/",
+        measurements.TimepointResponseList.as_view(),
+        name="subject-responses",
+    ),
+    path(
+        "api/v1/studies/<slug:slug>/best-responses/",
+        measurements.BestResponseList.as_view(),
+        name="best-response-list",
+    ),
     path("api/v1/forms/", views.FormList.as_view(), name="form-list"),
     path("api/v1/forms/<slug:name>/<str:version>/", views.FormDetail.as_view(), name="form-detail"),
     path("api/v1/elements/", views.ElementList.as_view(), name="element-list"),

@@ -41,6 +41,7 @@ from . import imaging, layouts, reading, selection, subjects
 from .columns import Table
 from .convert import Cells
 from .deidentify import Deidentifier
+from .measurements import MeasurementTables
 from .planning import ColumnPlanner
 from .spec import ExportSpec
 
@@ -69,6 +70,7 @@ class DatasetBuilder:
         )
         self.cohort = self._compile_cohort(spec.cohort) if spec.cohort else None
         self.imaging = imaging.ImagingColumns(self) if spec.imaging else None
+        self.measurements = MeasurementTables(self) if spec.measurements else None
         self.planner = ColumnPlanner(self.selection, spec, self.deid)
         self.cells = Cells(self.missing_codes, self.deid)
         self.subject_total = self.subjects.count()
@@ -101,6 +103,8 @@ class DatasetBuilder:
                 self._tables = layouts.tidy(self)
             if self.imaging is not None and layout != "wide":
                 self._tables.append(self.imaging.studies_table())
+            if self.measurements is not None:  # long tables, in every layout
+                self._tables += self.measurements.tables()
         return self._tables
 
     # ------------------------------------------------------------------ streaming

@@ -87,6 +87,12 @@ class ExportForm(dj.Form):
     rehash_ids = dj.BooleanField(required=False, label="Replace subject ids by ids made for this export only")
     drop_free_text = dj.BooleanField(required=False, label="Leave out free-text items")
     imaging = dj.BooleanField(required=False, initial=True, label="Imaging columns")
+    measurements = dj.BooleanField(
+        required=False,
+        label="Imaging measurements and responses",
+        help_text="Three more tables: every measured value of every lesion, the response at each "
+        "timepoint (RECIST 1.1, mRECIST) and the best response of each subject, joined on subject and event.",
+    )
     identified = dj.BooleanField(
         required=False, label="Identified export (identifier items and, if chosen, real dates)"
     )
@@ -156,5 +162,6 @@ class ExportForm(dj.Form):
             rehash_ids=data["rehash_ids"],
             drop_free_text=data["drop_free_text"],
             imaging=bool(data.get("imaging", False)),
+            measurements=bool(data.get("measurements", False)),
             include_files=bool(data.get("include_files")),
         )

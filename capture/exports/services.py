@@ -351,6 +351,7 @@ def reproduce_command(study: Study, actor, spec: ExportSpec) -> str:
         ("--drop-free-text", spec.drop_free_text),
         ("--no-imaging", not spec.imaging),
         ("--include-files", spec.include_files),
+        ("--measurements", spec.measurements),
     ):
         if on:
             parts.append(flag)

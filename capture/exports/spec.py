@@ -73,6 +73,7 @@ class ExportSpec:
     drop_free_text: bool = False
     imaging: bool = True  # imaging columns, when the imaging app provides them
     include_files: bool = False  # file fields' contents in the zip (identified exports only)
+    measurements: bool = False  # imaging measurement and response tables (measurements.py)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -10,10 +10,20 @@ from django.core.exceptions import ValidationError
 from capture.studies.models import Site
 
 from .mapping import DATE_FORMATS, ColumnSpec, Mapping, format_value_map, parse_value_map
+from .models import ImportUpload
 
 
 class UploadForm(forms.Form):
     file = forms.FileField(help_text=".xlsx, .xls, .ods, .csv — or a REDCap records export (CSV)")
+    kind = forms.ChoiceField(
+        label="The file holds",
+        choices=ImportUpload.KINDS,
+        initial=ImportUpload.RECORDS,
+        required=False,  # not sent: form records, as before the choice existed
+        widget=forms.RadioSelect,
+        help_text="Imaging measurements: a row per measurement (subject, date or event, lesion id, "
+        "measurement, value, UCUM unit).",
+    )
     site: forms.ModelChoiceField[Site] = forms.ModelChoiceField(
         queryset=None, required=False, empty_label="(several sites / not site-specific)"
     )

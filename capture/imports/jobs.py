@@ -11,8 +11,9 @@ from django.core.exceptions import ValidationError
 
 from capture.jobs.services import JobError
 
-from . import services
+from . import measurement_sheet, services
 from .mapping import Mapping
+from .measurement_mapping import SheetMapping
 from .models import ImportUpload
 
 
@@ -20,15 +21,17 @@ def run_import(job, progress) -> dict:
     upload = ImportUpload.objects.filter(pk=job.params["upload"], study=job.study).first()
     if upload is None:
         raise JobError("The uploaded file is gone; upload it again.")
-    mapping = Mapping.from_spec(job.params["spec"])
     commit = bool(job.params.get("commit"))
+    measurements = upload.kind == ImportUpload.MEASUREMENTS
+    run = measurement_sheet.run_import if measurements else services.run_import
+    mapping = (SheetMapping if measurements else Mapping).from_spec(job.params["spec"])
     try:
         with services.upload_path(upload) as path:  # a local copy when the upload is on object storage
-            report = services.run_import(
+            report = run(
                 actor=job.created_by,
                 study=job.study,
                 path=path,
-                mapping=mapping,
+                mapping=mapping,  # type: ignore[arg-type]  # the mapping of the upload's kind
                 commit=commit,
                 label=upload.original_name,
                 upload=upload,

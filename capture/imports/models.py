@@ -37,6 +37,9 @@ class ImportUpload(models.Model):
     CHECKED = "checked"
     COMMITTED = "committed"
     STATES = [(UPLOADED, "Uploaded"), (CHECKED, "Dry run done"), (COMMITTED, "Imported")]
+    RECORDS = "records"
+    MEASUREMENTS = "measurements"
+    KINDS = [(RECORDS, "Form records"), (MEASUREMENTS, "Imaging measurements")]
 
     # Random: upload URLs must not be guessable.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -57,6 +60,9 @@ class ImportUpload(models.Model):
     )
     spec = models.JSONField(default=dict, blank=True, help_text="the mapping as last used for this file")
     state = models.CharField(max_length=16, choices=STATES, default=UPLOADED)
+    # What the file holds: form records (mapped to form items) or a measurement sheet
+    # (capture/imports/measurement_sheet.py); its `spec` is that kind's mapping.
+    kind = models.CharField(max_length=16, choices=KINDS, default=RECORDS)
     report = models.JSONField(default=dict, blank=True)
 
     class Meta:

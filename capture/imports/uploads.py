@@ -37,8 +37,11 @@ def check_may_import(actor, study: Study) -> None:
 
 
 @transaction.atomic
-def store_upload(*, actor, study: Study, site: Site | None, name: str, chunks) -> ImportUpload:
-    """Keep an uploaded file in the uploads storage (imports/<study>/) and remember who sent it."""
+def store_upload(
+    *, actor, study: Study, site: Site | None, name: str, chunks, kind: str = ImportUpload.RECORDS
+) -> ImportUpload:
+    """Keep an uploaded file in the uploads storage (imports/<study>/) and remember who sent it.
+    `kind`: form records, or a measurement sheet (capture/imports/measurement_sheet.py)."""
     check_may_import(actor, study)
     suffix = Path(name).suffix.lower()
     if suffix not in readers.SUFFIXES:
@@ -61,11 +64,12 @@ def store_upload(*, actor, study: Study, site: Site | None, name: str, chunks) -
             path=rel,
             sha256=sha256,
             size=size,
+            kind=kind,
         )
     except BaseException:
         storage.delete(storage.UPLOADS, rel)  # no stored file without its row
         raise
-    previous = remembered_mapping(study, site)
+    previous = remembered_mapping(study, site) if kind == ImportUpload.RECORDS else None
     if previous is not None:
         upload.mapping = previous
         upload.spec = previous.spec

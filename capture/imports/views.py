@@ -20,7 +20,7 @@ from capture.imaging.models import SourceIdentifier
 from capture.jobs import services as jobs
 from capture.studies import access
 
-from . import readers, services
+from . import measurement_views, readers, services
 from .forms import DATE_FORMAT_CHOICES, UploadForm, page_columns, spec_from_post
 from .mapping import Mapping, format_value_map
 from .models import ImportMapping, ImportUpload
@@ -43,6 +43,7 @@ def index(request, slug):
                 site=form.cleaned_data["site"],
                 name=upload_file.name,
                 chunks=upload_file.chunks(),
+                kind=form.cleaned_data["kind"] or ImportUpload.RECORDS,
             )
         except ValidationError as exc:
             form.add_error("file", exc.messages[0])
@@ -72,6 +73,8 @@ def upload_detail(request, slug, upload_id):
     study = access.get_study(request.user, slug, services.PERMISSION)
     upload = services.get_upload(request.user, study, upload_id)
     with services.upload_path(upload) as path:  # a local copy when the upload is on object storage
+        if upload.kind == ImportUpload.MEASUREMENTS:
+            return measurement_views.upload_detail(request, study, upload, path)
         return _upload_detail(request, slug, study, upload, path)
 
 

@@ -72,11 +72,49 @@ def _stata_labels(folder, table) -> dict[str, str]:
     return pyreadstat.read_dta(folder / f"{table}.dta", metadataonly=True)[1].column_names_to_labels
 
 
+def _measure(study) -> None:
+    """A measurement report, a timepoint response and a best response for each of two demo subjects,
+    so the measurement tables have rows of every column (issue 17)."""
+    from decimal import Decimal
+
+    from capture.accounts.system import SYSTEM
+    from capture.measurements.models import BestResponse, TimepointResponse
+    from capture.measurements.store import Coded, IncomingReport, MeasuredValue, store_report
+    from capture.studies.models import Subject
+
+    for n, subject in enumerate(
+        Subject.objects.filter(study=study, kind="patient").order_by("subject_id")[:2]
+    ):
+        values = [
+            MeasuredValue(
+                "L1", Coded("SCT", "103339001", "Long Axis"), Decimal("31.5"), "mm", tracking_uid="2.25.9"
+            ),
+            MeasuredValue(
+                "L1", Coded("DCM", "126401", "SUVbw"), Decimal("7.2"), "g/mL", derivation="Maximum"
+            ),
+        ]
+        incoming = IncomingReport(
+            sop_uid=f"2.25.{n}", date=subject.enrollment_date, values=values, observer="R1"
+        )
+        report, _ = store_report(
+            actor=SYSTEM, study=study, subject=subject, incoming=incoming, source_kind="sr", source="t"
+        )
+        TimepointResponse.objects.create(
+            study=study, subject=subject, report=report, method="recist11", event=report.event, day=0,
+            is_baseline=True, sum_mm=Decimal("31.5"), nadir_mm=Decimal("31.5"), change_from_baseline_pct=0.0,
+            target="SD", non_target="NON-CR/NON-PD", overall="SD",
+        )  # fmt: skip
+        BestResponse.objects.create(
+            study=study, subject=subject, method="recist11", response="SD", confirmed=True
+        )
+
+
 @pytest.mark.parametrize("layout", ["wide", "long", "tidy"])
 def test_every_format_of_the_demo_study_with_every_form_opens_in_pandas_and_pyreadstat(
     demo, run_export, layout
 ):
     statistician = get_user_model().objects.get(username="statistician")
+    _measure(demo.study)
     forms = sorted(
         set(
             EventForm.objects.filter(event__arm__schedule=demo.study.schedule).values_list(
@@ -85,8 +123,12 @@ def test_every_format_of_the_demo_study_with_every_form_opens_in_pandas_and_pyre
         )
     )
     assert len(forms) == 12
-    _, manifest, folder = run_export(statistician, demo.study, formats=ALL, layout=layout, forms=forms)
+    _, manifest, folder = run_export(
+        statistician, demo.study, formats=ALL, layout=layout, forms=forms, measurements=True
+    )
     assert all(r["written"] for r in manifest["format_results"]), manifest["format_results"]
+    rows = {t["name"]: t["rows"] for t in manifest["tables"]}
+    assert (rows["measurements"], rows["responses"], rows["best_responses"]) == (4, 2, 2)
     assert manifest["subjects"] >= 6 if layout != "long" else manifest["tables"][0]["rows"] > 6
     names = _read_back(folder, manifest)
     if layout == "wide":

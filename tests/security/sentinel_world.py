@@ -64,6 +64,7 @@ STUDY_DESCRIPTION = "SNTL-DESC DOE JANE MRN 7731"
 SERIES_DESCRIPTION = "SNTL-SERIES DOE JANE"
 QUEUED_DESCRIPTION = "SNTL-QDESC ROE RICHARD"
 REAL_STUDY_UID = "1.2.826.0.1.3680043.8.498.77310017193102"  # the archive's UID, typed into a form
+READER = "SNTL-READER DOE"  # a measurement report's observer: DICOM person text
 
 DOB_A = dt.date(1931, 2, 17)
 DOB_B = dt.date(1944, 11, 29)
@@ -82,7 +83,7 @@ STAMP = dt.datetime(2019, 1, 23, 12, 0, tzinfo=dt.UTC)
 SHIFTS = {"a": -300, "model": -310, "b": -320}
 
 # Apps whose models hold a study's data: every DateTimeField of theirs is re-dated to STAMP.
-STUDY_DATA_APPS = ("studies", "records", "audit", "imaging")
+STUDY_DATA_APPS = ("studies", "records", "audit", "imaging", "measurements")
 
 # Date renderings searched for: ISO and DICOM, Django's defaults (DATE_FORMAT "N j, Y",
 # SHORT_DATE_FORMAT "m/d/Y"), day-first and month-first numbers, month names long and short.
@@ -269,6 +270,7 @@ def build_world(tmp_dir: Path) -> World:
     _save(a, admin, "baseline", "imaging_timepoint", imaging_a)
 
     imaging_studies = _ingest_dicom(study, a, tmp_dir)
+    _measure(study, a)
 
     demo_record = FormRecord.objects.get(subject=a, event__name="baseline", form_name="demographics")
     monitor = users["monitor"]
@@ -301,6 +303,7 @@ def build_world(tmp_dir: Path) -> World:
         (SERIES_DESCRIPTION, "DICOM SeriesDescription (Annex E action X)"),
         (QUEUED_DESCRIPTION, "DICOM StudyDescription of a queued scan"),
         (REAL_STUDY_UID, "real DICOM StudyInstanceUID (identifier item study_instance_uid)"),
+        (READER, "observer of a measurement report (DICOM person text)"),
     ]:
         sentinels.add_text(text, label)
     sentinels.add_date(STAMP.date(), "real system timestamp (record saved, audit event, query...)")
@@ -448,6 +451,29 @@ def _collect_real_dates(study, sentinels: Sentinels) -> None:
     for row in study.imaging_studies.select_related("subject"):
         if row.real_date():
             sentinels.add_date(row.real_date(), "real acquisition date of a scan")
+    for report in study.measurement_reports.exclude(subject=None).select_related("subject"):
+        sentinels.add_date(report.real_date(), "real date of a measurement report")
+
+
+def _measure(study, subject: Subject) -> None:
+    """A measurement report read on the baseline scan (its real date, its reader's name), with a
+    response and a best response, for the measurement pages, API and export tables."""
+    from decimal import Decimal
+
+    from capture.measurements.models import BestResponse, TimepointResponse
+    from capture.measurements.store import Coded, IncomingReport, MeasuredValue, store_report
+
+    value = MeasuredValue("L1", Coded("SCT", "103339001", "Long Axis"), Decimal("41"), "mm")
+    incoming = IncomingReport(sop_uid="2.25.4242", date=SCAN_A, values=[value], observer=READER)
+    report, _ = store_report(
+        actor=SYSTEM, study=study, subject=subject, incoming=incoming, source_kind="sr", source="sentinel"
+    )
+    day = (SCAN_A - subject.enrollment_date).days
+    TimepointResponse.objects.create(
+        study=study, subject=subject, report=report, method="recist11", event=report.event, day=day,
+        is_baseline=True, sum_mm=Decimal("41"), overall="",
+    )  # fmt: skip
+    BestResponse.objects.create(study=study, subject=subject, method="recist11", response="NE")
 
 
 def _models_of(app_labels: Iterable[str]) -> Iterator[type[models.Model]]:

@@ -406,7 +406,7 @@ def crawl_redcap(client, token: str, leaks: Leaks) -> None:
 
 # Export variants: every layout with the defaults, and the other options on one layout each.
 EXPORT_VARIANTS = [
-    *[(layout, {}) for layout in LAYOUTS],
+    *[(layout, {"measurements": True} if layout == "long" else {}) for layout in LAYOUTS],
     ("wide", {"labels": True, "checkboxes": "combined", "date_mode": "offset"}),
     ("tidy", {"rehash_ids": True, "drop_free_text": True, "labels": True}),
 ]

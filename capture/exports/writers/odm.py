@@ -22,6 +22,7 @@ from lxml import etree
 from ..columns import Column, Missing
 from ..convert import convert
 from . import Writer
+from .odm_measurements import OdmMeasurements
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -81,6 +82,8 @@ class OdmWriter(Writer):
         study_oid = f"S.{builder.study.slug}"
         mdv_oid = "MDV.1"
         now = timezone.now().astimezone(dt.UTC).isoformat(timespec="seconds")
+        source = builder.measurements  # the measurement tables, when the export has them
+        self.measured = OdmMeasurements(source.tables(), _q, _text) if source is not None else None
         with etree.xmlfile(str(self.path), encoding="utf-8") as xf:
             xf.write_declaration()
             with xf.element(
@@ -97,8 +100,11 @@ class OdmWriter(Writer):
                 xf.write(self._study(study_oid, mdv_oid, sel))
                 with xf.element(_q("ClinicalData"), StudyOID=study_oid, MetaDataVersionOID=mdv_oid):
                     for chunk, records in builder.record_chunks():
+                        measured = self.measured.rows(source, chunk) if self.measured else None
                         for subject in chunk:
                             node = self._subject(subject, records.get(subject.pk, {}), sel)
+                            if measured is not None:
+                                self.measured.add_data(node, subject, measured)  # type: ignore[union-attr]  # set with `measured`
                             xf.write(node)
         self.files.append(self.path)
 
@@ -141,6 +147,8 @@ class OdmWriter(Writer):
                     code_lists += self._item_def(mdv, item, item_oid, option)
         for oid, item in code_lists:
             self._code_list(mdv, oid, item)
+        if self.measured is not None:
+            self.measured.add_metadata(mdv)
         return study
 
     def _units(self, study, sel) -> None:

@@ -54,6 +54,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--include-files", action="store_true", help="File contents in the zip (identified exports only)."
         )
+        parser.add_argument(
+            "--measurements", action="store_true", help="imaging measurement and response tables"
+        )
         parser.add_argument("--output", default=".", help="folder for the zip (default: here)")
 
     def handle(self, *args, **options):
@@ -79,6 +82,7 @@ class Command(BaseCommand):
             drop_free_text=options["drop_free_text"],
             imaging=not options["no_imaging"],
             include_files=options["include_files"],
+            measurements=options["measurements"],
         )
         try:
             study = access.get_study(user, options["study"], "export_deidentified")
