@@ -26,6 +26,7 @@ from capture.records.models import FormRecord
 from capture.studies import access
 from capture.studies.models import Subject
 
+from . import response_check
 from .models import Discrepancy, QualityRule, QualityRun
 from .rules import CustomRule, Finding, FormChecks
 
@@ -73,6 +74,7 @@ def find(study, progress: Callable[[int, int], None] | None = None) -> tuple[int
         done += len(subject_rows)
         if progress is not None and done % CHUNK < len(subject_rows):
             progress(done, total)
+    findings.update(response_check.find(study))  # the computed responses against the readers' (issue 17)
     return done, findings
 
 
