@@ -55,6 +55,7 @@ _TO_MM3 = {
     "ml": Decimal(1000),
 }
 CENT = Decimal("0.01")
+CHUNK = 500  # subjects read, computed and stored together by recompute_study
 MILLI = Decimal("0.001")
 
 
@@ -151,38 +152,60 @@ def _normalised(kind: str, value: Decimal, unit: str) -> Decimal | None:
     return None if factor is None else value * factor
 
 
-def _fill(points: list[Timepoint]) -> None:
-    """Each timepoint's measurements and reader statuses, from two queries."""
-    where = {report.pk: point for point in points for report in point.reports}
-    rows = Measurement.objects.filter(report_id__in=list(where)).order_by("report_id", "pk")
+def _fill(points: dict[int, Timepoint], subject_ids: list[int]) -> None:
+    """Each timepoint's measurements and reader statuses (`points` by report pk), in two queries."""
+    rows = Measurement.objects.filter(
+        report__subject_id__in=subject_ids, report__superseded_by__isnull=True
+    ).order_by("report_id", "pk")
     volume = concepts.key(concepts.VOLUME)
     for report_id, lesion_id, scheme, code, value, unit in rows.values_list(
         "report_id", "lesion_id", "concept_scheme", "concept_code", "value", "unit"
     ):
         kind = VOLUME if (scheme, code) == volume else _AXES.get((scheme, code))
-        if kind is None:
-            continue  # SUV and other measurements do not enter the response
+        if kind is None or report_id not in points:
+            continue  # SUV and other measurements do not enter the response; nor undated reports
         normal = _normalised(kind, value, unit)
         if normal is not None:
-            where[report_id].values.setdefault(lesion_id, {})[kind] = normal
-    statuses = LesionStatus.objects.filter(report_id__in=list(where)).order_by("created_at", "pk")
+            points[report_id].values.setdefault(lesion_id, {})[kind] = normal
+    statuses = LesionStatus.objects.filter(report__subject_id__in=subject_ids).order_by("created_at", "pk")
     for report_id, lesion_id, status in statuses.values_list("report_id", "lesion_id", "status"):
-        where[report_id].statuses[lesion_id] = status  # the newest assessment wins
+        if report_id in points:
+            points[report_id].statuses[lesion_id] = status  # the newest assessment wins
 
 
-def read_subject(subject: Subject, windows=None) -> SubjectData:
-    """The subject's lesions and current, dated reports grouped into timepoints."""
-    reports = (
+def read_subjects(
+    subjects: Sequence[Subject], windows: dict[int, list] | None = None
+) -> dict[int, SubjectData]:
+    """Each subject's lesions and current, dated reports grouped into timepoints (by subject pk),
+    in four queries whatever the number of subjects. `windows` caches the arms' event windows."""
+    windows = {} if windows is None else windows
+    ids = [subject.pk for subject in subjects]
+    reports: dict[int, list[MeasurementReport]] = {pk: [] for pk in ids}
+    found = (
         MeasurementReport.objects.filter(
-            subject=subject, report_date__isnull=False, superseded_by__isnull=True
+            subject_id__in=ids, report_date__isnull=False, superseded_by__isnull=True
         )
         .order_by("report_date", "pk")
         .only("pk", "report_date", "event", "subject_id")
     )
-    points = _group(subject, reports, _windows(subject) if windows is None else windows)
-    _fill(points)
-    lesions = list(Lesion.objects.filter(subject=subject).order_by("tracking_id", "pk"))
-    return SubjectData(subject, lesions, points)
+    for report in found:
+        reports[report.subject_id].append(report)
+    lesions: dict[int, list[Lesion]] = {pk: [] for pk in ids}
+    for lesion in Lesion.objects.filter(subject_id__in=ids).order_by("tracking_id", "pk"):
+        lesions[lesion.subject_id].append(lesion)
+    data, by_report = {}, {}
+    for subject in subjects:
+        if subject.arm_id not in windows:
+            windows[subject.arm_id] = _windows(subject)
+        points = _group(subject, reports[subject.pk], windows[subject.arm_id])
+        by_report |= {report.pk: point for point in points for report in point.reports}
+        data[subject.pk] = SubjectData(subject, lesions[subject.pk], points)
+    _fill(by_report, ids)
+    return data
+
+
+def read_subject(subject: Subject) -> SubjectData:
+    return read_subjects([subject])[subject.pk]
 
 
 # ---------------------------------------------------------------------------- RECIST inputs
@@ -369,41 +392,58 @@ def rule_for(study: Study) -> response.ConfirmationRule:
     return response.ConfirmationRule(found.confirm, found.confirm_min_days, found.sd_min_days)
 
 
-def recompute_subject(
-    subject: Subject, *, rule: response.ConfirmationRule | None = None, windows=None
-) -> None:
-    """Replace the subject's stored responses with those its current data give (one transaction).
-    `rule` and `windows` (the arm's event windows) spare a study-wide run their queries."""
+def _computed(data: SubjectData, rule: response.ConfirmationRule) -> tuple[list, list, dict[int, str]]:
+    """(timepoint rows, best rows, {lesion pk: its new role}) of one subject."""
+    rows, best, changed = _recist_rows(data, rule)
+    if data.subject.kind == Subject.ANIMAL:
+        more_rows, more_best = _mrecist_rows(data)
+        rows, best = rows + more_rows, best + more_best
+    return rows, best, {lesion.pk: lesion.role for lesion in data.lesions if lesion.pk in changed}
+
+
+def _store(subject_ids: list[int], rows: list, best: list, roles: dict[int, str]) -> None:
+    """Replace the subjects' stored responses (the caller holds the transaction)."""
+    for role in (Lesion.NEW, Lesion.UNDESIGNATED):
+        pks = [pk for pk, new in roles.items() if new == role]
+        if pks:
+            Lesion.objects.filter(pk__in=pks).update(role=role)
+    TimepointResponse.objects.filter(subject_id__in=subject_ids).delete()
+    BestResponse.objects.filter(subject_id__in=subject_ids).delete()
+    TimepointResponse.objects.bulk_create(rows, batch_size=2000)
+    BestResponse.objects.bulk_create(best, batch_size=2000)
+
+
+def recompute_subject(subject: Subject, *, rule: response.ConfirmationRule | None = None) -> None:
+    """Replace the subject's stored responses with those its current data give (one transaction)."""
     rule = rule_for(subject.study) if rule is None else rule
     with transaction.atomic():
-        data = read_subject(subject, windows)
-        rows, best, changed = _recist_rows(data, rule)
-        if subject.kind == Subject.ANIMAL:
-            more_rows, more_best = _mrecist_rows(data)
-            rows, best = rows + more_rows, best + more_best
-        for role in (Lesion.NEW, Lesion.UNDESIGNATED):
-            pks = [lesion.pk for lesion in data.lesions if lesion.pk in changed and lesion.role == role]
-            if pks:
-                Lesion.objects.filter(pk__in=pks).update(role=role)
-        TimepointResponse.objects.filter(subject=subject).delete()
-        BestResponse.objects.filter(subject=subject).delete()
-        TimepointResponse.objects.bulk_create(rows)
-        BestResponse.objects.bulk_create(best)
+        _store([subject.pk], *_computed(read_subject(subject), rule))
 
 
 def subjects_with_measurements(study: Study):
     return Subject.objects.filter(study=study, lesions__isnull=False).distinct().order_by("pk")
 
 
-def recompute_study(study: Study, progress: Callable[[int, int], None] | None = None) -> int:
-    """Recompute every subject of the study that has lesions; returns how many."""
+def recompute_study(
+    study: Study, progress: Callable[[int, int], None] | None = None, *, chunk: int = CHUNK
+) -> int:
+    """Recompute every subject of the study that has lesions, `chunk` subjects per read and per
+    transaction (one commit each, not one per subject); returns how many."""
     rule = rule_for(study)
-    subjects = list(subjects_with_measurements(study).select_related("arm", "study"))
+    subjects = list(subjects_with_measurements(study).select_related("study"))
     windows: dict[int, list] = {}
-    for done, subject in enumerate(subjects, start=1):
-        if subject.arm_id not in windows:
-            windows[subject.arm_id] = _windows(subject)
-        recompute_subject(subject, rule=rule, windows=windows[subject.arm_id])
-        if progress is not None and (done % 200 == 0 or done == len(subjects)):
-            progress(done, len(subjects))
+    for start in range(0, len(subjects), chunk):
+        part = subjects[start : start + chunk]
+        rows: list = []
+        best: list = []
+        roles: dict[int, str] = {}
+        with transaction.atomic():
+            for data in read_subjects(part, windows).values():
+                more_rows, more_best, more_roles = _computed(data, rule)
+                rows += more_rows
+                best += more_best
+                roles |= more_roles
+            _store([subject.pk for subject in part], rows, best, roles)
+        if progress is not None:
+            progress(start + len(part), len(subjects))
     return len(subjects)

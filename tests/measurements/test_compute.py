@@ -192,3 +192,16 @@ def test_a_pdx_model_gets_mrecist_from_its_volume_series(subjects):
         pytest.approx(-96),
         pytest.approx(-49),
     )
+
+
+@pytest.mark.parametrize("chunk", [1, 500])
+def test_a_study_run_in_chunks_gives_each_subject_its_own_responses(subjects, chunk):
+    # a: 40 -> 20 (-50 %, PR); b: 40 -> 50 (+25 %, +10 mm: PD). Read and stored together or apart.
+    for key, later in (("a", 20), ("b", 50)):
+        subject = subjects[key]
+        t1 = lesion(subject, "T1", role=Lesion.TARGET)
+        measure(report(subject, 0), t1, 40)
+        measure(report(subject, 56), t1, later)
+    assert recompute_study(subjects["a"].study, chunk=chunk) == 2
+    assert (_best(subjects["a"]), _best(subjects["b"])) == ("PR", "PD")
+    assert TimepointResponse.objects.count() == 4
