@@ -269,6 +269,7 @@ def build_world(tmp_dir: Path) -> World:
     _save(a, admin, "baseline", "imaging_timepoint", imaging_a)
 
     imaging_studies = _ingest_dicom(study, a, tmp_dir)
+    _measure(a, admin)
 
     demo_record = FormRecord.objects.get(subject=a, event__name="baseline", form_name="demographics")
     monitor = users["monitor"]
@@ -320,6 +321,19 @@ def build_world(tmp_dir: Path) -> World:
         imaging_studies=imaging_studies,
         sentinels=sentinels,
     )
+
+
+def _measure(subject: Subject, actor) -> None:
+    """Issue 17: a target lesion of subject A read on the baseline scan's real date (a sentinel) and
+    60 days later, so the lesions page and the timeline's responses show report dates."""
+    from capture.measurements import designation
+    from tests.measurements.factories import lesion, measure, report
+
+    target = lesion(subject, "T1")
+    measure(report(subject, (SCAN_A - ENROLLED_A).days, event="baseline"), target, 31)
+    designation.designate(actor=actor, subject=subject, roles={target.pk: "target"})
+    measure(report(subject, (SCAN_A - ENROLLED_A).days + 60, event="on_treatment"), target, 20)
+    designation.compute.recompute_subject(subject)
 
 
 def _generated(subject: Subject, event: str, form: str, rng: random.Random) -> dict:
