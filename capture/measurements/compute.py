@@ -211,7 +211,7 @@ def read_subject(subject: Subject) -> SubjectData:
 # ---------------------------------------------------------------------------- RECIST inputs
 
 
-def _status(lesion: Lesion, point: Timepoint) -> response.NonTargetStatus | None:
+def non_target_status(lesion: Lesion, point: Timepoint) -> response.NonTargetStatus | None:
     """A non-target lesion's status at a timepoint (None: not evaluated)."""
     if lesion.pk in point.statuses:
         return response.NonTargetStatus(point.statuses[lesion.pk])
@@ -249,7 +249,7 @@ def _assessment(data: SubjectData, point: Timepoint, day: int, new: Sequence[Les
             )
     non_targets = {}
     for lesion in data.lesions:
-        if lesion.role == Lesion.NON_TARGET and (status := _status(lesion, point)) is not None:
+        if lesion.role == Lesion.NON_TARGET and (status := non_target_status(lesion, point)) is not None:
             non_targets[str(lesion.pk)] = status
     return response.Assessment(day, targets, non_targets, _new_lesion_seen(new, point))
 

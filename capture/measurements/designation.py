@@ -140,18 +140,35 @@ def designate(*, actor, subject: Subject, roles: dict[int, str]) -> list[Lesion]
 
 
 @transaction.atomic
-def assess_lesion(*, actor, lesion: Lesion, report: MeasurementReport, status: str) -> LesionStatus:
-    """A reader's status of a non-target (or new) lesion in one report (a new row: the newest counts)."""
-    subject = lesion.subject
+def assess_lesions(*, actor, subject: Subject, report: MeasurementReport, statuses: dict[int, str]) -> int:
+    """A reader's status of non-target and new lesions (by pk) in one report of the subject: a new
+    LesionStatus row for each that changes (the newest counts), one audit event, the responses
+    recomputed. Returns how many changed."""
     _require_designator(actor, subject)
     if report.subject_id != subject.pk:
-        raise ValidationError("The report is not one of the lesion's subject.")
-    if status not in dict(LesionStatus.STATUSES):
-        raise ValidationError(
-            f"Unknown lesion status {status!r}; use {', '.join(dict(LesionStatus.STATUSES))}."
+        raise ValidationError("The report is not one of this subject's.")
+    known = dict(LesionStatus.STATUSES)
+    if any(status not in known for status in statuses.values()):
+        raise ValidationError(f"A lesion status is one of: {', '.join(known)}.")
+    lesions = {
+        lesion.pk: lesion
+        for lesion in Lesion.objects.filter(
+            subject=subject, pk__in=list(statuses), role__in=(Lesion.NON_TARGET, Lesion.NEW)
         )
-    found = LesionStatus.objects.create(
-        lesion=lesion, report=report, status=status, created_by=user_or_none(actor)
+    }
+    if len(lesions) != len(statuses):
+        raise ValidationError("Assess non-target and new lesions of this subject only.")
+    current = dict(
+        LesionStatus.objects.filter(report=report, lesion_id__in=list(lesions))
+        .order_by("created_at", "pk")
+        .values_list("lesion_id", "status")
+    )
+    changed = {pk: status for pk, status in statuses.items() if current.get(pk) != status}
+    if not changed:
+        return 0
+    LesionStatus.objects.bulk_create(
+        LesionStatus(lesion_id=pk, report=report, status=status, created_by=user_or_none(actor))
+        for pk, status in changed.items()
     )
     record_event(
         actor=actor,
@@ -160,7 +177,9 @@ def assess_lesion(*, actor, lesion: Lesion, report: MeasurementReport, status: s
         object_type="subject",
         object_id=subject.pk,
         object_label=subject.subject_id,
-        after={"lesion": lesion.tracking_id, "report": report.sop_uid, "status": status},
+        before={lesions[pk].tracking_id: current.get(pk, "") for pk in changed},
+        after={lesions[pk].tracking_id: status for pk, status in changed.items()},
+        reason=f"report {report.sop_uid}",
     )
     compute.recompute_subject(subject)
-    return found
+    return len(changed)

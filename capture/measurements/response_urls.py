@@ -1,4 +1,5 @@
-"""Routes of the response side of issue 17: a subject's target designation."""
+"""Routes of the response side of issue 17: a subject's target designation and
+the reader's status of its non-target and new lesions at follow-up."""
 
 from django.urls import path
 
@@ -10,4 +11,5 @@ urlpatterns = [
     path(
         "studies/<slug:slug>/subjects/<str:subject_id>/lesions/designate/", pages.designate, name="designate"
     ),
+    path("studies/<slug:slug>/subjects/<str:subject_id>/lesions/assess/", pages.assess, name="assess"),
 ]

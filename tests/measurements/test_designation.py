@@ -11,7 +11,13 @@ from django.urls import reverse
 
 from capture.audit.models import AuditEvent
 from capture.measurements import designation
-from capture.measurements.models import BestResponse, Lesion, TimepointResponse
+from capture.measurements.models import (
+    BestResponse,
+    Lesion,
+    LesionStatus,
+    MeasurementReport,
+    TimepointResponse,
+)
 from tests.measurements.factories import lesion, measure, report
 
 
@@ -130,3 +136,51 @@ def test_another_sites_coordinator_and_another_study_do_not_see_the_page(client,
         client.force_login(personas[persona])
         assert client.get(_url("response:targets", a)).status_code == 404
         assert client.post(_url("response:designate", a), {}).status_code == 404
+
+
+# ---------------------------------------------------------------------------- non-target statuses
+
+
+@pytest.fixture
+def with_non_target(personas, baseline):
+    roles = _roles(baseline, liver1="target", liver2="target", node18="target", lung="non_target")
+    designation.designate(actor=personas["admin"], subject=baseline["subject"], roles=roles)
+    return baseline
+
+
+def test_a_reader_marks_unequivocal_progression_of_a_non_target(client, personas, with_non_target):
+    # Targets -53.4 % (PR), but the lung non-target progressed unequivocally at week 8: PD.
+    a = with_non_target["subject"]
+    week8 = MeasurementReport.objects.get(subject=a, event="week_8")
+    client.force_login(personas["coordinator_a"])
+    page = client.get(_url("response:targets", a)).content.decode()
+    assert f'name="status-{with_non_target["lung"].pk}"' in page and "(from the measurements)" in page
+    posted = {"report": week8.pk, f"status-{with_non_target['lung'].pk}": "progression"}
+    assert client.post(_url("response:assess", a), posted).status_code == 302
+    follow = TimepointResponse.objects.get(subject=a, day=56)
+    assert (follow.target, follow.non_target, follow.overall) == ("PR", "PD", "PD")
+    event = AuditEvent.objects.get(action="lesion.status")
+    assert (event.before, event.after) == ({"lung": ""}, {"lung": "progression"})
+    again = client.post(_url("response:assess", a), posted)  # the same status: nothing new
+    assert again.status_code == 302 and LesionStatus.objects.count() == 1
+
+
+def test_a_target_lesion_gets_no_reader_status(personas, with_non_target):
+    a = with_non_target["subject"]
+    week8 = MeasurementReport.objects.get(subject=a, event="week_8")
+    with pytest.raises(ValidationError, match="non-target and new lesions"):
+        designation.assess_lesions(
+            actor=personas["admin"],
+            subject=a,
+            report=week8,
+            statuses={with_non_target["liver1"].pk: "absent"},
+        )
+
+
+def test_a_monitor_may_not_assess_lesions(client, personas, with_non_target):
+    a = with_non_target["subject"]
+    week8 = MeasurementReport.objects.get(subject=a, event="week_8")
+    client.force_login(personas["monitor"])
+    posted = {"report": week8.pk, f"status-{with_non_target['lung'].pk}": "progression"}
+    assert client.post(_url("response:assess", a), posted).status_code == 403
+    assert not LesionStatus.objects.exists()

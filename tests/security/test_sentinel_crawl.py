@@ -359,6 +359,7 @@ SKIP = {
     "monitoring:exclude": "POST only: monitoring:data_quality shows the finding",
     "monitoring:to_query": "POST only: monitoring:data_quality shows the finding",
     "response:designate": "POST only: response:targets shows the designation",
+    "response:assess": "POST only: response:targets shows the lesion statuses",
 }
 
 
