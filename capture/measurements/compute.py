@@ -189,11 +189,12 @@ def read_subjects(
         .only("pk", "report_date", "event", "subject_id")
     )
     for report in found:
-        reports[report.subject_id].append(report)
+        reports[report.subject_id].append(report)  # type: ignore[index]  # the filter keeps assigned reports
     lesions: dict[int, list[Lesion]] = {pk: [] for pk in ids}
     for lesion in Lesion.objects.filter(subject_id__in=ids).order_by("tracking_id", "pk"):
         lesions[lesion.subject_id].append(lesion)
-    data, by_report = {}, {}
+    data: dict[int, SubjectData] = {}
+    by_report: dict[int, Timepoint] = {}
     for subject in subjects:
         if subject.arm_id not in windows:
             windows[subject.arm_id] = _windows(subject)
