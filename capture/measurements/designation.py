@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from capture.accounts.system import require_actor, user_or_none
 from capture.audit.services import record_event
+from capture.records.models import SubjectLock
 from capture.studies import access
 from capture.studies.models import Subject
 from capture.studies.services import require_writable
@@ -98,6 +99,10 @@ def _require_designator(actor, subject: Subject) -> None:
     if not access.may_designate_lesions(actor, subject):
         raise PermissionDenied(f"Your role in {subject.study.name} does not allow designating lesions.")
     require_writable(subject.study, "designate lesions")
+    if SubjectLock.objects.filter(subject=subject).exists():
+        raise ValidationError(
+            f"{subject} is locked; a data manager must unlock the subject before its lesions can change."
+        )
 
 
 @transaction.atomic

@@ -184,3 +184,15 @@ def test_a_monitor_may_not_assess_lesions(client, personas, with_non_target):
     posted = {"report": week8.pk, f"status-{with_non_target['lung'].pk}": "progression"}
     assert client.post(_url("response:assess", a), posted).status_code == 403
     assert not LesionStatus.objects.exists()
+
+
+def test_a_locked_subject_keeps_its_designation(personas, baseline):
+    from capture.records.services import set_subject_lock
+
+    a = baseline["subject"]
+    set_subject_lock(actor=personas["data_manager"], subject=a, locked=True, reason="Interim lock")
+    with pytest.raises(ValidationError, match="is locked"):
+        designation.designate(
+            actor=personas["data_manager"], subject=a, roles=_roles(baseline, liver1="target")
+        )
+    assert Lesion.objects.get(pk=baseline["liver1"].pk).role == Lesion.UNDESIGNATED
