@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from capture.audit.models import AuditEvent
 from capture.jobs.models import Job
+from capture.jobs.services import run_job
 from capture.measurements import response_rule
 from capture.measurements.models import BestResponse, Lesion, ResponseRule
 from capture.studies import services
@@ -65,6 +66,10 @@ def test_a_large_study_recomputes_in_a_background_job(personas, unconfirmed_pr, 
     response_rule.set_response_rule(actor=personas["admin"], study=unconfirmed_pr.study, **CONFIRMED)
     job = Job.objects.get(study=unconfirmed_pr.study, kind="responses")
     assert job.handler == response_rule.HANDLER
+    assert not BestResponse.objects.filter(subject=unconfirmed_pr).exists()  # not computed in the request
+    done = run_job(str(job.pk))
+    assert (done.status, done.result) == (Job.SUCCEEDED, {"subjects": 1})
+    assert _best(unconfirmed_pr) == "SD"
 
 
 def test_the_settings_page_saves_the_rule(client, personas, unconfirmed_pr):
