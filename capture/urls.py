@@ -21,4 +21,5 @@ urlpatterns = [
     path("", include("capture.files.urls")),
     path("", include("capture.monitoring.urls")),
     path("", include("capture.reports.urls")),
+    path("", include("capture.measurements.response_urls")),
 ]

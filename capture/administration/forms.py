@@ -114,3 +114,38 @@ class SubjectIdPolicyForm(forms.Form):
         help_text="Fields: {site} (site code), {study} (study short name), {seq} (number at the site), "
         "e.g. {site}-{seq:04d}. Used when ids are generated.",
     )
+
+
+class ResponseRuleForm(forms.Form):
+    """The study's response rule (capture/measurements/response_rule.py decides)."""
+
+    confirm = forms.TypedChoiceField(
+        choices=[
+            ("0", "None: the best response as recorded"),
+            ("1", "Confirmed CR and PR (RECIST 1.1 §4.4.2)"),
+        ],
+        coerce=lambda value: value == "1",
+        widget=forms.RadioSelect,
+        label="Confirmation",
+    )
+    confirm_min_days = forms.IntegerField(
+        min_value=1, max_value=365, label="Confirmed after (days)", help_text="RECIST 1.1: at least 28."
+    )
+    sd_min_days = forms.IntegerField(
+        min_value=1, max_value=365, label="Stable disease from (days after baseline)"
+    )
+    response_item = forms.CharField(
+        max_length=100,
+        required=False,
+        label="Readers' overall response item",
+        help_text="Compared with the computed response by the data quality checks; blank: none.",
+    )
+
+    @staticmethod
+    def initial_of(rule) -> dict:
+        return {
+            "confirm": "1" if rule.confirm else "0",
+            "confirm_min_days": rule.confirm_min_days,
+            "sd_min_days": rule.sd_min_days,
+            "response_item": rule.response_item,
+        }

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from capture.audit.shown import shown_events
+from capture.measurements import response_rule
 from capture.studies import access, services
 from capture.studies.disclosure import Disclosure
 from capture.studies.models import STUDY_PERMISSIONS, Membership, Site
@@ -293,6 +294,10 @@ def _settings_forms(study, data=None, do=""):
             data if do == "codes" else None,
             initial={"codes": forms.MissingCodesForm.text_of(study.missing_codes)},
         ),
+        "response": forms.ResponseRuleForm(
+            data if do == "response" else None,
+            initial=forms.ResponseRuleForm.initial_of(response_rule.rule_of(study)),
+        ),
     }
 
 
@@ -306,6 +311,9 @@ def _save_setting(actor, study, do: str, data: dict) -> str:
             actor=actor, study=study, subject_ids=data["subject_ids"], pattern=data["subject_id_pattern"]
         )
         return "Subject id policy saved."
+    if do == "response":
+        response_rule.set_response_rule(actor=actor, study=study, **data)
+        return "Response rule saved; the study's responses are recomputed."
     services.set_missing_codes(actor=actor, study=study, codes=data["codes"])
     return "Missing-data codes saved."
 
@@ -335,6 +343,7 @@ def study_settings(request, slug):
             "status_form": page_forms["status"],
             "ids_form": page_forms["ids"],
             "form": page_forms["codes"],
+            "response_form": page_forms["response"],
             "has_subjects": has_subjects,
             "id_in_words": services.id_pattern_in_words(study.subject_id_pattern),
         },

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
-from .timeline import Bar, Mark, Scan, Timeline, Window
+from .timeline import Bar, Mark, ResponsePoint, Scan, Timeline, Window
 
 WIDTH = 960
 LEFT = 130  # lane labels
@@ -25,6 +25,8 @@ COLOURS = {
     "axis": "#555",
     "grid": "#e5e5e5",
 }
+# A timepoint response's box: better responses greener, progression red, the rest grey.
+RESPONSE_COLOURS = {"CR": "#166534", "PR": "#15803d", "SD": "#a16207", "PD": "#b91c1c"}
 
 
 def _step(span: int) -> int:
@@ -76,6 +78,8 @@ def render(timeline: Timeline) -> str:
     scale = _Scale.of(timeline)
     placed, rows = _stack(timeline.treatments, scale.high)
     lanes = [("Schedule", 1), ("Treatments", max(1, rows)), ("Assessments", 1), ("Imaging", 1)]
+    if timeline.responses:
+        lanes.append(("Response", 1))
     tops, y = {}, TOP
     for name, count in lanes:
         tops[name] = y
@@ -98,6 +102,8 @@ def render(timeline: Timeline) -> str:
     out += [
         _scan(scan, scale, tops["Imaging"] + LANE / 2) for scan in timeline.imaging if scan.day is not None
     ]
+    if timeline.responses:
+        out += [_response(point, scale, tops["Response"] + LANE / 2) for point in timeline.responses]
     out.append("</svg>")
     return "\n".join(out)
 
@@ -172,4 +178,39 @@ def _scan(scan: Scan, scale: _Scale, top: float) -> str:
         f'<path d="M{cx} {top - 8} L{cx + 8} {top} L{cx} {top + 8} L{cx - 8} {top} Z" fill="{fill}" '
         f'stroke="{colour}" stroke-width="2"/>'
         f'<text x="{cx + 11}" y="{top + 4}" font-size="10" fill="{colour}">{escape("/".join(scan.modalities))}</text></g>'
+    )
+
+
+def _response_tip(point: ResponsePoint) -> str:
+    when = f"day {point.day} ({point.date})"
+    if point.method == "mrecist":
+        change = (
+            f"{point.change_from_baseline_pct:+.1f} %" if point.change_from_baseline_pct is not None else ""
+        )
+        return f"mRECIST {when}: volume {point.volume_mm3} mm3 {change}".strip()
+    if point.baseline:
+        return f"RECIST 1.1 baseline {when}: sum of diameters {point.sum_mm} mm"
+    numbers = [f"sum {point.sum_mm} mm" if point.sum_mm is not None else "sum not evaluable"]
+    if point.change_from_baseline_pct is not None:
+        numbers.append(f"{point.change_from_baseline_pct:+.1f} % from baseline")
+    if point.change_from_nadir_pct is not None:
+        numbers.append(f"{point.change_from_nadir_pct:+.1f} % from nadir")
+    if point.new_lesions:
+        numbers.append("new lesion")
+    return f"RECIST 1.1 {when}: {point.overall}; {', '.join(numbers)}"
+
+
+def _response(point: ResponsePoint, scale: _Scale, top: float) -> str:
+    cx = scale.x(point.day)
+    if point.method == "mrecist":
+        label = (
+            f"{point.change_from_baseline_pct:+.0f}%" if point.change_from_baseline_pct is not None else "vol"
+        )
+    else:
+        label = "BL" if point.baseline else point.overall
+    colour = RESPONSE_COLOURS.get(point.overall, COLOURS["axis"])
+    return (
+        f'<g class="response"><title>{escape(_response_tip(point))}</title>'
+        f'<rect x="{cx - 14}" y="{top - 9}" width="28" height="18" rx="3" fill="{colour}"/>'
+        f'<text x="{cx}" y="{top + 4}" text-anchor="middle" font-size="10" fill="#fff">{escape(label[:6])}</text></g>'
     )

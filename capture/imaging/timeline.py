@@ -5,6 +5,11 @@ What a user sees is decided by the study's disclosure policy (`capture/studies/d
 dates are real in the identified world and moved by the subject's date shift in the de-identified
 one (the day offsets are the same either way, which is the point of one shift per subject), and
 DICOM free text (StudyDescription) is withheld from the de-identified world.
+
+Responses (issue 17) are the stored ones (capture/measurements/compute.py): each timepoint's
+RECIST 1.1 or mRECIST numbers on the same axis, the best overall response, and for the co-clinical
+view the best responses of the subject's relatives the user sees (a patient's derived models, a
+model's source patient).
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from capture.definitions.models import DataElement
+from capture.measurements.models import BestResponse, TimepointResponse
 from capture.records.models import FormRecord
+from capture.studies import access
 from capture.studies.disclosure import Disclosure
 from capture.studies.models import Subject
 
@@ -76,6 +83,35 @@ class Scan:
 
 
 @dataclass
+class ResponsePoint:
+    method: str  # TimepointResponse.METHODS: recist11, mrecist
+    day: int
+    date: str
+    event: str
+    baseline: bool
+    overall: str  # blank at baseline and for mRECIST timepoints (mRECIST is one category per model)
+    target: str
+    non_target: str
+    new_lesions: bool
+    sum_mm: float | None
+    nadir_mm: float | None
+    change_from_baseline_pct: float | None
+    change_from_nadir_pct: float | None
+    volume_mm3: float | None
+
+
+@dataclass
+class BestOf:
+    subject_id: str
+    kind: str  # "Patient", or the model type (PDX, GEMM)
+    method: str
+    response: str
+    confirmed: bool
+    best_response_pct: float | None
+    best_average_response_pct: float | None
+
+
+@dataclass
 class Timeline:
     subject_id: str
     anchor: str
@@ -85,6 +121,9 @@ class Timeline:
     treatments: list[Bar] = field(default_factory=list)
     assessments: list[Mark] = field(default_factory=list)
     imaging: list[Scan] = field(default_factory=list)
+    responses: list[ResponsePoint] = field(default_factory=list)
+    best: list[BestOf] = field(default_factory=list)
+    coclinical: list[BestOf] = field(default_factory=list)  # the related subjects' best responses
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -95,6 +134,7 @@ class Timeline:
         days += [d for b in self.treatments for d in (b.start_day, b.end_day) if d is not None]
         days += [m.day for m in self.assessments]
         days += [s.day for s in self.imaging if s.day is not None]
+        days += [r.day for r in self.responses]
         return min(days), max(days)
 
 
@@ -154,7 +194,58 @@ def build(user, subject: Subject) -> Timeline:
         timeline.treatments += bars
         timeline.assessments += _marks(record, items, used, subject.enrollment_date, show)
     timeline.imaging = _scans(subject, timeline.windows, disclosure, show)
+    timeline.responses = _responses(subject, show)
+    timeline.best = _best([subject])
+    relatives = access.subjects_visible_to(user, subject.study).filter(
+        pk=subject.derived_from_id
+    ) | access.subjects_visible_to(user, subject.study).filter(derived_from=subject)
+    timeline.coclinical = _best(list(relatives.order_by("subject_id")))
     return timeline
+
+
+def _number(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def _responses(subject: Subject, show) -> list[ResponsePoint]:
+    """The subject's stored timepoint responses, dated as the user may see them."""
+    rows = TimepointResponse.objects.filter(subject=subject).order_by("method", "day")
+    return [
+        ResponsePoint(
+            method=row.method,
+            day=row.day,
+            date=show(subject.enrollment_date + dt.timedelta(days=row.day)),
+            event=row.event,
+            baseline=row.is_baseline,
+            overall=row.overall,
+            target=row.target,
+            non_target=row.non_target,
+            new_lesions=row.new_lesions,
+            sum_mm=_number(row.sum_mm),
+            nadir_mm=_number(row.nadir_mm),
+            change_from_baseline_pct=row.change_from_baseline_pct,
+            change_from_nadir_pct=row.change_from_nadir_pct,
+            volume_mm3=_number(row.volume_mm3),
+        )
+        for row in rows
+    ]
+
+
+def _best(subjects: list[Subject]) -> list[BestOf]:
+    by_pk = {subject.pk: subject for subject in subjects}
+    rows = BestResponse.objects.filter(subject_id__in=list(by_pk)).order_by("subject_id", "method")
+    return [
+        BestOf(
+            subject_id=by_pk[row.subject_id].subject_id,
+            kind=by_pk[row.subject_id].model_type or by_pk[row.subject_id].get_kind_display(),
+            method=row.method,
+            response=row.response,
+            confirmed=row.confirmed,
+            best_response_pct=row.best_response_pct,
+            best_average_response_pct=row.best_average_response_pct,
+        )
+        for row in rows
+    ]
 
 
 def _bars(record: FormRecord, items: list[dict], enrolled: dt.date, show) -> tuple[list[Bar], set[str]]:

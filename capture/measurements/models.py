@@ -197,10 +197,14 @@ class TimepointResponse(models.Model):
     nadir_mm = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     change_from_baseline_pct = models.FloatField(null=True, blank=True)
     change_from_nadir_pct = models.FloatField(null=True, blank=True)
-    target = models.CharField(max_length=8, blank=True)
-    non_target = models.CharField(max_length=8, blank=True)
+    # 16: "NON-CR/NON-PD" (13 characters) is a non-target and an overall response.
+    target = models.CharField(max_length=16, blank=True)
+    non_target = models.CharField(max_length=16, blank=True)
     new_lesions = models.BooleanField(default=False)
-    overall = models.CharField(max_length=8)
+    overall = models.CharField(max_length=16, blank=True, help_text="blank at baseline")
+    volume_mm3 = models.DecimalField(
+        max_digits=20, decimal_places=3, null=True, blank=True, help_text="mRECIST: the tumour volume"
+    )
     computed_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -219,7 +223,7 @@ class BestResponse(models.Model):
     study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="best_responses")
     subject = models.ForeignKey("studies.Subject", on_delete=models.CASCADE, related_name="best_responses")
     method = models.CharField(max_length=16, choices=TimepointResponse.METHODS)
-    response = models.CharField(max_length=8)
+    response = models.CharField(max_length=16)
     confirmed = models.BooleanField(default=False, help_text="the confirmation rule was applied")
     best_response_pct = models.FloatField(null=True, blank=True, help_text="mRECIST BestResponse")
     best_average_response_pct = models.FloatField(null=True, blank=True, help_text="mRECIST BestAvgResponse")
@@ -231,3 +235,59 @@ class BestResponse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_method_display()}: {self.response}"
+
+
+class LesionStatus(models.Model):
+    """A reader's assessment of one non-target (or new) lesion in one report (RECIST 1.1 section
+    4.3.2: absent, present, unequivocal progression, not evaluated). Written once: a correction is
+    a newer row of the same lesion and report, and the newest counts (capture/measurements/
+    designation.py `assess_lesion` audits each). Without one, the status follows the lesion's
+    measurements in the report (compute.py)."""
+
+    STATUSES = [
+        ("absent", "Absent (a node: normal size)"),
+        ("present", "Present"),
+        ("progression", "Unequivocal progression"),
+        ("not_evaluated", "Not evaluated"),
+    ]
+
+    lesion = models.ForeignKey(Lesion, on_delete=models.CASCADE, related_name="statuses")
+    report = models.ForeignKey(MeasurementReport, on_delete=models.CASCADE, related_name="lesion_statuses")
+    status = models.CharField(max_length=16, choices=STATUSES)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["lesion_id", "report_id", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.lesion_id} in {self.report_id}: {self.status}"
+
+
+class ResponseRule(models.Model):
+    """A study's response settings (edited on the study's Settings page, audited): the confirmation
+    rule of best overall response (RECIST 1.1 section 4.4.2) and the form item where readers enter
+    their overall response (compared with the computed one by monitoring/response_check.py).
+    A study without a row uses the defaults: no confirmation, SD at least 42 days after baseline."""
+
+    study = models.OneToOneField("studies.Study", on_delete=models.CASCADE, related_name="response_rule")
+    confirm = models.BooleanField(
+        default=False, help_text="a CR or PR counts only when confirmed by a later assessment"
+    )
+    confirm_min_days = models.PositiveIntegerField(
+        default=28, help_text="days from a CR or PR to the assessment that confirms it"
+    )
+    sd_min_days = models.PositiveIntegerField(
+        default=42, help_text="days from baseline before stable disease counts as the best response"
+    )
+    response_item = models.CharField(
+        max_length=100,
+        default="overall_response",
+        blank=True,
+        help_text="the item of the study's forms that holds a reader's overall response (blank: none)",
+    )
+
+    def __str__(self) -> str:
+        return f"Response rule of {self.study_id}"

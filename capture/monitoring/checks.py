@@ -27,6 +27,7 @@ from capture.records.models import FormRecord
 from capture.studies import access
 from capture.studies.models import Subject
 
+from . import response_check
 from .models import Discrepancy, QualityRule, QualityRun
 from .rules import CustomRule, Finding, FormChecks
 
@@ -77,6 +78,7 @@ def find(study, progress: Callable[[int, int], None] | None = None) -> tuple[int
         if progress is not None and time.monotonic() - reported >= PROGRESS_EVERY_S:
             progress(done, total)
             reported = time.monotonic()
+    findings.update(response_check.find(study))  # the computed responses against the readers' (issue 17)
     return done, findings
 
 

@@ -40,6 +40,7 @@ KINDS = {
     "hidden": "Hidden field holds a value",
     "calculation": "Calculation disagrees with the stored value",
     "missing_code": "Missing-data code where not allowed",
+    "response": "Reader's response disagrees with the computed one",  # response_check.py
 }
 BLANK: tuple = ("", None, [])
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}")

@@ -274,3 +274,13 @@ def require_api(user, study: Study, *, write: bool, today=None) -> None:
         raise PermissionDenied(f"Your API rights in {study.name} do not include importing or changing data.")
     if not write and not membership.api_export:
         raise PermissionDenied(f"Your API rights in {study.name} do not include exporting data.")
+
+
+# Designating a subject's target and non-target lesions at baseline (issue 17, capture/measurements/
+# designation.py) is data entry on that subject: study administrators and data managers at every
+# site, coordinators at theirs. Every role that sees the subject reads the designation page.
+DESIGNATE_LESIONS = "enter_data"
+
+
+def may_designate_lesions(user, subject: Subject) -> bool:
+    return may_act_at_site(user, DESIGNATE_LESIONS, subject.study, subject.site)

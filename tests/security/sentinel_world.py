@@ -270,7 +270,8 @@ def build_world(tmp_dir: Path) -> World:
     _save(a, admin, "baseline", "imaging_timepoint", imaging_a)
 
     imaging_studies = _ingest_dicom(study, a, tmp_dir)
-    _measure(study, a)
+    _read_report(study, a)
+    _measure(a, admin)
 
     demo_record = FormRecord.objects.get(subject=a, event__name="baseline", form_name="demographics")
     monitor = users["monitor"]
@@ -323,6 +324,19 @@ def build_world(tmp_dir: Path) -> World:
         imaging_studies=imaging_studies,
         sentinels=sentinels,
     )
+
+
+def _measure(subject: Subject, actor) -> None:
+    """Issue 17: a target lesion of subject A read on the baseline scan's real date (a sentinel) and
+    60 days later, so the lesions page and the timeline's responses show report dates."""
+    from capture.measurements import designation
+    from tests.measurements.factories import lesion, measure, report
+
+    target = lesion(subject, "T1")
+    measure(report(subject, (SCAN_A - ENROLLED_A).days, event="baseline"), target, 31)
+    designation.designate(actor=actor, subject=subject, roles={target.pk: "target"})
+    measure(report(subject, (SCAN_A - ENROLLED_A).days + 60, event="on_treatment"), target, 20)
+    designation.compute.recompute_subject(subject)
 
 
 def _generated(subject: Subject, event: str, form: str, rng: random.Random) -> dict:
@@ -455,25 +469,16 @@ def _collect_real_dates(study, sentinels: Sentinels) -> None:
         sentinels.add_date(report.real_date(), "real date of a measurement report")
 
 
-def _measure(study, subject: Subject) -> None:
-    """A measurement report read on the baseline scan (its real date, its reader's name), with a
-    response and a best response, for the measurement pages, API and export tables."""
+def _read_report(study, subject: Subject) -> None:
+    """A measurement report read on the baseline scan (its real date, its reader's name) for the
+    measurement pages, API and export tables; _measure then computes the responses they show."""
     from decimal import Decimal
 
-    from capture.measurements.models import BestResponse, TimepointResponse
     from capture.measurements.store import Coded, IncomingReport, MeasuredValue, store_report
 
     value = MeasuredValue("L1", Coded("SCT", "103339001", "Long Axis"), Decimal("41"), "mm")
     incoming = IncomingReport(sop_uid="2.25.4242", date=SCAN_A, values=[value], observer=READER)
-    report, _ = store_report(
-        actor=SYSTEM, study=study, subject=subject, incoming=incoming, source_kind="sr", source="sentinel"
-    )
-    day = (SCAN_A - subject.enrollment_date).days
-    TimepointResponse.objects.create(
-        study=study, subject=subject, report=report, method="recist11", event=report.event, day=day,
-        is_baseline=True, sum_mm=Decimal("41"), overall="",
-    )  # fmt: skip
-    BestResponse.objects.create(study=study, subject=subject, method="recist11", response="NE")
+    store_report(actor=SYSTEM, study=study, subject=subject, incoming=incoming, source_kind="sr", source="sentinel")
 
 
 def _models_of(app_labels: Iterable[str]) -> Iterator[type[models.Model]]:

@@ -127,6 +127,12 @@ ROUTES: dict[str, Route | None] = {
     "imaging:subject_link": Route(perm="import_data", scope="subject"),
     "imaging:timeline": Route(scope="subject"),
     "imaging:timeline_json": Route(scope="subject"),
+    # Target designation (capture/measurements): every reader sees it; data entry roles save it.
+    "response:targets": Route(scope="subject"),
+    "response:designate": Route(perm="enter_data", scope="subject", methods=("POST",), ok=302),
+    "response:assess": Route(
+        perm="enter_data", scope="subject", methods=("POST",), ok=400
+    ),  # no report named
     # Dataset export (capture/exports)
     "exports:builder": Route(perm="export_deidentified"),
     # Saved reports (capture/reports): anyone who sees the study opens them; data managers define them.

@@ -358,6 +358,8 @@ SKIP = {
     "monitoring:query_act": "POST only: the entry page and records:query show the thread",
     "monitoring:exclude": "POST only: monitoring:data_quality shows the finding",
     "monitoring:to_query": "POST only: monitoring:data_quality shows the finding",
+    "response:designate": "POST only: response:targets shows the designation",
+    "response:assess": "POST only: response:targets shows the lesion statuses",
 }
 
 
