@@ -2,7 +2,8 @@
 
 A reader or the data manager marks each lesion found at baseline as a target or a non-target
 (RECIST 1.1 section 4.2): at most five targets, at most two per organ (the lesion's coded finding
-site), each measurable at baseline (a long axis of at least 10 mm; a lymph node, a short axis of
+site, with the EORTC RECIST committee's clarifications: all lymph nodes are one organ, and a paired
+or lobed organ — lungs, kidneys, ovaries, adrenals — is one organ whatever side or part), each measurable at baseline (a long axis of at least 10 mm; a lymph node, a short axis of
 at least 15 mm). A refusal says which rule and which lesion. Each change is audited and the
 subject's responses are recomputed in the same transaction. Who may: access.may_designate_lesions.
 """
@@ -34,6 +35,23 @@ MEASURABLE_NODE_MM = Decimal(15)
 CHOICES = (Lesion.TARGET, Lesion.NON_TARGET, Lesion.UNDESIGNATED)
 
 
+# Words naming a side or a part of an organ, dropped so "Upper lobe of left lung" and "Right lung"
+# count against the same organ (EORTC RECIST 1.1 clarifications, "paired organs").
+PART_WORDS = frozenset(
+    {"left", "right", "bilateral", "upper", "lower", "middle", "lobe", "of", "structure", "the"}
+)
+
+
+def organ_of(lesion: Lesion) -> str:
+    """The organ a lesion counts against for the two-per-organ rule."""
+    site = lesion.site_meaning or lesion.site_code
+    if lesion.is_node or "lymph node" in site.lower():
+        return "Lymph nodes"
+    words = [w for w in site.replace(",", " ").split() if w.lower() not in PART_WORDS]
+    name = " ".join(words) or site
+    return name[:1].upper() + name[1:] if name else "unknown site"
+
+
 @dataclass(frozen=True)
 class BaselineLesion:
     """A lesion seen at baseline, its baseline diameters and whether it may be a target."""
@@ -44,7 +62,7 @@ class BaselineLesion:
 
     @property
     def organ(self) -> str:
-        return self.lesion.site_meaning or self.lesion.site_code or "unknown site"
+        return organ_of(self.lesion)
 
     def not_measurable(self) -> str:
         """Why the lesion cannot be a target ('' when it can)."""

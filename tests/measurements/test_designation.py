@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
 from capture.audit.models import AuditEvent
-from capture.measurements import designation
+from capture.measurements import concepts, designation
 from capture.measurements.models import (
     BestResponse,
     Lesion,
@@ -67,6 +67,24 @@ def test_more_than_five_targets_are_refused(personas, subjects):
     for each in found:
         measure(base, each, 20)
     with pytest.raises(ValidationError, match="6 targets: RECIST 1.1 takes at most 5"):
+        designation.designate(actor=personas["admin"], subject=a, roles={each.pk: "target" for each in found})
+
+
+@pytest.mark.parametrize(
+    ("sites", "nodes", "organ"),
+    [
+        (["Axillary lymph node", "Inguinal lymph node", "Mediastinal lymph node"], True, "Lymph nodes"),
+        (["Upper lobe of left lung", "Right lung", "Lower lobe of right lung"], False, "Lung"),
+        (["Left kidney structure", "Right kidney", "Kidney"], False, "Kidney"),
+    ],
+)
+def test_nodes_and_paired_organs_count_as_one_organ(personas, subjects, sites, nodes, organ):
+    a = subjects["a"]
+    base = report(a, 0)
+    found = [lesion(a, f"L{n}", site=site, node=nodes) for n, site in enumerate(sites)]
+    for each in found:
+        measure(base, each, 30, concepts.SHORT_AXIS if nodes else concepts.LONG_AXIS)
+    with pytest.raises(ValidationError, match=f"{organ}: 3 targets"):
         designation.designate(actor=personas["admin"], subject=a, roles={each.pk: "target" for each in found})
 
 
