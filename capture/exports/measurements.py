@@ -118,7 +118,12 @@ class MeasurementTables:
         concepts = Measurement.objects.filter(report__study=builder.study).values_list(
             "concept_scheme", "concept_code", "concept_meaning"
         )
-        concept_codes = tuple(sorted({(f"{s}:{c}", m, f"{s}:{c}") for s, c, m in concepts.distinct()}))
+        # One entry per code: sources spell a concept's meaning differently ("Long Axis", "Long axis"),
+        # and a codebook (ODM's CodeList above all) lists each coded value once.
+        meanings: dict[str, str] = {}
+        for s, c, m in concepts.distinct().order_by("concept_scheme", "concept_code", "concept_meaning"):
+            meanings.setdefault(f"{s}:{c}", m)
+        concept_codes = tuple((code, meaning, code) for code, meaning in sorted(meanings.items()))
         units = Measurement.objects.filter(report__study=builder.study).values_list("unit", flat=True)
         unit_codes = tuple((u, UCUM_NAMES.get(u, u), f"UCUM:{u}") for u in sorted(set(units.distinct())))
         uid_note = "remapped for this export" if self.deid.rehash_key else ""

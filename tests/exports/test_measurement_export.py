@@ -189,3 +189,20 @@ def test_odm_holds_the_tables_as_forms_of_an_imaging_event_and_validates(
     overall = tree.xpath("//o:ItemData[@ItemOID='I.IMG.RESPONSES.overall_response']/@Value", namespaces=ns)
     assert overall == ["SD"]
     assert not any(day in (folder / "odm.xml").read_text() for day in REAL)
+
+
+@pytest.mark.django_db
+def test_one_concept_spelled_two_ways_is_one_codebook_entry_and_odm_validates(
+    measured, personas, study, run_export
+):
+    from capture.exports.writers.odm import validate
+
+    # Another reader's software writes the same SNOMED code with other capitals.
+    incoming = IncomingReport(
+        sop_uid="1.2.840.3",
+        date=measured.enrollment_date + dt.timedelta(days=84),
+        values=[MeasuredValue("L1", Coded("SCT", "103339001", "Long axis"), Decimal("20"), "mm")],
+    )
+    store_report(actor=SYSTEM, study=study, subject=measured, incoming=incoming, source_kind="sr", source="y")
+    _, _, folder = run_export(personas["statistician"], study, formats=["odm"], measurements=True)
+    assert validate(folder / "odm.xml") == []
