@@ -58,7 +58,7 @@ def ct_image(target: Path, *, patient_id: str, study_date: str, seed: str) -> py
     return ds
 
 
-def _group(image, lesion: str, site, long_mm, short_mm, uid: str, unit=None):
+def lesion_group(image, lesion: str, site, long_mm, short_mm, uid: str, unit=None):
     region = hd.sr.ImageRegion(
         graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
         graphic_data=np.array([[10.0, 10.0], [40.0, 10.0], [40.0, 30.0], [10.0, 10.0]]),
@@ -117,7 +117,7 @@ def patient_series(root: Path, *, patient_id: str = PATIENT, with_images: bool =
         if not with_images:
             image_path.unlink()
         groups = [
-            _group(image, lesion, site, *values[timepoint], uid=tracking_uid(patient_id, lesion))
+            lesion_group(image, lesion, site, *values[timepoint], uid=tracking_uid(patient_id, lesion))
             for lesion, (site, values) in LESIONS.items()
             if timepoint in values
         ]
@@ -133,7 +133,7 @@ def one_report(target: Path, *, patient_id: str, date: str, seed: str, lesions: 
     image = ct_image(target.with_suffix(".ct.tmp"), patient_id=patient_id, study_date=date, seed=seed)
     target.with_suffix(".ct.tmp").unlink()
     groups = [
-        _group(image, f"L{i}", LIVER, 20 + i, None, uid=tracking_uid(patient_id, f"L{i}"))
+        lesion_group(image, f"L{i}", LIVER, 20 + i, None, uid=tracking_uid(patient_id, f"L{i}"))
         for i in range(1, lesions + 1)
     ]
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,7 @@ def malformed(root: Path) -> dict[str, Path]:
     root.mkdir(parents=True, exist_ok=True)
     image = ct_image(root / "ct.tmp", patient_id=PATIENT, study_date=DATES["baseline"], seed="bad")
     (root / "ct.tmp").unlink()
-    good = [_group(image, "L1", LIVER, 30, None, uid=tracking_uid(PATIENT, "L1"))]
+    good = [lesion_group(image, "L1", LIVER, 30, None, uid=tracking_uid(PATIENT, "L1"))]
 
     wrong = measurement_report(image, good, seed="bad:template")
     wrong.ContentTemplateSequence[0].TemplateIdentifier = "2000"  # Basic Diagnostic Imaging Report
@@ -157,7 +157,7 @@ def malformed(root: Path) -> dict[str, Path]:
     mmhg = hd.sr.CodedConcept("mm[Hg]", "99LOCAL", "millimetre of mercury")  # a local scheme, not UCUM
     not_ucum = measurement_report(
         image,
-        [_group(image, "L1", LIVER, 30, None, uid=tracking_uid(PATIENT, "L1"), unit=mmhg)],
+        [lesion_group(image, "L1", LIVER, 30, None, uid=tracking_uid(PATIENT, "L1"), unit=mmhg)],
         seed="bad:unit",
     )
     files = {"template": wrong, "references": unreferenced, "unit": not_ucum}

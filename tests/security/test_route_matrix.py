@@ -127,6 +127,10 @@ ROUTES: dict[str, Route | None] = {
     "imaging:subject_link": Route(perm="import_data", scope="subject"),
     "imaging:timeline": Route(scope="subject"),
     "imaging:timeline_json": Route(scope="subject"),
+    # Measurement reports (capture/measurements)
+    "measurements:list": Route(),
+    "measurements:queue": Route(perm="import_data"),
+    "measurements:assign": Route(perm="import_data", methods=("POST",), ok=404, kwargs={"pk": 999999}),
     # Dataset export (capture/exports)
     "exports:builder": Route(perm="export_deidentified"),
     # Saved reports (capture/reports): anyone who sees the study opens them; data managers define them.
