@@ -115,25 +115,36 @@ def ingest_reports(
     imaging.require(actor, study)
     result = ReportsResult(files=len(paths))
     keys = _Keys(study)
+    parsed_reports: list[sr.ParsedReport] = []
     done = 0
     for chunk in read_reports(paths, processes):
         for parsed in chunk:
-            name = _display(parsed.path, display_root)
             if isinstance(parsed, sr.Failure):
-                result.refused.append({"file": name, "reason": f"measurement report refused: {parsed.reason}"})
-                continue
-            try:
-                _store_one(actor, study, parsed, keys, source_kind, source, result)
-            except storage.StorageUnavailableError:
-                raise  # not the file's fault: the run stops, to be run again
-            except Exception as exc:  # noqa: BLE001 - a refusal of one file (store.py's checks) ends that file only
-                messages = getattr(exc, "messages", None) or [str(exc)]
-                result.refused.append(
-                    {"file": name, "reason": f"measurement report refused: {' '.join(messages)}"[:400]}
-                )
+                reason = f"measurement report refused: {parsed.reason}"
+                result.refused.append({"file": _display(parsed.path, display_root), "reason": reason})
+            else:
+                parsed_reports.append(parsed)
         done += len(chunk)
         if progress:
             progress(done, len(paths), f"Read {done} of {len(paths)} measurement reports")
+    # Oldest first, whatever the order of the files: a lesion is new when first seen after the
+    # subject's first timepoint (store.py), so a baseline must be stored before its follow-ups.
+    parsed_reports.sort(key=lambda p: (p.date or "99999999", p.path))
+    for number, parsed in enumerate(parsed_reports, 1):
+        try:
+            _store_one(actor, study, parsed, keys, source_kind, source, result)
+        except storage.StorageUnavailableError:
+            raise  # not the file's fault: the run stops, to be run again
+        except Exception as exc:  # noqa: BLE001 - a refusal of one file (store.py's checks) ends that file only
+            messages = getattr(exc, "messages", None) or [str(exc)]
+            result.refused.append(
+                {
+                    "file": _display(parsed.path, display_root),
+                    "reason": f"measurement report refused: {' '.join(messages)}"[:400],
+                }
+            )
+        if progress and number % 50 == 0:
+            progress(number, len(parsed_reports), f"Stored {number} of {len(parsed_reports)} measurement reports")
     recompute({s for s in Subject.objects.filter(pk__in=result.subjects)})
     return result
 

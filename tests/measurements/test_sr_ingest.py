@@ -171,3 +171,45 @@ def test_a_report_without_a_known_patient_links_through_the_imaging_study_it_was
         ds.save_as(path)
     ingest_folder(actor=SYSTEM, study=study, path=root / "sr")
     assert MeasurementReport.objects.filter(subject=subjects["b"]).count() == 3
+
+
+# ------------------------------------------------------------------------------- DICOMweb
+
+
+@pytest.fixture(scope="module")
+def sr_archive(tmp_path_factory):
+    """An Orthanc of its own (the imaging tests count the studies of theirs) holding the patient's
+    CTs and reports, sent by STOW-RS as a workstation would. Returns the DICOMweb base URL."""
+    from tests.imaging import orthanc_server
+    from tests.imaging.conftest import ORTHANC_HOW, ORTHANC_PLUGIN
+    from tests.requirements import need
+
+    need(orthanc_server.binary(), "the Orthanc binary", ORTHANC_HOW)
+    need(ORTHANC_PLUGIN.exists(), f"Orthanc's DICOMweb plugin ({ORTHANC_PLUGIN})", ORTHANC_HOW)
+    try:
+        process, base = orthanc_server.start(tmp_path_factory.mktemp("orthanc-sr"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    from dicomweb_client.api import DICOMwebClient
+
+    root = tmp_path_factory.mktemp("sr-archive")
+    files = srfixtures.patient_series(root)
+    client = DICOMwebClient(url=f"{base}/dicom-web")
+    client.store_instances([pydicom.dcmread(p) for p in [*files, *sorted((root / "images").iterdir())]])
+    yield f"{base}/dicom-web"
+    orthanc_server.stop(process)
+
+
+@pytest.mark.django_db
+def test_dicomweb_linking_retrieves_the_reports_and_stores_them(sr_archive, settings, study, registered):
+    from capture.imaging import dicomweb
+
+    settings.CAPTURE = {**settings.CAPTURE, "DICOMWEB_SERVERS": {"orthanc": sr_archive}}
+    result = dicomweb.link(actor=SYSTEM, study=study, server="orthanc")
+    assert result["studies_found"] == 3 and result["linked"] == 3
+    assert result["measurements"]["stored"] == 3 and result["measurements"]["linked"] == 3
+    assert MeasurementReport.objects.filter(subject=registered, source__startswith="dicomweb").count() == 3
+    assert not ImagingStudy.objects.filter(series__modality="SR").exists()
+    assert Lesion.objects.get(subject=registered, tracking_id="L4").role == "new"
+    again = dicomweb.link(actor=SYSTEM, study=study, server="orthanc")
+    assert again["measurements"]["already"] == 3
