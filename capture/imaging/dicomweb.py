@@ -185,19 +185,25 @@ def _reports(actor, study: Study, url: str, found, report: services.IngestReport
 
     client = DICOMwebClient(url=url, timeout=30)
     with tempfile.TemporaryDirectory(prefix="capture-sr-") as tmp:
-        paths = []
+        dated = []
         try:
             for study_uid, series_uid in sr_series:
-                for ds in client.retrieve_series(study_instance_uid=study_uid, series_instance_uid=series_uid):
-                    paths.append(Path(tmp) / f"{len(paths)}.dcm")
-                    ds.save_as(paths[-1], enforce_file_format=True)
+                for ds in client.retrieve_series(
+                    study_instance_uid=study_uid, series_instance_uid=series_uid
+                ):
+                    dated.append((str(ds.get("StudyDate", "")) or "9", str(Path(tmp) / f"{len(dated)}.dcm")))
+                    ds.save_as(dated[-1][1], enforce_file_format=True)
         except requests.RequestException as exc:
             raise ValidationError(
                 f"The DICOMweb server at {url} did not send the measurement reports (WADO-RS, "
                 f"{exc.__class__.__name__}: {exc}). Check that it is running, then link again."
             ) from None
         outcome = ingest_reports(
-            actor=actor, study=study, paths=[str(p) for p in paths], source_kind=ImagingStudy.DICOMWEB, source=url
+            actor=actor,
+            study=study,
+            paths=[path for _date, path in sorted(dated)],  # oldest first (a baseline before its follow-ups)
+            source_kind=ImagingStudy.DICOMWEB,
+            source=url,
         )
     report.unreadable.extend(outcome.refused)
     return outcome.as_dict()

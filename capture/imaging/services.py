@@ -206,7 +206,12 @@ def ingest_files(
             progress(done, len(paths), f"Read {done} of {len(paths)} headers")
     # Structured reports are measurements, not images: they go to capture/measurements (one ingest
     # path for both), after the images, so a report finds the imaging study it was read on.
-    reports = [h.path for h in headers if h.modality.upper() == "SR"]
+    # Oldest first: measurements/ingest.py stores them in this order (a baseline before its follow-ups).
+    reports = [
+        h.path
+        for h in sorted(headers, key=lambda h: (h.study_date or "9", h.path))
+        if h.modality.upper() == "SR"
+    ]
     found = facts_from_headers(study, [h for h in headers if h.modality.upper() != "SR"])
     if progress:
         progress(len(paths), len(paths), f"Saving {len(found)} studies")

@@ -70,7 +70,9 @@ class ReportsResult:
         }
 
 
-def read_reports(paths: list[str], processes: int | None = None) -> Iterator[list[sr.ParsedReport | sr.Failure]]:
+def read_reports(
+    paths: list[str], processes: int | None = None
+) -> Iterator[list[sr.ParsedReport | sr.Failure]]:
     """Parse `paths` with highdicom, chunk by chunk, on every core (as dicomread.read_headers)."""
     chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
     processes = processes or workers()
@@ -115,36 +117,29 @@ def ingest_reports(
     imaging.require(actor, study)
     result = ReportsResult(files=len(paths))
     keys = _Keys(study)
-    parsed_reports: list[sr.ParsedReport] = []
     done = 0
+    # Stored as they are read (the workers read ahead), in the order given: oldest first, as the
+    # callers sort them, because a lesion is new when first seen after the subject's first
+    # timepoint (store.py), so a baseline must be stored before its follow-ups.
     for chunk in read_reports(paths, processes):
         for parsed in chunk:
-            if isinstance(parsed, sr.Failure):
-                reason = f"measurement report refused: {parsed.reason}"
-                result.refused.append({"file": _display(parsed.path, display_root), "reason": reason})
-            else:
-                parsed_reports.append(parsed)
+            try:
+                if isinstance(parsed, sr.Failure):
+                    raise sr.Refused(parsed.reason)
+                _store_one(actor, study, parsed, keys, source_kind, source, result)
+            except storage.StorageUnavailableError:
+                raise  # not the file's fault: the run stops, to be run again
+            except Exception as exc:  # noqa: BLE001 - a refusal of one file (store.py's checks) ends that file only
+                messages = getattr(exc, "messages", None) or [str(exc)]
+                result.refused.append(
+                    {
+                        "file": _display(parsed.path, display_root),
+                        "reason": f"measurement report refused: {' '.join(messages)}"[:400],
+                    }
+                )
         done += len(chunk)
         if progress:
-            progress(done, len(paths), f"Read {done} of {len(paths)} measurement reports")
-    # Oldest first, whatever the order of the files: a lesion is new when first seen after the
-    # subject's first timepoint (store.py), so a baseline must be stored before its follow-ups.
-    parsed_reports.sort(key=lambda p: (p.date or "99999999", p.path))
-    for number, parsed in enumerate(parsed_reports, 1):
-        try:
-            _store_one(actor, study, parsed, keys, source_kind, source, result)
-        except storage.StorageUnavailableError:
-            raise  # not the file's fault: the run stops, to be run again
-        except Exception as exc:  # noqa: BLE001 - a refusal of one file (store.py's checks) ends that file only
-            messages = getattr(exc, "messages", None) or [str(exc)]
-            result.refused.append(
-                {
-                    "file": _display(parsed.path, display_root),
-                    "reason": f"measurement report refused: {' '.join(messages)}"[:400],
-                }
-            )
-        if progress and number % 50 == 0:
-            progress(number, len(parsed_reports), f"Stored {number} of {len(parsed_reports)} measurement reports")
+            progress(done, len(paths), f"Read and stored {done} of {len(paths)} measurement reports")
     recompute({s for s in Subject.objects.filter(pk__in=result.subjects)})
     return result
 
@@ -153,7 +148,9 @@ def _display(path: str, root: str) -> str:
     return path[len(root) :].lstrip("/") if root and path.startswith(root) else path
 
 
-def _linkage(study: Study, parsed: sr.ParsedReport, keys: _Keys) -> tuple[Subject | None, ImagingStudy | None]:
+def _linkage(
+    study: Study, parsed: sr.ParsedReport, keys: _Keys
+) -> tuple[Subject | None, ImagingStudy | None]:
     """The subject by PatientID / accession hash, else through a linked imaging study it was read on."""
     subject = imaging.subject_for_hashes(study, keys.hash(parsed.patient_id), keys.hash(parsed.accession))
     uids = [keys.uid(u) for u in dict.fromkeys([parsed.study_uid, *parsed.referenced_studies])]
@@ -216,7 +213,9 @@ def _store_one(actor, study, parsed, keys, source_kind, source, result: ReportsR
         )
         stored = _save(ds, name)
         if stored != name:  # the storage renamed it (a name already taken): keep what it says
-            MeasurementReport.objects.filter(study=study, sop_uid=incoming.sop_uid).update(storage_name=stored)
+            MeasurementReport.objects.filter(study=study, sop_uid=incoming.sop_uid).update(
+                storage_name=stored
+            )
     result.stored += 1
     result.free_text_dropped += parsed.free_text
     if subject is not None:

@@ -119,7 +119,9 @@ def _parse(path: str) -> ParsedReport:
             raise Refused("not a DICOM file (no DICOM header found)") from None
         sop_class = str(ds.get("SOPClassUID", ""))
         if not is_sr(sop_class, str(ds.get("Modality", ""))):
-            raise Refused(f"not a structured report (Modality {ds.get('Modality', '')!s}, SOP class {sop_class})")
+            raise Refused(
+                f"not a structured report (Modality {ds.get('Modality', '')!s}, SOP class {sop_class})"
+            )
         template = _template(ds)
         if template != TID_1500:
             raise Refused(
@@ -170,11 +172,15 @@ def _report(path: str, ds, sr) -> ParsedReport:
         )
     series_of = {str(sop): str(series) for _study, series, sop, _cls in evidence}
     content = sr.content
-    groups = [
-        *content.get_planar_roi_measurement_groups(),
-        *content.get_volumetric_roi_measurement_groups(),
-        *content.get_image_measurement_groups(),
-    ]
+    # Each highdicom getter walks and copies the whole tree: ask only those whose template is there.
+    templates = _group_templates(ds.ContentSequence)
+    getters = {
+        "1410": content.get_planar_roi_measurement_groups,
+        "1411": content.get_volumetric_roi_measurement_groups,
+        "1501": content.get_image_measurement_groups,
+    }
+    wanted = [t for t in getters if t in templates] if templates <= set(getters) else list(getters)
+    groups = [group for t in wanted for group in getters[t]()]
     if not groups:
         raise Refused("a TID 1500 report without measurement groups: nothing to read")
     parsed = ParsedReport(
@@ -192,6 +198,19 @@ def _report(path: str, ds, sr) -> ParsedReport:
     for number, group in enumerate(groups, 1):
         parsed.values.extend(_group_values(group, number, series_of, evidence))
     return parsed
+
+
+def _group_templates(items) -> set[str]:
+    """The template ids of the measurement groups (DCM 125007) of the report ("" for a group without one)."""
+    found: set[str] = set()
+    for item in items or ():
+        concept = item.get("ConceptNameCodeSequence")
+        if concept and str(concept[0].CodeValue) == "125007":
+            seq = item.get("ContentTemplateSequence")
+            found.add(str(seq[0].TemplateIdentifier) if seq else "")
+        elif str(item.get("ValueType", "")) == "CONTAINER":
+            found |= _group_templates(item.get("ContentSequence"))
+    return found
 
 
 def _observers(content) -> list[str]:

@@ -76,7 +76,9 @@ def assign(request, slug, pk):
         return redirect("measurements:queue", slug=study.slug)
     subject = access.get_subject(request.user, study, form.cleaned_data["subject"])
     try:
-        count = queues.assign(actor=request.user, report=row, subject=subject, reason=form.cleaned_data["reason"])
+        count = queues.assign(
+            actor=request.user, report=row, subject=subject, reason=form.cleaned_data["reason"]
+        )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:

@@ -58,7 +58,9 @@ def test_an_assigned_report_cannot_be_assigned_again(personas, subjects, queued)
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("persona", ["coordinator_a", "statistician", "monitor", "pi", "outsider"])
-def test_roles_without_the_link_permission_may_not_assign_or_see_the_queue(personas, subjects, queued, persona):
+def test_roles_without_the_link_permission_may_not_assign_or_see_the_queue(
+    personas, subjects, queued, persona
+):
     with pytest.raises(PermissionDenied):
         queue.assign(actor=personas[persona], report=queued.first(), subject=subjects["a"])
     with pytest.raises(PermissionDenied):
@@ -111,7 +113,8 @@ def test_the_queue_pages_refuse_other_roles_and_studies(client, personas, subjec
     row = queued.first()
     assert client.get(reverse("measurements:queue", args=["trial"])).status_code == status
     posted = client.post(
-        reverse("measurements:assign", args=["trial", row.pk]), {f"r{row.pk}-subject": subjects["a"].subject_id}
+        reverse("measurements:assign", args=["trial", row.pk]),
+        {f"r{row.pk}-subject": subjects["a"].subject_id},
     )
     assert posted.status_code == status
     assert MeasurementReport.objects.filter(subject__isnull=True).count() == 2

@@ -65,7 +65,9 @@ def test_the_images_are_indexed_and_the_reports_are_not(study, registered, serie
     report = MeasurementReport.objects.filter(subject=registered).order_by("report_date").first()
     assert report.imaging_study.subject == registered  # read on the linked CT study
     value = report.measurements.first()
-    assert value.referenced_series_uid in set(report.imaging_study.series.values_list("series_uid", flat=True))
+    assert value.referenced_series_uid in set(
+        report.imaging_study.series.values_list("series_uid", flat=True)
+    )
 
 
 @pytest.mark.django_db
@@ -75,7 +77,9 @@ def test_no_identifier_of_the_report_is_stored(study, registered, series):
     reports = MeasurementReport.objects.all()
     assert not raw & set(reports.values_list("sop_uid", flat=True))
     assert all(r.sop_uid.startswith("2.25.") and r.series_uid.startswith("2.25.") for r in reports)
-    assert {r.observer for r in reports} == {reports[0].observer} and reports[0].observer.startswith("Reader ")
+    assert {r.observer for r in reports} == {reports[0].observer} and reports[0].observer.startswith(
+        "Reader "
+    )
     lesion = Lesion.objects.get(tracking_id="L1")
     assert lesion.tracking_uid.startswith("2.25.")
     assert lesion.tracking_uid != srfixtures.tracking_uid(srfixtures.PATIENT, "L1")

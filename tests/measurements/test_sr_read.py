@@ -85,7 +85,9 @@ def test_a_malformed_report_is_refused_with_the_reason(written, kind, expected):
 
 def test_the_unit_refusal_names_the_group_the_concept_and_the_scheme(written):
     result = sr.read_report(str(written["bad"]["unit"]))
-    assert result.reason.startswith("measurement group 1 (L1): Long axis has the unit 'mm[Hg]' of coding scheme 99LOCAL")
+    assert result.reason.startswith(
+        "measurement group 1 (L1): Long axis has the unit 'mm[Hg]' of coding scheme 99LOCAL"
+    )
 
 
 def test_an_image_and_a_text_file_are_not_reports(tmp_path):
