@@ -185,7 +185,7 @@ def _reports(actor, study: Study, url: str, found, report: services.IngestReport
 
     client = DICOMwebClient(url=url, timeout=30)
     with tempfile.TemporaryDirectory(prefix="capture-sr-") as tmp:
-        dated = []
+        dated: list[tuple[str, str]] = []
         try:
             for study_uid, series_uid in sr_series:
                 for ds in client.retrieve_series(

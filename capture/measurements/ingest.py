@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
-from pathlib import Path
 
 import pydicom
 from django.db import transaction
@@ -125,7 +124,7 @@ def ingest_reports(
         for parsed in chunk:
             try:
                 if isinstance(parsed, sr.Failure):
-                    raise sr.Refused(parsed.reason)
+                    raise sr.RefusedError(parsed.reason)
                 _store_one(actor, study, parsed, keys, source_kind, source, result)
             except storage.StorageUnavailableError:
                 raise  # not the file's fault: the run stops, to be run again
@@ -140,7 +139,7 @@ def ingest_reports(
         done += len(chunk)
         if progress:
             progress(done, len(paths), f"Read and stored {done} of {len(paths)} measurement reports")
-    recompute({s for s in Subject.objects.filter(pk__in=result.subjects)})
+    recompute(list(Subject.objects.filter(pk__in=result.subjects)))
     return result
 
 
@@ -156,7 +155,7 @@ def _linkage(
     uids = [keys.uid(u) for u in dict.fromkeys([parsed.study_uid, *parsed.referenced_studies])]
     found = list(ImagingStudy.objects.filter(study=study, study_uid__in=uids).select_related("subject"))
     linked = [s for s in found if s.subject_id and (subject is None or s.subject_id == subject.pk)]
-    imaging_study = (linked or found or [None])[0]
+    imaging_study = next(iter(linked or found), None)
     if subject is None and linked:
         subject = linked[0].subject
     return subject, imaging_study
@@ -324,7 +323,3 @@ def recompute(subjects) -> None:
         return
     for subject in subjects:
         recompute_subject(subject)
-
-
-def read_dataset_paths(folder: Path) -> list[str]:
-    return [str(p) for p in sorted(folder.rglob("*")) if p.is_file()]

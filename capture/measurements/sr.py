@@ -5,7 +5,7 @@ imports neither Django nor anything that does: it returns plain values, identifi
 The caller (capture/measurements/ingest.py) hashes, remaps and stores them.
 
 A report is read whole or refused whole: `read_report(path)` returns a `ParsedReport`, or a
-`Failure` whose reason names what is wrong and how to fix it. Refused: a file that is not an SR,
+`Failure` whose reason names what is wrong and how to fix it. RefusedError: a file that is not an SR,
 an SR that is not a TID 1500 Measurement Report, a measurement group whose image is not among the
 report's evidence (missing references), a measurement whose unit is not coded in UCUM.
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 UCUM = "UCUM"
 TID_1500 = "1500"
@@ -84,7 +85,7 @@ class Failure:
     reason: str
 
 
-class Refused(Exception):
+class RefusedError(Exception):
     """The file is not a readable TID 1500 report; the message says why."""
 
 
@@ -96,7 +97,7 @@ def read_report(path: str) -> ParsedReport | Failure:
     """Read one file; never raises for a bad file."""
     try:
         return _parse(path)
-    except Refused as exc:
+    except RefusedError as exc:
         return Failure(path, str(exc))
     except Exception as exc:  # noqa: BLE001 - any damage in a source file is that file's problem
         return Failure(path, f"unreadable measurement report: {exc.__class__.__name__}: {exc}"[:300])
@@ -116,32 +117,32 @@ def _parse(path: str) -> ParsedReport:
         try:
             ds = pydicom.dcmread(path)
         except InvalidDicomError:
-            raise Refused("not a DICOM file (no DICOM header found)") from None
+            raise RefusedError("not a DICOM file (no DICOM header found)") from None
         sop_class = str(ds.get("SOPClassUID", ""))
         if not is_sr(sop_class, str(ds.get("Modality", ""))):
-            raise Refused(
+            raise RefusedError(
                 f"not a structured report (Modality {ds.get('Modality', '')!s}, SOP class {sop_class})"
             )
         template = _template(ds)
         if template != TID_1500:
-            raise Refused(
+            raise RefusedError(
                 f"an SR of template {('TID ' + template) if template else 'none'}, not TID 1500 (Measurement "
                 "Report); export the measurements as a TID 1500 report (e.g. from 3D Slicer or OHIF)"
             )
-        readers = {
+        readers: dict[str, Any] = {
             "1.2.840.10008.5.1.4.1.1.88.22": hd.sr.EnhancedSR,
             "1.2.840.10008.5.1.4.1.1.88.33": hd.sr.ComprehensiveSR,
             "1.2.840.10008.5.1.4.1.1.88.34": hd.sr.Comprehensive3DSR,
         }
         if sop_class not in readers:
-            raise Refused(
+            raise RefusedError(
                 f"an SR of SOP class {sop_class}, which highdicom does not read; Capture reads Enhanced, "
                 "Comprehensive and Comprehensive 3D SR"
             )
         try:
             sr = readers[sop_class].from_dataset(ds, copy=False)  # the file is parsed once
         except (RuntimeError, ValueError, AttributeError) as exc:
-            raise Refused(
+            raise RefusedError(
                 f"an SR of a kind highdicom cannot read ({exc}); Capture reads Enhanced, Comprehensive and "
                 "Comprehensive 3D SR"
             ) from None
@@ -166,7 +167,7 @@ def _date(ds) -> str:
 def _report(path: str, ds, sr) -> ParsedReport:
     evidence = sr.get_evidence()
     if not evidence:
-        raise Refused(
+        raise RefusedError(
             "missing references: the report lists no evidence (CurrentRequestedProcedureEvidenceSequence), "
             "so its measurements cannot be tied to an image series; export it again with its references"
         )
@@ -182,7 +183,7 @@ def _report(path: str, ds, sr) -> ParsedReport:
     wanted = [t for t in getters if t in templates] if templates <= set(getters) else list(getters)
     groups = [group for t in wanted for group in getters[t]()]
     if not groups:
-        raise Refused("a TID 1500 report without measurement groups: nothing to read")
+        raise RefusedError("a TID 1500 report without measurement groups: nothing to read")
     parsed = ParsedReport(
         path=path,
         sop_uid=str(ds.SOPInstanceUID),
@@ -270,7 +271,7 @@ def _series(group, label: str, series_of: dict[str, str], evidence) -> str:
     sops = _referenced_sops(group[0])
     unknown = [uid for uid in sops if uid not in series_of]
     if unknown:
-        raise Refused(
+        raise RefusedError(
             f"missing references: measurement group {label} refers to image {unknown[0]}, which the report's "
             "evidence does not list; export it again with its references"
         )
@@ -285,7 +286,7 @@ def _group_values(group, number: int, series_of: dict[str, str], evidence) -> li
     tracking_uid = str(group.tracking_uid or "").strip()
     label = f"{number} ({tracking_id})" if tracking_id else str(number)
     if not tracking_id and not tracking_uid:
-        raise Refused(f"measurement group {label} has neither a tracking identifier nor a tracking UID")
+        raise RefusedError(f"measurement group {label} has neither a tracking identifier nor a tracking UID")
     finding = _code(group.finding_type)
     sites = group.finding_sites
     site = _code(sites[0].value) if sites else None
@@ -294,20 +295,26 @@ def _group_values(group, number: int, series_of: dict[str, str], evidence) -> li
     for measurement in group.get_measurements():
         unit = measurement.unit
         if str(unit.scheme_designator) != UCUM:
-            raise Refused(
+            raise RefusedError(
                 f"measurement group {label}: {measurement.name.meaning} has the unit {unit.value!r} of coding "
                 f"scheme {unit.scheme_designator}; units must be coded in UCUM (e.g. mm, mm3, g/ml)"
             )
         try:
             value = Decimal(str(measurement.value))
         except InvalidOperation:
-            raise Refused(f"measurement group {label}: {measurement.name.meaning} is not a number") from None
+            raise RefusedError(
+                f"measurement group {label}: {measurement.name.meaning} is not a number"
+            ) from None
         derivation = measurement.derivation
         values.append(
             RawValue(
                 tracking_id=(tracking_id or tracking_uid)[:64],
                 tracking_uid=tracking_uid,
-                concept=_code(measurement.name),
+                concept=Code(
+                    str(measurement.name.scheme_designator),
+                    str(measurement.name.value),
+                    str(measurement.name.meaning),
+                ),
                 value=value,
                 unit=str(unit.value),
                 derivation=str(derivation.meaning) if derivation is not None else "",

@@ -26,7 +26,9 @@ def _media_in_tmp(settings, tmp_path):
 def reports_zip(tmp_path, subjects):
     imaging.add_identifier(actor=SYSTEM, subject=subjects["a"], kind="patient_id", value=srfixtures.PATIENT)
     srfixtures.patient_series(tmp_path / "in", with_images=False)
-    srfixtures.one_report(tmp_path / "in" / "other" / "1.dcm", patient_id="MRN-UNKNOWN", date="20250301", seed="u")
+    srfixtures.one_report(
+        tmp_path / "in" / "other" / "1.dcm", patient_id="MRN-UNKNOWN", date="20250301", seed="u"
+    )
     target = tmp_path / "reports.zip"
     with zipfile.ZipFile(target, "w") as archive:
         for path in sorted((tmp_path / "in").rglob("*.dcm")):
@@ -34,7 +36,12 @@ def reports_zip(tmp_path, subjects):
     return target
 
 
-def test_a_data_manager_uploads_reports_and_assigns_the_queued_one(live_server, personas, reports_zip, browser):  # noqa: F811
+def test_a_data_manager_uploads_reports_and_assigns_the_queued_one(
+    live_server,
+    personas,
+    reports_zip,
+    browser,  # noqa: F811
+):
     page = log_in(browser, live_server, "data_manager")
     page.goto(live_server.url + reverse("imaging:ingest", args=["trial"]))
     page.set_input_files("input[type=file]", str(reports_zip))
