@@ -217,3 +217,14 @@ def test_dicomweb_linking_retrieves_the_reports_and_stores_them(sr_archive, sett
     assert Lesion.objects.get(subject=registered, tracking_id="L4").role == "new"
     again = dicomweb.link(actor=SYSTEM, study=study, server="orthanc")
     assert again["measurements"]["already"] == 3
+
+
+@pytest.mark.django_db
+def test_the_ingest_command_reports_the_measurement_reports(study, registered, series, tmp_path, capsys):
+    from django.core.management import call_command
+
+    srfixtures.malformed(series / "bad")
+    call_command("ingest_dicom", str(series), study="trial")
+    out, err = capsys.readouterr()
+    assert "Measurement reports: 3 stored (3 linked, 0 queued), 0 already stored, 3 refused." in out
+    assert "unreadable: bad/unit.dcm: measurement report refused: measurement group 1 (L1)" in err
