@@ -16,6 +16,7 @@ come here instead of into the image index. Each report is:
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -92,6 +93,7 @@ class _Keys:
         self.study = study
         self.uid = imaging._uid_mapper(study)
         self.hash = imaging._hash_mapper(study)
+        self.linkage: dict[tuple, tuple[Subject | None, ImagingStudy | None]] = {}
 
     def observer(self, names: list[str]) -> str:
         """A reader label, the same for the same observer in every report of the study, never the name."""
@@ -121,26 +123,36 @@ def ingest_reports(
     # callers sort them, because a lesion is new when first seen after the subject's first
     # timepoint (store.py), so a baseline must be stored before its follow-ups.
     for chunk in read_reports(paths, processes):
-        for parsed in chunk:
-            try:
-                if isinstance(parsed, sr.Failure):
-                    raise sr.RefusedError(parsed.reason)
-                _store_one(actor, study, parsed, keys, source_kind, source, result)
-            except storage.StorageUnavailableError:
-                raise  # not the file's fault: the run stops, to be run again
-            except Exception as exc:  # noqa: BLE001 - a refusal of one file (store.py's checks) ends that file only
-                messages = getattr(exc, "messages", None) or [str(exc)]
-                result.refused.append(
-                    {
-                        "file": _display(parsed.path, display_root),
-                        "reason": f"measurement report refused: {' '.join(messages)}"[:400],
-                    }
-                )
+        _store_chunk(actor, study, chunk, keys, source_kind, source, display_root, result)
         done += len(chunk)
-        if progress:
+        if progress:  # after the chunk's commit, so the job page sees it
             progress(done, len(paths), f"Read and stored {done} of {len(paths)} measurement reports")
     recompute(list(Subject.objects.filter(pk__in=result.subjects)))
     return result
+
+
+def _store_chunk(actor, study, chunk, keys, source_kind, source, display_root, result: ReportsResult) -> None:
+    """One commit per chunk (on SQLite a commit costs more than a report's rows), each report in a
+    savepoint of its own: a refused report leaves nothing, and the others of the chunk stay."""
+    saved: list[str] = []
+    try:
+        with transaction.atomic():
+            for parsed in chunk:
+                try:
+                    if isinstance(parsed, sr.Failure):
+                        raise sr.RefusedError(parsed.reason)
+                    saved.append(_store_one(actor, study, parsed, keys, source_kind, source, result))
+                except storage.StorageUnavailableError:
+                    raise  # not the file's fault: the run stops, to be run again
+                except Exception as exc:  # noqa: BLE001 - a refusal of one file (store.py's checks) ends that file only
+                    messages = getattr(exc, "messages", None) or [str(exc)]
+                    reason = f"measurement report refused: {' '.join(messages)}"[:400]
+                    result.refused.append({"file": _display(parsed.path, display_root), "reason": reason})
+    except BaseException:
+        for name in filter(None, saved):  # the chunk's rows are gone: so are its copies (best effort)
+            with contextlib.suppress(Exception):
+                storage.delete(storage.IMAGES, name)
+        raise
 
 
 def _display(path: str, root: str) -> str:
@@ -151,13 +163,18 @@ def _linkage(
     study: Study, parsed: sr.ParsedReport, keys: _Keys
 ) -> tuple[Subject | None, ImagingStudy | None]:
     """The subject by PatientID / accession hash, else through a linked imaging study it was read on."""
-    subject = imaging.subject_for_hashes(study, keys.hash(parsed.patient_id), keys.hash(parsed.accession))
+    hashes = (keys.hash(parsed.patient_id), keys.hash(parsed.accession))
     uids = [keys.uid(u) for u in dict.fromkeys([parsed.study_uid, *parsed.referenced_studies])]
+    known = keys.linkage.get((hashes, tuple(uids)))  # a run adds no link: a patient's answer holds
+    if known is not None:
+        return known
+    subject = imaging.subject_for_hashes(study, *hashes)
     found = list(ImagingStudy.objects.filter(study=study, study_uid__in=uids).select_related("subject"))
     linked = [s for s in found if s.subject_id and (subject is None or s.subject_id == subject.pk)]
     imaging_study = next(iter(linked or found), None)
     if subject is None and linked:
         subject = linked[0].subject
+    keys.linkage[(hashes, tuple(uids))] = (subject, imaging_study)
     return subject, imaging_study
 
 
@@ -191,11 +208,12 @@ def incoming_report(parsed: sr.ParsedReport, keys: _Keys) -> IncomingReport:
     )
 
 
-def _store_one(actor, study, parsed, keys, source_kind, source, result: ReportsResult) -> None:
+def _store_one(actor, study, parsed, keys, source_kind, source, result: ReportsResult) -> str:
+    """Store one report and its copy; returns the copy's name ("" when it was already stored)."""
     incoming = incoming_report(parsed, keys)
     if MeasurementReport.objects.filter(study=study, sop_uid=incoming.sop_uid).exists():
         result.already += 1  # ingest is idempotent: the same file adds nothing
-        return
+        return ""
     subject, imaging_study = _linkage(study, parsed, keys)
     ds = deidentified_copy(parsed.path, study, subject, keys, incoming.observer)
     name = copy_name(study, subject, ds)
@@ -222,6 +240,7 @@ def _store_one(actor, study, parsed, keys, source_kind, source, result: ReportsR
         result.subjects.add(subject.pk)
     else:
         result.queued += 1
+    return stored
 
 
 # ------------------------------------------------------------------- the de-identified copy
