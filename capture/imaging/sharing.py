@@ -177,6 +177,12 @@ class _Run:
             return self.refuse(name, "not a DICOM file")
         except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
             return self.refuse(name, f"unreadable: {exc.__class__.__name__}: {exc}"[:300])
+        if str(ds.get("Modality", "")).strip().upper() == "SR":
+            # Annex E deletes an SR's ContentSequence (action D): the copy would be an empty report.
+            # capture/measurements/ingest.py keeps a copy cleaned item by item with each report.
+            return self.refuse(
+                name, "a structured report: its de-identified copy is kept with its measurement report"
+            )
         missing = [k for k in REQUIRED_UIDS if not str(ds.get(k, "") or "").strip()]
         if missing:
             return self.refuse(

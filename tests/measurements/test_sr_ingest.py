@@ -228,3 +228,14 @@ def test_the_ingest_command_reports_the_measurement_reports(study, registered, s
     out, err = capsys.readouterr()
     assert "Measurement reports: 3 stored (3 linked, 0 queued), 0 already stored, 3 refused." in out
     assert "unreadable: bad/unit.dcm: measurement report refused: measurement group 1 (L1)" in err
+
+
+@pytest.mark.django_db
+def test_sharing_a_folder_leaves_the_reports_to_their_own_cleaned_copy(study, registered, series, tmp_path):
+    from capture.imaging.sharing import deidentify_tree
+
+    ingest_folder(actor=SYSTEM, study=study, path=series)
+    copies = deidentify_tree(actor=SYSTEM, study=study, src=series, dst=tmp_path / "out")
+    assert copies.written == 3  # the three CTs; an Annex E copy of an SR would lose its measurements
+    assert {r["file"] for r in copies.refused} == {"sr/baseline.dcm", "sr/fu1.dcm", "sr/fu2.dcm"}
+    assert all("kept with its measurement report" in r["reason"] for r in copies.refused)
