@@ -12,6 +12,7 @@ urlpatterns = [
     path("jobs/", include("capture.jobs.urls")),
     path("", include("capture.imports.urls")),
     path("", include("capture.imaging.urls")),
+    path("", include("capture.measurements.urls")),
     path("", include("capture.exports.urls")),
     path("", include("capture.api.urls")),
     path("", include("capture.definitions.urls")),

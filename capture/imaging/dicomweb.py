@@ -7,6 +7,9 @@ address): `CAPTURE["DICOMWEB_SERVERS"]` = {name: base URL}, or the environment v
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import requests
 from dicomweb_client.api import DICOMwebClient
 from django.conf import settings
@@ -109,6 +112,8 @@ def facts_from_qido(study: Study, found: list[tuple[Dataset, list[Dataset]]]) ->
         )
         item.instances.clear()
         for s in qido_series:
+            if _text(s, "Modality").upper() == "SR":
+                continue  # a structured report is measurements, not images: see _reports
             uid = services.pseudonyms.remap_uid(study, _text(s, "SeriesInstanceUID"))
             item.series[uid] = {
                 "modality": _text(s, "Modality")[:16],
@@ -161,4 +166,44 @@ def link(*, actor, study: Study, server: str, subject: Subject | None = None, pa
             }
             | {k: v for k, v in report.as_dict().items() if k != "unreadable"},
         )
+    report.measurements = _reports(actor, study, url, found, report)
     return {"server": server, "studies_found": len(found), **report.as_dict()}
+
+
+def _reports(actor, study: Study, url: str, found, report: services.IngestReport) -> dict:
+    """The structured reports (series of modality SR) among `found`, retrieved with WADO-RS into a
+    temporary folder and read as measurement reports (capture/measurements/ingest.py)."""
+    sr_series = [
+        (_text(s, "StudyInstanceUID") or _text(st, "StudyInstanceUID"), _text(s, "SeriesInstanceUID"))
+        for st, series in found
+        for s in series
+        if _text(s, "Modality").upper() == "SR"
+    ]
+    if not sr_series:
+        return {}
+    from capture.measurements.ingest import ingest_reports  # measurements build on imaging
+
+    client = DICOMwebClient(url=url, timeout=30)
+    with tempfile.TemporaryDirectory(prefix="capture-sr-") as tmp:
+        dated: list[tuple[str, str]] = []
+        try:
+            for study_uid, series_uid in sr_series:
+                for ds in client.retrieve_series(
+                    study_instance_uid=study_uid, series_instance_uid=series_uid
+                ):
+                    dated.append((str(ds.get("StudyDate", "")) or "9", str(Path(tmp) / f"{len(dated)}.dcm")))
+                    ds.save_as(dated[-1][1], enforce_file_format=True)
+        except requests.RequestException as exc:
+            raise ValidationError(
+                f"The DICOMweb server at {url} did not send the measurement reports (WADO-RS, "
+                f"{exc.__class__.__name__}: {exc}). Check that it is running, then link again."
+            ) from None
+        outcome = ingest_reports(
+            actor=actor,
+            study=study,
+            paths=[path for _date, path in sorted(dated)],  # oldest first (a baseline before its follow-ups)
+            source_kind=ImagingStudy.DICOMWEB,
+            source=url,
+        )
+    report.unreadable.extend(outcome.refused)
+    return outcome.as_dict()

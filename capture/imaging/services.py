@@ -157,6 +157,8 @@ class IngestReport:
     linked: int = 0
     queued: int = 0
     unreadable: list[dict] = field(default_factory=list)
+    # Structured reports (TID 1500) among the files: capture/measurements/ingest.py's summary.
+    measurements: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -167,7 +169,7 @@ class IngestReport:
             "linked": self.linked,
             "queued": self.queued,
             "unreadable": self.unreadable,
-        }
+        } | ({"measurements": self.measurements} if self.measurements else {})
 
 
 def ingest_files(
@@ -202,7 +204,15 @@ def ingest_files(
         done += len(chunk)
         if progress:
             progress(done, len(paths), f"Read {done} of {len(paths)} headers")
-    found = facts_from_headers(study, headers)
+    # Structured reports are measurements, not images: they go to capture/measurements (one ingest
+    # path for both), after the images, so a report finds the imaging study it was read on.
+    # Oldest first: measurements/ingest.py stores them in this order (a baseline before its follow-ups).
+    reports = [
+        h.path
+        for h in sorted(headers, key=lambda h: (h.study_date or "9", h.path))
+        if h.modality.upper() == "SR"
+    ]
+    found = facts_from_headers(study, [h for h in headers if h.modality.upper() != "SR"])
     if progress:
         progress(len(paths), len(paths), f"Saving {len(found)} studies")
     with transaction.atomic():
@@ -217,6 +227,15 @@ def ingest_files(
             after={k: v for k, v in report.as_dict().items() if k != "unreadable"}
             | {"unreadable": len(report.unreadable)},
         )
+    if reports:
+        from capture.measurements.ingest import ingest_reports  # measurements build on imaging
+
+        outcome = ingest_reports(
+            actor=actor, study=study, paths=reports, source_kind=source_kind, source=source,
+            display_root=display_root, progress=progress, processes=processes,
+        )  # fmt: skip
+        report.measurements = outcome.as_dict()
+        report.unreadable.extend(outcome.refused)
     return report
 
 
@@ -352,11 +371,11 @@ def add_identifier(*, actor, subject: Subject, kind: str, value: str) -> tuple[S
             object_label=subject.subject_id,
             after={"kind": kind, "hash": digest[:12]},
         )
-    linked = _link_queued(actor, subject, digest)
+    linked = link_queued(actor, subject, digest)
     return row, linked
 
 
-def _link_queued(actor, subject: Subject, digest: str) -> int:
+def link_queued(actor, subject: Subject, digest: str) -> int:
     from django.db.models import Q
 
     queued = (
@@ -368,6 +387,9 @@ def _link_queued(actor, subject: Subject, digest: str) -> int:
     for row in queued:
         _assign(actor, row, subject, reason="matched a registered identifier")
         count += 1
+    from capture.measurements.queue import link_queued_reports  # measurements build on imaging
+
+    link_queued_reports(actor, subject, digest)
     return count
 
 
@@ -425,7 +447,7 @@ def assign_study(*, actor, imaging_study: ImagingStudy, subject: Subject, reason
                 reason="learned from an assigned imaging study",
             )
         if owner is None or owner.subject_id == subject.pk:
-            count += _link_queued(actor, subject, digest)
+            count += link_queued(actor, subject, digest)
     return count
 
 

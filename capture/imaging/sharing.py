@@ -177,6 +177,12 @@ class _Run:
             return self.refuse(name, "not a DICOM file")
         except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
             return self.refuse(name, f"unreadable: {exc.__class__.__name__}: {exc}"[:300])
+        if _measurement_report(ds):
+            # Annex E deletes an SR's ContentSequence (action D): the copy would be an empty report.
+            # capture/measurements/ingest.py keeps a copy cleaned item by item with each report.
+            return self.refuse(
+                name, "a structured report: its de-identified copy is kept with its measurement report"
+            )
         missing = [k for k in REQUIRED_UIDS if not str(ds.get(k, "") or "").strip()]
         if missing:
             return self.refuse(
@@ -281,6 +287,14 @@ class _Run:
             {"file": name, "reason": f"{risk}; quarantined until a data manager reviews its pixels"}
         )
         return QuarantinedInstance.PENDING
+
+
+def _measurement_report(ds) -> bool:
+    """A TID 1500 Measurement Report (other SRs are copied by the Annex E rules, content removed)."""
+    templates = ds.get("ContentTemplateSequence") or []
+    return str(ds.get("Modality", "")).strip().upper() == "SR" and any(
+        str(t.get("TemplateIdentifier", "")).strip() == "1500" for t in templates
+    )
 
 
 def _ensure_file_meta(ds) -> None:

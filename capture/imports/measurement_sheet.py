@@ -27,6 +27,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from capture.audit.services import record_event
+from capture.measurements import ingest
 from capture.measurements.models import MeasurementReport
 from capture.measurements.store import Coded, IncomingReport, MeasuredValue, event_for_day, store_report
 from capture.measurements.vocabulary import MeasurementKind, known_names, measurement_kind, unit_problem
@@ -475,6 +476,10 @@ def run_import(
         _remember(upload, refused.report, mapping, ImportUpload.CHECKED)
         raise
     _remember(upload, report, mapping, ImportUpload.COMMITTED)
+    # Responses follow the measurements (as after an SR ingest): each subject the sheet gave a reading.
+    ingest.recompute(
+        {reading.subject.pk: reading.subject for reading in found.new if reading.subject}.values()
+    )
     return report
 
 

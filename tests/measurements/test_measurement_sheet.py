@@ -309,3 +309,21 @@ def test_a_corrected_sheet_supersedes_the_reading_it_corrects(study, subjects, p
     newer = first.superseded_by
     assert newer.source == "corrected.csv"
     assert Measurement.objects.get(report=newer, lesion__tracking_id="L1").value == Decimal("32")
+
+
+@pytest.mark.django_db
+def test_a_stored_sheet_updates_the_subjects_responses(study, subjects, personas, tmp_path):
+    from capture.measurements import designation
+    from capture.measurements.models import TimepointResponse
+
+    a = subjects["a"]
+    run(study, personas["data_manager"], sheet(tmp_path, subjects, *GOOD[:2]), commit=True)
+    target = Lesion.objects.get(subject=a, tracking_id="L1")
+    designation.designate(actor=personas["data_manager"], subject=a, roles={target.pk: Lesion.TARGET})
+    # The follow-up arrives by sheet: L1 from 30 to 20 mm (-33 %), a partial response.
+    follow_up = sheet(tmp_path, subjects, "{a},,week_8,L1,long axis,20,mm,,,R1", name="week8.csv")
+    run(study, personas["data_manager"], follow_up, commit=True)
+    overall = dict(
+        TimepointResponse.objects.filter(subject=a, method="recist11").values_list("day", "overall")
+    )
+    assert overall == {0: "", 56: "PR"}

@@ -63,6 +63,7 @@ PATIENT_NAME = "SNTLNAME^JANE"
 STUDY_DESCRIPTION = "SNTL-DESC DOE JANE MRN 7731"
 SERIES_DESCRIPTION = "SNTL-SERIES DOE JANE"
 QUEUED_DESCRIPTION = "SNTL-QDESC ROE RICHARD"
+OBSERVER = "SNTLREADER^ANN"  # the Person Observer Name of the measurement reports: never stored
 REAL_STUDY_UID = "1.2.826.0.1.3680043.8.498.77310017193102"  # the archive's UID, typed into a form
 READER = "SNTL-READER DOE"  # a measurement report's observer: DICOM person text
 
@@ -299,6 +300,7 @@ def build_world(tmp_dir: Path) -> World:
         (MRN_QUEUED, "DICOM PatientID of a queued scan"),
         (ACCESSION, "DICOM AccessionNumber"),
         ("SNTLNAME", "DICOM PatientName"),
+        ("SNTLREADER", "observer name of a DICOM SR measurement report"),
         (STUDY_DESCRIPTION, "DICOM StudyDescription (Annex E action X)"),
         ("SNTL-DESC", "DICOM StudyDescription (Annex E action X), part"),
         (SERIES_DESCRIPTION, "DICOM SeriesDescription (Annex E action X)"),
@@ -393,6 +395,8 @@ def _ingest_dicom(study, subject: Subject, tmp_dir: Path) -> list:
     folder = Path(tempfile.mkdtemp(prefix="dicom-", dir=tmp_dir))
     _write_dicom(folder / "a.dcm", MRN_A, SCAN_A, STUDY_DESCRIPTION, REAL_STUDY_UID)
     _write_dicom(folder / "queued.dcm", MRN_QUEUED, SCAN_QUEUED, QUEUED_DESCRIPTION, generate_uid())
+    for name in ("a", "queued"):  # a measurement report read on each scan: one linked, one queued
+        _write_report(folder / f"{name}-sr.dcm", folder / f"{name}.dcm")
     ingest_folder(actor=SYSTEM, study=study, path=folder, processes=1)
     found = list(study.imaging_studies.all())
     assert len(found) == 2 and sum(1 for s in found if s.subject_id == subject.pk) == 1, found
@@ -414,6 +418,14 @@ def _write_dicom(path: Path, patient_id: str, day: dt.date, description: str, st
     ds.SOPInstanceUID = generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.save_as(path)
+
+
+def _write_report(path: Path, image_path: Path) -> None:
+    from tests.measurements import srfixtures
+
+    image = pydicom.dcmread(image_path)
+    group = srfixtures.lesion_group(image, "L1", srfixtures.LIVER, 30, None, uid=generate_uid())
+    srfixtures.measurement_report(image, [group], seed=str(path), observer=OBSERVER).save_as(path)
 
 
 _ISO_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})")
@@ -478,7 +490,9 @@ def _read_report(study, subject: Subject) -> None:
 
     value = MeasuredValue("L1", Coded("SCT", "103339001", "Long Axis"), Decimal("41"), "mm")
     incoming = IncomingReport(sop_uid="2.25.4242", date=SCAN_A, values=[value], observer=READER)
-    store_report(actor=SYSTEM, study=study, subject=subject, incoming=incoming, source_kind="sr", source="sentinel")
+    store_report(
+        actor=SYSTEM, study=study, subject=subject, incoming=incoming, source_kind="sr", source="sentinel"
+    )
 
 
 def _models_of(app_labels: Iterable[str]) -> Iterator[type[models.Model]]:

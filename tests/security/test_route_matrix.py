@@ -133,6 +133,10 @@ ROUTES: dict[str, Route | None] = {
     "response:assess": Route(
         perm="enter_data", scope="subject", methods=("POST",), ok=400
     ),  # no report named
+    # Measurement reports (capture/measurements)
+    "measurements:list": Route(),
+    "measurements:queue": Route(perm="import_data"),
+    "measurements:assign": Route(perm="import_data", methods=("POST",), ok=404, kwargs={"pk": 999999}),
     # Dataset export (capture/exports)
     "exports:builder": Route(perm="export_deidentified"),
     # Saved reports (capture/reports): anyone who sees the study opens them; data managers define them.

@@ -241,6 +241,7 @@ def _one_record_per_form(records) -> list:
 PKS = {
     "records:query": lambda w: [q.pk for q in w.queries],
     "imaging:assign": lambda w: [s.pk for s in w.imaging_studies],
+    "measurements:assign": lambda w: list(w.study.measurement_reports.values_list("pk", flat=True)),
     "api:token_revoke": lambda w: list(w.extra["api_tokens"]),
     "api:redcap_token_revoke": lambda w: list(w.extra["redcap_tokens"]),
     "administration:member": lambda w: list(w.study.memberships.values_list("pk", flat=True)),

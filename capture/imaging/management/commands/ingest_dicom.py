@@ -14,7 +14,9 @@ class Command(BaseCommand):
         "Index the DICOM files under PATH into a study: headers only (no pixel data is read or kept), "
         "grouped into studies and series, read on every core. A study whose PatientID or accession "
         "hash names a subject is linked to it; the others wait in the imaging queue. Running it "
-        "again on the same files adds nothing. Unreadable files are listed with the reason."
+        "again on the same files adds nothing. Unreadable files are listed with the reason. Measurement "
+        "reports (DICOM SR, TID 1500) among the files become measurements of their subject and timepoint "
+        "(docs/imaging.md, Measurement reports); a malformed report is listed with the reason."
     )
 
     def add_arguments(self, parser):
@@ -38,3 +40,9 @@ class Command(BaseCommand):
             f"queued), {report.series_new} new series, {report.instances_new} new instances, "
             f"{len(report.unreadable)} unreadable."
         )
+        if report.measurements:
+            m = report.measurements
+            self.stdout.write(
+                f"Measurement reports: {m['stored']} stored ({m['linked']} linked, {m['queued']} queued), "
+                f"{m['already']} already stored, {m['refused']} refused."
+            )

@@ -1,0 +1,87 @@
+"""Measurement report pages: the study's reports (of the subjects the user sees) and the queue of
+reports waiting for a subject. Every view asks access.py first; dates go through the disclosure
+policy (capture/studies/disclosure.py)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from capture.imaging.forms import AssignForm
+from capture.studies import access
+from capture.studies.disclosure import Disclosure
+
+from . import queue as queues
+from .models import MeasurementReport
+
+IMPORT = "import_data"
+
+
+@login_required
+def report_list(request, slug):
+    study = access.get_study(request.user, slug)
+    disclosure = Disclosure.for_user(request.user, study)
+    reports = (
+        queues.visible_reports(request.user, study)
+        .annotate(values=Count("measurements"), lesions=Count("measurements__lesion", distinct=True))
+        .order_by("subject__subject_id", "report_date", "pk")
+    )
+    may_import = access.can(request.user, IMPORT, study)
+    return render(
+        request,
+        "measurements/list.html",
+        {
+            "study": study,
+            "rows": [(r, disclosure.date(r.subject, r.real_date())) for r in reports],
+            "dates_shifted": disclosure.shifts_dates,
+            "may_import": may_import,
+            "queued": MeasurementReport.objects.filter(study=study, subject__isnull=True).count()
+            if may_import
+            else 0,
+        },
+    )
+
+
+@login_required
+def queue(request, slug):
+    study = access.get_study(request.user, slug, IMPORT)
+    subjects = list(access.subjects_visible_to(request.user, study).values_list("subject_id", flat=True))
+    disclosure = Disclosure.for_user(request.user, study)
+    rows = [
+        (row, len(row.pending_values), AssignForm(subjects=subjects, prefix=f"r{row.pk}"))
+        for row in queues.queue(request.user, study)
+    ]
+    # A queued report has no subject, so no shift: its real date and source (a path that often
+    # names the patient) are for the identified world only.
+    return render(
+        request,
+        "measurements/queue.html",
+        {"study": study, "rows": rows, "identified": disclosure.identified},
+    )
+
+
+@login_required
+@require_POST
+def assign(request, slug, pk):
+    study = access.get_study(request.user, slug, IMPORT)
+    row = get_object_or_404(MeasurementReport, study=study, pk=pk, subject__isnull=True)
+    subjects = list(access.subjects_visible_to(request.user, study).values_list("subject_id", flat=True))
+    form = AssignForm(request.POST, subjects=subjects, prefix=f"r{row.pk}")
+    if not form.is_valid():
+        messages.error(request, "Choose a subject to assign the report to.")
+        return redirect("measurements:queue", slug=study.slug)
+    subject = access.get_subject(request.user, study, form.cleaned_data["subject"])
+    try:
+        count = queues.assign(
+            actor=request.user, report=row, subject=subject, reason=form.cleaned_data["reason"]
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        more = f" and {count - 1} more of the same patient" if count > 1 else ""
+        messages.success(request, f"Report assigned to {subject.subject_id}{more}.")
+    return redirect("measurements:queue", slug=study.slug)
