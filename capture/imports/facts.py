@@ -3,7 +3,7 @@
 The page shows a file's headers, a few sample values per column, its row count and whatever stops
 it being read (too many rows, an over-long cell at row 9,000, a repeated header, bad CSV): facts of
 the whole file. Reading a 10,000-row × 200-column sheet costs ~400 ms, so the facts are read at
-upload (`uploads.store_upload`) and kept in `ImportUpload.facts`; every later view reads them from
+upload (the upload page, `views.index`) and kept in `ImportUpload.facts`; every later view reads them from
 there. They depend on the reader options (sheet, header rows, delimiter, encoding) and the import
 limits, so other options read the file once more and replace them. An upload made before facts
 were kept has none and reads its file on its first view. The dry run and the import read every

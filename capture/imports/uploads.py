@@ -70,9 +70,6 @@ def store_upload(*, actor, study: Study, site: Site | None, name: str, chunks) -
         upload.mapping = previous
         upload.spec = previous.spec
         upload.save(update_fields=["mapping", "spec"])
-    from .facts import file_facts  # facts reads files through upload_path, below
-
-    file_facts(upload, upload.spec)  # read the file once now: its mapping page shows these facts
     return upload
 
 

@@ -47,6 +47,7 @@ def index(request, slug):
         except ValidationError as exc:
             form.add_error("file", exc.messages[0])
         else:
+            file_facts(upload, upload.spec)  # read the file once, now: its mapping page shows these facts
             return redirect("imports:upload", slug=study.slug, upload_id=upload.pk)
     uploads = ImportUpload.objects.filter(study=study).select_related("site", "created_by")
     if not access.can(request.user, "manage_study", study):
