@@ -12,7 +12,7 @@ uploads of a 5-row and an N-row sheet of 200 columns (a subject column and 199 l
 Then, each page requested through Django's test client in this process after one warm-up request:
 - the dashboard: pages 1, 2, the middle and the last, a site filter and a search;
 - the mapping page of each upload (the issue's "200 columns"; the N-row sheet is the stricter
-  reading, a sheet of every subject: the page reads the whole file to show its problems).
+  reading, a sheet of every subject: its facts are read once, by the upload, not by each view).
 Prints each page's server time (CPU time of this process, which runs the view and SQLite: the
 server's work whatever else the machine does; wall time beside it), its size, and their ratios to
 the targets (200 ms, 300 KB). The test tests/web/test_page_sizes.py asserts the same targets on

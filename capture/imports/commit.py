@@ -34,7 +34,10 @@ def read(path: Path, mapping: Mapping, name: str = "") -> readers.Table:
     try:
         return readers.read_table(path, **mapping.reader_options())
     except readers.ReadError as exc:
-        message = str(exc).replace(Path(path).name, name) if name else str(exc)
+        stored = Path(path)  # a CSV's sheet is named after the file: the stored name's stem
+        message = (
+            str(exc).replace(stored.name, name).replace(stored.stem, Path(name).stem) if name else str(exc)
+        )
         raise ValidationError(message) from None
 
 

@@ -64,6 +64,9 @@ class ImportUpload(models.Model):
     # (capture/imports/measurement_sheet.py); its `spec` is that kind's mapping.
     kind = models.CharField(max_length=16, choices=KINDS, default=RECORDS)
     report = models.JSONField(default=dict, blank=True)
+    # What the mapping page shows of the file (headers, samples, row count, read problems), read
+    # once per set of reader options: capture.imports.facts. {} until first read.
+    facts = models.JSONField(default=dict, blank=True, help_text="the file as the mapping page shows it")
 
     class Meta:
         ordering = ["-created_at"]

@@ -119,22 +119,30 @@ class StudyForms:
 def suggest_mapping(study: Study, table: readers.Table, *, site: Site | None = None) -> dict:
     """A mapping spec to start from: the site's last mapping if it fits the file, the REDCap layout for a
     REDCap export, otherwise headers matched to items by name, question and aliases."""
+    return suggest_for_headers(study, table.headers, numeric_headers(table), site=site)
+
+
+def suggest_for_headers(
+    study: Study, headers: list[str], not_dates: set[str], *, site: Site | None = None
+) -> dict:
+    """suggest_mapping for a file known by its headers and its numeric columns (`numeric_headers`),
+    as the mapping page keeps them (facts.FileFacts)."""
     structure = StudyForms.of(study)
     remembered = remembered_mapping(study, site)
     if remembered is not None:
         wanted = {c["column"] for c in remembered.spec.get("columns", [])}
-        if wanted and wanted <= set(table.headers):
+        if wanted and wanted <= set(headers):
             return remembered.spec
-    if is_redcap_export(table.headers):
-        return redcap_spec(structure, table.headers)
-    suggested = _suggest_for_one_kind(structure, study, table)
+    if is_redcap_export(headers):
+        return redcap_spec(structure, headers)
+    suggested = _suggest_for_one_kind(structure, study, headers, not_dates)
     subject_column = next(
         (
             h
-            for h in table.headers
+            for h in headers
             if re.search(r"\b(subject|record|patient|participant|study|tcia)\b.*\b(id|code)\b|^id$", h, re.I)
         ),
-        table.headers[0] if table.headers else "",
+        headers[0] if headers else "",
     )
     events = structure.event_names()
     return Mapping(
@@ -146,7 +154,7 @@ def suggest_mapping(study: Study, table: readers.Table, *, site: Site | None = N
     ).to_spec()
 
 
-def _numeric_headers(table: readers.Table, rows: int = 50) -> set[str]:
+def numeric_headers(table: readers.Table, rows: int = 50) -> set[str]:
     """The headers whose first filled cells are all numbers (a day count, never a date)."""
     out = set()
     for index, header in enumerate(table.headers):
@@ -166,18 +174,19 @@ def _is_number(cell) -> bool:
     return bool(re.fullmatch(r"-?\d+(\.\d+)?", str(cell).strip()))
 
 
-def _suggest_for_one_kind(structure: StudyForms, study: Study, table: readers.Table) -> dict[str, dict]:
+def _suggest_for_one_kind(
+    structure: StudyForms, study: Study, headers: list[str], not_dates: set[str]
+) -> dict[str, dict]:
     """Headers matched to the forms of one subject kind: a sheet is about patients or about animal
     models, never both (a patient sheet's "Sex" is not the model's sex). The kind whose forms match
     the headers best wins; patients on a tie."""
     targets = structure.targets()
-    not_dates = _numeric_headers(table)
     best: tuple[float, dict] = (-1.0, {})
     for kind, _ in Subject.KINDS:
         forms = structure.forms_by_kind(study).get(kind)
         if not forms:
             continue
-        found = suggest_columns(table.headers, [t for t in targets if t["form"] in forms], not_dates)
+        found = suggest_columns(headers, [t for t in targets if t["form"] in forms], not_dates)
         score = sum(s["score"] for s in found.values())
         if score > best[0]:
             best = (score, found)

@@ -21,11 +21,11 @@ from capture.jobs import services as jobs
 from capture.studies import access
 
 from . import measurement_views, readers, services
+from .facts import file_facts
 from .forms import DATE_FORMAT_CHOICES, UploadForm, page_columns, spec_from_post
-from .mapping import Mapping, format_value_map
+from .mapping import format_value_map
 from .models import ImportMapping, ImportUpload
-
-PREVIEW_ROWS = 5
+from .structure import suggest_for_headers
 
 
 @login_required
@@ -48,6 +48,8 @@ def index(request, slug):
         except ValidationError as exc:
             form.add_error("file", exc.messages[0])
         else:
+            if upload.kind == ImportUpload.RECORDS:
+                file_facts(upload, upload.spec)  # read the file once, now: its mapping page shows these facts
             return redirect("imports:upload", slug=study.slug, upload_id=upload.pk)
     uploads = ImportUpload.objects.filter(study=study).select_related("site", "created_by")
     if not access.can(request.user, "manage_study", study):
@@ -69,26 +71,23 @@ def index(request, slug):
 def upload_detail(request, slug, upload_id):
     """The mapping page of one upload: its columns, the mapping, the last dry run's report. A POST
     loads a saved mapping, maps the file as a REDCap export, re-reads it with other reader options,
-    or starts a dry run or an import (a background job)."""
+    or starts a dry run or an import (a background job). The page shows the file's facts read at
+    upload (capture.imports.facts), not the file: only other reader options read it again."""
     study = access.get_study(request.user, slug, services.PERMISSION)
     upload = services.get_upload(request.user, study, upload_id)
-    with services.upload_path(upload) as path:  # a local copy when the upload is on object storage
-        if upload.kind == ImportUpload.MEASUREMENTS:
+    if upload.kind == ImportUpload.MEASUREMENTS:  # a measurement sheet has its own mapping page
+        with services.upload_path(upload) as path:  # a local copy when the upload is on object storage
             return measurement_views.upload_detail(request, study, upload, path)
-        return _upload_detail(request, slug, study, upload, path)
-
-
-def _upload_detail(request, slug, study, upload, path):
     structure = services.StudyForms.of(study)
     spec = dict(upload.spec)
     errors: list[str] = []
     if request.method == "POST":
         action = request.POST.get("action", "dry_run")
         if action in _PAGE_ACTIONS:
-            _PAGE_ACTIONS[action](request, study, upload, structure, path)
+            _PAGE_ACTIONS[action](request, study, upload, structure)
             return redirect("imports:upload", slug=slug, upload_id=upload.pk)
         try:
-            spec = _posted_spec(request, path, spec, structure)
+            spec = _posted_spec(request, upload, spec, structure)
             job = _start_run(request, study, upload, spec, commit=action == "commit")
             return redirect("imports:job", slug=slug, job_id=job.pk)
         except ValidationError as exc:
@@ -96,25 +95,25 @@ def _upload_detail(request, slug, study, upload, path):
     return render(
         request,
         "imports/upload.html",
-        _upload_page(study, upload, structure, path, spec, errors, request.user),
+        _upload_page(study, upload, structure, spec, errors, request.user),
     )
 
 
-def _load_mapping(request, study, upload, structure, path) -> None:
+def _load_mapping(request, study, upload, structure) -> None:
     saved = ImportMapping.objects.filter(study=study, pk=request.POST.get("mapping") or 0).first()
     if saved is not None:
         ImportUpload.objects.filter(pk=upload.pk).update(mapping=saved, spec=saved.spec)
         messages.success(request, f"Mapping {saved.name!r} loaded.")
 
 
-def _map_as_redcap(request, study, upload, structure, path) -> None:
-    table = _table(path, dict(upload.spec))
-    if table is not None:
-        ImportUpload.objects.filter(pk=upload.pk).update(spec=services.redcap_spec(structure, table.headers))
+def _map_as_redcap(request, study, upload, structure) -> None:
+    facts = file_facts(upload, dict(upload.spec))
+    if not facts.error:
+        ImportUpload.objects.filter(pk=upload.pk).update(spec=services.redcap_spec(structure, facts.headers))
         messages.success(request, "Mapped as a REDCap records export: check the columns below.")
 
 
-def _preview(request, study, upload, structure, path) -> None:
+def _preview(request, study, upload, structure) -> None:
     # New sheet or header rows mean new headers: start the column mapping afresh.
     ImportUpload.objects.filter(pk=upload.pk).update(spec=_reader_spec(request.POST, {}))
 
@@ -122,13 +121,13 @@ def _preview(request, study, upload, structure, path) -> None:
 _PAGE_ACTIONS = {"load_mapping": _load_mapping, "redcap": _map_as_redcap, "preview": _preview}
 
 
-def _posted_spec(request, path, spec: dict, structure) -> dict:
+def _posted_spec(request, upload, spec: dict, structure) -> dict:
     """The mapping the page's fields say, read against the file's headers."""
-    table = _table(path, _reader_spec(request.POST, spec))
-    if table is None:
+    facts = file_facts(upload, _reader_spec(request.POST, spec))
+    if facts.error:
         raise ValidationError("The file cannot be read with these options.")
     targets = {value for value, _ in structure.choices()}
-    return spec_from_post(request.POST, table.headers, spec, targets)
+    return spec_from_post(request.POST, facts.headers, spec, targets)
 
 
 def _start_run(request, study, upload, spec: dict, *, commit: bool):
@@ -149,20 +148,14 @@ def _start_run(request, study, upload, spec: dict, *, commit: bool):
     )
 
 
-def _upload_page(study, upload, structure, path, spec: dict, errors: list[str], user) -> dict:
+def _upload_page(study, upload, structure, spec: dict, errors: list[str], user) -> dict:
     """The mapping page's context: the file as the mapping reads it (or a suggested mapping for a
     file not mapped yet), a preview of its first rows, and the last report."""
-    table = None
-    read_error = ""
-    try:
-        table = services.read(path, Mapping.from_spec(_spec_or_default(spec)), upload.original_name)
-    except ValidationError as exc:
-        read_error = " ".join(exc.messages)
+    facts = file_facts(upload, spec)
+    table = None if facts.error else facts  # headers, sheets, warnings, rows: as a table read
     if table is not None and not spec.get("columns") and not spec.get("subject_column"):
-        spec = {**services.suggest_mapping(study, table, site=upload.site), **_reader_spec(spec, {})}
-    preview = (
-        [list(map(services.cell_text, cells)) for _, cells in table.rows[:PREVIEW_ROWS]] if table else []
-    )
+        suggested = suggest_for_headers(study, table.headers, set(table.numeric), site=upload.site)
+        spec = {**suggested, **_reader_spec(spec, {})}
     report = upload.report or {}
     # Only the sites where the user may enrol are offered for new subjects.
     enrol_sites = [
@@ -176,10 +169,11 @@ def _upload_page(study, upload, structure, path, spec: dict, errors: list[str], 
         "study": study,
         "upload": upload,
         "table": table,
-        "read_error": read_error,
+        "read_error": facts.error,
+        "row_count": f"{facts.rows:,} data row{'' if facts.rows == 1 else 's'}",
         "errors": errors,
         "spec": spec,
-        "columns": page_columns(table.headers, spec, preview) if table else [],
+        "columns": page_columns(table.headers, spec, table.preview) if table else [],
         "choices": structure.choices(),
         "events": structure.event_names(),
         "date_formats": DATE_FORMAT_CHOICES,
@@ -194,11 +188,6 @@ def _upload_page(study, upload, structure, path, spec: dict, errors: list[str], 
     }
 
 
-def _spec_or_default(spec: dict) -> dict:
-    base = {"subject_column": "-", "event": "-"}
-    return {**base, **{k: v for k, v in spec.items() if v not in ("", None)}} if spec else base
-
-
 def _reader_spec(source, spec: dict) -> dict:
     """`spec` with the file-reading options found in `source` (a POST or another spec)."""
     merged = dict(spec)
@@ -209,13 +198,6 @@ def _reader_spec(source, spec: dict) -> dict:
                 value = int(value) if str(value).isdigit() and int(value) >= 1 else 1
             merged[key] = value
     return merged
-
-
-def _table(path, spec: dict):
-    try:
-        return readers.read_table(path, **Mapping.from_spec(_spec_or_default(spec)).reader_options())
-    except (readers.ReadError, ValidationError):
-        return None
 
 
 @login_required
