@@ -31,6 +31,7 @@ from capture.definitions.converters.odm.common import REDCAP_NS, _findall
 from capture.definitions.converters.redcap import project_key
 from capture.definitions.loader import DefinitionError
 from capture.definitions.schema import ScheduleFile
+from capture.records.bulk import collector_paused
 from capture.records.models import FormRecord
 from capture.studies import services as study_services
 from capture.studies.models import Site, Study
@@ -433,6 +434,7 @@ def _mapped(value: str, mapping: dict[str, str]) -> str:
     return next((code for legacy, code in mapping.items() if legacy.casefold() == folded), value)
 
 
+@collector_paused()  # a project's rows and records are many long-lived objects: records/bulk.py
 def migrate(
     *,
     user,

@@ -35,7 +35,14 @@ from django.http import HttpResponse
 from capture.accounts.system import user_or_none
 from capture.definitions.models import Arm, FormDefinition
 from capture.records import services as record_service
-from capture.records.bulk import BLANK, MEMO_LIMIT, FormValidator, RecordWrite, write_records
+from capture.records.bulk import (
+    BLANK,
+    MEMO_LIMIT,
+    FormValidator,
+    RecordWrite,
+    collector_paused,
+    write_records,
+)
 from capture.records.models import FormRecord, Query, Status
 from capture.records.services import other_events
 from capture.studies import access
@@ -93,7 +100,7 @@ def import_records(user, study, project: Project, p: Params) -> HttpResponse:
     importer = Importer(
         user, study, project, overwrite=overwrite, date_format=date_format, auto_number=auto_number
     )
-    with transaction.atomic():
+    with transaction.atomic(), collector_paused():
         ids = importer.run(rows)
         if importer.problems:
             # Nothing is written unless every row is good (REDCap imports are all-or-nothing too).
