@@ -406,8 +406,22 @@ def _copy_new(writes: list[RecordWrite], stamp, user_id) -> list[tuple[int, Reco
 
 
 def _inserted_ids(chunk: list[RecordWrite], stamp) -> list[int]:
-    # Read the new ids back by the unique key: executemany has no RETURNING.
+    """The ids of the rows just inserted for `chunk`, in its order: executemany has no RETURNING.
+    On SQLite, whose one writer this transaction is, the rows of one executemany take consecutive
+    ids ending at last_insert_rowid(); one count makes sure every id of that range is a row of this
+    write. Otherwise (or if the count disagrees) the ids are read back by the unique key."""
     table = connection.ops.quote_name(FormRecord._meta.db_table)
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT last_insert_rowid()")
+            last = cursor.fetchone()[0]
+            first = last - len(chunk) + 1
+            cursor.execute(
+                f"SELECT count(*) FROM {table} WHERE id BETWEEN %s AND %s AND created_at = %s",  # noqa: S608 - names from model metadata
+                [first, last, stamp],
+            )
+            if cursor.fetchone()[0] == len(chunk):
+                return list(range(first, last + 1))
     subject_ids = list({w.subject.pk for w in chunk})
     with connection.cursor() as cursor:
         cursor.execute(

@@ -71,6 +71,8 @@ from .params import Params, RedcapError
 from .project import FILE_MARK, Column, Project, RcEvent, dag_key, dag_name
 
 IMPORT_REASON = "REDCap API import"
+# How a column's values are put on a record (Importer._shape).
+_PLAIN, _CHECKBOX, _STATUS, _OTHER = "plain", "checkbox", "status", "other"
 # Rows an import reads and writes at a time (inside its one transaction): they bound the server's
 # memory, not the size of an import.
 IMPORT_CHUNK = 5000
@@ -463,14 +465,17 @@ class Importer:
         has_data = False
         values, shapes = pending.values, self.shapes
         for column, value in cells:
-            if column.field is None:  # <instrument>_complete
-                has_data = self._status(pending, column, value, row) or has_data
-                continue
-            has_data = has_data or (value != "" and (not column.code or value != "0"))
-            name, group, multiple, dates, comma = shapes.get(column.name) or self._shape(column)
-            if value and value != FILE_MARK and not (group or multiple or dates or comma):
+            name, how = shapes.get(column.name) or self._shape(column)
+            if how is _PLAIN and value and value != FILE_MARK:
                 values[name] = value  # the common case of _value: a plain value
+                has_data = True
+            elif how is _CHECKBOX and value:
+                values[name] = self._checked(values.get(name), column.code, value)
+                has_data = has_data or value != "0"
+            elif how is _STATUS:  # <instrument>_complete
+                has_data = self._status(pending, column, value, row) or has_data
             else:
+                has_data = has_data or (value != "" and (not column.code or value != "0"))
                 self._value(values, column, value)
         key = (subject.pk, rc_event.event.pk, instrument, instance)
         if key in self.pending or pending.existing is not None or has_data:
@@ -486,27 +491,33 @@ class Importer:
         pending.status = int(value)
         return pending.status != 0
 
-    def _shape(self, column: Column) -> tuple[str, str | None, bool, bool, bool]:
-        """(item, group, checkbox, dates to convert, comma decimal) of a column, worked out once."""
+    def _shape(self, column: Column) -> tuple[str, str]:
+        """(item, how its values are put: _PLAIN, _CHECKBOX, _STATUS or _OTHER) of a column, worked
+        out once; _OTHER goes through _value (repeating groups, dates to convert, comma decimals)."""
         shape = self.shapes.get(column.name)
         if shape is None:
-            f = column.item
-            shape = self.shapes[column.name] = (
-                f.name,
-                f.group,
-                f.multiple,
-                self.date_format != "ymd" and f.datatype in ("date", "datetime"),
-                f.datatype == "decimal" and comma_decimal(column),
-            )
+            f = column.field
+            if f is None:
+                how = _STATUS
+            elif f.group or (self.date_format != "ymd" and f.datatype in ("date", "datetime")):
+                how = _OTHER
+            elif f.multiple:
+                how = _CHECKBOX
+            elif f.datatype == "decimal" and comma_decimal(column):
+                how = _OTHER
+            else:
+                how = _PLAIN
+            shape = self.shapes[column.name] = (f.name if f is not None else "", how)
         return shape
 
     def _value(self, values: dict, column: Column, value: str) -> None:
-        if value in ("", FILE_MARK) and column.item.datatype == "file":
+        f = column.item
+        if value in ("", FILE_MARK) and f.datatype == "file":
             return  # a file changes only through content=file; an exported "[document]" keeps it
-        name, group, multiple, dates, comma = self.shapes.get(column.name) or self._shape(column)
-        if dates:
+        name, group, multiple = f.name, f.group, f.multiple
+        if self.date_format != "ymd" and f.datatype in ("date", "datetime"):
             value = convert_date(value, "date", self.date_format)
-        if comma:
+        if f.datatype == "decimal" and comma_decimal(column):
             value = value.replace(",", ".")  # REDCap's number_comma_decimal: 1,54 is 1.54
         if group:
             group_rows = values.setdefault(group, [])
