@@ -474,14 +474,30 @@ def _insert_subjects(study: Study, subjects: list[Subject]) -> None:
     """Insert new subjects and give each its primary key: bulk_create's rows (created now) without
     its per-object cost (an import enrols thousands), the keys read back by the unique study id."""
     now = timezone.now()
-    fields = [Subject._meta.get_field(name) for name in _SUBJECT_COLUMNS]
+    created = Subject._meta.get_field("created_at").get_db_prep_save(now, connection)
+    day = Subject._meta.get_field("enrollment_date")
+    days: dict[dt.date, Any] = {}  # each enrolment date as the database takes it, adapted once
     for subject in subjects:
         subject.created_at = now
-    insert_rows(
-        Subject,
-        _SUBJECT_COLUMNS,
-        (tuple(f.get_db_prep_save(getattr(s, f.attname), connection) for f in fields) for s in subjects),
+        if subject.enrollment_date not in days:
+            days[subject.enrollment_date] = day.get_db_prep_save(subject.enrollment_date, connection)
+    rows = (  # the values of _SUBJECT_COLUMNS, in order
+        (
+            s.study_id,
+            s.site_id,
+            s.arm_id,
+            s.subject_id,
+            s.seq,
+            s.kind,
+            s.derived_from_id,
+            s.model_type,
+            days[s.enrollment_date],
+            s.date_shift_days,
+            created,
+        )
+        for s in subjects
     )
+    insert_rows(Subject, _SUBJECT_COLUMNS, rows)
     wanted = [subject.subject_id for subject in subjects]
     pks: dict[str, int] = {}
     for at in range(0, len(wanted), _ID_QUERY):
