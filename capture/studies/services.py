@@ -447,7 +447,7 @@ def enroll_subjects(*, actor, study: Study, requests: list[EnrolRequest], reason
                 str(subject.pk),
                 subject.subject_id,
                 None,
-                canonical_json(_subject_snapshot(subject)),
+                canonical_json(_subject_snapshot(subject), plain=True),  # text and None only
             )
             for subject in subjects
         ],
