@@ -425,9 +425,9 @@ class Importer:
     # ------------------------------------------------------------------ values
 
     def pending_for(
-        self, subject, rc_event: RcEvent, instrument: str, instance: int, rid: str, row: int
+        self, key: tuple, subject, rc_event: RcEvent, instrument: str, instance: int, rid: str, row: int
     ) -> _Pending:
-        key = (subject.pk, rc_event.event.pk, instrument, instance)
+        """What the import has for the record at `key` (subject pk, event pk, instrument, instance)."""
         pending = self.pending.get(key)
         if pending is None:
             existing = self.stored.get(key)
@@ -461,7 +461,8 @@ class Importer:
         self, subject, rc_event: RcEvent, instrument: str, instance: int, cells, rid: str, row: int
     ) -> None:
         """Put one row's cells of one form record onto what the import has for it so far."""
-        pending = self.pending_for(subject, rc_event, instrument, instance, rid, row)
+        key = (subject.pk, rc_event.event.pk, instrument, instance)
+        pending = self.pending_for(key, subject, rc_event, instrument, instance, rid, row)
         has_data = False
         values, shapes = pending.values, self.shapes
         for column, value in cells:
@@ -477,7 +478,6 @@ class Importer:
             else:
                 has_data = has_data or (value != "" and (not column.code or value != "0"))
                 self._value(values, column, value)
-        key = (subject.pk, rc_event.event.pk, instrument, instance)
         if key in self.pending or pending.existing is not None or has_data:
             self.pending[key] = pending
 
