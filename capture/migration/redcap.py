@@ -152,11 +152,11 @@ def _csv_rows(data: bytes) -> list[dict]:
         if len(values) == width and values:
             rows.append(dict(zip(header, values, strict=True)))
         elif values:
-            row = dict(zip(header, values, strict=False))
+            row: dict = dict(zip(header, values, strict=False))
             if len(values) > width:
-                row[None] = values[width:]  # type: ignore[index]  # DictReader's restkey
+                row[None] = values[width:]  # DictReader's restkey
             else:
-                row.update(dict.fromkeys(header[len(values) :]))
+                row.update(dict.fromkeys(header[len(values) :]))  # DictReader's restval
             rows.append(row)
     return rows
 
