@@ -31,6 +31,7 @@ from capture.definitions.converters.odm.common import REDCAP_NS, _findall
 from capture.definitions.converters.redcap import project_key
 from capture.definitions.loader import DefinitionError
 from capture.definitions.schema import ScheduleFile
+from capture.records.bulk import collector_paused
 from capture.records.models import FormRecord
 from capture.studies import services as study_services
 from capture.studies.models import Site, Study
@@ -138,7 +139,26 @@ def _header(data: bytes) -> list[str]:
 
 
 def _csv_rows(data: bytes) -> list[dict]:
-    return list(csv.DictReader(io.StringIO(_text(data), newline="")))
+    """csv.DictReader's rows (blank lines skipped; a short row's missing columns None, a long
+    row's extra values a list under the key None), built without its Python step per row: a
+    project's records CSV has hundreds of thousands of rows."""
+    reader = csv.reader(io.StringIO(_text(data), newline=""))
+    header = next(reader, None)
+    if header is None:
+        return []
+    width = len(header)
+    rows = []
+    for values in reader:
+        if len(values) == width and values:
+            rows.append(dict(zip(header, values, strict=True)))
+        elif values:
+            row: dict = dict(zip(header, values, strict=False))
+            if len(values) > width:
+                row[None] = values[width:]  # DictReader's restkey
+            else:
+                row.update(dict.fromkeys(header[len(values) :]))  # DictReader's restval
+            rows.append(row)
+    return rows
 
 
 # ----------------------------------------------------------------------------- the project XML
@@ -433,6 +453,7 @@ def _mapped(value: str, mapping: dict[str, str]) -> str:
     return next((code for legacy, code in mapping.items() if legacy.casefold() == folded), value)
 
 
+@collector_paused()  # a project's rows and records are many long-lived objects: records/bulk.py
 def migrate(
     *,
     user,

@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
 from capture.accounts.system import require_actor
 from capture.audit.services import NewEvent, append_events, canonical_json, record_event
+from capture.dbcopy import insert_rows
 from capture.definitions.models import Arm, EventForm, Schedule
 
 from . import access, pseudonyms
@@ -428,11 +429,13 @@ def enroll_subjects(*, actor, study: Study, requests: list[EnrolRequest], reason
             derived_from=request.derived_from,
             model_type=request.model_type,
             enrollment_date=request.enrollment_date,
-            date_shift_days=pseudonyms.date_shift_days(study, subject_id),
+            date_shift_days=shift,
         )
-        for (request, seq, _), subject_id in zip(numbered, ids, strict=True)
+        for (request, seq, _), subject_id, shift in zip(
+            numbered, ids, pseudonyms.date_shifts(study, ids), strict=True
+        )
     ]
-    Subject.objects.bulk_create(subjects, batch_size=500)
+    _insert_subjects(study, subjects)
     append_events(
         actor=actor,
         study=study,
@@ -444,12 +447,65 @@ def enroll_subjects(*, actor, study: Study, requests: list[EnrolRequest], reason
                 str(subject.pk),
                 subject.subject_id,
                 None,
-                canonical_json(_subject_snapshot(subject)),
+                canonical_json(_subject_snapshot(subject), plain=True),  # text and None only
             )
             for subject in subjects
         ],
     )
     return subjects
+
+
+_SUBJECT_COLUMNS = [
+    "study",
+    "site",
+    "arm",
+    "subject_id",
+    "seq",
+    "kind",
+    "derived_from",
+    "model_type",
+    "enrollment_date",
+    "date_shift_days",
+    "created_at",
+]
+
+
+def _insert_subjects(study: Study, subjects: list[Subject]) -> None:
+    """Insert new subjects and give each its primary key: bulk_create's rows (created now) without
+    its per-object cost (an import enrols thousands), the keys read back by the unique study id."""
+    now = timezone.now()
+    created = Subject._meta.get_field("created_at").get_db_prep_save(now, connection)
+    day = Subject._meta.get_field("enrollment_date")
+    days: dict[dt.date, Any] = {}  # each enrolment date as the database takes it, adapted once
+    for subject in subjects:
+        subject.created_at = now
+        if subject.enrollment_date not in days:
+            days[subject.enrollment_date] = day.get_db_prep_save(subject.enrollment_date, connection)
+    rows = (  # the values of _SUBJECT_COLUMNS, in order
+        (
+            s.study_id,
+            s.site_id,
+            s.arm_id,
+            s.subject_id,
+            s.seq,
+            s.kind,
+            s.derived_from_id,
+            s.model_type,
+            days[s.enrollment_date],
+            s.date_shift_days,
+            created,
+        )
+        for s in subjects
+    )
+    insert_rows(Subject, _SUBJECT_COLUMNS, rows)
+    wanted = [subject.subject_id for subject in subjects]
+    pks: dict[str, int] = {}
+    for at in range(0, len(wanted), _ID_QUERY):
+        chunk = wanted[at : at + _ID_QUERY]
+        pks.update(Subject.objects.filter(study=study, subject_id__in=chunk).values_list("subject_id", "pk"))
+    for subject in subjects:
+        subject.pk = pks[subject.subject_id]
+        subject._state.adding, subject._state.db = False, connection.alias
 
 
 # ---------------------------------------------------------------------------- administration
@@ -917,8 +973,13 @@ def follow_enrolment_date(actor, subject: Subject, record) -> None:
 
 def follow_enrolment_dates(actor, saved: list[tuple[int, Any]]) -> None:
     """follow_enrolment_date for the (subject pk, record) pairs of a bulk write (imports): only the
-    records of a form that asks the date read further, each of their subjects loaded once."""
-    asking = [(pk, r) for pk, r in saved if r.instance == 1 and _asks_enrolment_date(r.form.spec)]
+    records of a form that asks the date read further, each of their subjects loaded once; each
+    form's spec is read once (an import writes thousands of records of a few forms)."""
+    asks: dict[int, str | None] = {}
+    for _, record in saved:
+        if record.form.pk not in asks:
+            asks[record.form.pk] = _asks_enrolment_date(record.form.spec)
+    asking = [(pk, r) for pk, r in saved if r.instance == 1 and asks[r.form.pk]]
     if not asking:
         return
     subjects = Subject.objects.select_related("arm", "study").in_bulk({pk for pk, _ in asking})

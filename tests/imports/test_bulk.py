@@ -174,3 +174,25 @@ def test_events_appended_in_bulk_verify_like_events_recorded_one_by_one(study, p
     assert [e.action for e in events] == ["x.before"] + ["x.create"] * 5 + ["x.update", "x.after"]
     assert events[1].after == {"data": tricky, "i": 0} and events[6].before == {"a": 1}
     assert verify_chain(chain_key(study)) == []
+
+
+def test_each_new_record_and_its_audit_event_name_the_same_row(study, personas, subjects):
+    # Ids of an executemany's rows are not returned: the bulk path works them out (consecutive on SQLite).
+    FormRecord.objects.create(
+        subject=subjects["a"],
+        event=_write(subjects["a"], 1).event,
+        form=_write(subjects["a"], 1).form,
+        form_name="demographics",
+        instance=2,
+        data={"age": 99},
+    )
+    third = _write(subjects["a"], 42)
+    third.instance = 3
+    writes = [_write(subjects["a"], 40), _write(subjects["b"], 41), third]
+    with transaction.atomic():
+        result = write_records(actor=personas["admin"], study=study, writes=writes, reason="bulk")
+    events = AuditEvent.objects.filter(chain=chain_key(study), action="record.create").order_by("seq")
+    by_event = {int(e.object_id): (e.object_label, e.after["data"]["age"]) for e in events}
+    stored = {r.pk: (str(r), r.data["age"]) for r in FormRecord.objects.filter(pk__in=result.record_ids)}
+    assert sorted(age for _, age in stored.values()) == [40, 41, 42]
+    assert by_event == stored

@@ -5,6 +5,8 @@ shifts and audit events), and one refused subject refuses the whole batch."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -197,3 +199,22 @@ def test_a_batch_takes_a_number_of_queries_that_does_not_grow_with_its_size(
     with django_assert_max_num_queries(20):
         subjects = services.enroll_subjects(actor=personas["admin"], study=study, requests=requests)
     assert len(subjects) == 40
+
+
+def test_each_subject_of_a_batch_gets_its_shift_from_the_study_secret_and_its_id(study, personas, settings):
+    """The shift as pseudonyms.py states it, worked here with hmac itself: HMAC-SHA256 of
+    "date-shift:<id>" under HMAC-SHA256(master key, "study:<slug>"), its first 8 bytes mod 365, back."""
+    sites = _sites(study)
+    requests = [
+        EnrolRequest(sites["A"], WHEN),
+        EnrolRequest(sites["B"], WHEN),
+        EnrolRequest(sites["A"], WHEN),
+    ]
+    subjects = services.enroll_subjects(actor=personas["admin"], study=study, requests=requests)
+    secret = hmac.new(settings.PSEUDONYM_KEY, b"study:trial", hashlib.sha256).digest()
+    for subject in subjects:
+        digest = hmac.new(secret, f"date-shift:{subject.subject_id}".encode(), hashlib.sha256).digest()
+        expected = -(int.from_bytes(digest[:8], "big") % 365)
+        stored = Subject.objects.get(pk=subject.pk)
+        assert (subject.date_shift_days, stored.date_shift_days) == (expected, expected), subject.subject_id
+        assert (stored.subject_id, stored.created_at) == (subject.subject_id, subject.created_at)

@@ -35,7 +35,14 @@ from django.http import HttpResponse
 from capture.accounts.system import user_or_none
 from capture.definitions.models import Arm, FormDefinition
 from capture.records import services as record_service
-from capture.records.bulk import BLANK, MEMO_LIMIT, FormValidator, RecordWrite, write_records
+from capture.records.bulk import (
+    BLANK,
+    MEMO_LIMIT,
+    FormValidator,
+    RecordWrite,
+    collector_paused,
+    write_records,
+)
 from capture.records.models import FormRecord, Query, Status
 from capture.records.services import other_events
 from capture.studies import access
@@ -64,6 +71,8 @@ from .params import Params, RedcapError
 from .project import FILE_MARK, Column, Project, RcEvent, dag_key, dag_name
 
 IMPORT_REASON = "REDCap API import"
+# How a column's values are put on a record (Importer._shape).
+_PLAIN, _CHECKBOX, _STATUS, _OTHER = "plain", "checkbox", "status", "other"
 # Rows an import reads and writes at a time (inside its one transaction): they bound the server's
 # memory, not the size of an import.
 IMPORT_CHUNK = 5000
@@ -93,7 +102,7 @@ def import_records(user, study, project: Project, p: Params) -> HttpResponse:
     importer = Importer(
         user, study, project, overwrite=overwrite, date_format=date_format, auto_number=auto_number
     )
-    with transaction.atomic():
+    with transaction.atomic(), collector_paused():
         ids = importer.run(rows)
         if importer.problems:
             # Nothing is written unless every row is good (REDCap imports are all-or-nothing too).
@@ -416,9 +425,9 @@ class Importer:
     # ------------------------------------------------------------------ values
 
     def pending_for(
-        self, subject, rc_event: RcEvent, instrument: str, instance: int, rid: str, row: int
+        self, key: tuple, subject, rc_event: RcEvent, instrument: str, instance: int, rid: str, row: int
     ) -> _Pending:
-        key = (subject.pk, rc_event.event.pk, instrument, instance)
+        """What the import has for the record at `key` (subject pk, event pk, instrument, instance)."""
         pending = self.pending.get(key)
         if pending is None:
             existing = self.stored.get(key)
@@ -452,20 +461,23 @@ class Importer:
         self, subject, rc_event: RcEvent, instrument: str, instance: int, cells, rid: str, row: int
     ) -> None:
         """Put one row's cells of one form record onto what the import has for it so far."""
-        pending = self.pending_for(subject, rc_event, instrument, instance, rid, row)
+        key = (subject.pk, rc_event.event.pk, instrument, instance)
+        pending = self.pending_for(key, subject, rc_event, instrument, instance, rid, row)
         has_data = False
         values, shapes = pending.values, self.shapes
         for column, value in cells:
-            if column.field is None:  # <instrument>_complete
-                has_data = self._status(pending, column, value, row) or has_data
-                continue
-            has_data = has_data or (value != "" and (not column.code or value != "0"))
-            name, group, multiple, dates, comma = shapes.get(column.name) or self._shape(column)
-            if value and value != FILE_MARK and not (group or multiple or dates or comma):
+            name, how = shapes.get(column.name) or self._shape(column)
+            if how is _PLAIN and value and value != FILE_MARK:
                 values[name] = value  # the common case of _value: a plain value
+                has_data = True
+            elif how is _CHECKBOX and value:
+                values[name] = self._checked(values.get(name), column.code, value)
+                has_data = has_data or value != "0"
+            elif how is _STATUS:  # <instrument>_complete
+                has_data = self._status(pending, column, value, row) or has_data
             else:
+                has_data = has_data or (value != "" and (not column.code or value != "0"))
                 self._value(values, column, value)
-        key = (subject.pk, rc_event.event.pk, instrument, instance)
         if key in self.pending or pending.existing is not None or has_data:
             self.pending[key] = pending
 
@@ -479,27 +491,33 @@ class Importer:
         pending.status = int(value)
         return pending.status != 0
 
-    def _shape(self, column: Column) -> tuple[str, str | None, bool, bool, bool]:
-        """(item, group, checkbox, dates to convert, comma decimal) of a column, worked out once."""
+    def _shape(self, column: Column) -> tuple[str, str]:
+        """(item, how its values are put: _PLAIN, _CHECKBOX, _STATUS or _OTHER) of a column, worked
+        out once; _OTHER goes through _value (repeating groups, dates to convert, comma decimals)."""
         shape = self.shapes.get(column.name)
         if shape is None:
-            f = column.item
-            shape = self.shapes[column.name] = (
-                f.name,
-                f.group,
-                f.multiple,
-                self.date_format != "ymd" and f.datatype in ("date", "datetime"),
-                f.datatype == "decimal" and comma_decimal(column),
-            )
+            f = column.field
+            if f is None:
+                how = _STATUS
+            elif f.group or (self.date_format != "ymd" and f.datatype in ("date", "datetime")):
+                how = _OTHER
+            elif f.multiple:
+                how = _CHECKBOX
+            elif f.datatype == "decimal" and comma_decimal(column):
+                how = _OTHER
+            else:
+                how = _PLAIN
+            shape = self.shapes[column.name] = (f.name if f is not None else "", how)
         return shape
 
     def _value(self, values: dict, column: Column, value: str) -> None:
-        if value in ("", FILE_MARK) and column.item.datatype == "file":
+        f = column.item
+        if value in ("", FILE_MARK) and f.datatype == "file":
             return  # a file changes only through content=file; an exported "[document]" keeps it
-        name, group, multiple, dates, comma = self.shapes.get(column.name) or self._shape(column)
-        if dates:
+        name, group, multiple = f.name, f.group, f.multiple
+        if self.date_format != "ymd" and f.datatype in ("date", "datetime"):
             value = convert_date(value, "date", self.date_format)
-        if comma:
+        if f.datatype == "decimal" and comma_decimal(column):
             value = value.replace(",", ".")  # REDCap's number_comma_decimal: 1,54 is 1.54
         if group:
             group_rows = values.setdefault(group, [])
