@@ -3,7 +3,9 @@ through the real path (headers, hashes, shifted dates), so the timeline shows sc
 
 `seed_imaging(study)` is called by `study.seed` (`manage.py seed_demo`) after the records exist.
 Most patients get a registered PatientID and link by themselves; two patients' studies are left
-in the queue for the data manager to assign.
+in the queue for the data manager to assign. The first `measured` linked patients also get a
+measurement report (DICOM SR, TID 1500) per scan, and their baseline lesions are designated as
+targets, so their timelines show RECIST responses (capture/demo/measurements.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from pydicom.uid import generate_uid
 from capture.accounts.system import SystemActor
 from capture.imaging import services
 from capture.imaging.ingest import ingest_folder
+
+from . import measurements
 
 DEMO = SystemActor(label="system: demo")  # the seed's actor: audit events say the demo made them
 
@@ -59,7 +63,7 @@ def _write(path: Path, name: str, modality: str, patient_id: str, date: dt.date,
 
 
 def seed_imaging(
-    study, *, patients: int = 12, queued: int = 2, seed_value: int = 11
+    study, *, patients: int = 12, queued: int = 2, measured: int = 6, seed_value: int = 11
 ) -> services.IngestReport:
     rng = random.Random(seed_value)
     subjects = list(study.subjects.patients().order_by("pk")[: patients + queued])
@@ -73,5 +77,14 @@ def seed_imaging(
                 if when > dt.date.today():  # noqa: DTZ011 - demo dates are calendar dates
                     continue
                 key = f"{study.slug}:{subject.subject_id}:{day}"
-                _write(Path(tmp) / subject.subject_id / f"{day}.dcm", name, modality, patient_id, when, key)
-        return ingest_folder(actor=DEMO, study=study, path=Path(tmp))
+                image = Path(tmp) / subject.subject_id / f"{day}.dcm"
+                _write(image, name, modality, patient_id, when, key)
+                if index < min(measured, patients):
+                    course = ("PR", "SD", "PD")[index % 3]
+                    scan = [d for d, _, _ in SCANS].index(day)
+                    measurements.write_report(
+                        image, image.with_suffix(".sr.dcm"), course=course, scan=scan, key=key
+                    )
+        report = ingest_folder(actor=DEMO, study=study, path=Path(tmp))
+    measurements.designate_baseline_targets(study, DEMO)
+    return report
