@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import concepts
 from .store import Coded
 
 LENGTH, AREA, VOLUME, SUV = "length", "area", "volume", "SUV"
@@ -69,19 +70,13 @@ class MeasurementKind:
         )
 
 
-SUVBW = Coded("DCM", "126401", "SUVbw")
+SUVBW = Coded(*concepts.SUV_MAX)  # one concept, three derivations (Maximum, Mean, Peak)
 KINDS = (
-    MeasurementKind(
-        Coded("SCT", "103339001", "Long Axis"), LENGTH, names=("long axis", "longest diameter", "ld")
-    ),
-    MeasurementKind(
-        Coded("SCT", "103340004", "Short Axis"), LENGTH, names=("short axis", "short axis diameter", "sad")
-    ),
+    MeasurementKind(Coded(*concepts.LONG_AXIS), LENGTH, names=("long axis", "longest diameter", "ld")),
+    MeasurementKind(Coded(*concepts.SHORT_AXIS), LENGTH, names=("short axis", "short axis diameter", "sad")),
     MeasurementKind(Coded("SCT", "81827009", "Diameter"), LENGTH, names=("diameter",)),
     MeasurementKind(Coded("SCT", "42798000", "Area"), AREA, names=("area",)),
-    MeasurementKind(
-        Coded("SCT", "118565006", "Volume"), VOLUME, names=("volume", "tumor volume", "tumour volume")
-    ),
+    MeasurementKind(Coded(*concepts.VOLUME), VOLUME, names=("volume", "tumor volume", "tumour volume")),
     MeasurementKind(SUVBW, SUV, "Maximum", names=("suvmax", "suv max", "maximum suv", "suvbw max")),
     MeasurementKind(SUVBW, SUV, "Mean", names=("suvmean", "suv mean", "mean suv")),
     MeasurementKind(SUVBW, SUV, "Peak", names=("suvpeak", "suv peak", "peak suv")),

@@ -98,10 +98,10 @@ def test_the_dry_run_names_every_bad_cell(study, subjects, personas, tmp_path):
     assert "No subject 'NOPE-9'" in reasons[3]
     assert "'girth' is not a measurement" in reasons[4]
     assert reasons[5] == "'cc' is not a UCUM unit; write 'cm3'."
-    assert reasons[6] == "'cm3' is a unit of volume; Long Axis is a length: use mm or cm."
+    assert reasons[6] == "'cm3' is a unit of volume; Long axis is a length: use mm or cm."
     assert "'about 3' is not a number" in reasons[7]
     assert "is day 31" in reasons[8] and "no event window" in reasons[8]
-    assert reasons[9].startswith("Row 2 already gives Long Axis of lesion L1")
+    assert reasons[9].startswith("Row 2 already gives Long axis of lesion L1")
     assert "outside the window of week_8 (days 49 to 63)" in reasons[10]
     assert report["counts"]["problems"] == 10
     assert not MeasurementReport.objects.exists()
