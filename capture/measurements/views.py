@@ -36,7 +36,12 @@ def report_list(request, slug):
         "measurements/list.html",
         {
             "study": study,
-            "rows": [(r, disclosure.date(r.subject, r.real_date())) for r in reports],
+            # The reader is DICOM person text (an SR's label, or a sheet's Reader cell, which may be a
+            # name): shown only where disclosure shows DICOM text.
+            "rows": [
+                (r, disclosure.date(r.subject, r.real_date()), disclosure.dicom_text(r.observer))
+                for r in reports
+            ],
             "dates_shifted": disclosure.shifts_dates,
             "may_import": may_import,
             "queued": MeasurementReport.objects.filter(study=study, subject__isnull=True).count()
@@ -52,7 +57,12 @@ def queue(request, slug):
     subjects = list(access.subjects_visible_to(request.user, study).values_list("subject_id", flat=True))
     disclosure = Disclosure.for_user(request.user, study)
     rows = [
-        (row, len(row.pending_values), AssignForm(subjects=subjects, prefix=f"r{row.pk}"))
+        (
+            row,
+            len(row.pending_values),
+            AssignForm(subjects=subjects, prefix=f"r{row.pk}"),
+            disclosure.dicom_text(row.observer),
+        )
         for row in queues.queue(request.user, study)
     ]
     # A queued report has no subject, so no shift: its real date and source (a path that often

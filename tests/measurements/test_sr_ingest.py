@@ -184,6 +184,7 @@ def test_a_report_without_a_known_patient_links_through_the_imaging_study_it_was
 def sr_archive(tmp_path_factory):
     """An Orthanc of its own (the imaging tests count the studies of theirs) holding the patient's
     CTs and reports, sent by STOW-RS as a workstation would. Returns the DICOMweb base URL."""
+    from tests import servers
     from tests.imaging import orthanc_server
     from tests.imaging.conftest import ORTHANC_HOW, ORTHANC_PLUGIN
     from tests.requirements import need
@@ -201,7 +202,7 @@ def sr_archive(tmp_path_factory):
     client = DICOMwebClient(url=f"{base}/dicom-web")
     client.store_instances([pydicom.dcmread(p) for p in [*files, *sorted((root / "images").iterdir())]])
     yield f"{base}/dicom-web"
-    orthanc_server.stop(process)
+    servers.stop(process)
 
 
 @pytest.mark.django_db
