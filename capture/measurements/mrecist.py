@@ -13,10 +13,13 @@ xenografts to predict clinical trial drug response. Nat Med 2015;21(11):1318-132
   BestResponse < 35 % and BestAvgResponse < 30 %; mPD otherwise.
 
 Verification: the formulas and the 10-day minimum were checked against the documentation and
-source of the Xeva package (bhklab, R/mRECIST.R), which implements Gao et al.; the four threshold
-pairs come from the issue's brief and match how Gao et al. is commonly cited, but could not be read
-in the paper's own text in this session: check them against the paper's methods before relying on
-them in a publication.
+source of the Xeva package (bhklab, R/mRECIST.R), which implements Gao et al. The thresholds were
+checked against a second, independent public R implementation of the same criteria (its
+NPDXEResponseLevel: BestResponse bands -95 / -50 / +35 %, BestAvgResponse bands -40 / -20 / +30 %,
+and of the two levels the worse one), which gives the same category as the tests-in-order rule
+above for every pair of values (taking the worse level of two ordered bandings is the same as
+requiring both values under a category's pair). Only exact boundary values differ in principle
+(that implementation's bands are closed; here every comparison is strict).
 """
 
 from __future__ import annotations
