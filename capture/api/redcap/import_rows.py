@@ -14,8 +14,9 @@ import datetime as dt
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING, NamedTuple
 
 from .params import RedcapError
@@ -222,7 +223,9 @@ class Cell(NamedTuple):
 class Header:
     """How the rows of one header are read: its columns by instrument, and the others."""
 
-    forms: list[tuple[str, list[Cell]]] = field(default_factory=list)
+    # (instrument, its cells, a getter of their values from a row as a tuple): a form whose cells are
+    # all blank is passed over at once (a flat export's row fills one event's forms of many)
+    forms: list[tuple[str, list[Cell], Callable[[dict], tuple]]] = field(default_factory=list)
     by_name: list[str] = field(default_factory=list)  # a checkbox named by its field (its value: the code)
     timestamps: list[str] = field(default_factory=list)  # `[instrument]_timestamp`: read, not imported
     unknown: list[str] = field(default_factory=list)
@@ -261,8 +264,16 @@ def read_header(project: Project, keys: Iterable, left_out: frozenset[str] = fro
         forms.setdefault(column.form, []).append(
             Cell(name, column, text, column.is_complete or bool(column.code), bool(column.code))
         )
-    header.forms = list(forms.items())
+    header.forms = [(form, entries, _getter([e.key for e in entries])) for form, entries in forms.items()]
     return header
+
+
+def _getter(keys: list[str]) -> Callable[[dict], tuple]:
+    """A function giving a row's values of `keys`, always as a tuple (itemgetter of one key does not)."""
+    if len(keys) == 1:
+        key = keys[0]
+        return lambda row: (row[key],)
+    return itemgetter(*keys)
 
 
 class RowImport:
@@ -313,10 +324,14 @@ class RowImport:
         cells: dict[str, list[tuple[Column, str]]] = {}
         data: set[str] = set()
         overwrite = importer.overwrite
-        for form, entries in header.forms:
+        for form, entries, getter in header.forms:
+            givens = getter(row)
+            if not overwrite and not any(givens):
+                continue  # every cell of the form blank: nothing to put
             out = []
-            for key, column, keeps_spaces, zero_is_blank, checkbox in entries:
-                given = row[key]
+            for (key, column, keeps_spaces, zero_is_blank, checkbox), given in zip(
+                entries, givens, strict=True
+            ):
                 value = given.strip() if given else ""
                 if not value:
                     if overwrite:
