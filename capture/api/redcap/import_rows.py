@@ -217,6 +217,7 @@ class Cell(NamedTuple):
     keeps_spaces: bool  # a text field: a value keeps its surrounding spaces, as REDCap keeps them
     zero_is_blank: bool  # a status or checkbox column: "0" is no data
     checkbox: bool
+    shape: tuple[str, str] = ("", "")  # (item, how its values are put): the importer's, set by header_for
 
 
 @dataclass
@@ -316,12 +317,12 @@ class RowImport:
             )
         return rc_event
 
-    def cells(self) -> tuple[dict[str, list[tuple[Column, str]]], set[str]]:
+    def cells(self) -> tuple[dict[str, list[tuple[tuple[str, str], Column, str]]], set[str]]:
         """(the row's cells by instrument, the instruments it gives data for). Blank cells are left
         out unless the import overwrites; unknown columns are an error, timestamps are set aside."""
         importer, row = self.importer, self.row
         header = importer.header_for(row)
-        cells: dict[str, list[tuple[Column, str]]] = {}
+        cells: dict[str, list[tuple[tuple[str, str], Column, str]]] = {}
         data: set[str] = set()
         overwrite = importer.overwrite
         for form, entries, getter in header.forms:
@@ -329,13 +330,13 @@ class RowImport:
             if not overwrite and not any(givens):
                 continue  # every cell of the form blank: nothing to put
             out = []
-            for (key, column, keeps_spaces, zero_is_blank, checkbox), given in zip(
+            for (key, column, keeps_spaces, zero_is_blank, checkbox, shape), given in zip(
                 entries, givens, strict=True
             ):
                 value = given.strip() if given else ""
                 if not value:
                     if overwrite:
-                        out.append((column, ""))
+                        out.append((shape, column, ""))
                     continue
                 if checkbox and value.lower() not in _CHECKBOX_MARKS:
                     importer.problem(
@@ -348,7 +349,7 @@ class RowImport:
                     value = given
                 elif value != given:
                     importer.trimmed[key] = importer.trimmed.get(key, 0) + 1
-                out.append((column, value))
+                out.append((shape, column, value))
             if out:
                 cells[form] = out
         for name, given in [*row.get("__eav", ()), *((name, row[name]) for name in header.by_name)]:
@@ -384,7 +385,7 @@ class RowImport:
                 self.number, self.rid, name, value, "a checkbox column holds 1 (checked) or 0"
             )
             return
-        cells.setdefault(column.form, []).append((column, value))
+        cells.setdefault(column.form, []).append((self.importer.shape(column), column, value))
         if _has_data(column, value):
             data.add(column.form)
 

@@ -71,7 +71,7 @@ from .params import Params, RedcapError
 from .project import FILE_MARK, Column, Project, RcEvent, dag_key, dag_name
 
 IMPORT_REASON = "REDCap API import"
-# How a column's values are put on a record (Importer._shape).
+# How a column's values are put on a record (Importer.shape).
 _PLAIN, _CHECKBOX, _STATUS, _OTHER = "plain", "checkbox", "status", "other"
 # Rows an import reads and writes at a time (inside its one transaction): they bound the server's
 # memory, not the size of an import.
@@ -207,7 +207,7 @@ class Importer:
         self.validators: dict[int, FormValidator] = {}
         self.left_out = frozenset(left_out)  # columns the caller reads and reports, not to import
         self.headers: dict[tuple, Header] = {}  # how rows of each header are read (import_rows.read_header)
-        self.shapes: dict[str, tuple] = {}  # column name -> how its values are put (_shape)
+        self.shapes: dict[str, tuple] = {}  # column name -> how its values are put (shape)
         self.memos: dict[int, dict[str, tuple]] = {}  # form pk -> field -> (value -> outcome, cleaner)
         self.shared: dict[tuple, dict] = {}  # FormValidator.sharing_key -> value -> outcome
 
@@ -239,6 +239,10 @@ class Importer:
         header = self.headers.get(keys)
         if header is None:
             header = self.headers[keys] = read_header(self.project, keys, self.left_out)
+            header.forms = [
+                (form, [cell._replace(shape=self.shape(cell.column)) for cell in cells], getter)
+                for form, cells, getter in header.forms
+            ]
         return header
 
     def problem(self, row: int, rid: str, column: str, value: str, message: str) -> None:
@@ -464,14 +468,16 @@ class Importer:
         key = (subject.pk, rc_event.event.pk, instrument, instance)
         pending = self.pending_for(key, subject, rc_event, instrument, instance, rid, row)
         has_data = False
-        values, shapes = pending.values, self.shapes
-        for column, value in cells:
-            name, how = shapes.get(column.name) or self._shape(column)
+        values = pending.values
+        for (name, how), column, value in cells:  # (import_rows.Cell.shape, column, value)
             if how is _PLAIN and value and value != FILE_MARK:
                 values[name] = value  # the common case of _value: a plain value
                 has_data = True
             elif how is _CHECKBOX and value:
-                values[name] = self._checked(values.get(name), column.code, value)
+                current = values.get(name)
+                if value == "0" and type(current) is list and column.code not in current:
+                    continue  # what _checked would answer: the codes unchanged
+                values[name] = self._checked(current, column.code, value)
                 has_data = has_data or value != "0"
             elif how is _STATUS:  # <instrument>_complete
                 has_data = self._status(pending, column, value, row) or has_data
@@ -491,7 +497,7 @@ class Importer:
         pending.status = int(value)
         return pending.status != 0
 
-    def _shape(self, column: Column) -> tuple[str, str]:
+    def shape(self, column: Column) -> tuple[str, str]:
         """(item, how its values are put: _PLAIN, _CHECKBOX, _STATUS or _OTHER) of a column, worked
         out once; _OTHER goes through _value (repeating groups, dates to convert, comma decimals)."""
         shape = self.shapes.get(column.name)
