@@ -465,7 +465,7 @@ class Importer:
         self, subject, rc_event: RcEvent, instrument: str, instance: int, cells, rid: str, row: int
     ) -> None:
         """Put one row's cells of one form record onto what the import has for it so far."""
-        key = (subject.pk, rc_event.event.pk, instrument, instance)
+        key = (subject.id, rc_event.event.id, instrument, instance)
         pending = self.pending_for(key, subject, rc_event, instrument, instance, rid, row)
         has_data = False
         values = pending.values
@@ -556,7 +556,7 @@ class Importer:
     def _form(self, pending: _Pending) -> FormDefinition:
         # A stored record keeps the form version it was entered with; a new one takes the schedule's.
         if pending.existing is None:
-            return self.project.event_forms[(pending.rc_event.event.pk, pending.instrument)].form
+            return self.project.event_forms[(pending.rc_event.event.id, pending.instrument)].form
         form_id = pending.existing.form_id
         if form_id not in self.forms:
             self.forms[form_id] = FormDefinition.objects.get(pk=form_id)
@@ -568,11 +568,11 @@ class Importer:
             self.problem(p.row, p.rid, INSTANCE_COL, str(p.instance), "must be 1 or more")
             return None
         form = self._form(p)
-        validator = self.validators.get(form.pk)
+        validator = self.validators.get(form.id)
         if validator is None:
-            validator = self.validators[form.pk] = FormValidator(form)
+            validator = self.validators[form.id] = FormValidator(form)
             if self.study.keeps_source_ids:
-                self.soft[form.pk] = _soft_ranges(validator)
+                self.soft[form.id] = _soft_ranges(validator)
         events = other_events(p.subject, form, exclude=p.existing, compiled_form=validator.compiled)
         complete = p.status == Status.COMPLETE
         if p.existing is None and not validator.groups:
@@ -588,7 +588,7 @@ class Importer:
         soft = self._soft_warnings(p, form, clean)
         if problems or record_service.is_unchanged(p.existing, clean, p.status):
             return None  # unchanged records are not written (write_records would skip them too)
-        key = (p.subject.pk, p.rc_event.event.pk, self.project.form_of[p.instrument], p.instance)
+        key = (p.subject.id, p.rc_event.event.id, self.project.form_of[p.instrument], p.instance)
         self.flagged.extend((key, field_name, text) for field_name, text in soft)
         return RecordWrite(
             subject=p.subject,
@@ -605,7 +605,7 @@ class Importer:
     def _soft_warnings(self, p: _Pending, form: FormDefinition, clean: dict) -> list[tuple[str, str]]:
         """Report each value kept outside a soft range; returns (field, query text) of each."""
         out = []
-        for field_name, rule in self.soft.get(form.pk, {}).items():
+        for field_name, rule in self.soft.get(form.id, {}).items():
             outside = _outside(rule, clean.get(field_name))
             if not outside:
                 continue
@@ -627,7 +627,7 @@ class Importer:
         cleaned by FormValidator.cleaner (clean_record's own `_clean_one`), each distinct value once
         per import for the fields that clean alike (FormValidator.sharing_key: its successes only,
         an error names its field), then `finish` (calculations, branching, `required`) as clean does."""
-        memos = self.memos.setdefault(validator.form.pk, {})
+        memos = self.memos.setdefault(validator.form.id, {})
         clean: dict = {}
         errors: dict[str, str] = {}
         for name, raw in values.items():
