@@ -330,6 +330,7 @@ class RowImport:
             if not overwrite and not any(givens):
                 continue  # every cell of the form blank: nothing to put
             out = []
+            has_data = False
             for (key, column, keeps_spaces, zero_is_blank, checkbox, shape), given in zip(
                 entries, givens, strict=True
             ):
@@ -338,20 +339,28 @@ class RowImport:
                     if overwrite:
                         out.append((shape, column, ""))
                     continue
-                if checkbox and value.lower() not in _CHECKBOX_MARKS:
+                if checkbox and value != "0" and value != "1" and value.lower() not in _CHECKBOX_MARKS:
                     importer.problem(
                         self.number, self.rid, key, value, "a checkbox column holds 1 (checked) or 0"
                     )
                     continue
                 if not zero_is_blank or value != "0":
-                    data.add(form)
+                    has_data = True
                 if keeps_spaces:
                     value = given
                 elif value != given:
                     importer.trimmed[key] = importer.trimmed.get(key, 0) + 1
                 out.append((shape, column, value))
+            if has_data:
+                data.add(form)
             if out:
                 cells[form] = out
+        self._others(header, cells, data)
+        return cells, data
+
+    def _others(self, header: Header, cells: dict, data: set[str]) -> None:
+        """The row's cells named on their own; its timestamps and survey id set aside; unknown columns."""
+        importer, row = self.importer, self.row
         for name, given in [*row.get("__eav", ()), *((name, row[name]) for name in header.by_name)]:
             self._named(name, given, cells, data, header)
         for name in header.timestamps:
@@ -364,7 +373,6 @@ class RowImport:
                 + ", ".join(header.unknown),
                 header.unknown[0],
             )
-        return cells, data
 
     def _named(self, name: str, given, cells: dict, data: set[str], header: Header) -> None:
         """One cell named on its own (an EAV row's, or a checkbox named by its field)."""
