@@ -14,8 +14,9 @@ import datetime as dt
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING, NamedTuple
 
 from .params import RedcapError
@@ -216,13 +217,16 @@ class Cell(NamedTuple):
     keeps_spaces: bool  # a text field: a value keeps its surrounding spaces, as REDCap keeps them
     zero_is_blank: bool  # a status or checkbox column: "0" is no data
     checkbox: bool
+    shape: tuple[str, str] = ("", "")  # (item, how its values are put): the importer's, set by header_for
 
 
 @dataclass
 class Header:
     """How the rows of one header are read: its columns by instrument, and the others."""
 
-    forms: list[tuple[str, list[Cell]]] = field(default_factory=list)
+    # (instrument, its cells, a getter of their values from a row as a tuple): a form whose cells are
+    # all blank is passed over at once (a flat export's row fills one event's forms of many)
+    forms: list[tuple[str, list[Cell], Callable[[dict], tuple]]] = field(default_factory=list)
     by_name: list[str] = field(default_factory=list)  # a checkbox named by its field (its value: the code)
     timestamps: list[str] = field(default_factory=list)  # `[instrument]_timestamp`: read, not imported
     unknown: list[str] = field(default_factory=list)
@@ -261,8 +265,16 @@ def read_header(project: Project, keys: Iterable, left_out: frozenset[str] = fro
         forms.setdefault(column.form, []).append(
             Cell(name, column, text, column.is_complete or bool(column.code), bool(column.code))
         )
-    header.forms = list(forms.items())
+    header.forms = [(form, entries, _getter([e.key for e in entries])) for form, entries in forms.items()]
     return header
+
+
+def _getter(keys: list[str]) -> Callable[[dict], tuple]:
+    """A function giving a row's values of `keys`, always as a tuple (itemgetter of one key does not)."""
+    if len(keys) == 1:
+        key = keys[0]
+        return lambda row: (row[key],)
+    return itemgetter(*keys)
 
 
 class RowImport:
@@ -305,37 +317,50 @@ class RowImport:
             )
         return rc_event
 
-    def cells(self) -> tuple[dict[str, list[tuple[Column, str]]], set[str]]:
+    def cells(self) -> tuple[dict[str, list[tuple[tuple[str, str], Column, str]]], set[str]]:
         """(the row's cells by instrument, the instruments it gives data for). Blank cells are left
         out unless the import overwrites; unknown columns are an error, timestamps are set aside."""
         importer, row = self.importer, self.row
         header = importer.header_for(row)
-        cells: dict[str, list[tuple[Column, str]]] = {}
+        cells: dict[str, list[tuple[tuple[str, str], Column, str]]] = {}
         data: set[str] = set()
         overwrite = importer.overwrite
-        for form, entries in header.forms:
+        for form, entries, getter in header.forms:
+            givens = getter(row)
+            if not overwrite and not any(givens):
+                continue  # every cell of the form blank: nothing to put
             out = []
-            for key, column, keeps_spaces, zero_is_blank, checkbox in entries:
-                given = row[key]
+            has_data = False
+            for (key, column, keeps_spaces, zero_is_blank, checkbox, shape), given in zip(
+                entries, givens, strict=True
+            ):
                 value = given.strip() if given else ""
                 if not value:
                     if overwrite:
-                        out.append((column, ""))
+                        out.append((shape, column, ""))
                     continue
-                if checkbox and value.lower() not in _CHECKBOX_MARKS:
+                if checkbox and value != "0" and value != "1" and value.lower() not in _CHECKBOX_MARKS:
                     importer.problem(
                         self.number, self.rid, key, value, "a checkbox column holds 1 (checked) or 0"
                     )
                     continue
                 if not zero_is_blank or value != "0":
-                    data.add(form)
+                    has_data = True
                 if keeps_spaces:
                     value = given
                 elif value != given:
                     importer.trimmed[key] = importer.trimmed.get(key, 0) + 1
-                out.append((column, value))
+                out.append((shape, column, value))
+            if has_data:
+                data.add(form)
             if out:
                 cells[form] = out
+        self._others(header, cells, data)
+        return cells, data
+
+    def _others(self, header: Header, cells: dict, data: set[str]) -> None:
+        """The row's cells named on their own; its timestamps and survey id set aside; unknown columns."""
+        importer, row = self.importer, self.row
         for name, given in [*row.get("__eav", ()), *((name, row[name]) for name in header.by_name)]:
             self._named(name, given, cells, data, header)
         for name in header.timestamps:
@@ -348,7 +373,6 @@ class RowImport:
                 + ", ".join(header.unknown),
                 header.unknown[0],
             )
-        return cells, data
 
     def _named(self, name: str, given, cells: dict, data: set[str], header: Header) -> None:
         """One cell named on its own (an EAV row's, or a checkbox named by its field)."""
@@ -369,7 +393,7 @@ class RowImport:
                 self.number, self.rid, name, value, "a checkbox column holds 1 (checked) or 0"
             )
             return
-        cells.setdefault(column.form, []).append((column, value))
+        cells.setdefault(column.form, []).append((self.importer.shape(column), column, value))
         if _has_data(column, value):
             data.add(column.form)
 

@@ -71,7 +71,7 @@ from .params import Params, RedcapError
 from .project import FILE_MARK, Column, Project, RcEvent, dag_key, dag_name
 
 IMPORT_REASON = "REDCap API import"
-# How a column's values are put on a record (Importer._shape).
+# How a column's values are put on a record (Importer.shape).
 _PLAIN, _CHECKBOX, _STATUS, _OTHER = "plain", "checkbox", "status", "other"
 # Rows an import reads and writes at a time (inside its one transaction): they bound the server's
 # memory, not the size of an import.
@@ -207,7 +207,7 @@ class Importer:
         self.validators: dict[int, FormValidator] = {}
         self.left_out = frozenset(left_out)  # columns the caller reads and reports, not to import
         self.headers: dict[tuple, Header] = {}  # how rows of each header are read (import_rows.read_header)
-        self.shapes: dict[str, tuple] = {}  # column name -> how its values are put (_shape)
+        self.shapes: dict[str, tuple] = {}  # column name -> how its values are put (shape)
         self.memos: dict[int, dict[str, tuple]] = {}  # form pk -> field -> (value -> outcome, cleaner)
         self.shared: dict[tuple, dict] = {}  # FormValidator.sharing_key -> value -> outcome
 
@@ -239,6 +239,10 @@ class Importer:
         header = self.headers.get(keys)
         if header is None:
             header = self.headers[keys] = read_header(self.project, keys, self.left_out)
+            header.forms = [
+                (form, [cell._replace(shape=self.shape(cell.column)) for cell in cells], getter)
+                for form, cells, getter in header.forms
+            ]
         return header
 
     def problem(self, row: int, rid: str, column: str, value: str, message: str) -> None:
@@ -461,17 +465,19 @@ class Importer:
         self, subject, rc_event: RcEvent, instrument: str, instance: int, cells, rid: str, row: int
     ) -> None:
         """Put one row's cells of one form record onto what the import has for it so far."""
-        key = (subject.pk, rc_event.event.pk, instrument, instance)
+        key = (subject.id, rc_event.event.id, instrument, instance)
         pending = self.pending_for(key, subject, rc_event, instrument, instance, rid, row)
         has_data = False
-        values, shapes = pending.values, self.shapes
-        for column, value in cells:
-            name, how = shapes.get(column.name) or self._shape(column)
+        values = pending.values
+        for (name, how), column, value in cells:  # (import_rows.Cell.shape, column, value)
             if how is _PLAIN and value and value != FILE_MARK:
                 values[name] = value  # the common case of _value: a plain value
                 has_data = True
             elif how is _CHECKBOX and value:
-                values[name] = self._checked(values.get(name), column.code, value)
+                current = values.get(name)
+                if value == "0" and type(current) is list and column.code not in current:
+                    continue  # what _checked would answer: the codes unchanged
+                values[name] = self._checked(current, column.code, value)
                 has_data = has_data or value != "0"
             elif how is _STATUS:  # <instrument>_complete
                 has_data = self._status(pending, column, value, row) or has_data
@@ -491,7 +497,7 @@ class Importer:
         pending.status = int(value)
         return pending.status != 0
 
-    def _shape(self, column: Column) -> tuple[str, str]:
+    def shape(self, column: Column) -> tuple[str, str]:
         """(item, how its values are put: _PLAIN, _CHECKBOX, _STATUS or _OTHER) of a column, worked
         out once; _OTHER goes through _value (repeating groups, dates to convert, comma decimals)."""
         shape = self.shapes.get(column.name)
@@ -550,7 +556,7 @@ class Importer:
     def _form(self, pending: _Pending) -> FormDefinition:
         # A stored record keeps the form version it was entered with; a new one takes the schedule's.
         if pending.existing is None:
-            return self.project.event_forms[(pending.rc_event.event.pk, pending.instrument)].form
+            return self.project.event_forms[(pending.rc_event.event.id, pending.instrument)].form
         form_id = pending.existing.form_id
         if form_id not in self.forms:
             self.forms[form_id] = FormDefinition.objects.get(pk=form_id)
@@ -562,11 +568,11 @@ class Importer:
             self.problem(p.row, p.rid, INSTANCE_COL, str(p.instance), "must be 1 or more")
             return None
         form = self._form(p)
-        validator = self.validators.get(form.pk)
+        validator = self.validators.get(form.id)
         if validator is None:
-            validator = self.validators[form.pk] = FormValidator(form)
+            validator = self.validators[form.id] = FormValidator(form)
             if self.study.keeps_source_ids:
-                self.soft[form.pk] = _soft_ranges(validator)
+                self.soft[form.id] = _soft_ranges(validator)
         events = other_events(p.subject, form, exclude=p.existing, compiled_form=validator.compiled)
         complete = p.status == Status.COMPLETE
         if p.existing is None and not validator.groups:
@@ -582,7 +588,7 @@ class Importer:
         soft = self._soft_warnings(p, form, clean)
         if problems or record_service.is_unchanged(p.existing, clean, p.status):
             return None  # unchanged records are not written (write_records would skip them too)
-        key = (p.subject.pk, p.rc_event.event.pk, self.project.form_of[p.instrument], p.instance)
+        key = (p.subject.id, p.rc_event.event.id, self.project.form_of[p.instrument], p.instance)
         self.flagged.extend((key, field_name, text) for field_name, text in soft)
         return RecordWrite(
             subject=p.subject,
@@ -599,7 +605,7 @@ class Importer:
     def _soft_warnings(self, p: _Pending, form: FormDefinition, clean: dict) -> list[tuple[str, str]]:
         """Report each value kept outside a soft range; returns (field, query text) of each."""
         out = []
-        for field_name, rule in self.soft.get(form.pk, {}).items():
+        for field_name, rule in self.soft.get(form.id, {}).items():
             outside = _outside(rule, clean.get(field_name))
             if not outside:
                 continue
@@ -621,7 +627,7 @@ class Importer:
         cleaned by FormValidator.cleaner (clean_record's own `_clean_one`), each distinct value once
         per import for the fields that clean alike (FormValidator.sharing_key: its successes only,
         an error names its field), then `finish` (calculations, branching, `required`) as clean does."""
-        memos = self.memos.setdefault(validator.form.pk, {})
+        memos = self.memos.setdefault(validator.form.id, {})
         clean: dict = {}
         errors: dict[str, str] = {}
         for name, raw in values.items():
