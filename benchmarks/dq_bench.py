@@ -20,30 +20,20 @@ database made for the run, never a study's data.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import resource
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks import _phases  # noqa: E402 - after the path that finds it
+from benchmarks._phases import django_setup  # noqa: E402
+
 TARGET = 3.0
 # benchmarks/_data.py's kinds and one more: a calculated integer that is never stored (its
 # calculation gives blank on these data, so the stored and calculated values agree).
 KINDS = ["integer", "decimal", "date", "code", "text", "boolean", "checkbox", "calc"]
-
-
-def django_setup(db: str) -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "capture.settings.test")
-    os.environ["DATABASE_URL"] = db
-    import django
-
-    django.setup()
 
 
 def _with_rules(write_definitions):
@@ -153,29 +143,13 @@ def measure(db: str) -> dict:
     }
 
 
-def child(*args: str) -> dict:
-    done = subprocess.run(  # noqa: S603 - this script, with arguments built here
-        [sys.executable, __file__, *args], capture_output=True, text=True, check=False, cwd=ROOT
-    )
-    if done.returncode:
-        raise SystemExit(done.stderr or done.stdout)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--subjects", type=int, default=50, help="subjects (issue: 10000)")
-    parser.add_argument("--phase", choices=["seed", "measure"], help=argparse.SUPPRESS)
-    parser.add_argument("--db", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.phase:
-        result = seed(args.db, args.subjects) if args.phase == "seed" else measure(args.db)
-        print(json.dumps(result))
+    ran = _phases.run(
+        doc=__doc__ or "", script=__file__, cwd=str(ROOT), prefix="dq-bench-", seed=seed, measure=measure
+    )
+    if ran is None:
         return
-    with tempfile.TemporaryDirectory(prefix="dq-bench-") as work:
-        db = f"sqlite:///{work}/bench.sqlite3"
-        made = child("--phase", "seed", "--db", db, "--subjects", str(args.subjects))
-        got = child("--phase", "measure", "--db", db)
+    args, made, got = ran
     ratio = got["rules_s"] / max(got["bare_s"], 1e-6)
     cpu_ratio = got["rules_cpu_s"] / max(got["bare_cpu_s"], 1e-6)
     print(

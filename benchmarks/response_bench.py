@@ -14,13 +14,9 @@ every subject's responses and prints the seconds, the rows stored and the proces
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
-import os
 import random
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks import _phases  # noqa: E402 - after the path that finds it
+from benchmarks._phases import django_setup  # noqa: E402
+
 TIMEPOINTS = 8
 # (tracking id, role, node, baseline long axis, baseline short axis or None)
 LESIONS = [
@@ -37,14 +36,6 @@ LESIONS = [
     ("NT1", "non_target", False, 14, None),
     ("NT2", "non_target", True, 13, 11),
 ]
-
-
-def django_setup(db: str) -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "capture.settings.test")
-    os.environ["DATABASE_URL"] = db
-    import django
-
-    django.setup()
 
 
 def _study(subjects: int):
@@ -184,29 +175,18 @@ def measure(db: str) -> dict:
     }
 
 
-def child(*args: str) -> dict:
-    done = subprocess.run(  # noqa: S603 - this script, with arguments built here
-        [sys.executable, __file__, *args], capture_output=True, text=True, check=False, cwd=ROOT
-    )
-    if done.returncode:
-        raise SystemExit(done.stderr or done.stdout)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--subjects", type=int, default=50, help="subjects (issue: 10000)")
-    parser.add_argument("--phase", choices=["seed", "measure"], help=argparse.SUPPRESS)
-    parser.add_argument("--db", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.phase:
-        result = seed(args.db, args.subjects) if args.phase == "seed" else measure(args.db)
-        print(json.dumps(result))
+    ran = _phases.run(
+        doc=__doc__ or "",
+        script=__file__,
+        cwd=str(ROOT),
+        prefix="response-bench-",
+        seed=seed,
+        measure=measure,
+    )
+    if ran is None:
         return
-    with tempfile.TemporaryDirectory(prefix="response-bench-") as work:
-        db = f"sqlite:///{work}/bench.sqlite3"
-        made = child("--phase", "seed", "--db", db, "--subjects", str(args.subjects))
-        got = child("--phase", "measure", "--db", db)
+    args, made, got = ran
     print(
         f"{args.subjects:,} subjects × {TIMEPOINTS} timepoints × {len(LESIONS)} lesions: "
         f"{made['measurements']:,} measurements (setup {made['setup_s']} s, SQLite)"
