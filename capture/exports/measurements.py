@@ -121,8 +121,10 @@ class MeasurementTables:
         # One entry per code: sources spell a concept's meaning differently ("Long Axis", "Long axis"),
         # and a codebook (ODM's CodeList above all) lists each coded value once.
         meanings: dict[str, str] = {}
-        for s, c, m in concepts.distinct().order_by("concept_scheme", "concept_code", "concept_meaning"):
-            meanings.setdefault(f"{s}:{c}", m)
+        for scheme, code, meaning in concepts.distinct().order_by(
+            "concept_scheme", "concept_code", "concept_meaning"
+        ):
+            meanings.setdefault(f"{scheme}:{code}", meaning)
         concept_codes = tuple((code, meaning, code) for code, meaning in sorted(meanings.items()))
         units = Measurement.objects.filter(report__study=builder.study).values_list("unit", flat=True)
         unit_codes = tuple((u, UCUM_NAMES.get(u, u), f"UCUM:{u}") for u in sorted(set(units.distinct())))
