@@ -16,7 +16,11 @@ class Status(models.IntegerChoices):
 
 
 class FormRecord(models.Model):
-    subject = models.ForeignKey("studies.Subject", on_delete=models.PROTECT, related_name="records")
+    # No index of its own: the unique (subject, event, form_name, instance) begins with it and
+    # answers every query by subject (records/migrations/0004).
+    subject = models.ForeignKey(
+        "studies.Subject", on_delete=models.PROTECT, related_name="records", db_index=False
+    )
     event = models.ForeignKey("definitions.Event", on_delete=models.PROTECT, related_name="records")
     form = models.ForeignKey("definitions.FormDefinition", on_delete=models.PROTECT, related_name="records")
     # The form's name without version: a record stays one record across form versions.

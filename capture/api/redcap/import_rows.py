@@ -218,6 +218,15 @@ class Cell(NamedTuple):
     zero_is_blank: bool  # a status or checkbox column: "0" is no data
     checkbox: bool
     shape: tuple[str, str] = ("", "")  # (item, how its values are put): the importer's, set by header_for
+    plain: bool = False  # a plain value (Importer.shape): put by name, its non-blank text as it is
+
+
+class FormCells(NamedTuple):
+    """One form's cells of a row: plain values by item (Cell.plain), and the others to put one by
+    one as (shape, column, value)."""
+
+    plain: dict[str, str]
+    others: list[tuple[tuple[str, str], Column, str]]
 
 
 @dataclass
@@ -302,7 +311,7 @@ class RowImport:
             elif instance == "new":
                 instance = self.importer.new_instance(subject, rc_event, instrument)
             self.importer.apply(
-                subject, rc_event, instrument, int(instance), cells.get(instrument, []), self.rid, self.number
+                subject, rc_event, instrument, int(instance), cells.get(instrument), self.rid, self.number
             )
 
     def _event(self, subject) -> RcEvent:
@@ -317,21 +326,24 @@ class RowImport:
             )
         return rc_event
 
-    def cells(self) -> tuple[dict[str, list[tuple[tuple[str, str], Column, str]]], set[str]]:
+    def cells(self) -> tuple[dict[str, FormCells], set[str]]:
         """(the row's cells by instrument, the instruments it gives data for). Blank cells are left
-        out unless the import overwrites; unknown columns are an error, timestamps are set aside."""
+        out unless the import overwrites; unknown columns are an error, timestamps are set aside.
+        A plain value (Cell.plain) goes straight into its form's dict of values; the others are
+        listed with their column for the importer to put."""
         importer, row = self.importer, self.row
         header = importer.header_for(row)
-        cells: dict[str, list[tuple[tuple[str, str], Column, str]]] = {}
+        cells: dict[str, FormCells] = {}
         data: set[str] = set()
         overwrite = importer.overwrite
         for form, entries, getter in header.forms:
             givens = getter(row)
             if not overwrite and not any(givens):
                 continue  # every cell of the form blank: nothing to put
+            plain: dict[str, str] = {}
             out = []
             has_data = False
-            for (key, column, keeps_spaces, zero_is_blank, checkbox, shape), given in zip(
+            for (key, column, keeps_spaces, zero_is_blank, checkbox, shape, is_plain), given in zip(
                 entries, givens, strict=True
             ):
                 value = given.strip() if given else ""
@@ -350,11 +362,14 @@ class RowImport:
                     value = given
                 elif value != given:
                     importer.trimmed[key] = importer.trimmed.get(key, 0) + 1
-                out.append((shape, column, value))
+                if is_plain:
+                    plain[shape[0]] = value
+                else:
+                    out.append((shape, column, value))
             if has_data:
                 data.add(form)
-            if out:
-                cells[form] = out
+            if out or plain:
+                cells[form] = FormCells(plain, out)
         self._others(header, cells, data)
         return cells, data
 
@@ -393,7 +408,9 @@ class RowImport:
                 self.number, self.rid, name, value, "a checkbox column holds 1 (checked) or 0"
             )
             return
-        cells.setdefault(column.form, []).append((self.importer.shape(column), column, value))
+        cells.setdefault(column.form, FormCells({}, [])).others.append(
+            (self.importer.shape(column), column, value)
+        )
         if _has_data(column, value):
             data.add(column.form)
 

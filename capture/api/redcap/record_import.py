@@ -58,7 +58,9 @@ from .import_rows import (  # noqa: F401 - the row keys are this module's names 
     INSTRUMENT_COL,
     ROW_KEYS,
     SURVEY_COL,
+    Cell,
     CellProblem,
+    FormCells,
     Header,
     RowError,
     RowImport,
@@ -240,10 +242,14 @@ class Importer:
         if header is None:
             header = self.headers[keys] = read_header(self.project, keys, self.left_out)
             header.forms = [
-                (form, [cell._replace(shape=self.shape(cell.column)) for cell in cells], getter)
-                for form, cells, getter in header.forms
+                (form, [self._shaped(cell) for cell in cells], getter) for form, cells, getter in header.forms
             ]
         return header
+
+    def _shaped(self, cell: Cell) -> Cell:
+        shape = self.shape(cell.column)
+        # Blank cells are put (to erase) only when the import overwrites: then every cell goes one by one.
+        return cell._replace(shape=shape, plain=shape[1] is _PLAIN and not self.overwrite)
 
     def problem(self, row: int, rid: str, column: str, value: str, message: str) -> None:
         self.problems.append(CellProblem(row, rid, column, value, message))
@@ -462,15 +468,34 @@ class Importer:
         return instance
 
     def apply(
-        self, subject, rc_event: RcEvent, instrument: str, instance: int, cells, rid: str, row: int
+        self,
+        subject,
+        rc_event: RcEvent,
+        instrument: str,
+        instance: int,
+        cells: FormCells | None,
+        rid: str,
+        row: int,
     ) -> None:
         """Put one row's cells of one form record onto what the import has for it so far."""
         key = (subject.id, rc_event.event.id, instrument, instance)
         pending = self.pending_for(key, subject, rc_event, instrument, instance, rid, row)
+        values = pending.values
+        has_data = False
+        if cells is not None:
+            if cells.plain:  # non-blank values put as they are (Cell.plain)
+                values.update(cells.plain)
+                has_data = True
+            has_data = self._put(pending, cells.others, row) or has_data
+        if key in self.pending or pending.existing is not None or has_data:
+            self.pending[key] = pending
+
+    def _put(self, pending: _Pending, cells, row: int) -> bool:
+        """Put the cells one by one (import_rows.FormCells.others); True when one of them is data."""
         has_data = False
         values = pending.values
         for (name, how), column, value in cells:  # (import_rows.Cell.shape, column, value)
-            if how is _PLAIN and value and value != FILE_MARK:
+            if how is _PLAIN and value:
                 values[name] = value  # the common case of _value: a plain value
                 has_data = True
             elif how is _CHECKBOX and value:
@@ -484,8 +509,7 @@ class Importer:
             else:
                 has_data = has_data or (value != "" and (not column.code or value != "0"))
                 self._value(values, column, value)
-        if key in self.pending or pending.existing is not None or has_data:
-            self.pending[key] = pending
+        return has_data
 
     def _status(self, pending: _Pending, column: Column, value: str, row: int) -> bool:
         """Set the record's status from `<instrument>_complete`; True when it says there is data."""
@@ -499,13 +523,17 @@ class Importer:
 
     def shape(self, column: Column) -> tuple[str, str]:
         """(item, how its values are put: _PLAIN, _CHECKBOX, _STATUS or _OTHER) of a column, worked
-        out once; _OTHER goes through _value (repeating groups, dates to convert, comma decimals)."""
+        out once; _OTHER goes through _value (repeating groups, files, dates to convert, comma decimals)."""
         shape = self.shapes.get(column.name)
         if shape is None:
             f = column.field
             if f is None:
                 how = _STATUS
-            elif f.group or (self.date_format != "ymd" and f.datatype in ("date", "datetime")):
+            elif (
+                f.group
+                or f.datatype == "file"
+                or (self.date_format != "ymd" and f.datatype in ("date", "datetime"))
+            ):
                 how = _OTHER
             elif f.multiple:
                 how = _CHECKBOX
