@@ -34,6 +34,10 @@ ROW_KEYS = {EVENT_COL, INSTRUMENT_COL, INSTANCE_COL, DAG_COL, SURVEY_COL, "__eav
 # FormRecord.instance is a 32-bit integer column: a larger instance would fail at the insert.
 MAX_INSTANCE = 2**31 - 1
 _CHECKBOX_MARKS = {"", "0", "1", "checked", "unchecked"}
+_MARKS = frozenset(("", "0", "1"))  # a checkbox group's values taken at once (FormColumns.checks)
+_SEEN_LIMIT = 4096  # combinations of a checkbox field's values remembered (CheckGroup.marks)
+# How a column's values are put on a record (record_import.Importer.shape).
+PLAIN, CHECKBOX, STATUS, OTHER = "plain", "checkbox", "status", "other"
 _TIMESTAMP = re.compile(r"[a-z][a-z0-9_]*_timestamp")
 
 
@@ -222,20 +226,85 @@ class Cell(NamedTuple):
 
 
 class FormCells(NamedTuple):
-    """One form's cells of a row: plain values by item (Cell.plain), and the others to put one by
-    one as (shape, column, value)."""
+    """One form's cells of a row: plain values by item (Cell.plain), the others to put one by one
+    as (shape, column, value), and checkbox fields' marks as (item, codes checked, codes unchecked)."""
 
     plain: dict[str, str]
     others: list[tuple[tuple[str, str], Column, str]]
+    checks: list[tuple[str, tuple[str, ...], tuple[str, ...]]]
+
+
+class CheckGroup(NamedTuple):
+    """The columns of one checkbox field in a header (`<field>___<code>`, distinct codes), read at once."""
+
+    name: str  # the item
+    codes: tuple[str, ...]
+    start: int  # where its values are in the form's (FormColumns.getter)
+    end: int
+    cells: tuple[Cell, ...]  # read one by one when a value is not 1, 0 or blank
+    seen: dict  # the field's values as a row gives them -> (codes checked, unchecked), or None: one by one
+
+    def marks(self, values: tuple) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """(the codes `values` check, the codes they uncheck), or None when a value is not 1, 0 or
+        blank (the cells are read one by one); remembered, as a field's rows repeat their values."""
+        if values in self.seen:
+            return self.seen[values]
+        found = None
+        if _MARKS.issuperset(values):
+            found = (
+                tuple([code for code, v in zip(self.codes, values, strict=True) if v == "1"]),
+                tuple([code for code, v in zip(self.codes, values, strict=True) if v == "0"]),
+            )
+        if len(self.seen) < _SEEN_LIMIT:
+            self.seen[values] = found
+        return found
+
+
+class FormColumns(NamedTuple):
+    """One form's columns in a header, and a getter of all their values from a row (one tuple, in
+    the order: cells, plain cells, checkbox fields). `cells` are read one by one; the plain cells
+    (Cell.plain, set by the importer) all at once, by item (`plain`; the cells themselves for
+    values with spaces); checkbox fields a field at a time."""
+
+    form: str
+    cells: list[Cell]
+    getter: Callable[[dict], tuple]
+    plain: tuple[str, ...] = ()
+    plain_cells: tuple[Cell, ...] = ()
+    checks: tuple[CheckGroup, ...] = ()
+
+    def split(self, shaped: list[Cell], *, at_once: bool) -> FormColumns:
+        """These columns with `shaped` (their cells with the importer's shape): with `at_once`, the
+        plain cells and the checkbox fields apart from the others (read one by one)."""
+        if not at_once:
+            return FormColumns(self.form, shaped, _getter([c.key for c in shaped]))
+        plain = tuple(c for c in shaped if c.plain)
+        fields: dict[str, list[Cell]] = {}
+        for c in shaped:
+            if c.shape[1] == CHECKBOX:
+                fields.setdefault(c.shape[0], []).append(c)
+        groups = [group for group in fields.values() if len({c.column.code for c in group}) == len(group)]
+        grouped = {c.key for group in groups for c in group}
+        others = [c for c in shaped if not c.plain and c.key not in grouped]
+        at = len(others) + len(plain)
+        checks = []
+        for group in groups:
+            codes = tuple(c.column.code for c in group)
+            checks.append(CheckGroup(group[0].shape[0], codes, at, at + len(group), tuple(group), {}))
+            at += len(group)
+        keys = [c.key for c in others] + [c.key for c in plain] + [c.key for group in groups for c in group]
+        return FormColumns(
+            self.form, others, _getter(keys), tuple(c.shape[0] for c in plain), plain, tuple(checks)
+        )
 
 
 @dataclass
 class Header:
     """How the rows of one header are read: its columns by instrument, and the others."""
 
-    # (instrument, its cells, a getter of their values from a row as a tuple): a form whose cells are
-    # all blank is passed over at once (a flat export's row fills one event's forms of many)
-    forms: list[tuple[str, list[Cell], Callable[[dict], tuple]]] = field(default_factory=list)
+    # each form's columns: a form whose cells are all blank is passed over at once (a flat export's
+    # row fills one event's forms of many)
+    forms: list[FormColumns] = field(default_factory=list)
     by_name: list[str] = field(default_factory=list)  # a checkbox named by its field (its value: the code)
     timestamps: list[str] = field(default_factory=list)  # `[instrument]_timestamp`: read, not imported
     unknown: list[str] = field(default_factory=list)
@@ -274,12 +343,16 @@ def read_header(project: Project, keys: Iterable, left_out: frozenset[str] = fro
         forms.setdefault(column.form, []).append(
             Cell(name, column, text, column.is_complete or bool(column.code), bool(column.code))
         )
-    header.forms = [(form, entries, _getter([e.key for e in entries])) for form, entries in forms.items()]
+    header.forms = [
+        FormColumns(form, entries, _getter([e.key for e in entries])) for form, entries in forms.items()
+    ]
     return header
 
 
 def _getter(keys: list[str]) -> Callable[[dict], tuple]:
     """A function giving a row's values of `keys`, always as a tuple (itemgetter of one key does not)."""
+    if not keys:
+        return lambda row: ()
     if len(keys) == 1:
         key = keys[0]
         return lambda row: (row[key],)
@@ -329,49 +402,87 @@ class RowImport:
     def cells(self) -> tuple[dict[str, FormCells], set[str]]:
         """(the row's cells by instrument, the instruments it gives data for). Blank cells are left
         out unless the import overwrites; unknown columns are an error, timestamps are set aside.
-        A plain value (Cell.plain) goes straight into its form's dict of values; the others are
-        listed with their column for the importer to put."""
+        Plain values (Cell.plain) go straight into their form's dict of values, trimmed all at once,
+        and a checkbox field's 1s and 0s are read at once; the others are listed with their column
+        for the importer to put."""
         importer, row = self.importer, self.row
         header = importer.header_for(row)
         cells: dict[str, FormCells] = {}
         data: set[str] = set()
         overwrite = importer.overwrite
-        for form, entries, getter in header.forms:
-            givens = getter(row)
-            if not overwrite and not any(givens):
+        for form, entries, getter, names, plain_cells, checks in header.forms:
+            everything = getter(row)
+            if not overwrite and not any(everything):
                 continue  # every cell of the form blank: nothing to put
-            plain: dict[str, str] = {}
-            out = []
-            has_data = False
-            for (key, column, keeps_spaces, zero_is_blank, checkbox, shape, is_plain), given in zip(
-                entries, givens, strict=True
-            ):
-                value = given.strip() if given else ""
-                if not value:
-                    if overwrite:
-                        out.append((shape, column, ""))
-                    continue
-                if checkbox and value != "0" and value != "1" and value.lower() not in _CHECKBOX_MARKS:
-                    importer.problem(
-                        self.number, self.rid, key, value, "a checkbox column holds 1 (checked) or 0"
-                    )
-                    continue
-                if not zero_is_blank or value != "0":
-                    has_data = True
-                if keeps_spaces:
-                    value = given
-                elif value != given:
-                    importer.trimmed[key] = importer.trimmed.get(key, 0) + 1
-                if is_plain:
-                    plain[shape[0]] = value
-                else:
-                    out.append((shape, column, value))
+            givens = everything[: len(entries)]
+            plain_givens = everything[len(entries) : len(entries) + len(names)]
+            plain = self._plain(names, plain_givens, plain_cells) if plain_givens else {}
+            out: list = []
+            checked: list = []
+            has_data = bool(plain)
+            for check in checks:
+                values = everything[check.start : check.end]
+                found = check.marks(values)
+                if found is None:
+                    has_data = self._one_by_one(check.cells, values, out) or has_data
+                elif found[0] or found[1]:
+                    checked.append((check.name, *found))
+                    has_data = has_data or bool(found[0])
+            has_data = self._one_by_one(entries, givens, out) or has_data
             if has_data:
                 data.add(form)
-            if out or plain:
-                cells[form] = FormCells(plain, out)
+            if out or plain or checked:
+                cells[form] = FormCells(plain, out, checked)
         self._others(header, cells, data)
         return cells, data
+
+    def _one_by_one(self, entries, givens: tuple, out: list) -> bool:
+        """Read cells one by one onto `out` as (shape, column, value); True when one is data."""
+        importer = self.importer
+        overwrite = importer.overwrite
+        has_data = False
+        for (key, column, keeps_spaces, zero_is_blank, checkbox, shape, _), given in zip(
+            entries, givens, strict=True
+        ):
+            value = given.strip() if given else ""
+            if not value:
+                if overwrite:
+                    out.append((shape, column, ""))
+                continue
+            if checkbox and value != "0" and value != "1" and value.lower() not in _CHECKBOX_MARKS:
+                importer.problem(
+                    self.number, self.rid, key, value, "a checkbox column holds 1 (checked) or 0"
+                )
+                continue
+            if not zero_is_blank or value != "0":
+                has_data = True
+            if keeps_spaces:
+                value = given
+            elif value != given:
+                importer.trimmed[key] = importer.trimmed.get(key, 0) + 1
+            out.append((shape, column, value))
+        return has_data
+
+    def _plain(self, names: tuple[str, ...], givens: tuple, plain_cells: tuple[Cell, ...]) -> dict[str, str]:
+        """The non-blank plain values by item: trimmed at once when no value has spaces around it
+        (nor is missing); else one by one, a text value keeping its spaces, the trims counted."""
+        try:
+            stripped = tuple(map(str.strip, givens))
+        except TypeError:  # a missing cell (None)
+            stripped = ()
+        if stripped == givens:
+            return {name: value for name, value in zip(names, stripped, strict=True) if value}
+        plain = {}
+        for cell, given in zip(plain_cells, givens, strict=True):
+            value = given.strip() if given else ""
+            if not value:
+                continue
+            if cell.keeps_spaces:
+                value = given
+            elif value != given:
+                self.importer.trimmed[cell.key] = self.importer.trimmed.get(cell.key, 0) + 1
+            plain[cell.shape[0]] = value
+        return plain
 
     def _others(self, header: Header, cells: dict, data: set[str]) -> None:
         """The row's cells named on their own; its timestamps and survey id set aside; unknown columns."""
@@ -408,7 +519,7 @@ class RowImport:
                 self.number, self.rid, name, value, "a checkbox column holds 1 (checked) or 0"
             )
             return
-        cells.setdefault(column.form, FormCells({}, [])).others.append(
+        cells.setdefault(column.form, FormCells({}, [], [])).others.append(
             (self.importer.shape(column), column, value)
         )
         if _has_data(column, value):

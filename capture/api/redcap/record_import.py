@@ -52,11 +52,15 @@ from capture.studies.models import Site, Study, Subject
 from ..catalog import deidentified_for
 from . import render
 from .import_rows import (  # noqa: F401 - the row keys are this module's names too (migration reads them)
+    CHECKBOX,
     DAG_COL,
     EVENT_COL,
     INSTANCE_COL,
     INSTRUMENT_COL,
+    OTHER,
+    PLAIN,
     ROW_KEYS,
+    STATUS,
     SURVEY_COL,
     Cell,
     CellProblem,
@@ -74,7 +78,7 @@ from .project import FILE_MARK, Column, Project, RcEvent, dag_key, dag_name
 
 IMPORT_REASON = "REDCap API import"
 # How a column's values are put on a record (Importer.shape).
-_PLAIN, _CHECKBOX, _STATUS, _OTHER = "plain", "checkbox", "status", "other"
+_PLAIN, _CHECKBOX, _STATUS, _OTHER = PLAIN, CHECKBOX, STATUS, OTHER
 # Rows an import reads and writes at a time (inside its one transaction): they bound the server's
 # memory, not the size of an import.
 IMPORT_CHUNK = 5000
@@ -242,7 +246,8 @@ class Importer:
         if header is None:
             header = self.headers[keys] = read_header(self.project, keys, self.left_out)
             header.forms = [
-                (form, [self._shaped(cell) for cell in cells], getter) for form, cells, getter in header.forms
+                columns.split([self._shaped(cell) for cell in columns.cells], at_once=not self.overwrite)
+                for columns in header.forms
             ]
         return header
 
@@ -486,6 +491,9 @@ class Importer:
             if cells.plain:  # non-blank values put as they are (Cell.plain)
                 values.update(cells.plain)
                 has_data = True
+            for name, on, off in cells.checks:
+                _mark(values, name, on, off)
+                has_data = has_data or bool(on)
             has_data = self._put(pending, cells.others, row) or has_data
         if key in self.pending or pending.existing is not None or has_data:
             self.pending[key] = pending
@@ -499,11 +507,7 @@ class Importer:
                 values[name] = value  # the common case of _value: a plain value
                 has_data = True
             elif how is _CHECKBOX and value:
-                current = values.get(name)
-                if value == "0" and type(current) is list and column.code not in current:
-                    continue  # what _checked would answer: the codes unchanged
-                values[name] = self._checked(current, column.code, value)
-                has_data = has_data or value != "0"
+                has_data = self._check(values, name, column.code, value) or has_data
             elif how is _STATUS:  # <instrument>_complete
                 has_data = self._status(pending, column, value, row) or has_data
             else:
@@ -567,6 +571,26 @@ class Importer:
             values[name] = value
         elif self.overwrite:
             values.pop(name, None)
+
+    def _check(self, values: dict, name: str, code: str, value: str) -> bool:
+        """Put one checkbox column's mark on the field's codes; True when it checks the code. The
+        marks of a flat export (1 and 0) are put here as _checked would put them, without a new
+        list when nothing changes."""
+        current = values.get(name)
+        if value == "1":
+            if type(current) is not list:
+                values[name] = [code]
+            elif code not in current:
+                values[name] = sorted([*current, code])
+            return True
+        if value == "0":
+            if type(current) is not list:
+                values[name] = []
+            elif code in current:
+                values[name] = [c for c in current if c != code]
+            return False
+        values[name] = self._checked(current, code, value)
+        return True  # "checked", "unchecked": a mark given, as "1" is (cells() counts it as data too)
 
     def _checked(self, current, code: str, value: str) -> list[str]:
         """A checkbox's codes with one column's mark applied (a new list when they change: the
@@ -729,6 +753,21 @@ class Importer:
                 record_service.open_query(actor=self.user, record=record, field=field_name, text=text)
                 asked.add((record.pk, field_name))
         self.flagged = []
+
+
+def _mark(values: dict, name: str, on: tuple[str, ...], off: tuple[str, ...]) -> None:
+    """A checkbox field's codes with its columns' 1s (`on`) and 0s (`off`) put, as _checked would
+    put them column by column: sorted when a code is added, the list unchanged when nothing is."""
+    current = values.get(name)
+    if type(current) is not list:
+        values[name] = sorted(on)
+        return
+    kept = [code for code in current if code not in off] if off else current
+    added = [code for code in on if code not in kept]
+    if added:
+        values[name] = sorted([*kept, *added])
+    elif len(kept) != len(current):
+        values[name] = kept
 
 
 def _keep_spaces(validator: FormValidator, values: dict, clean: dict) -> None:
