@@ -238,3 +238,54 @@ def test_only_study_administrators_delete_and_unknown_records_are_named(client, 
     )
     assert response.status_code == 400 and "NOPE" in response.json()["error"]
     assert FormRecord.objects.filter(subject__subject_id="A-0001").exists()
+
+
+def _import_csv(client, token, text):
+    return post(
+        client, token, content="record", action="import", format="csv", data=text, returnFormat="json"
+    )
+
+
+@pytest.mark.redcap("record", "import")
+def test_checkbox_columns_that_change_nothing_leave_the_record_as_it_was(
+    client, redcap_tokens, records, subjects
+):
+    # The same marks as stored (pain and nausea) are no change: no new version, no audit event.
+    before = _record(subjects["a"], "baseline", "demographics")
+    text = (
+        "record_id,redcap_event_name,symptoms___pain,symptoms___nausea,symptoms___fatigue\n"
+        "A-0001,baseline_arm_1,1,1,0\n"
+    )
+    response = _import_csv(client, redcap_tokens["admin"], text)
+    assert response.status_code == 200, response.content
+    record = _record(subjects["a"], "baseline", "demographics")
+    assert sorted(before.data["symptoms"]) == ["nausea", "pain"]
+    assert record.data == before.data
+    assert record.version == before.version == 1
+
+
+@pytest.mark.redcap("record", "import")
+def test_checkbox_marks_other_than_1_and_0_are_read_column_by_column(
+    client, redcap_tokens, records, subjects
+):
+    # "checked"/"Unchecked" and a padded " 0" are REDCap marks too: the same outcome as 1 and 0.
+    text = (
+        "record_id,redcap_event_name,symptoms___pain,symptoms___nausea,symptoms___fatigue\n"
+        'A-0001,baseline_arm_1," 0",Unchecked,checked\n'
+    )
+    response = _import_csv(client, redcap_tokens["admin"], text)
+    assert response.status_code == 200, response.content
+    record = _record(subjects["a"], "baseline", "demographics")
+    assert record.data["symptoms"] == ["fatigue"]
+    assert record.version == 2
+
+
+@pytest.mark.redcap("record", "import")
+def test_checkbox_ones_and_zeros_add_and_remove_codes_sorted(client, redcap_tokens, records, subjects):
+    text = (
+        "record_id,redcap_event_name,symptoms___pain,symptoms___nausea,symptoms___fatigue\n"
+        "A-0001,baseline_arm_1,0,1,1\n"
+    )
+    response = _import_csv(client, redcap_tokens["admin"], text)
+    assert response.status_code == 200, response.content
+    assert _record(subjects["a"], "baseline", "demographics").data["symptoms"] == ["fatigue", "nausea"]
