@@ -33,6 +33,16 @@ class AuditChain(models.Model):
         return f"{self.key} @ {self.last_seq}"
 
 
+class ChainJSONField(models.JSONField):
+    """An event's before/after: JSON text the chain hashes, written only by canonical_json (in
+    record_event and append_events), so SQLite's JSON_VALID check, run on every insert, could never
+    refuse a row; verify_chain reads the text back and re-hashes it. Without the check (PostgreSQL's
+    jsonb has none to drop)."""
+
+    def db_check(self, connection):
+        return None
+
+
 class AuditEventQuerySet(models.QuerySet):
     def update(self, **kwargs):
         raise AppendOnlyError("Audit events are append-only; they cannot be updated.")
@@ -70,8 +80,8 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=64)
     object_id = models.CharField(max_length=255, db_index=True)
     object_label = models.CharField(max_length=255, blank=True)
-    before = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
-    after = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    before = ChainJSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    after = ChainJSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     reason = models.TextField(blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
