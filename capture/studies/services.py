@@ -498,8 +498,12 @@ def _insert_subjects(study: Study, subjects: list[Subject]) -> None:
         for s in subjects
     )
     insert_rows(Subject, _SUBJECT_COLUMNS, rows)
-    wanted = [subject.subject_id for subject in subjects]
-    pks: dict[str, int] = {}
+    # The batch's rows are the study's subjects created at this very instant (one query, no list of
+    # ids to send); should any be missing, by their ids.
+    pks: dict[str, int] = dict(
+        Subject.objects.filter(study=study, created_at=now).values_list("subject_id", "pk")
+    )
+    wanted = [subject.subject_id for subject in subjects if subject.subject_id not in pks]
     for at in range(0, len(wanted), _ID_QUERY):
         chunk = wanted[at : at + _ID_QUERY]
         pks.update(Subject.objects.filter(study=study, subject_id__in=chunk).values_list("subject_id", "pk"))
