@@ -345,6 +345,14 @@ def _site_sequence(study: Study, site: Site, count: int, elsewhere: set[str]) ->
         yield seq, pattern.format(site=site.code, seq=seq, study=study.slug)
 
 
+def _site_numbers(site: Site) -> Iterator[tuple[int, str]]:
+    """The sequence numbers after the site's last, with no pattern id (every id of the batch is given)."""
+    seq = Subject.objects.filter(site=site).order_by("-seq").values_list("seq", flat=True).first() or 0
+    while True:
+        seq += 1
+        yield seq, ""
+
+
 def _checked_batch(
     user, study: Study, requests: list[EnrolRequest]
 ) -> tuple[dict[int, Site], dict[tuple, Arm]]:
@@ -380,15 +388,20 @@ def _batch_ids(study: Study, requests: list[EnrolRequest], sites: dict[int, Site
     given = [request.subject_id for request in requests if request.subject_id is not None]
     for subject_id in given:
         _check_id_text(study, subject_id)
-    sequences = {
-        pk: _site_sequence(
-            study,
-            site,
-            sum(1 for r in requests if r.site.pk == pk),
-            {r.subject_id for r in requests if r.subject_id is not None and r.site.pk != pk},
-        )
-        for pk, site in sites.items()
-    }
+    if len(given) == len(requests):
+        # Every id given (a migration keeps its source's): sequence numbers only, one after the
+        # site's last; no pattern id is made, so none need be checked against the others.
+        sequences = {pk: _site_numbers(site) for pk, site in sites.items()}
+    else:
+        sequences = {
+            pk: _site_sequence(
+                study,
+                site,
+                sum(1 for r in requests if r.site.pk == pk),
+                {r.subject_id for r in requests if r.subject_id is not None and r.site.pk != pk},
+            )
+            for pk, site in sites.items()
+        }
     numbered = [(request, *next(sequences[request.site.pk])) for request in requests]
     ids = [request.subject_id or generated for request, _, generated in numbered]
     taken = _ids_taken(study, ids)

@@ -128,6 +128,33 @@ def test_a_batch_of_given_ids_in_a_study_that_keeps_source_ids(basic_definitions
     assert _outcome(kept, subjects) == expected
 
 
+def test_a_second_batch_of_given_ids_numbers_on_from_each_sites_last(basic_definitions, make_user):
+    owner = make_user("keeper", is_staff=True)
+    kept = services.create_study(
+        actor=owner, slug="kept", name="Kept", schedule=basic_definitions, subject_ids=Study.SOURCE_IDS
+    )
+    north = services.add_site(actor=owner, study=kept, code="N", name="North")
+    south = services.add_site(actor=owner, study=kept, code="S", name="South")
+    services.grant_role(actor=SYSTEM, study=kept, user=owner, role="study_admin")
+    first = [EnrolRequest(north, WHEN, subject_id=rid) for rid in ("1", "2")] + [
+        EnrolRequest(south, WHEN, subject_id="3")
+    ]
+    services.enroll_subjects(actor=owner, study=kept, requests=first)
+    second = [
+        EnrolRequest(south, WHEN, subject_id="x"),
+        EnrolRequest(north, WHEN, subject_id="y"),
+        EnrolRequest(south, WHEN, subject_id="z"),
+    ]
+    subjects = services.enroll_subjects(actor=owner, study=kept, requests=second)
+    # Each site numbers on from its own last subject (North had 1, 2; South had 1), as enroll_subject does.
+    assert [(s.subject_id, s.site.code, s.seq) for s in subjects] == [
+        ("x", "S", 2),
+        ("y", "N", 3),
+        ("z", "S", 3),
+    ]
+    assert verify_chain(chain_key(kept)) == []
+
+
 def _nothing_written(study, before_events):
     return Subject.objects.filter(study=study).count() == 0 and (
         AuditEvent.objects.filter(chain=chain_key(study)).count() == before_events
