@@ -21,7 +21,8 @@ The two sides run in turn, --repeat times each (3 unless told), every run on a f
 side's migrated database: a SQLite file per run in a temporary folder, or with --postgres a database
 per run (made from a migrated template) in a PostgreSQL cluster of its own; DATABASE_URL is not used.
 On a shared machine a run is slowed by whatever else runs, never sped up, so the best run of each
-side counts (as timeit takes the best of its repeats); each run's own ratio is printed too. It prints
+side counts (as timeit takes the best of its repeats); each run's own ratio (its two sides run
+one after the other, in much the same state of the machine) is printed too, and their median. It prints
 records, rows written, seconds (wall and this process's CPU), the ratio Capture / reference (target
 ≤ 3) and Capture's peak RSS (target < 1 GB). It counts the records Capture stored after each run,
 and fails unless they are the records the generator made and the reference wrote.
@@ -37,6 +38,7 @@ import os
 import random
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -446,8 +448,10 @@ def report(n: int, forms: int, runs: list[tuple[dict, dict]], backend: str) -> N
     for what in ("work_seconds", "cpu_seconds"):
         best_capture = min(c[what] for c, _ in runs)
         best_reference = min(r[what] for _, r in runs)
+        paired = statistics.median(c[what] / r[what] for c, r in runs)
         print(
-            f"Capture / reference = {best_capture / best_reference:.2f} by {what.split('_')[0]} time  (target ≤ 3)"
+            f"Capture / reference = {best_capture / best_reference:.2f} by {what.split('_')[0]} time, best runs "
+            f"(median of the runs' own ratios {paired:.2f})  (target ≤ 3)"
         )
     peak = max(c["peak_rss_mb"] for c, _ in runs)
     print(f"peak RSS of Capture's import = {peak:.0f} MB  (target < 1024)")
