@@ -9,18 +9,10 @@ Dropped by name, as 0003 does, not by AlterField, which on SQLite would copy the
 from django.conf import settings
 from django.db import migrations, models
 
+from capture.migrationops import drop_indexes
+
 # The names Django gave the foreign keys' indexes (schema_editor._create_index_name).
 NAMES = {"study_id": "audit_auditevent_study_id_066197f8", "actor_id": "audit_auditevent_actor_id_270bb4b7"}
-
-
-def drop(apps, schema_editor):
-    for name in NAMES.values():
-        schema_editor.execute(f'DROP INDEX IF EXISTS "{name}"')
-
-
-def create(apps, schema_editor):
-    for column, name in NAMES.items():
-        schema_editor.execute(f'CREATE INDEX "{name}" ON "audit_auditevent" ("{column}")')
 
 
 class Migration(migrations.Migration):
@@ -32,7 +24,7 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.SeparateDatabaseAndState(
-            database_operations=[migrations.RunPython(drop, create)],
+            database_operations=[drop_indexes("audit_auditevent", NAMES)],
             state_operations=[
                 migrations.AlterField(
                     model_name="auditevent",

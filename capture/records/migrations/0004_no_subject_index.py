@@ -10,21 +10,13 @@ Dropped by name, not by AlterField, which on SQLite would copy the whole table.
 from django.conf import settings
 from django.db import migrations, models
 
+from capture.migrationops import drop_indexes
+
 # The names schema_editor._create_index_name gave them.
 NAMES = {
     "subject_id": "records_formrecord_subject_id_d51b6967",
     "updated_by_id": "records_formrecord_updated_by_id_34779adc",
 }
-
-
-def drop(apps, schema_editor):
-    for name in NAMES.values():
-        schema_editor.execute(f'DROP INDEX IF EXISTS "{name}"')
-
-
-def create(apps, schema_editor):
-    for column, name in NAMES.items():
-        schema_editor.execute(f'CREATE INDEX "{name}" ON "records_formrecord" ("{column}")')
 
 
 class Migration(migrations.Migration):
@@ -36,7 +28,7 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.SeparateDatabaseAndState(
-            database_operations=[migrations.RunPython(drop, create)],
+            database_operations=[drop_indexes("records_formrecord", NAMES)],
             state_operations=[
                 migrations.AlterField(
                     model_name="formrecord",
