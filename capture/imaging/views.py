@@ -25,6 +25,7 @@ from capture.studies.disclosure import Disclosure
 from . import dicomweb, services, svg
 from . import ingest as ingest_limits
 from . import timeline as timelines
+from .assigning import assign_queued
 from .forms import AssignForm, DicomwebForm, IdentifierForm, UploadForm
 from .jobs import UPLOAD_DIR
 from .models import ImagingStudy, QuarantinedInstance
@@ -91,22 +92,18 @@ def queue(request, slug):
 def assign(request, slug, pk):
     study = access.get_study(request.user, slug, IMPORT)
     row = get_object_or_404(ImagingStudy, study=study, pk=pk)
-    subjects = list(access.subjects_visible_to(request.user, study).values_list("subject_id", flat=True))
-    form = AssignForm(request.POST, subjects=subjects, prefix=f"s{row.pk}")
-    if not form.is_valid():
-        messages.error(request, "Choose a subject to assign the study to.")
-        return redirect("imaging:queue", slug=study.slug)
-    subject = access.get_subject(request.user, study, form.cleaned_data["subject"])
-    try:
-        count = services.assign_study(
-            actor=request.user, imaging_study=row, subject=subject, reason=form.cleaned_data["reason"]
-        )
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        more = f" and {count - 1} more of the same patient" if count > 1 else ""
-        messages.success(request, f"Assigned to {subject.subject_id}{more}.")
-    return redirect("imaging:queue", slug=study.slug)
+    return assign_queued(
+        request,
+        study,
+        row,
+        prefix="s",
+        noun="study",
+        done="Assigned to",
+        assign=lambda actor, item, subject, reason: services.assign_study(
+            actor=actor, imaging_study=item, subject=subject, reason=reason
+        ),
+        back="imaging:queue",
+    )
 
 
 @login_required

@@ -4,13 +4,12 @@ policy (capture/studies/disclosure.py)."""
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.db.models import Count
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
+from capture.imaging.assigning import assign_queued
 from capture.imaging.forms import AssignForm
 from capture.studies import access
 from capture.studies.disclosure import Disclosure
@@ -79,19 +78,15 @@ def queue(request, slug):
 def assign(request, slug, pk):
     study = access.get_study(request.user, slug, IMPORT)
     row = get_object_or_404(MeasurementReport, study=study, pk=pk, subject__isnull=True)
-    subjects = list(access.subjects_visible_to(request.user, study).values_list("subject_id", flat=True))
-    form = AssignForm(request.POST, subjects=subjects, prefix=f"r{row.pk}")
-    if not form.is_valid():
-        messages.error(request, "Choose a subject to assign the report to.")
-        return redirect("measurements:queue", slug=study.slug)
-    subject = access.get_subject(request.user, study, form.cleaned_data["subject"])
-    try:
-        count = queues.assign(
-            actor=request.user, report=row, subject=subject, reason=form.cleaned_data["reason"]
-        )
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        more = f" and {count - 1} more of the same patient" if count > 1 else ""
-        messages.success(request, f"Report assigned to {subject.subject_id}{more}.")
-    return redirect("measurements:queue", slug=study.slug)
+    return assign_queued(
+        request,
+        study,
+        row,
+        prefix="r",
+        noun="report",
+        done="Report assigned to",
+        assign=lambda actor, item, subject, reason: queues.assign(
+            actor=actor, report=item, subject=subject, reason=reason
+        ),
+        back="measurements:queue",
+    )
