@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.urls import reverse
+from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD
 from tests.interop.conftest import REDCAP, shared
@@ -47,7 +48,7 @@ def test_admin_adds_a_member_opens_a_site_moves_a_subject_and_downloads_the_audi
     page.fill("#id_code", "C")
     page.fill("#id_name", "Site C")
     page.click("button:has-text('Open site')")
-    assert page.locator("#sites tr", has_text="Site C").count() == 1
+    expect(page.locator("#sites tr", has_text="Site C")).to_have_count(1)
 
     page.goto(live_server.url + reverse("web:subject", args=[study.slug, "A-0001"]))
     page.click("text=Move to another site")
@@ -61,8 +62,9 @@ def test_admin_adds_a_member_opens_a_site_moves_a_subject_and_downloads_the_audi
     page.click("text=Audit log")
     page.fill("input[name=action]", "subject.move")
     page.click("#audit-filter button[type=submit]")
+    page.wait_for_url("**action=subject.move**")
     rows = page.locator("#audit tbody tr")
-    assert rows.count() == 1
+    expect(rows).to_have_count(1)
     assert "moved to Bristol" in rows.first.inner_text() and "A-0001" in rows.first.inner_text()
     with page.expect_download() as download:
         page.click("#csv")
@@ -104,7 +106,7 @@ def test_a_new_study_is_set_up_end_to_end_and_every_change_is_in_the_audit_log(
         page.fill("#id_code", code)
         page.fill("#id_name", name)
         page.click("button:has-text('Open site')")
-    assert page.locator("#sites tbody tr").count() == 2
+    expect(page.locator("#sites tbody tr")).to_have_count(2)
 
     page.click("nav.actions >> text=Members and rights")
     page.fill("#id_username", "carla")
@@ -133,7 +135,9 @@ def test_a_new_study_is_set_up_end_to_end_and_every_change_is_in_the_audit_log(
     assert "it is read-only everywhere" in page.locator("#closed-note").inner_text()
 
     page.click("nav.actions >> text=Audit log")
+    page.wait_for_url("**/audit/")
     rows = page.locator("#audit tbody tr")
+    expect(rows.first).to_be_visible()
     seen: dict[str, list[list[str]]] = {}
     for n in range(rows.count()):
         cells = [c.inner_text().strip() for c in rows.nth(n).locator("td").all()]

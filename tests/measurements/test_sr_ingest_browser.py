@@ -6,6 +6,7 @@ import zipfile
 
 import pytest
 from django.urls import reverse
+from playwright.sync_api import expect
 
 from capture.accounts.system import SYSTEM
 from capture.imaging import services as imaging
@@ -51,12 +52,12 @@ def test_a_data_manager_uploads_reports_and_assigns_the_queued_one(
 
     page.click("a.button:has-text('Measurement reports')")
     rows = page.locator("#reports tbody tr")
-    assert rows.count() == 3
+    expect(rows).to_have_count(3)
     assert [rows.nth(i).locator("td").nth(3).inner_text() for i in range(3)] == ["baseline", "week_8", "—"]
 
     page.goto(live_server.url + reverse("measurements:queue", args=["trial"]))
     queued = page.locator("#queue tbody tr")
-    assert queued.count() == 1
+    expect(queued).to_have_count(1)
     queued.locator("select").select_option("B-0001")
     queued.locator("button:has-text('Assign')").click()
     page.wait_for_selector("text=Report assigned to B-0001")

@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 from django.urls import reverse
+from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD
 from tests.requirements import need
@@ -54,7 +55,7 @@ def test_coordinator_logs_in_enrols_a_subject_and_sees_it_on_the_dashboard(
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     page.click("text=Trial")
-    assert page.locator("table.grid").is_visible()
+    expect(page.locator("table.grid")).to_be_visible()
     assert page.locator(f"text={subjects['a'].subject_id}").count() == 1
     assert page.locator(f"text={subjects['b'].subject_id}").count() == 0
     page.click("text=Enrol a subject")
