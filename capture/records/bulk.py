@@ -406,8 +406,8 @@ def _copy_new(writes: list[RecordWrite], stamp, user_id) -> list[tuple[int, Reco
 
 
 def _inserted_ids(chunk: list[RecordWrite], stamp) -> list[int]:
-    """The ids of the rows just inserted for `chunk`, in its order: executemany has no RETURNING.
-    On SQLite, whose one writer this transaction is, the rows of one executemany take consecutive
+    """The ids of the rows just inserted for `chunk`, in its order (insert_rows returns none).
+    On SQLite, whose one writer this transaction is, the rows of one insert_rows take consecutive
     ids ending at last_insert_rowid(); one count makes sure every id of that range is a row of this
     write. Otherwise (or if the count disagrees) the ids are read back by the unique key."""
     table = connection.ops.quote_name(FormRecord._meta.db_table)
